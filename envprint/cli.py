@@ -1,0 +1,206 @@
+"""The command line: a thin Typer layer over the library.
+
+Owns: arguments, output streams (results on stdout, diagnostics on stderr) and the one place
+where EnvprintError becomes an exit code. Must not import TensorFlow at module level: ``--help``
+and ``diff`` of two files must start fast on hosts without it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ._version import __version__
+from .errors import EnvprintError, ExitCode, UsageError
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0   passed / no differences
+  1   mismatch (verify) / differences (diff)
+  2   usage error
+  3   fingerprint or probes problem (missing, invalid, newer schema)
+  4   model problem (missing, unloadable, cannot predict the probes)
+  5   missing dependency (TensorFlow or an extra not importable)
+  70  internal error in envprint (a crash never looks like a mismatch)
+"""
+
+app = typer.Typer(
+    name="envprint",
+    help="Fingerprint the environment of a TensorFlow/Keras model; verify and explain drift on another host.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"envprint {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter would drown the report; the variable is not recorded
+    # (collect.ENV_IGNORED) and a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70."""
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except EnvprintError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        sys.stderr.write(f"envprint: error: {exc}\n")
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("envprint: interrupted\n")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        sys.stderr.write(
+            f"envprint: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback and report it)\n"
+        )
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def _console():
+    from rich.console import Console
+
+    # Wide enough that paths and versions are not cut when stdout is a pipe or a CI log.
+    return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
+
+
+@app.command()
+def show(
+    json_out: JsonOpt = False,
+    show_all: AllOpt = False,
+    no_tensorflow: Annotated[
+        bool, typer.Option("--no-tensorflow", help="Do not import TensorFlow; its sections are recorded as absent.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Declare the seed your training used.")] = None,
+) -> None:
+    """Capture this host's fingerprint and print it."""
+
+    def body() -> None:
+        from .capture import capture
+        from .store import canonical_json
+
+        _quiet_tensorflow()
+        fp = capture(tensorflow=not no_tensorflow, seed=seed)
+        if json_out:
+            sys.stdout.write(canonical_json(fp))
+        else:
+            from .render import render_fingerprint
+
+            render_fingerprint(fp, _console(), show_all=show_all)
+
+    _guard(body)
+
+
+@app.command()
+def diff(
+    a: Annotated[Path, typer.Argument(help="A fingerprint.json.", show_default=False)],
+    b: Annotated[Path | None, typer.Argument(help="Another fingerprint.json (or use --current).")] = None,
+    current: Annotated[bool, typer.Option("--current", help="Compare A with this host, captured now.")] = False,
+    json_out: JsonOpt = False,
+    show_all: AllOpt = False,
+) -> None:
+    """Show what differs between two fingerprints, numerics-relevant differences first.
+
+    Exit 0 when they are the same, 1 when they differ, 2 or more when they cannot be compared.
+    Comparing two files never imports TensorFlow.
+    """
+
+    def body() -> int:
+        from .diff import diff_fingerprints
+        from .store import canonical_json, read_fingerprint
+
+        if (b is None) == (not current):
+            raise UsageError("give either a second fingerprint B or --current, not both and not neither")
+        fa = read_fingerprint(a)
+        if current:
+            from .capture import capture
+
+            _quiet_tensorflow()
+            fb, label_b = capture(), "current host"
+        else:
+            fb, label_b = read_fingerprint(b), str(b)
+        result = diff_fingerprints(fa, fb, str(a), label_b)
+        if json_out:
+            sys.stdout.write(canonical_json(result))
+        else:
+            from .render import render_diff
+
+            render_diff(result, _console(), show_all=show_all)
+        return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
+
+    raise typer.Exit(_guard(body))
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the JSON Schema files into.")] = Path(
+        "schemas"
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the files in --out differ from the models.")
+    ] = False,
+) -> None:
+    """Write the JSON Schema of every record envprint persists or emits (e.g. fingerprint.v1.schema.json)."""
+
+    def body() -> int:
+        from .models import json_schemas
+        from .store import atomic_write_text, canonical_json
+
+        stale = []
+        if not check:
+            out.mkdir(parents=True, exist_ok=True)
+        for name, document in json_schemas().items():
+            path = out / name
+            text = canonical_json(document)
+            if check:
+                if not path.exists() or path.read_text(encoding="utf-8") != text:
+                    stale.append(str(path))
+            else:
+                atomic_write_text(path, text)
+                sys.stdout.write(f"wrote {path}\n")
+        if stale:
+            sys.stderr.write(f"envprint: schemas out of date: {', '.join(stale)}; run: envprint schema --out {out}\n")
+            return int(ExitCode.DIFFERENT)
+        return int(ExitCode.OK)
+
+    raise typer.Exit(_guard(body))
+
+
+def main() -> None:
+    app()

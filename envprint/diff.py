@@ -1,0 +1,165 @@
+"""Diff two fingerprints: pure data in, a FingerprintDiff out.
+
+Owns: flattening a fingerprint into dotted leaf paths, and the topic table that says what kind
+of difference each path is and whether it can change numerics. The topic names are the cause
+ids that explanations use. Must not import TensorFlow: ``envprint diff A B`` runs on any host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from typing import Any
+
+from .models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
+
+# Path pattern -> (topic, can change numerics). First match wins; the order of first appearance
+# of each topic is also the order in which differences are listed (most decisive first).
+TOPICS: tuple[tuple[str, str, bool], ...] = (
+    ("tensorflow.dtype_policy", "dtype_policy", True),
+    ("tensorflow.onednn*", "onednn", True),
+    ("env.variables.TF_ENABLE_ONEDNN_OPTS", "onednn", True),
+    ("tensorflow.op_determinism", "determinism_settings", True),
+    ("tensorflow.tensor_float_32", "determinism_settings", True),
+    ("tensorflow.jit", "determinism_settings", True),
+    ("tensorflow.grappler*", "determinism_settings", True),
+    ("env.variables.NVIDIA_TF32_OVERRIDE", "determinism_settings", True),
+    ("env.variables.TF_DETERMINISTIC_OPS", "determinism_settings", True),
+    ("env.variables.TF_CUDNN_DETERMINISTIC", "determinism_settings", True),
+    ("env.variables.*XLA_FLAGS", "determinism_settings", True),
+    ("tensorflow", "tensorflow_version", True),
+    ("tensorflow.version", "tensorflow_version", True),
+    ("tensorflow.git_version", "tensorflow_version", True),
+    ("tensorflow.compiler_version", "tensorflow_version", True),
+    ("packages.tensorflow_distribution", "tensorflow_version", True),
+    ("packages.key.tensorflow*", "tensorflow_version", True),
+    ("packages.key.tf-nightly*", "tensorflow_version", True),
+    ("packages.key.intel-tensorflow", "tensorflow_version", True),
+    ("tensorflow.keras_*", "keras_version", True),
+    ("packages.key.keras", "keras_version", True),
+    ("packages.key.tf-keras", "keras_version", True),
+    ("packages.key.numpy", "numpy_version", True),
+    ("packages.key.*", "other_package", True),
+    ("tensorflow.build*", "cuda_stack", True),
+    ("devices.driver_version", "cuda_stack", True),
+    ("devices.cuda_driver_version", "cuda_stack", True),
+    ("devices.loaded_libraries*", "cuda_stack", True),
+    ("devices.nvidia_wheels*", "cuda_stack", True),
+    ("env.variables.LD_LIBRARY_PATH", "cuda_stack", True),
+    ("devices*", "device", True),
+    ("env.variables.CUDA_VISIBLE_DEVICES", "device", True),
+    ("cpu.model", "cpu_isa", True),
+    ("cpu.vendor", "cpu_isa", True),
+    ("cpu.flags", "cpu_isa", True),
+    ("platform.machine", "cpu_isa", True),
+    ("threads*", "threads", True),
+    ("cpu.logical_cores", "threads", True),
+    ("cpu.physical_cores", "threads", True),
+    ("seeds*", "seed", True),
+    ("python*", "python_version", True),
+    ("env*", "environment", True),
+    ("packages.installed.*", "other_package", False),
+    ("*", "context", False),
+)
+
+# Never compared: when the record was made, and the reasons a fact was unavailable (the fact's
+# own value, None, already shows in the diff).
+IGNORED = ("created_at", "*.unavailable.*", "unavailable.*", "*.unavailable", "unavailable")
+
+_TOPIC_ORDER = {topic: i for i, topic in enumerate(dict.fromkeys(t for _, t, _ in TOPICS))}
+
+
+def topic_of(path: str) -> tuple[str, bool]:
+    for pattern, topic, numerics in TOPICS:
+        if fnmatchcase(path, pattern):
+            return topic, numerics
+    raise AssertionError("the TOPICS table ends with a catch-all")  # pragma: no cover
+
+
+def _summary(value: Any) -> Leaf:
+    """A one-value stand-in for a whole section present on one side only."""
+    if isinstance(value, dict):
+        return value.get("version") or value.get("name") or "present"
+    return f"{len(value)} items"
+
+
+def _list_key(item: dict, index: int) -> str:
+    name = item.get("name")
+    if isinstance(name, str):
+        return name.removeprefix("/physical_device:")
+    return str(item.get("index", index))
+
+
+def flatten(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield (dotted path, leaf) for every leaf. Lists of records are keyed by name or index."""
+    if isinstance(value, dict):
+        for key in sorted(value):
+            yield from flatten(value[key], f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for i, item in enumerate(value):
+            yield from flatten(item, f"{path}[{_list_key(item, i)}]")
+    else:
+        yield path, value
+
+
+def _comparable(fp: Fingerprint) -> dict:
+    data = fp.model_dump(mode="json")
+    # One value per library family: versions (or file names) rather than install paths, which
+    # differ between two virtual environments that load the very same library.
+    libs = data["devices"].get("loaded_libraries")
+    if libs is not None:
+        families: dict[str, list[str]] = {}
+        for lib in libs:
+            families.setdefault(lib["name"], []).append(lib["version"] or lib["path"].rsplit("/", 1)[-1])
+        data["devices"]["loaded_libraries"] = {k: ", ".join(sorted(v)) for k, v in families.items()}
+    # A key package is compared once, under packages.key; not again under packages.installed.
+    for name in data["packages"]["key"]:
+        data["packages"]["installed"].pop(name, None)
+    return data
+
+
+def _leaves(data: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path, leaf in flatten(data):
+        if any(fnmatchcase(path, pattern) for pattern in IGNORED):
+            continue
+        out[path] = leaf
+    return out
+
+
+def _collapse_missing(a: dict, b: dict) -> tuple[dict, dict]:
+    """When a whole section is None on one side, compare it as one entry, not one per field."""
+    for key in set(a) | set(b):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            a[key], b[key] = _collapse_missing(dict(va), dict(vb))
+        elif (va is None) != (vb is None) and isinstance(va or vb, (dict, list)) and (va or vb):
+            a[key] = None if va is None else _summary(va)
+            b[key] = None if vb is None else _summary(vb)
+    return a, b
+
+
+def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_b: str = "b") -> FingerprintDiff:
+    da, db = _collapse_missing(_comparable(a), _comparable(b))
+    la, lb = _leaves(da), _leaves(db)
+    entries = []
+    for path in sorted(set(la) | set(lb)):
+        va, vb = la.get(path), lb.get(path)
+        if va == vb or (va in (None, {}, []) and vb in (None, {}, [])):
+            continue
+        status = "only_in_b" if va in (None, {}, []) else "only_in_a" if vb in (None, {}, []) else "changed"
+        topic, numerics = topic_of(path)
+        entries.append(
+            DiffEntry(path=path, section=path.split(".")[0].split("[")[0], status=status,
+                      a=_leaf(va), b=_leaf(vb), topic=topic, numerics=numerics)
+        )
+    entries.sort(key=lambda e: (not e.numerics, _TOPIC_ORDER[e.topic], e.path))
+    return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries)
+
+
+def _leaf(value: Any) -> Leaf:
+    if value in ({}, []):
+        return None
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return value
