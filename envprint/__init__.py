@@ -1,10 +1,15 @@
 """envprint: fingerprint a TensorFlow/Keras model's environment; verify and explain drift.
 
-Public surface. Importing envprint never imports TensorFlow.
+Public surface. Importing envprint never imports TensorFlow, and names are loaded on first use
+(PEP 562) so that ``envprint --help`` pays for neither pydantic's models nor the collectors.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .capture import capture, seed_everything
 from .errors import (
     DependencyError,
     EnvprintError,
@@ -14,19 +19,43 @@ from .errors import (
     ModelError,
     UsageError,
 )
-from .models import Fingerprint, FingerprintDiff
+
+_LAZY = {
+    "capture": "capture",
+    "seed_everything": "capture",
+    "Fingerprint": "models",
+    "FingerprintDiff": "models",
+    "diff_fingerprints": "diff",
+    "read_fingerprint": "store",
+}
 
 __all__ = [
     "__version__",
-    "capture",
-    "seed_everything",
-    "Fingerprint",
-    "FingerprintDiff",
+    "DependencyError",
     "EnvprintError",
     "ExitCode",
     "FingerprintError",
-    "ModelError",
-    "DependencyError",
     "MismatchError",
+    "ModelError",
     "UsageError",
+    *_LAZY,
 ]
+
+if TYPE_CHECKING:
+    from .capture import capture, seed_everything
+    from .diff import diff_fingerprints
+    from .models import Fingerprint, FingerprintDiff
+    from .store import read_fingerprint
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'envprint' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -129,8 +129,8 @@ def show(
 
 @app.command()
 def diff(
-    a: Annotated[Path, typer.Argument(help="A fingerprint.json.", show_default=False)],
-    b: Annotated[Path | None, typer.Argument(help="Another fingerprint.json (or use --current).")] = None,
+    a: Annotated[Path, typer.Argument(metavar="A", help="A fingerprint.json.", show_default=False)],
+    b: Annotated[Path | None, typer.Argument(metavar="B", help="Another fingerprint.json (or use --current).")] = None,
     current: Annotated[bool, typer.Option("--current", help="Compare A with this host, captured now.")] = False,
     json_out: JsonOpt = False,
     show_all: AllOpt = False,

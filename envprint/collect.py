@@ -12,7 +12,6 @@ import os
 import platform
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -77,12 +76,36 @@ def platform_info() -> PlatformInfo:
 NUMERIC_CPU_FLAGS = frozenset(
     {
         # x86 (names as /proc/cpuinfo spells them)
-        "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c",
-        "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni",
-        "avx512_bf16", "avx512_fp16", "avx512ifma", "avx512vbmi", "avx_vnni",
-        "amx_tile", "amx_bf16", "amx_int8", "amx_fp16",
+        "sse4_1",
+        "sse4_2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512cd",
+        "avx512bw",
+        "avx512dq",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "avx512ifma",
+        "avx512vbmi",
+        "avx_vnni",
+        "amx_tile",
+        "amx_bf16",
+        "amx_int8",
+        "amx_fp16",
         # arm64 (Linux "Features" names)
-        "asimd", "asimddp", "asimdhp", "sve", "sve2", "bf16", "i8mm", "sme",
+        "asimd",
+        "asimddp",
+        "asimdhp",
+        "sve",
+        "sve2",
+        "bf16",
+        "i8mm",
+        "sme",
     }  # fmt: skip
 )
 
@@ -183,10 +206,10 @@ def cpu_info(read: ReadText = read_text, run: Runner = run_command, system: str 
         facts = {"model": platform.processor() or None}
         unavailable["flags"] = f"instruction-set flags are not read on {system}"
     facts["logical_cores"] = os.cpu_count()
+    cpuinfo_reason = unavailable.pop("cpuinfo", None)
     for field in ("model", "vendor", "flags", "physical_cores", "memory_bytes"):
         if facts.get(field) is None and field not in unavailable:
-            unavailable[field] = unavailable.pop("cpuinfo", None) or f"not reported on this {system} host"
-    unavailable.pop("cpuinfo", None)
+            unavailable[field] = cpuinfo_reason or f"not reported on this {system} host"
     return CpuInfo(**{k: v for k, v in facts.items() if k in CpuInfo.model_fields}, unavailable=unavailable)
 
 
@@ -233,8 +256,19 @@ ENV_NAMES = frozenset({"PYTHONHASHSEED", "LD_LIBRARY_PATH", "LD_PRELOAD", "TF32_
 # Logging knobs: allow-listed by prefix but irrelevant to numerics, and the CLI sets them.
 ENV_IGNORED = frozenset({"TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE", "TF_CPP_MIN_VLOG_LEVEL"})
 # Terraform shares the TF_ prefix; its TF_VAR_* inputs routinely hold credentials. Never record them.
-ENV_FOREIGN_PREFIXES = ("TF_VAR_", "TF_CLI_", "TF_TOKEN_", "TF_LOG", "TF_REGISTRY_", "TF_PLUGIN_", "TF_IN_AUTOMATION",
-                        "TF_INPUT", "TF_WORKSPACE", "TF_DATA_DIR", "TF_STATE")
+ENV_FOREIGN_PREFIXES = (
+    "TF_VAR_",
+    "TF_CLI_",
+    "TF_TOKEN_",
+    "TF_LOG",
+    "TF_REGISTRY_",
+    "TF_PLUGIN_",
+    "TF_IN_AUTOMATION",
+    "TF_INPUT",
+    "TF_WORKSPACE",
+    "TF_DATA_DIR",
+    "TF_STATE",
+)
 # Never record the value of a variable whose name suggests a secret, whatever its prefix.
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "COOKIE", "PRIVATE")
 THREAD_VARIABLES = (
@@ -339,7 +373,6 @@ def threads_info(
 
 
 def seeds_info(declared: int | None, source: str | None, environ: Mapping[str, str] = os.environ) -> SeedsInfo:
-    return SeedsInfo(declared=declared, source=source if declared is not None else None,
-                     pythonhashseed=environ.get("PYTHONHASHSEED"))
-
-
+    return SeedsInfo(
+        declared=declared, source=source if declared is not None else None, pythonhashseed=environ.get("PYTHONHASHSEED")
+    )

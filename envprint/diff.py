@@ -150,8 +150,15 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
         status = "only_in_b" if va in (None, {}, []) else "only_in_a" if vb in (None, {}, []) else "changed"
         topic, numerics = topic_of(path)
         entries.append(
-            DiffEntry(path=path, section=path.split(".")[0].split("[")[0], status=status,
-                      a=_leaf(va), b=_leaf(vb), topic=topic, numerics=numerics)
+            DiffEntry(
+                path=path,
+                section=path.split(".")[0].split("[")[0],
+                status=status,
+                a=_leaf(va),
+                b=_leaf(vb),
+                topic=topic,
+                numerics=numerics,
+            )
         )
     entries.sort(key=lambda e: (not e.numerics, _TOPIC_ORDER[e.topic], e.path))
     return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries)

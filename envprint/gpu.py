@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import ModuleType
 
 from .collect import ReadText, Runner, read_text, run_command, why
@@ -32,7 +31,9 @@ LIBRARY_FAMILIES = {
     "scipy_openblas": "openblas", "scipy_openblas64_": "openblas", "tensorflow_framework": "tensorflow_framework",
     "rocblas": "rocblas", "MIOpen": "miopen", "amdhip64": "hip",
 }  # fmt: skip
-_LIB_RE = re.compile(r"lib(?P<stem>[A-Za-z_]+?[A-Za-z_0-9]*?)(?:64_?)?(?:-[0-9a-f]{8})?\.(?:so|dylib)(?:\.(?P<ver>[0-9][0-9.]*))?$")
+_LIB_RE = re.compile(
+    r"lib(?P<stem>[A-Za-z_]+?[A-Za-z_0-9]*?)(?:64_?)?(?:-[0-9a-f]{8})?\.(?:so|dylib)(?:\.(?P<ver>[0-9][0-9.]*))?$"
+)
 
 
 def library_from_path(path: str) -> LoadedLibrary | None:
@@ -97,7 +98,9 @@ def from_nvml(nvml: ModuleType) -> dict:
         for index in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
             memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(NvidiaGpu(index=index, name=_text(nvml.nvmlDeviceGetName(handle)), memory_bytes=int(memory.total)))
+            gpus.append(
+                NvidiaGpu(index=index, name=_text(nvml.nvmlDeviceGetName(handle)), memory_bytes=int(memory.total))
+            )
         facts["gpus"] = gpus
         return facts
     finally:
@@ -121,8 +124,10 @@ def from_nvidia_smi(run: Runner, which: Callable[[str], str | None] = shutil.whi
     exe = which("nvidia-smi")
     if exe is None:
         raise FileNotFoundError("nvidia-smi not on PATH")
-    out = run([exe, "--query-gpu=index,name,driver_version,memory.total", "--format=csv,noheader,nounits"],
-              NVIDIA_SMI_TIMEOUT_S)
+    out = run(
+        [exe, "--query-gpu=index,name,driver_version,memory.total", "--format=csv,noheader,nounits"],
+        NVIDIA_SMI_TIMEOUT_S,
+    )
     return parse_nvidia_smi(out)
 
 
@@ -153,7 +158,9 @@ def nvidia_facts(
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         reasons.append(why(exc) if isinstance(exc, FileNotFoundError) else f"nvidia-smi: {why(exc)}")
     reason = "; ".join(reasons)
-    return {"driver_version": None, "cuda_driver_version": None, "gpus": None,
-            "unavailable": {"driver_version": reason, "cuda_driver_version": reason, "gpus": reason}}
-
-
+    return {
+        "driver_version": None,
+        "cuda_driver_version": None,
+        "gpus": None,
+        "unavailable": {"driver_version": reason, "cuda_driver_version": reason, "gpus": reason},
+    }

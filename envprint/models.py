@@ -13,7 +13,7 @@ Conventions:
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,8 +21,8 @@ FINGERPRINT_SCHEMA_VERSION = 1
 DIFF_SCHEMA_VERSION = 1
 
 # A leaf value as it appears in a diff: JSON scalars, or a list of strings (CPU flags, ...).
-Scalar = Union[str, int, float, bool, None]
-Leaf = Union[Scalar, list[str]]
+Scalar = str | int | float | bool | None
+Leaf = Scalar | list[str]
 
 Unavailable = dict[str, str]
 
@@ -155,10 +155,12 @@ class ThreadsInfo(Record):
     tf_intra_op: int | None = Field(None, description="tf.config.threading intra-op setting; 0 = TensorFlow's default.")
     tf_inter_op: int | None = Field(None, description="tf.config.threading inter-op setting; 0 = TensorFlow's default.")
     tf_intra_op_effective: int | None = Field(
-        None, description="Intra-op threads TensorFlow uses: the setting, else TF_NUM_INTRAOP_THREADS, else the CPUs available."
+        None,
+        description="Intra-op threads TensorFlow uses: the setting, else TF_NUM_INTRAOP_THREADS, else the CPUs available.",
     )
     tf_inter_op_effective: int | None = Field(
-        None, description="Inter-op threads TensorFlow uses: the setting, else TF_NUM_INTEROP_THREADS, else the CPUs available."
+        None,
+        description="Inter-op threads TensorFlow uses: the setting, else TF_NUM_INTEROP_THREADS, else the CPUs available.",
     )
     variables: dict[str, str] = Field(
         default_factory=dict,
@@ -202,7 +204,9 @@ class Fingerprint(Record):
     threads: ThreadsInfo
     seeds: SeedsInfo
     env: EnvInfo
-    unavailable: Unavailable = Field(default_factory=dict, description="Whole sections that could not be read, with why.")
+    unavailable: Unavailable = Field(
+        default_factory=dict, description="Whole sections that could not be read, with why."
+    )
 
 
 # --------------------------------------------------------------------------- diff

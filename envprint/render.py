@@ -44,8 +44,15 @@ def _size(n: int) -> str:
 
 
 def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", show_header=bool(columns), box=None,
-                  pad_edge=False, padding=(0, 2, 0, 0))
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        show_header=bool(columns),
+        box=None,
+        pad_edge=False,
+        padding=(0, 2, 0, 0),
+    )
     for col in columns or ("field", "value"):
         table.add_column(col, overflow="fold")
     return table
@@ -53,8 +60,10 @@ def _table(title: str, *columns: str) -> Table:
 
 def render_fingerprint(fp: Fingerprint, console: Console, show_all: bool = False) -> None:
     data = fp.model_dump(mode="json")
-    console.print(f"envprint fingerprint (schema {fp.schema_version}, envprint {fp.envprint_version}, "
-                  f"captured {fp.created_at.isoformat()})")
+    console.print(
+        f"envprint fingerprint (schema {fp.schema_version}, envprint {fp.envprint_version}, "
+        f"captured {fp.created_at.isoformat()})"
+    )
     for section, title in SECTION_TITLES.items():
         value = data[section]
         table = _table(title)
@@ -97,8 +106,10 @@ def render_diff(diff: FingerprintDiff, console: Console, show_all: bool = False)
         console.print("No differences.")
         return
     numerics = sum(e.numerics for e in diff.entries)
-    console.print(f"{len(diff.entries)} difference{'s' if len(diff.entries) != 1 else ''}, "
-                  f"{numerics} of them can change numerics.")
+    console.print(
+        f"{len(diff.entries)} difference{'s' if len(diff.entries) != 1 else ''}, "
+        f"{numerics} of them can change numerics."
+    )
     folded = [e for e in diff.entries if e.path.startswith("packages.installed.") and not show_all]
     sections: dict[str, list[DiffEntry]] = {}
     for e in diff.entries:
@@ -108,7 +119,7 @@ def render_diff(diff: FingerprintDiff, console: Console, show_all: bool = False)
     for section, entries in sections.items():
         table = _table(SECTION_TITLES.get(section, section), "", "field", "A", "B", "topic")
         for e in sorted(entries, key=lambda e: (order[e.status], not e.numerics)):
-            field = e.path[len(section) + 1:] if e.path.startswith(section + ".") else e.path
+            field = e.path[len(section) + 1 :] if e.path.startswith(section + ".") else e.path
             table.add_row(STATUS_MARK[e.status], field, fmt(e.a), fmt(e.b), e.topic if e.numerics else "")
         console.print()
         console.print(table)

@@ -123,11 +123,16 @@ def tensorflow_info(tf: ModuleType, installed: dict[str, str]) -> TensorflowInfo
         keras_backend=backend,
         dtype_policy=policy,
         op_determinism=_read(unavailable, "op_determinism", lambda: _op_determinism(tf)),
-        tensor_float_32=_read(unavailable, "tensor_float_32",
-                              lambda: bool(tf.config.experimental.tensor_float_32_execution_enabled())),
+        tensor_float_32=_read(
+            unavailable, "tensor_float_32", lambda: bool(tf.config.experimental.tensor_float_32_execution_enabled())
+        ),
         jit=jit if isinstance(jit, str) or jit is None else ("autoclustering" if jit else ""),
-        grappler={k: bool(v) for k, v in (_read(unavailable, "grappler",
-                                                lambda: tf.config.optimizer.get_experimental_options()) or {}).items()},
+        grappler={
+            k: bool(v)
+            for k, v in (
+                _read(unavailable, "grappler", lambda: tf.config.optimizer.get_experimental_options()) or {}
+            ).items()
+        },
         onednn=onednn_info(tf),
         unavailable=unavailable,
     )

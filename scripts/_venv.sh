@@ -1,0 +1,14 @@
+# Sourced by demo.sh and test.sh: make ./.venv (once) and install envprint with TensorFlow (CPU) into it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "envprint needs Python >= 3.10; set PYTHON=/path/to/python3.10+ and rerun" >&2
+  exit 2
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[tensorflow-cpu,test]" 2>&1 \
+  | { grep -v "^WARNING: Location" || true; }
+export PATH="$PWD/.venv/bin:$PATH"

@@ -1,0 +1,179 @@
+"""The command line: output streams, exit codes, and TensorFlow kept out of what does not need it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from envhelpers import run_python
+from typer.testing import CliRunner
+
+import envprint
+from envprint.cli import _guard, app
+from envprint.errors import ExitCode
+from envprint.store import canonical_json
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+GPU = FIXTURES / "recorded_gpu_host_a100.json"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cpu_json(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("fp") / "cpu.json"
+    path.write_text(canonical_json(envprint.capture()))
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_help_documents_every_exit_code():
+    r = invoke("--help")
+    assert r.exit_code == 0, r.output
+    lines = [line.split() for line in r.output.splitlines()]
+    for code in ExitCode:
+        assert any(words[:1] == [str(int(code))] for words in lines), code
+
+
+def test_diff_of_identical_files_exits_0(cpu_json):
+    r = invoke("diff", str(cpu_json), str(cpu_json))
+    assert r.exit_code == 0, r.output
+    assert "No differences." in r.output
+
+
+def test_diff_of_different_files_exits_1_and_folds_the_package_list(cpu_json):
+    r = invoke("diff", str(GPU), str(cpu_json))
+    assert r.exit_code == 1, r.output
+    assert "can change numerics" in r.output
+    assert "other packages changed" in r.output and "--all to list" in r.output
+    r_all = invoke("diff", str(GPU), str(cpu_json), "--all")
+    assert "--all to list" not in r_all.output
+    assert "installed.typer" in r_all.output
+
+
+def test_diff_json_is_the_full_machine_record(cpu_json):
+    r = invoke("diff", str(GPU), str(cpu_json), "--json")
+    assert r.exit_code == 1
+    data = json.loads(r.stdout)
+    assert data["identical"] is False
+    assert data["a"] == str(GPU)
+    assert any(e["path"] == "tensorflow.build.is_cuda_build" for e in data["entries"])
+
+
+def test_diff_against_the_current_host(cpu_json):
+    r = invoke("diff", str(cpu_json), "--current", "--json")
+    assert r.exit_code in (0, 1), r.output
+    assert json.loads(r.stdout)["b"] == "current host"
+
+
+def test_diff_needs_exactly_one_of_b_and_current(cpu_json):
+    r = invoke("diff", str(cpu_json))
+    assert r.exit_code == ExitCode.USAGE
+    assert r.stderr == "envprint: error: give either a second fingerprint B or --current, not both and not neither\n"
+
+
+def test_missing_fingerprint_is_exit_3_with_one_line(tmp_path, cpu_json):
+    r = invoke("diff", str(tmp_path / "nope.json"), str(cpu_json))
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == f"envprint: error: {tmp_path / 'nope.json'}: no such file; give the path of a fingerprint.json\n"
+
+
+def test_not_json_is_exit_3_with_the_position(tmp_path, cpu_json):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 1,,}')
+    r = invoke("diff", str(bad), str(cpu_json))
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr.startswith(f"envprint: error: {bad}: not valid JSON (line 1, column 22:")
+
+
+def test_schema_violation_names_the_field(tmp_path, cpu_json):
+    data = json.loads(cpu_json.read_text())
+    data["cpu"]["logical_cores"] = "many"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    r = invoke("diff", str(bad), str(cpu_json))
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr.startswith(f"envprint: error: {bad}: invalid fingerprint: field 'cpu.logical_cores': ")
+
+
+def test_newer_schema_says_upgrade(tmp_path, cpu_json):
+    data = json.loads(cpu_json.read_text())
+    data["schema_version"] = 99
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(data))
+    r = invoke("diff", str(newer), str(cpu_json))
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (
+        f"envprint: error: {newer}: schema_version 99 is newer than this envprint reads (1); "
+        "upgrade envprint: pip install -U envprint\n"
+    )
+
+
+def test_internal_error_is_exit_70_never_a_mismatch():
+    import typer
+
+    def broken():
+        raise KeyError("boom")
+
+    with pytest.raises(typer.Exit) as info:
+        _guard(broken)
+    assert info.value.exit_code == ExitCode.INTERNAL
+
+
+def test_show_json_is_canonical_and_matches_the_schema():
+    import jsonschema
+
+    r = invoke("show", "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert r.stdout == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "fingerprint.v1.schema.json").read_text())
+    jsonschema.validate(data, schema)
+
+
+def test_show_prints_grouped_tables_for_people():
+    r = invoke("show")
+    assert r.exit_code == 0, r.stderr
+    lines = [line.strip() for line in r.output.splitlines()]
+    for title in ("Python", "CPU", "Packages", "TensorFlow", "Devices", "Threads", "Seeds", "Environment variables"):
+        assert title in lines
+    assert "distributions; --all to list" in r.output
+
+
+def test_schemas_in_the_repository_match_the_models(tmp_path):
+    repo_schemas = Path(__file__).resolve().parent.parent / "schemas"
+    r = invoke("schema", "--check", "--out", str(repo_schemas))
+    assert r.exit_code == 0, r.stderr + " -- run: envprint schema --out schemas"
+    stale = tmp_path / "schemas"
+    shutil.copytree(repo_schemas, stale)
+    (stale / "fingerprint.v1.schema.json").write_text("{}\n")
+    r = invoke("schema", "--check", "--out", str(stale))
+    assert r.exit_code == 1
+    assert "schemas out of date" in r.stderr
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("argv", [["--help"], ["diff", "A", "B"], ["diff", "--help"]])
+def test_commands_that_need_no_tensorflow_never_import_it(argv, cpu_json):
+    argv = [str(cpu_json) if a in ("A", "B") else a for a in argv]
+    code = (
+        "import sys\n"
+        "from envprint.cli import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'numpy') if m in sys.modules)\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
+    )
+    done = run_python(code)
+    assert done.stderr.endswith("HEAVY="), done.stderr
+
+
+@pytest.mark.subprocess
+def test_python_dash_m_envprint_works():
+    done = run_python(
+        "import runpy, sys; sys.argv = ['envprint', '--version']; runpy.run_module('envprint', run_name='__main__')"
+    )
+    assert done.stdout == f"envprint {envprint.__version__}\n", done.stderr
