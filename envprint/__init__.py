@@ -38,7 +38,12 @@ __all__ = [
     "MismatchError",
     "ModelError",
     "UsageError",
-    *_LAZY,
+    "capture",
+    "seed_everything",
+    "Fingerprint",
+    "FingerprintDiff",
+    "diff_fingerprints",
+    "read_fingerprint",
 ]
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FINGERPRINT_SCHEMA_VERSION = 1
 DIFF_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 1
 
 # A leaf value as it appears in a diff: JSON scalars, or a list of strings (CPU flags, ...).
 Scalar = str | int | float | bool | None
@@ -189,6 +190,78 @@ class EnvInfo(Record):
     )
 
 
+# --------------------------------------------------------------------------- model and probes (save)
+
+ModelFormat = Literal["keras", "h5", "savedmodel", "tflite"]
+
+
+class TensorSpec(Record):
+    name: str
+    shape: list[int | None] = Field(description="None for a dynamic dimension (the batch, usually).")
+    dtype: str = Field(description="NumPy dtype name, e.g. 'float32'.")
+
+
+class ModelIdentity(Record):
+    """What makes this model this model: its bytes, its weights, its interface and its layers."""
+
+    format: ModelFormat
+    name: str = Field(description="File or directory name of the model at save time.")
+    files: dict[str, str] = Field(
+        description="sha256 of every model file, by path relative to the model (one entry '.' for a single file)."
+    )
+    weights_digest: str | None = Field(
+        None,
+        description="sha256 over every weight's name, dtype, shape and bytes: the same when the same weights are "
+        "saved again, different when any weight changes.",
+    )
+    saved_model_fingerprint: dict[str, int] | None = Field(
+        None, description="tf.saved_model.experimental.read_fingerprint() of a SavedModel."
+    )
+    signature: str | None = Field(None, description="SavedModel signature the probes ran through.")
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    parameter_count: int | None = None
+    layer_classes: list[str] = Field(default_factory=list)
+    stochastic_layers: list[str] = Field(
+        default_factory=list, description="Layers that are random in training mode (Dropout, GaussianNoise, ...)."
+    )
+    dtype_policy: str | None = None
+    unavailable: Unavailable = Field(default_factory=dict)
+
+
+class ProbeRecipe(Record):
+    source: Literal["generated", "file"]
+    num_probes: int
+    seed: int | None = Field(None, description="Seed of the generator (generated probes).")
+    distribution: str | None = Field(None, description="How float and integer inputs were drawn (generated probes).")
+    file: str | None = Field(None, description="Name of the --probes file they came from.")
+    inputs: list[TensorSpec] = Field(description="Shape and dtype of each probe array.")
+
+
+class ArrayFile(Record):
+    file: str = Field(description="File name inside the sidecar directory.")
+    sha256: str
+    arrays: dict[str, list[int]] = Field(description="Array name -> shape.")
+
+
+class SelfCheck(Record):
+    """What identical predictions of the probes did at save time, on the training host."""
+
+    repeat_max_abs: dict[str, float] = Field(description="Per output: max |difference| between two identical calls.")
+    batch1_max_abs: dict[str, float] = Field(description="Per output: max |difference|, batch of 1 vs the full batch.")
+    call_max_abs: dict[str, float] | None = Field(
+        None, description="Per output: max |difference|, predict() vs __call__(training=False) (Keras models)."
+    )
+    deterministic: bool = Field(description="False when two identical calls disagreed (dropout left active, ...).")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Tolerance(Record):
+    exact: bool = Field(False, description="Demand bit equality.")
+    rtol: float | None = Field(None, description="Relative tolerance; None: the per-dtype default.")
+    atol: float | None = Field(None, description="Absolute tolerance; None: the per-dtype default.")
+
+
 class Fingerprint(Record):
     """Everything about a host that can change a model's predictions."""
 
@@ -207,6 +280,13 @@ class Fingerprint(Record):
     unavailable: Unavailable = Field(
         default_factory=dict, description="Whole sections that could not be read, with why."
     )
+    # Written by `envprint save`; absent from a plain `envprint show`.
+    model: ModelIdentity | None = None
+    probes: ProbeRecipe | None = None
+    probe_arrays: ArrayFile | None = None
+    reference_arrays: ArrayFile | None = None
+    self_check: SelfCheck | None = None
+    tolerance: Tolerance | None = None
 
 
 # --------------------------------------------------------------------------- diff
@@ -232,9 +312,102 @@ class FingerprintDiff(Record):
     entries: list[DiffEntry] = Field(description="Numerics-relevant entries first, then by path.")
 
 
+# --------------------------------------------------------------------------- verify report
+
+Verdict = Literal["identical", "within_tolerance", "mismatch"]
+
+
+class WorstElement(Record):
+    """One offending element. Numbers are strings (repr) so NaN and Inf stay valid JSON."""
+
+    index: list[int]
+    obtained: str
+    expected: str
+    difference: str
+
+
+class OutputComparison(Record):
+    name: str
+    status: Verdict
+    problem: str | None = Field(
+        None,
+        description="Why the arrays could not be compared element-wise: output missing or new, shape or dtype changed.",
+    )
+    expected_dtype: str | None = None
+    obtained_dtype: str | None = None
+    expected_shape: list[int] | None = None
+    obtained_shape: list[int] | None = None
+    size: int = Field(0, description="Elements compared.")
+    n_differ: int = Field(0, description="Elements not bit-identical.")
+    n_out_of_tolerance: int = Field(0, description="Elements with |obtained - expected| > atol + rtol * |expected|.")
+    fraction_out_of_tolerance: float = 0.0
+    max_abs: float | None = None
+    max_rel: float | None = None
+    max_ulp: int | None = Field(None, description="Largest distance in units in the last place (floating outputs).")
+    mean_abs: float | None = None
+    nan_appeared: int = 0
+    nan_vanished: int = 0
+    inf_appeared: int = 0
+    inf_vanished: int = 0
+    top1_agreement: float | None = Field(
+        None, description="Share of probes whose argmax agrees (classifier-shaped outputs)."
+    )
+    atol: float | None = None
+    rtol: float | None = None
+    worst: list[WorstElement] = Field(default_factory=list, description="The first offending elements, worst first.")
+
+
+class IdentityCheck(Record):
+    weights: Literal["same", "changed", "unknown"]
+    files_changed: list[str] = Field(default_factory=list)
+    files_missing: list[str] = Field(default_factory=list)
+    files_added: list[str] = Field(default_factory=list)
+    sidecar_files_changed: list[str] = Field(
+        default_factory=list, description="probes.npz / reference.npz whose sha256 no longer matches the fingerprint."
+    )
+
+
+class Explanation(Record):
+    cause: str = Field(
+        description="Stable cause id, e.g. 'model_changed', 'threads', 'onednn', 'stochastic_inference'."
+    )
+    score: float = Field(description="How well this cause accounts for what was observed, 0..1.")
+    reasoning: str
+    fields: list[DiffEntry] = Field(
+        default_factory=list, description="Fingerprint fields with saved and current values."
+    )
+    remedy: str
+
+
+class Report(Record):
+    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    verdict: Verdict
+    model: str = Field(description="The model that was verified (path, or the object's name).")
+    fingerprint: str = Field(description="The fingerprint.json it was verified against.")
+    identity: IdentityCheck
+    outputs: list[OutputComparison]
+    notes: list[str] = Field(default_factory=list)
+    environment: FingerprintDiff = Field(description="Saved fingerprint (a) against this host (b).")
+    explanations: list[Explanation] = Field(default_factory=list, description="Most likely cause first.")
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict != "mismatch"
+
+    def raise_for_status(self) -> Report:
+        """Raise MismatchError (carrying this report) when the verdict is 'mismatch'; return self otherwise."""
+        if self.verdict == "mismatch":
+            from .errors import MismatchError
+
+            first = self.notes[0] if self.notes else "outputs differ from the saved reference"
+            raise MismatchError(f"{self.model}: mismatch against {self.fingerprint}: {first}", report=self)
+        return self
+
+
 PERSISTED_MODELS: dict[str, tuple[type[BaseModel], int]] = {
     "fingerprint": (Fingerprint, FINGERPRINT_SCHEMA_VERSION),
     "diff": (FingerprintDiff, DIFF_SCHEMA_VERSION),
+    "report": (Report, REPORT_SCHEMA_VERSION),
 }
 
 
