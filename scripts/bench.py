@@ -42,7 +42,7 @@ def interleave(a: Callable[[], float], b: Callable[[], float], runs: int, warmup
     for _ in range(runs):
         ta.append(a())
         tb.append(b())
-    ratios = [y / x for x, y in zip(ta, tb)]
+    ratios = [y / x for x, y in zip(ta, tb, strict=True)]
     return {
         "baseline_median_s": statistics.median(ta),
         "envprint_median_s": statistics.median(tb),
