@@ -27,6 +27,10 @@ _LAZY = {
     "FingerprintDiff": "models",
     "diff_fingerprints": "diff",
     "read_fingerprint": "store",
+    "save": "save",
+    "verify": "verify",
+    "Report": "models",
+    "Tolerance": "models",
 }
 
 __all__ = [
@@ -44,13 +48,19 @@ __all__ = [
     "FingerprintDiff",
     "diff_fingerprints",
     "read_fingerprint",
+    "save",
+    "verify",
+    "Report",
+    "Tolerance",
 ]
 
 if TYPE_CHECKING:
     from .capture import capture, seed_everything
     from .diff import diff_fingerprints
-    from .models import Fingerprint, FingerprintDiff
+    from .models import Fingerprint, FingerprintDiff, Report, Tolerance
+    from .save import save
     from .store import read_fingerprint
+    from .verify import verify
 
 
 def __getattr__(name: str) -> Any:

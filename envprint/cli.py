@@ -167,6 +167,208 @@ def diff(
     raise typer.Exit(_guard(body))
 
 
+def _input_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    """--input-shape NAME=D1,D2 (or D1,D2 for a single input): the shape of one probe, without the batch."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            shape = ()
+        if not shape or any(d < 1 for d in shape):
+            raise UsageError(
+                f"--input-shape {spec!r}: expected NAME=D1,D2,... with positive integers, e.g. image=224,224,3"
+            )
+        shapes[name if sep else ""] = shape
+    return shapes
+
+
+def _tolerance(rtol: float | None, atol: float | None, exact: bool):
+    from .models import Tolerance
+
+    if exact and (rtol is not None or atol is not None):
+        raise UsageError("--exact demands bit equality; drop --rtol/--atol, or drop --exact")
+    for name, value in (("--rtol", rtol), ("--atol", atol)):
+        if value is not None and not value >= 0:
+            raise UsageError(f"{name} must be a number >= 0, got {value}")
+    if not (exact or rtol is not None or atol is not None):
+        return None
+    return Tolerance(exact=exact, rtol=rtol, atol=atol)
+
+
+def _custom_objects(specs: list[str]) -> dict:
+    if not specs:
+        return {}
+    from ._tf.loading import parse_custom_objects
+
+    return parse_custom_objects(specs)
+
+
+ModelArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="MODEL", help="A .keras, .h5/.hdf5 or .tflite file, or a SavedModel directory.", show_default=False
+    ),
+]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="keras, h5, savedmodel or tflite (default: from the path).")
+]
+SignatureOpt = Annotated[
+    str | None, typer.Option("--signature", help="SavedModel/TFLite signature (default: serving_default).")
+]
+CustomOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--custom-objects",
+        metavar="MODULE:NAME",
+        help="A custom layer or function to load the model with (repeatable).",
+    ),
+]
+UnsafeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe", help="Load with Keras safe_mode off: runs code stored in the model file. Only for files you trust."
+    ),
+]
+RtolOpt = Annotated[float | None, typer.Option("--rtol", help="Relative tolerance (default: per output dtype).")]
+AtolOpt = Annotated[float | None, typer.Option("--atol", help="Absolute tolerance (default: per output dtype).")]
+ExactOpt = Annotated[bool, typer.Option("--exact", help="Demand bit-identical outputs.")]
+
+
+@app.command()
+def save(
+    model: ModelArg,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Sidecar directory (default: MODEL.envprint/ beside a file, MODEL/assets.extra/envprint/ inside a SavedModel).",
+        ),
+    ] = None,
+    probes: Annotated[
+        Path | None,
+        typer.Option(
+            "--probes",
+            help="Probe inputs: .npy for one input, .npz keyed by input name. Real samples make the best probes.",
+        ),
+    ] = None,
+    num_probes: Annotated[int, typer.Option("--num-probes", help="How many probes to generate.")] = 8,
+    probe_seed: Annotated[int, typer.Option("--probe-seed", help="Seed of the probe generator.")] = 0,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input-shape",
+            metavar="NAME=D1,D2",
+            help="Shape of one probe for an input with dynamic dimensions (repeatable).",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Declare the seed your training used (recorded).")] = None,
+    fmt: FormatOpt = None,
+    signature: SignatureOpt = None,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    exact: ExactOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing fingerprint (the old one stays until the new one is complete)."
+        ),
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 4) if the model's outputs change between identical calls.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
+
+    def body() -> None:
+        from .save import save as do_save
+        from .store import canonical_json
+
+        _quiet_tensorflow()
+        result = do_save(
+            model,
+            out=out,
+            probes=probes,
+            num_probes=num_probes,
+            probe_seed=probe_seed,
+            input_shapes=_input_shapes(input_shape or []),
+            fmt=fmt,
+            signature=signature,
+            custom_objects=_custom_objects(custom_objects or []),
+            safe_mode=not unsafe,
+            seed=seed,
+            tolerance=_tolerance(rtol, atol, exact),
+            force=force,
+            strict=strict,
+        )
+        for warning in result.warnings:
+            sys.stderr.write(f"envprint: WARNING: {warning}\n")
+        if json_out:
+            sys.stdout.write(canonical_json(result.fingerprint))
+        else:
+            ident = result.fingerprint.model
+            sys.stdout.write(
+                f"saved {result.sidecar}/fingerprint.json: {ident.format} model, "
+                f"{result.fingerprint.probes.num_probes} probes, outputs {', '.join(o.name for o in ident.outputs)}"
+                f"{'' if result.fingerprint.self_check.deterministic else ' (NOT deterministic: see the warning)'}\n"
+            )
+
+    _guard(body)
+
+
+@app.command()
+def verify(
+    model: ModelArg,
+    fingerprint: Annotated[
+        Path | None,
+        typer.Option(
+            "--fingerprint", help="The sidecar directory or its fingerprint.json (default: found beside MODEL)."
+        ),
+    ] = None,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    exact: ExactOpt = False,
+    fmt: FormatOpt = None,
+    signature: SignatureOpt = None,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recompute the probes on this host and compare them with the saved reference.
+
+    Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
+    could not verify (see the exit codes below). Writes nothing.
+    """
+
+    def body() -> int:
+        from .store import canonical_json
+        from .verify import verify as do_verify
+
+        _quiet_tensorflow()
+        report = do_verify(
+            model,
+            fingerprint=fingerprint,
+            tolerance=_tolerance(rtol, atol, exact),
+            fmt=fmt,
+            signature=signature,
+            custom_objects=_custom_objects(custom_objects or []),
+            safe_mode=not unsafe,
+        )
+        if json_out:
+            sys.stdout.write(canonical_json(report))
+        else:
+            from .render import render_report
+
+            render_report(report, _console())
+        return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
+
+    raise typer.Exit(_guard(body))
+
+
 @app.command()
 def schema(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the JSON Schema files into.")] = Path(

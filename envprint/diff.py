@@ -59,6 +59,13 @@ TOPICS: tuple[tuple[str, str, bool], ...] = (
     ("python*", "python_version", True),
     ("env*", "environment", True),
     ("packages.installed.*", "other_package", False),
+    ("model.weights_digest*", "model_changed", True),
+    ("model.files*", "model_file_rewritten", True),
+    ("model*", "model_changed", True),
+    ("probes*", "probes_changed", True),
+    ("probe_arrays*", "probes_changed", True),
+    ("reference_arrays*", "probes_changed", True),
+    ("self_check*", "stochastic_inference", True),
     ("*", "context", False),
 )
 
@@ -139,8 +146,18 @@ def _collapse_missing(a: dict, b: dict) -> tuple[dict, dict]:
     return a, b
 
 
+# Sections that `envprint save` adds. Compared only when both sides are records of a model:
+# a host captured now has none of them, and that is not a difference.
+MODEL_SECTIONS = ("model", "probes", "probe_arrays", "reference_arrays", "self_check", "tolerance")
+
+
 def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_b: str = "b") -> FingerprintDiff:
-    da, db = _collapse_missing(_comparable(a), _comparable(b))
+    ca, cb = _comparable(a), _comparable(b)
+    if ca.get("model") is None or cb.get("model") is None:
+        for section in MODEL_SECTIONS:
+            ca.pop(section, None)
+            cb.pop(section, None)
+    da, db = _collapse_missing(ca, cb)
     la, lb = _leaves(da), _leaves(db)
     entries = []
     for path in sorted(set(la) | set(lb)):

@@ -214,6 +214,9 @@ class ModelIdentity(Record):
         description="sha256 over every weight's name, dtype, shape and bytes: the same when the same weights are "
         "saved again, different when any weight changes.",
     )
+    weights_digest_scheme: str | None = Field(
+        None, description="'named-v1' (.keras, .h5, SavedModel: comparable across them) or 'tflite-constants-v1'."
+    )
     saved_model_fingerprint: dict[str, int] | None = Field(
         None, description="tf.saved_model.experimental.read_fingerprint() of a SavedModel."
     )
@@ -223,7 +226,8 @@ class ModelIdentity(Record):
     parameter_count: int | None = None
     layer_classes: list[str] = Field(default_factory=list)
     stochastic_layers: list[str] = Field(
-        default_factory=list, description="Layers that are random in training mode (Dropout, GaussianNoise, ...)."
+        default_factory=list,
+        description="Layers that are random in training mode, as 'name (Class)': Dropout, GaussianNoise, Random*, ...",
     )
     dtype_policy: str | None = None
     unavailable: Unavailable = Field(default_factory=dict)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .diff import flatten
-from .models import DiffEntry, Fingerprint, FingerprintDiff
+from .models import DiffEntry, Fingerprint, FingerprintDiff, Report
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -128,3 +128,63 @@ def render_diff(diff: FingerprintDiff, console: Console, show_all: bool = False)
         console.print(_folded(folded))
     console.print()
     console.print("~ changed   - only in A   + only in B")
+
+
+VERDICT_WORDS = {
+    "identical": "PASSED (bit-identical)",
+    "within_tolerance": "PASSED (within tolerance)",
+    "mismatch": "MISMATCH",
+}
+
+
+def render_report(report: Report, console: Console) -> None:
+    """The verify report: verdict first, then identity, outputs, environment, explanations."""
+    from .compare import summarize, worst_table
+
+    console.print(f"envprint verify: {VERDICT_WORDS[report.verdict]}")
+    console.print(f"  model:       {report.model}")
+    console.print(f"  fingerprint: {report.fingerprint}")
+    ident = report.identity
+    weights = {
+        "same": "same as saved",
+        "changed": "CHANGED: this is not the model that was saved",
+        "unknown": "not comparable",
+    }[ident.weights]
+    console.print(f"  weights:     {weights}")
+    for label, files in (
+        ("changed", ident.files_changed),
+        ("missing", ident.files_missing),
+        ("added", ident.files_added),
+        ("edited in the record", ident.sidecar_files_changed),
+    ):
+        if files:
+            console.print(f"  files {label}: {', '.join(files)}")
+    console.print()
+    for o in report.outputs:
+        console.print(summarize(o))
+        if o.worst:
+            console.print(worst_table(o))
+    other = [n for n in report.notes if not n.startswith("output ")]
+    if other:
+        console.print()
+        for note in other:
+            console.print(f"note: {note}")
+    env = report.environment
+    console.print()
+    if env.identical:
+        console.print("Environment: same as at save.")
+    else:
+        numerics = [e for e in env.entries if e.numerics]
+        console.print(
+            f"Environment: {len(env.entries)} differences from the saved host, {len(numerics)} can change numerics:"
+        )
+        for e in numerics[:10]:
+            console.print(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a)} -> {fmt(e.b)}  [{e.topic}]")
+        if len(numerics) > 10:
+            console.print(f"  ... {len(numerics) - 10} more; envprint diff FINGERPRINT --current to list")
+    if report.explanations:
+        console.print()
+        console.print("Likely causes, most likely first:")
+        for i, x in enumerate(report.explanations, 1):
+            console.print(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
+            console.print(f"     remedy: {x.remedy}")

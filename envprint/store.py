@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,19 @@ from .models import FINGERPRINT_SCHEMA_VERSION, Fingerprint
 MIGRATIONS: dict[int, Any] = {}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_staging_dir(target: Path) -> Path:
+    """A temporary directory beside ``target`` with the permissions a plain mkdir would give."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a serving user must be able to read the record
+    return staging
+
+
 def canonical_json(model: BaseModel | dict) -> str:
     data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -33,6 +47,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the record a plain file's permissions
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -99,3 +115,61 @@ def read_fingerprint(path: Path) -> Fingerprint:
 
 def write_fingerprint(path: Path, fingerprint: Fingerprint) -> None:
     atomic_write_text(path, canonical_json(fingerprint))
+
+
+# --------------------------------------------------------------------------- the sidecar
+
+SIDECAR_SUFFIX = ".envprint"
+SAVEDMODEL_SIDECAR = Path("assets.extra") / "envprint"
+FINGERPRINT_FILE = "fingerprint.json"
+PROBES_FILE = "probes.npz"
+REFERENCE_FILE = "reference.npz"
+
+
+def default_sidecar(model_path: Path) -> Path:
+    """Where the record lives: beside a file model, inside a SavedModel directory.
+
+    ``model.keras`` -> ``model.keras.envprint/``; ``export/`` -> ``export/assets.extra/envprint/``,
+    where TF Serving keeps its warm-up data, so that copying the export carries the record.
+    """
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        return model_path / SAVEDMODEL_SIDECAR
+    return model_path.with_name(model_path.name + SIDECAR_SUFFIX)
+
+
+def sidecar_exclusions(model_path: Path, sidecar: Path) -> list[str]:
+    """Paths inside the model directory that are the record, not the model (not digested)."""
+    try:
+        return [Path(sidecar).resolve().relative_to(Path(model_path).resolve()).as_posix()]
+    except ValueError:
+        return []
+
+
+def publish_directory(staging: Path, target: Path, force: bool) -> None:
+    """Move a complete staging directory into place; readers see the old record or the new, never a mix.
+
+    Without ``force`` an existing record is never replaced. With it, the old record is moved
+    aside, the new one renamed in, and only then the old one removed.
+    """
+    target = Path(target)
+    if target.exists() and not force:
+        raise FingerprintError(f"{target}: a fingerprint already exists; pass --force to replace it")
+    backup = None
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, backup)
+    try:
+        os.rename(staging, target)
+    except OSError as exc:
+        if backup is not None:
+            os.replace(backup, target)
+        if target.exists():  # another save finished first
+            raise FingerprintError(
+                f"{target}: another envprint save wrote this fingerprint at the same time; rerun with --force to replace it"
+            ) from None
+        raise FingerprintError(
+            f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory"
+        ) from None
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)

@@ -1,0 +1,267 @@
+"""Compare the outputs a model gives now (*obtained*) with the saved reference (*expected*).
+
+Owns: per-dtype default tolerances, ULP distance, the element-wise comparison that turns two
+arrays into an ``OutputComparison``, and its one-line summary and worst-elements table.
+Pure: NumPy (and ml_dtypes when importable, for bfloat16) in, models out. Must not import
+TensorFlow, Keras or any envprint module but ``models``.
+
+Semantics, as numpy.testing.assert_allclose and pytest-regressions have them:
+- keys, then dtype, then shape, then values; a new, missing, retyped or reshaped output is a
+  mismatch with a ``problem``, never an exception;
+- an element is within tolerance iff |obtained - expected| <= atol + rtol * |expected|; an
+  infinity matches only the same infinity; NaN matches NaN in the same place whatever its sign
+  bit or payload (x86 and ARM make different default NaNs), NaN in one place only does not;
+- identical means every element bit-identical (NaN aside, as above): -0.0 vs 0.0 is a
+  difference (``n_differ``) but 0 apart in value and in ULP, so it is within any tolerance but
+  an exact one; exact (and rtol == atol == 0) puts every bit difference out of tolerance;
+- statistics cover pairs where both values are finite; relative error skips expected == 0
+  (an epsilon would invent huge ratios), so ``max_rel`` is None when no such pair differs.
+Arrays are scanned in chunks of ``_CHUNK`` elements: peak extra memory is a few float64
+chunks, whatever the output size (plus one copy of an input that is not C-contiguous).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .models import OutputComparison, Tolerance, WorstElement
+
+try:  # registers bfloat16 with NumPy; without it no bfloat16 array can exist anyway
+    import ml_dtypes  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+# (rtol, atol) by dtype name. Source: torch.testing.assert_close's per-dtype defaults
+# (https://pytorch.org/docs/stable/testing.html#torch.testing.assert_close); complex as its real part.
+# float32's rtol is to be revisited with measured thread-count / oneDNN noise: edit this table.
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+    "float32": (1.3e-6, 1e-5),
+    "float64": (1e-7, 1e-7),
+    "complex64": (1.3e-6, 1e-5),
+    "complex128": (1e-7, 1e-7),
+}
+_ULP_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+_INTS = {2: np.int16, 4: np.int32, 8: np.int64}
+_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_CHUNK = 1 << 18
+_NONFINITE = ("nan_appeared", "nan_vanished", "inf_appeared", "inf_vanished")
+
+
+def default_tolerance(dtype: Any) -> tuple[float, float]:
+    """(rtol, atol) for a dtype: the table above; every other dtype (integers, bool, float8, ...) is exact."""
+    return DEFAULT_TOLERANCES.get(np.dtype(dtype).name, (0.0, 0.0))
+
+
+def _is_float(dt: np.dtype) -> bool:
+    # ml_dtypes' bfloat16 and float8 types have kind "V", like raw bytes.
+    return dt.kind == "f" or (dt.kind == "V" and dt.names is None and dt.name.startswith(("bfloat", "float")))
+
+
+def _native(x: np.ndarray) -> np.ndarray:
+    return np.require(x, dtype=x.dtype.newbyteorder("="), requirements="C")
+
+
+def _ordered(x: np.ndarray) -> np.ndarray:
+    """Map float bit patterns to int64 that sort as the floats do: -0.0 and +0.0 both map to 0."""
+    signed = _INTS[x.dtype.itemsize]
+    i = _native(x).view(signed).astype(np.int64)
+    # A negative float is sign bit + magnitude m; as a signed int that is MIN + m. Map it to -m.
+    return np.where(i < 0, np.iinfo(signed).min - i, i)
+
+
+def ulp_distance(expected: np.ndarray, obtained: np.ndarray) -> np.ndarray:
+    """Units in the last place between two float arrays of one dtype, as int64 (NaN: caller's job)."""
+    e, o = np.asarray(expected), np.asarray(obtained)
+    if e.dtype != o.dtype or e.dtype.name not in _ULP_DTYPES:
+        raise TypeError(f"ulp_distance: need two arrays of one of {sorted(_ULP_DTYPES)}, got {e.dtype} and {o.dtype}")
+    a, b = _ordered(e), _ordered(o)
+    # float64 from -max to +max is more than int64 holds: subtract in uint64, where larger - smaller
+    # cannot wrap (the true distance is below 2**64), then saturate at int64's max.
+    d = np.maximum(a, b).view(np.uint64) - np.minimum(a, b).view(np.uint64)
+    return np.minimum(d, np.uint64(np.iinfo(np.int64).max)).astype(np.int64)
+
+
+def _bits_differ(e: np.ndarray, o: np.ndarray) -> np.ndarray:
+    size = e.dtype.itemsize
+    if size in _UINTS:
+        return e.view(_UINTS[size]) != o.view(_UINTS[size])
+    return (e.view(np.uint8).reshape(-1, size) != o.view(np.uint8).reshape(-1, size)).any(axis=1)
+
+
+@dataclass
+class _Scan:
+    n_differ: int = 0
+    n_oot: int = 0
+    n_finite: int = 0
+    sum_abs: float = 0.0
+    max_abs: float | None = None
+    max_rel: float | None = None
+    max_ulp: int | None = None
+    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_NONFINITE, 0))
+    worst: list[tuple[float, int]] = field(default_factory=list)  # (priority, flat index)
+
+
+def _top(current: float | int | None, values: np.ndarray) -> Any:
+    if values.size == 0:
+        return current
+    m = values.max().item()
+    return m if current is None else max(current, m)
+
+
+def _scan_chunk(s: _Scan, e: np.ndarray, o: np.ndarray, start: int, rtol: float, atol: float, max_worst: int) -> None:
+    if e.dtype.kind in "OSUV" and not _is_float(e.dtype):  # strings, objects, records: equality only
+        oot = differ = np.asarray(e != o, dtype=bool)
+        priority = np.zeros(e.size)
+    else:
+        work = np.complex128 if e.dtype.kind == "c" else np.float64
+        x, y = e.astype(work), o.astype(work)
+        nan_x, nan_y = np.isnan(x), np.isnan(y)
+        differ = _bits_differ(e, o) & ~(nan_x & nan_y)
+        finite = np.isfinite(x) & np.isfinite(y)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.abs(y - x)
+            # inf <= atol + rtol * inf would hold: a non-finite pair is close only when equal.
+            close = (x == y) | (nan_x & nan_y) | (finite & (diff <= atol + rtol * np.abs(x)))
+        oot = differ if rtol == 0 and atol == 0 else ~close
+        neq = x != y
+        s.nonfinite["nan_appeared"] += int(np.count_nonzero(nan_y & ~nan_x))
+        s.nonfinite["nan_vanished"] += int(np.count_nonzero(nan_x & ~nan_y))
+        s.nonfinite["inf_appeared"] += int(np.count_nonzero(np.isinf(y) & neq))
+        s.nonfinite["inf_vanished"] += int(np.count_nonzero(np.isinf(x) & neq))
+        d, ax = diff[finite], np.abs(x[finite])
+        s.n_finite += d.size
+        s.sum_abs += float(d.sum())
+        s.max_abs = _top(s.max_abs, d)
+        s.max_rel = _top(s.max_rel, d[ax > 0] / ax[ax > 0])
+        if e.dtype.name in _ULP_DTYPES:
+            s.max_ulp = _top(s.max_ulp, ulp_distance(e[finite], o[finite]))
+        priority = np.where(finite, diff, np.inf)  # NaN and Inf mismatches first
+    s.n_differ += int(np.count_nonzero(differ))
+    s.n_oot += int(np.count_nonzero(oot))
+    idx = np.flatnonzero(oot)
+    if idx.size and max_worst > 0:
+        p = priority[idx]
+        keep = np.argsort(-p, kind="stable")[:max_worst]
+        s.worst += zip(p[keep].tolist(), (idx[keep] + start).tolist(), strict=True)
+        s.worst = sorted(s.worst, key=lambda t: (-t[0], t[1]))[:max_worst]
+
+
+def _worst_element(e: np.ndarray, o: np.ndarray, flat: int, shape: tuple[int, ...]) -> WorstElement:
+    # Python scalars, so repr gives 'nan', 'inf', '-0.0', 'True', and integers stay exact.
+    py = {"b": bool, "i": int, "u": int, "c": complex}.get(e.dtype.kind, float if _is_float(e.dtype) else None)
+    if py is None:  # strings, objects, records
+        ev, ov, difference = (v.item() if isinstance(v, np.generic) else v for v in (e[flat], o[flat], "!="))
+    else:
+        ev, ov = py(e[flat]), py(o[flat])
+        difference = repr(int(ov) - int(ev) if py is bool else ov - ev)
+    index = [int(i) for i in np.unravel_index(flat, shape)]
+    return WorstElement(index=index, obtained=repr(ov), expected=repr(ev), difference=difference)
+
+
+def compare_output(
+    name: str, expected: np.ndarray | None, obtained: np.ndarray | None, tolerance: Tolerance, max_worst: int = 5
+) -> OutputComparison:
+    """Compare one output; a missing, new, retyped or reshaped output is a mismatch with a ``problem``."""
+    info: dict[str, Any] = {"name": name}
+    for side, a in (("expected", expected), ("obtained", obtained)):
+        if a is not None:
+            info.update({f"{side}_dtype": np.asarray(a).dtype.name, f"{side}_shape": list(np.shape(a))})
+    if expected is None:
+        return OutputComparison(status="mismatch", problem=f"new output {name!r} (not in the reference)", **info)
+    if obtained is None:
+        problem = f"output {name!r} missing (the model no longer produces it)"
+        return OutputComparison(status="mismatch", problem=problem, **info)
+    e, o = np.asarray(expected), np.asarray(obtained)
+    problems = []
+    if e.dtype.newbyteorder("=") != o.dtype.newbyteorder("="):
+        problems.append(f"dtype changed: {e.dtype.name} -> {o.dtype.name}")
+    if e.shape != o.shape:
+        problems.append(f"shape changed: {e.shape} -> {o.shape}")
+    if problems:
+        return OutputComparison(status="mismatch", problem="; ".join(problems), **info)
+
+    rtol, atol = (0.0, 0.0) if tolerance.exact else default_tolerance(e.dtype)
+    if not tolerance.exact:
+        rtol = rtol if tolerance.rtol is None else tolerance.rtol
+        atol = atol if tolerance.atol is None else tolerance.atol
+
+    ef, of = _native(e).reshape(-1), _native(o).reshape(-1)
+    s = _Scan()
+    for start in range(0, ef.size, _CHUNK):
+        _scan_chunk(s, ef[start : start + _CHUNK], of[start : start + _CHUNK], start, rtol, atol, max_worst)
+
+    top1 = None
+    if _is_float(e.dtype) and e.ndim == 2 and e.shape[0] > 0 and e.shape[1] >= 2:
+        top1 = float(np.mean(np.argmax(e, axis=1) == np.argmax(o, axis=1)))
+    status = "identical" if s.n_differ == 0 else "within_tolerance" if s.n_oot == 0 else "mismatch"
+    return OutputComparison(
+        status=status,
+        size=int(e.size),
+        n_differ=s.n_differ,
+        n_out_of_tolerance=s.n_oot,
+        fraction_out_of_tolerance=s.n_oot / e.size if e.size else 0.0,
+        max_abs=s.max_abs,
+        max_rel=s.max_rel,
+        max_ulp=s.max_ulp,
+        mean_abs=s.sum_abs / s.n_finite if s.n_finite else None,
+        top1_agreement=top1,
+        atol=atol,
+        rtol=rtol,
+        worst=[_worst_element(ef, of, flat, e.shape) for _, flat in s.worst],
+        **s.nonfinite,
+        **info,
+    )
+
+
+def compare_outputs(
+    expected: dict[str, np.ndarray], obtained: dict[str, np.ndarray], tolerance: Tolerance
+) -> list[OutputComparison]:
+    """Compare every output either side has, sorted by name."""
+    names = sorted(expected.keys() | obtained.keys())
+    return [compare_output(n, expected.get(n), obtained.get(n), tolerance) for n in names]
+
+
+def _label(key: str) -> str:
+    return key.replace("nan", "NaN").replace("inf", "Inf").replace("_", " ")
+
+
+def _pct(n: int, size: int) -> str:
+    p = 100.0 * n / size if size else 0.0
+    return f"{p:.1f}%" if p == 0 or p >= 0.1 else f"{p:.1g}%"
+
+
+def summarize(c: OutputComparison) -> str:
+    """One line, pytest-regressions style: counts | non-finite changes | statistics | tolerance."""
+    head = f'output "{c.name}": '
+    if c.problem:
+        return head + c.problem
+    if c.status == "identical":
+        return head + f"bit-identical ({c.size} elements)"
+    verdict = "all within tolerance" if c.status == "within_tolerance" else f"{c.n_out_of_tolerance} out of tolerance"
+    parts = [f"{c.n_differ} / {c.size} differ ({_pct(c.n_differ, c.size)}), {verdict}"]
+    nonfinite = [f"{_label(key)} {getattr(c, key)}" for key in _NONFINITE if getattr(c, key)]
+    if nonfinite:
+        parts.append(", ".join(nonfinite))
+    stats = [f"max abs {c.max_abs:.1e}"] if c.max_abs is not None else []
+    stats += [f"max rel {c.max_rel:.1e}"] if c.max_rel is not None else []
+    stats += [f"max {c.max_ulp} ULP"] if c.max_ulp is not None else []
+    stats += [f"top-1 agreement {c.top1_agreement:.1%}"] if c.top1_agreement is not None else []
+    if stats:
+        parts.append(", ".join(stats))
+    parts.append("exact" if c.atol == 0 and c.rtol == 0 else f"atol={c.atol:g} rtol={c.rtol:g}")
+    return head + " | ".join(parts)
+
+
+def worst_table(c: OutputComparison) -> str:
+    """The worst elements as an aligned ``Index  Obtained  Expected  Difference`` table ('' if none)."""
+    if not c.worst:
+        return ""
+    rows = [("Index", "Obtained", "Expected", "Difference")]
+    rows += [(str(w.index), w.obtained, w.expected, w.difference) for w in c.worst]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

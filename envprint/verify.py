@@ -1,0 +1,171 @@
+"""verify(): recompute a model's probes on this host and judge them against its saved record.
+
+Owns: the order of the checks — record integrity, model files, weights, outputs, inference
+randomness, environment — and the verdict. A check that ran and failed returns a Report with
+verdict 'mismatch'; a check that could not run raises an EnvprintError. Holds no TensorFlow code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import compare, digests, store
+from .errors import FingerprintError
+from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
+
+
+def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
+    """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model."""
+    if fingerprint is not None:
+        path = Path(fingerprint)
+        return path / store.FINGERPRINT_FILE if path.is_dir() else path
+    if model is None:
+        raise FingerprintError(
+            "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
+        )
+    path = store.default_sidecar(Path(model)) / store.FINGERPRINT_FILE
+    if not path.exists():
+        raise FingerprintError(
+            f"{path}: no fingerprint beside the model; run 'envprint save {model}' on the training host, "
+            "or pass --fingerprint PATH"
+        )
+    return path
+
+
+def _sidecar_arrays(fp: Fingerprint, fp_path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+    """Probe inputs and reference outputs, and the names of sidecar files whose digest changed."""
+    from .probes import load_arrays
+
+    if fp.probe_arrays is None or fp.reference_arrays is None or fp.model is None:
+        raise FingerprintError(
+            f"{fp_path}: a fingerprint of a host, not of a model (no probes recorded); "
+            "verify needs the fingerprint.json that 'envprint save MODEL' wrote"
+        )
+    changed, arrays = [], []
+    for record in (fp.probe_arrays, fp.reference_arrays):
+        path = fp_path.parent / record.file
+        if not path.exists():
+            raise FingerprintError(f"{path}: missing from the sidecar; copy the whole {fp_path.parent.name}/ directory")
+        if digests.sha256_file(path) != record.sha256:
+            changed.append(record.file)
+        arrays.append(load_arrays(path))
+    return arrays[0], arrays[1], changed
+
+
+def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
+    changed = sorted(k for k in saved if k in now and now[k] != saved[k])
+    missing = sorted(k for k in saved if k not in now)
+    added = sorted(k for k in now if k not in saved)
+    return changed, missing, added
+
+
+def _verdict(outputs: list[OutputComparison], identity: IdentityCheck) -> str:
+    if identity.weights == "changed" or identity.sidecar_files_changed:
+        return "mismatch"
+    if any(o.status == "mismatch" for o in outputs):
+        return "mismatch"
+    if all(o.status == "identical" for o in outputs):
+        return "identical"
+    return "within_tolerance"
+
+
+def verify(
+    model: Any,
+    *,
+    fingerprint: str | Path | None = None,
+    tolerance: Tolerance | None = None,
+    fmt: str | None = None,
+    signature: str | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
+    safe_mode: bool = True,
+    check_stochastic: bool = True,
+) -> Report:
+    """Verify ``model`` (a path, or a Keras model already loaded) against its fingerprint.
+
+    Returns a Report; ``report.raise_for_status()`` raises MismatchError on 'mismatch'.
+    Raises FingerprintError / ModelError / DependencyError when the check cannot run.
+    Never writes anything: a deployment host may be read-only.
+    """
+    from ._tf import loading
+    from .capture import capture
+    from .diff import diff_fingerprints
+
+    model_path = Path(model) if isinstance(model, (str, Path)) else None
+    fp_path = locate_fingerprint(model_path, fingerprint)
+    saved = store.read_fingerprint(fp_path)
+    probes, reference, sidecar_changed = _sidecar_arrays(saved, fp_path)
+    notes: list[str] = []
+    for name in sidecar_changed:
+        notes.append(f"{name} differs from the digest in {fp_path.name}: the record was edited after save")
+
+    files_changed = files_missing = files_added = []
+    if model_path is not None:
+        now = digests.tree_digests(model_path, exclude=store.sidecar_exclusions(model_path, fp_path.parent))
+        files_changed, files_missing, files_added = _file_changes(saved.model.files, now)
+        loaded = loading.load_model(
+            model_path,
+            fmt=fmt or saved.model.format,
+            signature=signature or saved.model.signature,
+            custom_objects=dict(custom_objects or {}),
+            safe_mode=safe_mode,
+        )
+        label = str(model_path)
+    else:
+        loaded = loading.wrap_model(model)
+        label = f"<in-memory {type(model).__name__}>"
+
+    ident = loading.model_identity(loaded)
+    if saved.model.weights_digest is None or ident.get("weights_digest") is None:
+        weights = "unknown"
+    elif ident.get("weights_digest_scheme") != saved.model.weights_digest_scheme:
+        weights = "unknown"
+        notes.append(
+            f"weights digest not comparable: saved as {saved.model.weights_digest_scheme}, "
+            f"this {ident.get('format')} model gives {ident.get('weights_digest_scheme')}"
+        )
+    else:
+        weights = "same" if ident["weights_digest"] == saved.model.weights_digest else "changed"
+    if weights == "changed":
+        notes.insert(
+            0, "the model's weights differ from the fingerprinted model's: this is not the model that was saved"
+        )
+    elif weights == "same" and (files_changed or files_added or files_missing):
+        notes.append("model files were rewritten but the weights are identical")
+    identity = IdentityCheck(
+        weights=weights,
+        files_changed=files_changed,
+        files_missing=files_missing,
+        files_added=files_added,
+        sidecar_files_changed=sidecar_changed,
+    )
+
+    obtained = loaded.predict(probes)
+    policy = tolerance or saved.tolerance or Tolerance()
+    outputs = compare.compare_outputs(reference, obtained, policy)
+    if check_stochastic and not _same(obtained, loaded.predict(probes)):
+        notes.append(
+            "outputs changed between two identical predictions on this host: a random layer is active at inference"
+        )
+    for o in outputs:
+        if o.status != "identical":
+            notes.append(compare.summarize(o))
+
+    return Report(
+        verdict=_verdict(outputs, identity),
+        model=label,
+        fingerprint=str(fp_path),
+        identity=identity,
+        outputs=outputs,
+        notes=notes,
+        environment=diff_fingerprints(saved, capture(), str(fp_path), "current host"),
+    )
+
+
+def _same(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
+    from .save import bit_identical
+
+    return bit_identical(a, b)
