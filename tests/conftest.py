@@ -1,0 +1,201 @@
+"""Session-wide models for the loading tests: built once, tiny, seeded, saved in every format.
+
+TensorFlow and Keras are imported inside fixtures only (ruff TID253), so that collecting the
+tests never imports TensorFlow and tests of a TensorFlow-free process stay truthful. Weights come
+from seeded initializers, not ``keras.utils.set_random_seed``: building the fixtures leaves the
+global random state of Python, NumPy and TensorFlow as the other tests found it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+CUSTOM_MODULE = "envprint_test_custom_layers"
+
+
+@dataclass
+class Saved:
+    """One Keras model and the files it was saved to, by format."""
+
+    model: Any
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def __getitem__(self, fmt: str) -> Path:
+        return self.files[fmt]
+
+
+@pytest.fixture(scope="session")
+def tf() -> ModuleType:
+    pytest.importorskip("tensorflow", reason="TensorFlow is not installed: the loading tests need a real one")
+    from envprint._tf import import_tensorflow
+
+    return import_tensorflow()
+
+
+@pytest.fixture(scope="session")
+def keras(tf: ModuleType) -> ModuleType:
+    from envprint._tf import import_keras
+
+    return import_keras()
+
+
+@pytest.fixture(scope="session")
+def flavor(tf: ModuleType) -> str:
+    from envprint._tf import keras_flavor
+
+    return keras_flavor(tf)
+
+
+def _init(keras: ModuleType, seed: int) -> dict[str, Any]:
+    # Random biases too: the TFLite converter drops all-zero biases, which would hide them from digests.
+    return {
+        "kernel_initializer": keras.initializers.GlorotUniform(seed=seed),
+        "bias_initializer": keras.initializers.RandomNormal(seed=seed + 1000),
+    }
+
+
+def save_formats(tf: ModuleType, keras: ModuleType, flavor: str, model: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Path]:
+    """Save ``model`` as each of ``formats`` under ``folder``, the way users do on this Keras."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras 2 warns that HDF5 is legacy
+        for fmt in formats:
+            if fmt == "keras":
+                out[fmt] = folder / "model.keras"
+                model.save(out[fmt])
+            elif fmt == "h5":
+                out[fmt] = folder / "model.h5"
+                model.save(out[fmt])
+            elif fmt == "savedmodel":
+                out[fmt] = folder / "saved_model"
+                if flavor == "keras3":
+                    model.export(str(out[fmt]), verbose=False)
+                else:
+                    tf.saved_model.save(model, str(out[fmt]))
+            elif fmt == "tflite":
+                out[fmt] = folder / "model.tflite"
+                out[fmt].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return out
+
+
+@pytest.fixture(scope="session")
+def save(tf, keras, flavor) -> Callable[[Any, Path, tuple[str, ...]], dict[str, Path]]:
+    """``save(model, folder, formats)``: ``save_formats`` bound to this session's TensorFlow and Keras."""
+    return lambda model, folder, formats: save_formats(tf, keras, flavor, model, folder, formats)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def mlp(tf, keras, flavor, models_dir) -> Saved:
+    """features (None, 4) float32 -> hidden Dense(8, relu) -> logits Dense(3), in all four formats."""
+    inp = keras.Input((4,), name="features")
+    x = keras.layers.Dense(8, activation="relu", name="hidden", **_init(keras, 1))(inp)
+    out = keras.layers.Dense(3, name="logits", **_init(keras, 2))(x)
+    model = keras.Model(inp, out, name="mlp")
+    return Saved(model, save_formats(tf, keras, flavor, model, models_dir / "mlp", ("keras", "h5", "savedmodel", "tflite")))
+
+
+@pytest.fixture(scope="session")
+def mlp_probes() -> dict[str, np.ndarray]:
+    return {"features": np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)}
+
+
+@pytest.fixture(scope="session")
+def mlp_fixed_batch_tflite(tf, keras, flavor, mlp, models_dir) -> Path:
+    """The MLP's own layers (same weights) behind an input whose batch is fixed at 1."""
+    inp = keras.Input((4,), batch_size=1, name="features")
+    x = inp
+    for layer in mlp.model.layers[1:]:
+        x = layer(x)
+    model = keras.Model(inp, x, name="mlp_batch1")
+    return save_formats(tf, keras, flavor, model, models_dir / "mlp_batch1", ("tflite",))["tflite"]
+
+
+@pytest.fixture(scope="session")
+def mlp_one_weight_changed(tf, keras, flavor, mlp, models_dir) -> Saved:
+    """The MLP with one element of one weight moved to the next float32."""
+    model = keras.models.clone_model(mlp.model)
+    weights = [w.copy() for w in mlp.model.get_weights()]
+    weights[2][0, 0] = np.nextafter(weights[2][0, 0], np.float32(np.inf))
+    model.set_weights(weights)
+    return Saved(model, save_formats(tf, keras, flavor, model, models_dir / "mlp_changed", ("keras", "tflite")))
+
+
+@pytest.fixture(scope="session")
+def two_inputs(tf, keras, flavor, models_dir) -> Saved:
+    """Inputs 'a' (None, 3) and 'b' (None, 2) -> outputs 'score' (None, 2) and 'aux' (None, 1)."""
+    a = keras.Input((3,), name="a")
+    b = keras.Input((2,), name="b")
+    joined = keras.layers.Concatenate(name="join")([a, b])
+    score = keras.layers.Dense(2, name="score", **_init(keras, 3))(joined)
+    aux = keras.layers.Dense(1, name="aux", **_init(keras, 4))(joined)
+    model = keras.Model([a, b], [score, aux], name="two_inputs")
+    return Saved(model, save_formats(tf, keras, flavor, model, models_dir / "two_inputs", ("keras", "savedmodel")))
+
+
+@pytest.fixture(scope="session")
+def embedding_dropout(tf, keras, flavor, models_dir) -> Saved:
+    """tokens (None, 5) int32 -> Embedding(50, 4) -> mean -> Dropout(0.5) -> Dense(1)."""
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(50, 4, name="emb", embeddings_initializer=keras.initializers.RandomUniform(seed=5))(tokens)
+    x = keras.layers.GlobalAveragePooling1D(name="mean")(x)
+    x = keras.layers.Dropout(0.5, name="drop")(x)
+    out = keras.layers.Dense(1, name="out", **_init(keras, 6))(x)
+    model = keras.Model(tokens, out, name="embedding_dropout")
+    return Saved(model, save_formats(tf, keras, flavor, model, models_dir / "embedding", ("keras", "savedmodel")))
+
+
+@pytest.fixture(scope="session")
+def lambda_model(tf, keras, flavor, models_dir) -> Saved:
+    """A Python lambda inside a Lambda layer: code that safe mode must refuse to load."""
+    inp = keras.Input((2,), name="x")
+    out = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)
+    model = keras.Model(inp, out)
+    return Saved(model, save_formats(tf, keras, flavor, model, models_dir / "lambda", ("keras", "h5")))
+
+
+@pytest.fixture(scope="session")
+def custom_layer(keras, tf, flavor, models_dir, tmp_path_factory) -> tuple[Saved, Path]:
+    """A model with an unregistered custom layer ``Doubler``, and the folder that holds its module.
+
+    The module is importable only while the model is saved: afterwards ``sys.path`` and
+    ``sys.modules`` are restored, so loading must be told where ``Doubler`` lives.
+    """
+    src = tmp_path_factory.mktemp("custom_src")
+    (src / f"{CUSTOM_MODULE}.py").write_text(textwrap.dedent("""
+        from envprint._tf import import_keras
+
+        keras = import_keras()
+
+
+        class Doubler(keras.layers.Layer):
+            def call(self, x):
+                return x * 2.0
+    """))
+    sys.path.insert(0, str(src))
+    try:
+        module = importlib.import_module(CUSTOM_MODULE)
+        inp = keras.Input((2,), name="x")
+        model = keras.Model(inp, module.Doubler(name="doubler")(inp))
+        saved = Saved(model, save_formats(tf, keras, flavor, model, models_dir / "custom", ("keras", "h5")))
+    finally:
+        sys.path.remove(str(src))
+        sys.modules.pop(CUSTOM_MODULE, None)
+        importlib.invalidate_caches()
+    return saved, src

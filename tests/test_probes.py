@@ -1,0 +1,327 @@
+"""Probes: generated from a recipe that regenerates them, or loaded from the user's files, never unpickled."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from envprint.errors import ExitCode, FingerprintError
+from envprint.probes import (
+    TensorSpecInfo,
+    generate_probes,
+    load_arrays,
+    load_probes,
+    probes_from_recipe,
+    save_arrays,
+)
+
+FEATURES = TensorSpecInfo("features", (None, 4), "float32")
+TOKENS = TensorSpecInfo("tokens", (None, 5), "int32")
+
+
+# ---------------------------------------------------------------------------------- generate
+
+
+def test_generated_probes_are_deterministic_for_a_seed() -> None:
+    a, _ = generate_probes([FEATURES], num_probes=8, seed=3)
+    b, _ = generate_probes([FEATURES], num_probes=8, seed=3)
+    c, _ = generate_probes([FEATURES], num_probes=8, seed=4)
+    np.testing.assert_array_equal(a["features"], b["features"])
+    assert not np.array_equal(a["features"], c["features"])
+
+
+def test_float_probes_are_standard_normal_drawn_in_float64_then_cast() -> None:
+    probes, recipe = generate_probes([FEATURES], num_probes=2000, seed=0)
+    x = probes["features"]
+    assert x.shape == (2000, 4) and x.dtype == np.float32
+    assert abs(float(x.mean())) < 0.05 and abs(float(x.std()) - 1.0) < 0.05
+    assert recipe["inputs"]["features"] == {"shape": [2000, 4], "dtype": "float32", "distribution": "standard_normal"}
+    half, _ = generate_probes([TensorSpecInfo("features", (None, 4), "float16")], num_probes=2000, seed=0)
+    np.testing.assert_array_equal(half["features"], x.astype(np.float64).astype(np.float16))
+
+
+def test_adding_an_input_does_not_change_the_others() -> None:
+    alone, _ = generate_probes([FEATURES], num_probes=4, seed=7)
+    with_more, _ = generate_probes(
+        [TensorSpecInfo("aaa_first", (None, 2), "float32"), FEATURES], num_probes=4, seed=7
+    )
+    np.testing.assert_array_equal(alone["features"], with_more["features"])
+
+
+def test_integer_input_without_range_requires_probes() -> None:
+    with pytest.raises(FingerprintError) as err:
+        generate_probes([TOKENS], num_probes=2, seed=0)
+    assert str(err.value) == (
+        "input 'tokens' is int32 and no vocabulary size was found for it (no Embedding reads it directly); "
+        "pass --probes FILE.npz with valid ids"
+    )
+    assert err.value.exit_code == ExitCode.FINGERPRINT
+
+
+def test_embedding_probes_stay_in_vocabulary() -> None:
+    probes, recipe = generate_probes([TOKENS], num_probes=500, seed=1, int_ranges={"tokens": (0, 50)})
+    t = probes["tokens"]
+    assert t.dtype == np.int32 and t.shape == (500, 5)
+    assert t.min() == 0 and t.max() == 49
+    assert recipe["inputs"]["tokens"]["distribution"] == "uniform_integers"
+    assert (recipe["inputs"]["tokens"]["low"], recipe["inputs"]["tokens"]["high"]) == (0, 50)
+
+
+def test_integer_range_for_a_float_input_gives_whole_numbers() -> None:
+    probes, _ = generate_probes([FEATURES], num_probes=10, seed=1, int_ranges={"features": (0, 7)})
+    x = probes["features"]
+    assert x.dtype == np.float32 and np.array_equal(x, np.round(x)) and 0 <= x.min() and x.max() < 7
+
+
+def test_integer_range_that_does_not_fit_the_dtype_is_refused() -> None:
+    with pytest.raises(FingerprintError, match=r"integer range \[0, 1000\) does not fit uint8"):
+        generate_probes([TensorSpecInfo("ids", (None, 3), "uint8")], num_probes=2, seed=0, int_ranges={"ids": (0, 1000)})
+
+
+@pytest.mark.parametrize("dtype", ["bool", "string", "complex64"])
+def test_bool_string_and_complex_inputs_require_probes(dtype: str) -> None:
+    with pytest.raises(FingerprintError) as err:
+        generate_probes([TensorSpecInfo("flag", (None, 1), dtype)], num_probes=2, seed=0)
+    assert str(err.value) == (
+        f"input 'flag' is {dtype}: envprint cannot invent meaningful values of this type; "
+        "pass --probes FILE.npz with real examples"
+    )
+
+
+def test_dynamic_dim_requires_input_shape() -> None:
+    seq = TensorSpecInfo("seq", (None, None, 3), "float32")
+    with pytest.raises(FingerprintError) as err:
+        generate_probes([seq], num_probes=2, seed=0)
+    assert str(err.value) == (
+        "input 'seq' has shape (None, None, 3): a dimension other than the batch is dynamic; "
+        "pass --input-shape seq=D1,D2 (one sample's shape, without the batch dimension) or --probes FILE.npz"
+    )
+
+
+def test_input_shape_fills_the_dynamic_dims() -> None:
+    seq = TensorSpecInfo("seq", (None, None, 3), "float32")
+    probes, recipe = generate_probes([seq], num_probes=2, seed=0, input_shapes={"seq": (7, 3)})
+    assert probes["seq"].shape == (2, 7, 3)
+    assert recipe["inputs"]["seq"]["shape"] == [2, 7, 3]
+
+
+def test_input_shape_that_contradicts_a_fixed_dim_is_refused() -> None:
+    seq = TensorSpecInfo("seq", (None, None, 3), "float32")
+    with pytest.raises(FingerprintError) as err:
+        generate_probes([seq], num_probes=2, seed=0, input_shapes={"seq": (7, 4)})
+    assert str(err.value) == (
+        "--input-shape seq=7,4 does not fit the input's shape (None, None, 3); "
+        "give one sample's shape without the batch dimension: --input-shape seq=D1,D2"
+    )
+
+
+def test_recipe_is_json_and_regenerates_the_same_probes_bit_for_bit() -> None:
+    inputs = [FEATURES, TOKENS, TensorSpecInfo("seq", (None, None, 2), "float64")]
+    probes, recipe = generate_probes(
+        inputs, num_probes=3, seed=11, input_shapes={"seq": (4, 2)}, int_ranges={"tokens": (0, 9)}
+    )
+    again = probes_from_recipe(json.loads(json.dumps(recipe)))
+    assert sorted(again) == sorted(probes) == ["features", "seq", "tokens"]
+    for name in probes:
+        assert again[name].dtype == probes[name].dtype
+        np.testing.assert_array_equal(again[name], probes[name])
+    assert recipe["seed"] == 11 and recipe["num_probes"] == 3
+
+
+def test_recipe_of_an_unknown_version_is_refused() -> None:
+    with pytest.raises(FingerprintError, match="probe recipe version 99 is not one this envprint reads"):
+        probes_from_recipe({"recipe_version": 99, "inputs": {}})
+
+
+# ---------------------------------------------------------------------------------- load
+
+
+def test_npy_probes_for_a_single_input(tmp_path: Path) -> None:
+    x = np.ones((3, 4), np.float32)
+    np.save(tmp_path / "p.npy", x)
+    got = load_probes(tmp_path / "p.npy", [FEATURES])
+    np.testing.assert_array_equal(got["features"], x)
+
+
+def test_npy_is_refused_for_a_model_with_several_inputs(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.ones((3, 4), np.float32))
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npy", [FEATURES, TOKENS])
+    assert str(err.value) == (
+        f"{tmp_path / 'p.npy'}: a .npy holds one array but the model has 2 inputs (features, tokens); "
+        "pass an .npz keyed by input name: np.savez(path, features=..., tokens=...)"
+    )
+
+
+def test_npz_probes_are_keyed_by_input_name(tmp_path: Path) -> None:
+    np.savez(tmp_path / "p.npz", tokens=np.zeros((2, 5), np.int32), features=np.ones((2, 4), np.float32))
+    got = load_probes(tmp_path / "p.npz", [FEATURES, TOKENS])
+    assert got["tokens"].dtype == np.int32 and got["features"].shape == (2, 4)
+
+
+def test_object_array_probes_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.array([[1.0, "a", None, 2.0]], dtype=object), allow_pickle=True)
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npy", [FEATURES])
+    assert str(err.value) == (
+        f"{tmp_path / 'p.npy'}: holds Python objects (an object array or a pickle), which envprint never unpickles; "
+        "save numeric arrays with np.save/np.savez"
+    )
+
+
+def test_object_array_inside_an_npz_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "p.npz", features=np.array([[1.0, None, 2.0, 3.0]], dtype=object))
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npz", [FEATURES])
+    assert str(err.value).startswith(f"{tmp_path / 'p.npz'}['features']: holds Python objects (an object array)")
+
+
+def test_a_pickle_named_npy_is_never_unpickled(tmp_path: Path) -> None:
+    (tmp_path / "p.npy").write_bytes(pickle.dumps({"features": [1, 2, 3, 4]}))
+    with pytest.raises(FingerprintError, match="which envprint never unpickles"):
+        load_probes(tmp_path / "p.npy", [FEATURES])
+
+
+def test_truncated_npz_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "full.npz", features=np.ones((50, 4), np.float32))
+    data = (tmp_path / "full.npz").read_bytes()
+    (tmp_path / "p.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npz", [FEATURES])
+    assert str(err.value).startswith(f"{tmp_path / 'p.npz'}: ")
+    assert str(err.value).endswith("re-create it with np.save/np.savez")
+
+
+def test_truncated_npy_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "full.npy", np.ones((50, 4), np.float32))
+    (tmp_path / "p.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:300])
+    with pytest.raises(FingerprintError, match=r"re-create (it|p.npy) with np.save/np.savez$"):
+        load_probes(tmp_path / "p.npy", [FEATURES])
+
+
+def test_missing_and_unexpected_names_are_listed(tmp_path: Path) -> None:
+    np.savez(tmp_path / "p.npz", feature=np.ones((2, 4), np.float32))
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npz", [FEATURES])
+    assert str(err.value) == (
+        f"{tmp_path / 'p.npz'}: missing 'features'; unexpected 'feature'; "
+        "its keys must be exactly the model's input names: features"
+    )
+
+
+def test_missing_probes_file(tmp_path: Path) -> None:
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "none.npz", [FEATURES])
+    assert str(err.value) == f"{tmp_path / 'none.npz'}: no such file; check the path passed to --probes"
+
+
+def test_wrong_shape_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.ones((2, 5), np.float32))
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npy", [FEATURES])
+    assert str(err.value) == (
+        f"{tmp_path / 'p.npy'}: shape (2, 5) does not fit the model input's (None, 4) "
+        "(dimension 0 is the batch, the others must match); fix the array's shape"
+    )
+
+
+def test_float64_probes_are_rounded_to_a_float32_input(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    np.save(tmp_path / "p.npy", x)
+    got = load_probes(tmp_path / "p.npy", [FEATURES])["features"]
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, x.astype(np.float32))
+
+
+def test_int64_ids_are_cast_to_an_int32_input_when_every_value_fits(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.arange(10, dtype=np.int64).reshape(2, 5))
+    assert load_probes(tmp_path / "p.npy", [TOKENS])["tokens"].dtype == np.int32
+
+
+def test_int64_ids_that_overflow_int32_are_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.full((2, 5), 2**40, dtype=np.int64))
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npy", [TOKENS])
+    assert str(err.value) == (
+        f"{tmp_path / 'p.npy'}: int64 values do not all fit int32 exactly; "
+        "save it as int32: np.savez(path, tokens=arr.astype('int32'))"
+    )
+
+
+def test_float_probes_for_an_integer_input_are_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.full((2, 5), 1.5, dtype=np.float32))
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npy", [TOKENS])
+    assert str(err.value) == (
+        f"{tmp_path / 'p.npy'}: the array is float32 but the model input is int32; a cast would change values; "
+        "save it as int32: np.savez(path, tokens=arr.astype('int32'))"
+    )
+
+
+def test_inputs_must_agree_on_the_batch_size(tmp_path: Path) -> None:
+    np.savez(tmp_path / "p.npz", features=np.ones((2, 4), np.float32), tokens=np.zeros((3, 5), np.int32))
+    with pytest.raises(FingerprintError) as err:
+        load_probes(tmp_path / "p.npz", [FEATURES, TOKENS])
+    assert str(err.value) == (
+        f"{tmp_path / 'p.npz'}: inputs disagree on the batch size (features: 2, tokens: 3); "
+        "give every input the same number of probes"
+    )
+
+
+# ---------------------------------------------------------------------------------- store
+
+
+def test_save_and_load_arrays_round_trip_without_pickle(tmp_path: Path) -> None:
+    arrays = {"logits": np.arange(6, dtype=np.float32).reshape(2, 3), "ids": np.array([1, 2], np.int64)}
+    save_arrays(tmp_path / "ref.npz", arrays)
+    got = load_arrays(tmp_path / "ref.npz")
+    assert sorted(got) == ["ids", "logits"]
+    for k, v in arrays.items():
+        assert got[k].dtype == v.dtype
+        np.testing.assert_array_equal(got[k], v)
+    with np.load(tmp_path / "ref.npz", allow_pickle=False) as plain:  # a plain .npz, readable without envprint
+        assert sorted(plain.files) == ["ids", "logits"]
+
+
+def test_saved_arrays_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    arrays = {"b": np.ones(3, np.float32), "a": np.zeros((2, 2), np.float64)}
+    save_arrays(tmp_path / "one.npz", arrays)
+    save_arrays(tmp_path / "two.npz", dict(reversed(list(arrays.items()))))
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    assert zipfile.ZipFile(tmp_path / "one.npz").namelist() == ["a.npy", "b.npy"]
+
+
+def test_save_arrays_refuses_object_arrays_and_leaves_no_file(tmp_path: Path) -> None:
+    with pytest.raises(FingerprintError) as err:
+        save_arrays(tmp_path / "ref.npz", {"x": np.array([None], dtype=object)})
+    assert str(err.value) == f"{tmp_path / 'ref.npz'}: array 'x' holds Python objects; envprint stores numeric arrays only"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_arrays_refuses_pickled_members(tmp_path: Path) -> None:
+    np.savez(tmp_path / "ref.npz", x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(FingerprintError, match="holds Python objects"):
+        load_arrays(tmp_path / "ref.npz")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arr=hnp.arrays(
+        dtype=st.sampled_from([np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint8, np.bool_]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+    )
+)
+def test_any_numeric_array_round_trips_bit_for_bit(arr: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("rt") / "a.npz"
+    save_arrays(path, {"x": arr})
+    got = load_arrays(path)["x"]
+    assert got.dtype == arr.dtype and got.shape == arr.shape
+    assert got.tobytes() == arr.tobytes()
