@@ -27,8 +27,8 @@ _LAZY = {
     "FingerprintDiff": "models",
     "diff_fingerprints": "diff",
     "read_fingerprint": "store",
-    "save": "save",
-    "verify": "verify",
+    "save": "saver",
+    "verify": "verifier",
     "Report": "models",
     "Tolerance": "models",
 }
@@ -58,9 +58,9 @@ if TYPE_CHECKING:
     from .capture import capture, seed_everything
     from .diff import diff_fingerprints
     from .models import Fingerprint, FingerprintDiff, Report, Tolerance
-    from .save import save
+    from .saver import save
     from .store import read_fingerprint
-    from .verify import verify
+    from .verifier import verify
 
 
 def __getattr__(name: str) -> Any:

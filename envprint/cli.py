@@ -285,7 +285,7 @@ def save(
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
 
     def body() -> None:
-        from .save import save as do_save
+        from .saver import save as do_save
         from .store import canonical_json
 
         _quiet_tensorflow()
@@ -346,7 +346,7 @@ def verify(
 
     def body() -> int:
         from .store import canonical_json
-        from .verify import verify as do_verify
+        from .verifier import verify as do_verify
 
         _quiet_tensorflow()
         report = do_verify(

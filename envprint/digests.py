@@ -49,7 +49,7 @@ def tree_digests(
 ) -> dict[str, str]:
     """Relative POSIX path -> SHA-256 of every regular file under ``path``, sorted by path.
 
-    A file maps its own name to its digest. In a directory, each ``exclude`` entry (a relative
+    A single file maps "." to its digest (so a renamed copy of it still matches). In a directory, each ``exclude`` entry (a relative
     POSIX path) prunes that file or subtree. Symlinks to files are read through; symlinks to
     directories are not followed (a link cycle would never end), and they are listed as an error
     rather than skipped, so that a digest never silently covers less than the model.
@@ -58,7 +58,7 @@ def tree_digests(
     if not root.exists() and not root.is_symlink():
         raise error(f"{root}: no such file or directory; check the path")
     if not root.is_dir():
-        return {root.name: sha256_file(root, error=error)}
+        return {".": sha256_file(root, error=error)}
 
     excluded = {e.strip("/") for e in exclude}
     out: dict[str, str] = {}

@@ -702,6 +702,23 @@ def load_model(path: str | Path, *, fmt: str | None = None, custom_objects: dict
     return _TFLiteModel(p, signature)
 
 
+def wrap_model(model: Any, fmt: str = "keras") -> LoadedModel:
+    """A model the caller already loaded, seen as a LoadedModel (serving start-up verifies in place).
+
+    Accepts a LoadedModel (returned as is) or a Keras model (Keras 3, tf_keras or Keras 2).
+    ``fmt`` is the format it was loaded from, for the record; the weights digest of a Keras
+    model is the same whichever of .keras, .h5 or SavedModel it came from.
+    """
+    if isinstance(model, LoadedModel):
+        return model
+    if callable(getattr(model, "predict", None)) and hasattr(model, "weights") and hasattr(model, "inputs"):
+        return _KerasModel(Path(f"<in-memory {type(model).__name__}>"), fmt if fmt in ("keras", "h5") else "keras", model)
+    raise ModelError(
+        f"cannot verify an object of type {type(model).__name__}: pass a Keras model, or the model's path "
+        "(SavedModel and TFLite models are verified from their path)"
+    )
+
+
 # ---------------------------------------------------------------------------------- identity
 
 

@@ -115,7 +115,7 @@ def verify(
         )
         label = str(model_path)
     else:
-        loaded = loading.wrap_model(model)
+        loaded = loading.wrap_model(model, saved.model.format)
         label = f"<in-memory {type(model).__name__}>"
 
     ident = loading.model_identity(loaded)
@@ -166,6 +166,6 @@ def verify(
 
 
 def _same(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
-    from .save import bit_identical
+    from .saver import bit_identical
 
     return bit_identical(a, b)

@@ -1,0 +1,249 @@
+"""envprint save / verify end to end on real small models, through the CLI and the library."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import envprint
+from envprint.cli import app
+from envprint.errors import ExitCode, MismatchError
+from envprint.store import read_fingerprint
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def copy_model(src: Path, dest_dir: Path) -> Path:
+    dest = dest_dir / src.name
+    if src.is_dir():
+        shutil.copytree(src, dest)
+    else:
+        shutil.copy2(src, dest)
+    return dest
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def saved_mlp(mlp, tmp_path_factory) -> dict[str, Path]:
+    """The MLP in every format, each with its record written by `envprint save`."""
+    out = {}
+    for fmt in ("keras", "h5", "savedmodel", "tflite"):
+        model = copy_model(mlp[fmt], tmp_path_factory.mktemp(f"saved_{fmt}"))
+        r = invoke("save", model)
+        assert r.exit_code == 0, r.output + r.stderr
+        out[fmt] = model
+    return out
+
+
+def test_save_writes_the_record_beside_a_keras_file(saved_mlp):
+    model = saved_mlp["keras"]
+    sidecar = model.with_name("model.keras.envprint")
+    assert sorted(p.name for p in sidecar.iterdir()) == ["fingerprint.json", "probes.npz", "reference.npz"]
+    fp = read_fingerprint(sidecar / "fingerprint.json")
+    assert fp.model.format == "keras" and fp.model.name == "model.keras"
+    assert [(s.name, s.shape, s.dtype) for s in fp.model.inputs] == [("features", [None, 4], "float32")]
+    assert [s.name for s in fp.model.outputs] == ["logits"]
+    assert fp.model.parameter_count == 4 * 8 + 8 + 8 * 3 + 3
+    assert fp.model.files["."] and len(fp.model.weights_digest) == 64
+    assert (fp.probes.source, fp.probes.num_probes, fp.probes.seed) == ("generated", 8, 0)
+    assert fp.self_check.deterministic and fp.self_check.warnings == []
+    assert fp.tensorflow is not None and fp.tensorflow.version
+    jsonschema.validate(json.loads((sidecar / "fingerprint.json").read_text()),
+                        json.loads((SCHEMAS / "fingerprint.v1.schema.json").read_text()))
+    with np.load(sidecar / "reference.npz", allow_pickle=False) as ref:
+        assert ref["logits"].shape == (8, 3)
+
+
+def test_save_puts_the_record_inside_a_savedmodel_so_a_copy_carries_it(saved_mlp, tmp_path):
+    export = saved_mlp["savedmodel"]
+    assert (export / "assets.extra" / "envprint" / "fingerprint.json").exists()
+    copied = copy_model(export, tmp_path)
+    r = invoke("verify", copied)
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "PASSED (bit-identical)" in r.output
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5", "savedmodel", "tflite"])
+def test_verify_passes_bit_identical_for_every_format(saved_mlp, fmt):
+    r = invoke("verify", saved_mlp[fmt], "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    report = json.loads(r.stdout)
+    assert report["verdict"] == "identical"
+    assert report["identity"]["weights"] == "same"
+    assert [o["status"] for o in report["outputs"]] == ["identical"] * len(report["outputs"])
+    jsonschema.validate(report, json.loads((SCHEMAS / "report.v1.schema.json").read_text()))
+
+
+def test_verify_never_writes_next_to_the_model(saved_mlp):
+    folder = saved_mlp["keras"].parent
+    before = tree_state(folder)
+    assert invoke("verify", saved_mlp["keras"]).exit_code == 0
+    assert tree_state(folder) == before
+
+
+def test_verify_fails_when_one_weight_changes(mlp, mlp_one_weight_changed, tmp_path):
+    model = copy_model(mlp["keras"], tmp_path)
+    assert invoke("save", model).exit_code == 0
+    shutil.copy2(mlp_one_weight_changed["keras"], model)  # the deployment got another model
+    r = invoke("verify", model)
+    assert r.exit_code == ExitCode.DIFFERENT, r.output + r.stderr
+    assert "envprint verify: MISMATCH" in r.output
+    assert "weights:     CHANGED: this is not the model that was saved" in r.output
+    assert "files changed: ." in r.output
+    report = envprint.verify(model)
+    assert report.identity.weights == "changed"
+    assert report.notes[0].startswith("the model's weights differ from the fingerprinted model's")
+    with pytest.raises(MismatchError) as info:
+        report.raise_for_status()
+    assert info.value.report is report
+    assert info.value.exit_code == ExitCode.DIFFERENT
+
+
+def test_a_file_rewritten_with_identical_weights_passes_with_a_note(mlp, tmp_path):
+    model = copy_model(mlp["keras"], tmp_path)
+    assert invoke("save", model).exit_code == 0
+    data = bytearray(model.read_bytes())
+    model.unlink()
+    mlp.model.save(model)  # the same weights saved again: new bytes (the archive records when), same weights
+    if model.read_bytes() == bytes(data):
+        pytest.skip("this Keras writes byte-identical .keras files; nothing was rewritten")
+    report = envprint.verify(model)
+    assert report.verdict == "identical"
+    assert report.identity.weights == "same" and report.identity.files_changed == ["."]
+    assert "model files were rewritten but the weights are identical" in report.notes
+
+
+def test_in_process_verify_of_a_model_the_server_already_loaded(saved_mlp, keras):
+    model = keras.models.load_model(saved_mlp["keras"], compile=False)
+    before = (keras.config.dtype_policy().name if hasattr(keras, "config") else None)
+    report = envprint.verify(model, fingerprint=saved_mlp["keras"].with_name("model.keras.envprint"))
+    assert report.verdict == "identical" and report.passed
+    assert report.raise_for_status() is report
+    assert report.model == "<in-memory Functional>"
+    assert (keras.config.dtype_policy().name if hasattr(keras, "config") else None) == before
+
+
+def test_an_existing_record_is_never_overwritten_without_force(mlp, tmp_path):
+    model = copy_model(mlp["keras"], tmp_path)
+    assert invoke("save", model).exit_code == 0
+    record = model.with_name("model.keras.envprint") / "fingerprint.json"
+    first = record.read_text()
+    r = invoke("save", model, "--num-probes", 3)
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == f"envprint: error: {record.parent}: a fingerprint already exists; pass --force to replace it\n"
+    assert record.read_text() == first
+    r = invoke("save", model, "--num-probes", 3, "--force")
+    assert r.exit_code == 0, r.stderr
+    assert read_fingerprint(record).probes.num_probes == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "model.keras.envprint"]  # no leftovers
+
+
+def test_edited_probes_are_a_mismatch_naming_the_file(mlp, tmp_path):
+    model = copy_model(mlp["keras"], tmp_path)
+    assert invoke("save", model).exit_code == 0
+    probes = model.with_name("model.keras.envprint") / "probes.npz"
+    with np.load(probes, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["features"][0, 0] += 1.0
+    np.savez(probes, **arrays)
+    report = envprint.verify(model)
+    assert report.verdict == "mismatch"
+    assert report.identity.sidecar_files_changed == ["probes.npz"]
+    assert report.notes[0] == "probes.npz differs from the digest in fingerprint.json: the record was edited after save"
+
+
+def test_supplied_probes_for_two_named_inputs(two_inputs, tmp_path):
+    model = copy_model(two_inputs["keras"], tmp_path)
+    rng = np.random.default_rng(3)
+    probes = tmp_path / "samples.npz"
+    np.savez(probes, a=rng.standard_normal((5, 3)).astype("float32"), b=rng.standard_normal((5, 2)).astype("float32"))
+    r = invoke("save", model, "--probes", probes)
+    assert r.exit_code == 0, r.stderr
+    fp = read_fingerprint(model.with_name("model.keras.envprint") / "fingerprint.json")
+    assert (fp.probes.source, fp.probes.file, fp.probes.num_probes) == ("file", "samples.npz", 5)
+    assert sorted(fp.reference_arrays.arrays) == ["aux", "score"]
+    assert invoke("verify", model).exit_code == 0
+
+
+@pytest.fixture(scope="module")
+def dropout_left_active(keras, save, models_dir) -> Path:
+    """A model whose Dropout drops at inference too (a call with training=True left in the code)."""
+
+    @keras.saving.register_keras_serializable(package="envprint_tests")
+    class AlwaysDropout(keras.layers.Dropout):
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=True)
+
+    inp = keras.Input((4,), name="x")
+    x = keras.layers.Dense(16, name="d1")(inp)
+    x = AlwaysDropout(0.5, name="drop")(x)
+    model = keras.Model(inp, keras.layers.Dense(2, name="out")(x))
+    return save(model, models_dir / "dropout_active", ("keras",))["keras"]
+
+
+def test_dropout_left_active_warns_at_save_and_strict_refuses(dropout_left_active, tmp_path):
+    model = copy_model(dropout_left_active, tmp_path)
+    r = invoke("save", model, "--strict")
+    assert r.exit_code == ExitCode.MODEL
+    assert "outputs changed between two identical predictions" in r.stderr and "(--strict)" in r.stderr
+    assert not model.with_name("model.keras.envprint").exists()
+    r = invoke("save", model)
+    assert r.exit_code == 0
+    assert r.stderr.startswith("envprint: WARNING: outputs changed between two identical predictions")
+    fp = read_fingerprint(model.with_name("model.keras.envprint") / "fingerprint.json")
+    assert fp.self_check.deterministic is False
+    assert fp.model.stochastic_layers == ["drop (AlwaysDropout)"]
+    report = envprint.verify(model)
+    assert report.verdict == "mismatch"
+    assert any("outputs changed between two identical predictions on this host" in n for n in report.notes)
+
+
+def test_verify_without_a_record_says_to_save_first(mlp, tmp_path):
+    model = copy_model(mlp["keras"], tmp_path)
+    r = invoke("verify", model)
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (f"envprint: error: {model}.envprint/fingerprint.json: no fingerprint beside the model; "
+                        f"run 'envprint save {model}' on the training host, or pass --fingerprint PATH\n")
+
+
+def test_a_host_fingerprint_is_not_a_model_record(saved_mlp, tmp_path):
+    host = tmp_path / "host.json"
+    host.write_text(invoke("show", "--json").stdout)
+    r = invoke("verify", saved_mlp["keras"], "--fingerprint", host)
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert "a fingerprint of a host, not of a model (no probes recorded)" in r.stderr
+
+
+def test_missing_model_is_exit_4(tmp_path):
+    r = invoke("save", tmp_path / "nope.keras")
+    assert r.exit_code == ExitCode.MODEL
+    assert r.stderr.startswith(f"envprint: error: {tmp_path / 'nope.keras'}: no such file or directory")
+
+
+def test_lambda_layer_is_refused_under_safe_mode(lambda_model, tmp_path):
+    model = copy_model(lambda_model["keras"], tmp_path)
+    r = invoke("save", model)
+    assert r.exit_code == ExitCode.MODEL
+    assert "--unsafe" in r.stderr and r.stderr.count("\n") == 1
+    assert not model.with_name("model.keras.envprint").exists()
+
+
+def test_exact_and_tolerances_are_validated(saved_mlp):
+    r = invoke("verify", saved_mlp["keras"], "--exact", "--rtol", "1e-3")
+    assert r.exit_code == ExitCode.USAGE
+    assert r.stderr == "envprint: error: --exact demands bit equality; drop --rtol/--atol, or drop --exact\n"
+    assert invoke("verify", saved_mlp["keras"], "--exact").exit_code == 0
