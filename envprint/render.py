@@ -173,6 +173,10 @@ def render_report(report: Report, console: Console) -> None:
     console.print()
     if env.identical:
         console.print("Environment: same as at save.")
+    elif report.verdict == "identical":
+        numerics = sum(e.numerics for e in env.entries)
+        console.print(f"Environment: {len(env.entries)} differences from the saved host ({numerics} can change "
+                      "numerics) did not change the probes; envprint diff FINGERPRINT --current to list them")
     else:
         numerics = [e for e in env.entries if e.numerics]
         console.print(

@@ -63,8 +63,8 @@ def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[lis
     return changed, missing, added
 
 
-def _verdict(outputs: list[OutputComparison], identity: IdentityCheck) -> str:
-    if identity.weights == "changed" or identity.sidecar_files_changed:
+def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochastic_now: bool) -> str:
+    if identity.weights == "changed" or identity.sidecar_files_changed or stochastic_now:
         return "mismatch"
     if any(o.status == "mismatch" for o in outputs):
         return "mismatch"
@@ -93,6 +93,7 @@ def verify(
     from ._tf import loading
     from .capture import capture
     from .diff import diff_fingerprints
+    from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path = locate_fingerprint(model_path, fingerprint)
@@ -146,7 +147,8 @@ def verify(
     obtained = loaded.predict(probes)
     policy = tolerance or saved.tolerance or Tolerance()
     outputs = compare.compare_outputs(reference, obtained, policy)
-    if check_stochastic and not _same(obtained, loaded.predict(probes)):
+    stochastic_now = check_stochastic and not _same(obtained, loaded.predict(probes))
+    if stochastic_now:
         notes.append(
             "outputs changed between two identical predictions on this host: a random layer is active at inference"
         )
@@ -154,14 +156,16 @@ def verify(
         if o.status != "identical":
             notes.append(compare.summarize(o))
 
+    environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
     return Report(
-        verdict=_verdict(outputs, identity),
+        verdict=_verdict(outputs, identity, stochastic_now),
         model=label,
         fingerprint=str(fp_path),
         identity=identity,
         outputs=outputs,
         notes=notes,
-        environment=diff_fingerprints(saved, capture(), str(fp_path), "current host"),
+        environment=environment,
+        explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
     )
 
 

@@ -1,0 +1,447 @@
+"""explain.py: which cause ranks first for what the outputs did, the remedies' exact words, preflight.
+
+Pure tests: fingerprints come from the recorded A100 host and are perturbed with model_copy;
+output comparisons carry numbers measured on a 2-core CPU (TF 2.21, Keras 3, 32 probes, max
+over outputs) for an MLP 64-256-256-10, a small CNN and MobileNetV2 96x96.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from envhelpers import run_python
+
+from envprint.diff import TOPICS, diff_fingerprints
+from envprint.explain import CATALOGUE, change, explain, observe, preflight
+from envprint.models import Device, Fingerprint, IdentityCheck, ModelIdentity, OutputComparison, SelfCheck
+from envprint.store import read_fingerprint
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SAME = IdentityCheck(weights="same")
+FILE_SHA = "3f" * 32
+
+
+@pytest.fixture(scope="module")
+def saved() -> Fingerprint:
+    """The recorded A100 host, as `envprint save` would have written it for model.keras."""
+    fp = read_fingerprint(FIXTURES / "recorded_gpu_host_a100.json")
+    model = ModelIdentity(
+        format="keras",
+        name="model.keras",
+        files={".": FILE_SHA},
+        weights_digest="9a" * 32,
+        weights_digest_scheme="named-v1",
+        inputs=[],
+        outputs=[],
+        stochastic_layers=["dropout (Dropout)"],
+    )
+    return fp.model_copy(update={"model": model})
+
+
+def tf_setting(fp: Fingerprint, **update) -> Fingerprint:
+    return fp.model_copy(update={"tensorflow": fp.tensorflow.model_copy(update=update)})
+
+
+def onednn_off(fp: Fingerprint) -> Fingerprint:
+    return tf_setting(fp, onednn=fp.tensorflow.onednn.model_copy(update={"enabled": False}))
+
+
+def tensorflow_at(fp: Fingerprint, version: str) -> Fingerprint:
+    key = {**fp.packages.key, "tensorflow": version}
+    fp = fp.model_copy(update={"packages": fp.packages.model_copy(update={"key": key})})
+    return tf_setting(fp, version=version)
+
+
+def package_at(fp: Fingerprint, name: str, version: str | None, key: bool = True) -> Fingerprint:
+    section = "key" if key else "installed"
+    packages = {**getattr(fp.packages, section), name: version}
+    return fp.model_copy(update={"packages": fp.packages.model_copy(update={section: packages})})
+
+
+def threads_at(fp: Fingerprint, n: int) -> Fingerprint:
+    threads = fp.threads.model_copy(update={"tf_intra_op_effective": n, "tf_inter_op_effective": n})
+    return fp.model_copy(update={"threads": threads})
+
+
+def cpu_only(fp: Fingerprint) -> Fingerprint:
+    cpu = [Device(name="/physical_device:CPU:0", device_type="CPU")]
+    devices = fp.devices.model_copy(update={"physical": cpu, "gpus": None, "cuda_visible_devices": None})
+    return fp.model_copy(update={"devices": devices})
+
+
+def drift(n_differ: int, max_ulp: int, max_rel: float, top1: float = 1.0, **kw) -> OutputComparison:
+    """One float32 output of 320 elements (32 probes x 10 classes), as compare_output reports it."""
+    status = "mismatch" if max_rel > 1.3e-6 else "within_tolerance"
+    return OutputComparison(
+        name="logits",
+        status="identical" if n_differ == 0 else status,
+        expected_dtype="float32",
+        obtained_dtype="float32",
+        expected_shape=[32, 10],
+        obtained_shape=[32, 10],
+        size=320,
+        n_differ=n_differ,
+        max_ulp=max_ulp,
+        max_rel=max_rel if n_differ else None,
+        top1_agreement=top1,
+        **kw,
+    )
+
+
+# The measurements (rows of the table in the brief) and the signature each must read as.
+IDENTICAL = drift(0, 0, 0.0)
+MLP_XLA = drift(298, 805, 8.1e-05)
+MLP_BF16 = drift(320, 2_800_000, 2.8e-01, top1=0.97)
+MLP_WEIGHT = drift(178, 512, 4.3e-05)
+CNN_XLA = drift(272, 21, 1.7e-06)
+CNN_BF16 = drift(320, 680_000, 4.6e-02)
+MNV2_ONEDNN = drift(293, 720, 4.6e-05)
+MNV2_BATCH1 = drift(297, 103, 7.5e-06)
+MNV2_XLA = drift(300, 274, 2.6e-05)
+MNV2_BF16 = drift(320, 1_800_000, 1.5e-01)
+MNV2_WEIGHT = drift(318, 3284, 2.7e-04)
+
+
+def causes(found) -> list[str]:
+    return [x.cause for x in found]
+
+
+def by_cause(found) -> dict:
+    return {x.cause: x for x in found}
+
+
+# --------------------------------------------------------------------------- reading the outputs
+
+
+@pytest.mark.parametrize(
+    ("output", "kind"),
+    [
+        (IDENTICAL, "identical"),
+        (MLP_XLA, "reduction_order"),
+        (CNN_XLA, "reduction_order"),
+        (MNV2_ONEDNN, "reduction_order"),
+        (MNV2_BATCH1, "reduction_order"),
+        (MNV2_XLA, "reduction_order"),
+        # A weight scaled by 1+1e-3 reads as noise: that is why the weights digest, not the
+        # outputs, decides model_changed.
+        (MLP_WEIGHT, "reduction_order"),
+        (MNV2_WEIGHT, "reduction_order"),
+        (CNN_BF16, "precision"),
+        (MNV2_BF16, "precision"),
+        (MLP_BF16, "semantic"),
+        (drift(3, 2, 1e-7, nan_appeared=1), "semantic"),
+    ],
+)
+def test_measured_drifts_read_as_their_signature(output, kind):
+    assert observe([output]) == kind
+
+
+def test_a_changed_output_dtype_reads_as_dtype_and_the_worst_output_decides():
+    retyped = OutputComparison(
+        name="probs", status="mismatch", problem="dtype changed: float32 -> float16", expected_dtype="float32",
+        obtained_dtype="float16",
+    )  # fmt: skip
+    assert observe([MNV2_ONEDNN, retyped]) == "dtype"
+    assert observe([IDENTICAL, MNV2_BF16]) == "precision"
+    assert observe([]) == "identical"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("2.15.1", "2.15.2", "patch"),
+        ("2.15.1", "2.16.1", "minor"),
+        ("2.15.0", "3.0.0", "major"),
+        ("1.26.4", "2.0", "major"),
+        ("2.15.1", "2.15.1.post1", "other"),
+        ("v2.15.0-2-g0b15fdfcb3f", "v2.15.0-3-g1234", "other"),
+        ("3.11.0", None, "major"),
+    ],
+)
+def test_version_changes_are_graded_with_packaging(a, b, expected):
+    assert change(a, b) == expected
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def test_changed_weights_rank_first_above_every_environment_cause(saved):
+    current = tf_setting(onednn_off(saved), dtype_policy="mixed_bfloat16")
+    found = explain(saved, diff_fingerprints(saved, current), IdentityCheck(weights="changed"), [MLP_BF16])
+    assert causes(found)[0] == "model_changed"
+    assert found[0].score == 1.0
+    assert all(x.score < 1.0 for x in found[1:])
+    assert found[0].remedy == (
+        "this is not the model that was fingerprinted: deploy the saved model file "
+        f"(model.keras, sha256 {FILE_SHA[:16]}…) or re-run envprint save on the new one"
+    )
+
+
+def test_edited_probes_rank_first(saved):
+    identity = IdentityCheck(weights="same", sidecar_files_changed=["reference.npz"])
+    found = explain(saved, diff_fingerprints(saved, onednn_off(saved)), identity, [MNV2_ONEDNN])
+    assert causes(found)[:2] == ["probes_changed", "onednn"]
+    assert "reference.npz no longer match the sha256 in fingerprint.json" in found[0].reasoning
+    assert found[0].remedy.startswith("restore reference.npz from the saved sidecar")
+
+
+def test_randomness_at_inference_ranks_first_over_environment_differences(saved):
+    current = tf_setting(onednn_off(saved), dtype_policy="mixed_bfloat16")
+    env = diff_fingerprints(saved, current)
+    found = explain(saved, env, SAME, [MNV2_BF16], stochastic_now=True)
+    assert causes(found)[0] == "stochastic_inference"
+    assert found[0].score > max(x.score for x in found[1:])
+    assert "training=False" in found[0].remedy
+    assert "remove any call with training=True on dropout (Dropout)" in found[0].remedy
+    assert "envprint.seed_everything(1234)" in found[0].remedy
+    # ... but never above a model that is not the saved one.
+    found = explain(saved, env, IdentityCheck(weights="changed"), [MNV2_BF16], stochastic_now=True)
+    assert causes(found)[:2] == ["model_changed", "stochastic_inference"]
+
+
+def test_ulp_noise_with_a_onednn_change_ranks_onednn_above_a_tensorflow_patch(saved):
+    current = tensorflow_at(onednn_off(saved), "2.15.2")
+    found = explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_ONEDNN])
+    assert causes(found) == ["onednn", "tensorflow_version"]
+    assert found[0].reasoning == (
+        "oneDNN setting changed (tensorflow.onednn.enabled: True -> False): "
+        "ULP-level noise (max 720 ULP, max rel 4.6e-05, top-1 100.0%) is typical of it"
+    )
+    assert "2.15.1 -> 2.15.2, a patch release; +1 more" in found[1].reasoning
+    assert found[0].score > found[1].score
+
+
+def test_bfloat16_scale_error_ranks_the_dtype_policy_first(saved):
+    current = threads_at(tensorflow_at(tf_setting(onednn_off(saved), dtype_policy="mixed_bfloat16"), "2.15.2"), 2)
+    env = diff_fingerprints(saved, current)
+    for measured in (MNV2_BF16, CNN_BF16, MLP_BF16):  # MLP: 97% top-1 makes it semantic; still the policy
+        found = explain(saved, env, SAME, [measured])
+        assert causes(found)[0] == "dtype_policy", measured
+        assert found[0].remedy == "keras.mixed_precision.set_global_policy('float32') before loading the model"
+
+
+def test_top1_flips_point_at_a_keras_major_change_over_reduction_order_causes(saved):
+    current = onednn_off(package_at(saved, "keras", "3.3.3"))
+    found = explain(saved, diff_fingerprints(saved, current), SAME, [MLP_BF16])
+    ranked = causes(found)
+    assert ranked.index("keras_version") < ranked.index("onednn")
+    assert by_cause(found)["keras_version"].remedy == "pip install 'keras==2.15.0'"
+
+
+def test_a_threads_difference_with_drift_is_a_moderate_candidate(saved):
+    found = explain(saved, diff_fingerprints(saved, threads_at(saved, 2)), SAME, [MLP_XLA])
+    assert causes(found) == ["threads"]
+    assert 0.3 <= found[0].score <= 0.6
+
+
+def test_an_unrelated_package_scores_low_and_leaves_room_for_unknown(saved):
+    current = package_at(package_at(saved, "typer", "0.13.0", key=False), "protobuf", "5.26.0")
+    found = explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_XLA])
+    assert causes(found)[0] == "unknown"
+    assert by_cause(found)["other_package"].score < 0.2
+    assert by_cause(found)["unknown"].remedy == "run envprint verify --investigate"
+
+
+def test_versions_weigh_major_above_minor_above_patch(saved):
+    scores = []
+    for version in ("3.0.0", "2.16.1", "2.15.2"):
+        env = diff_fingerprints(saved, tensorflow_at(saved, version))
+        scores.append(by_cause(explain(saved, env, SAME, [MLP_XLA]))["tensorflow_version"].score)
+    assert scores[0] > scores[1] > scores[2]
+
+
+def test_a_distribution_swap_is_graded_by_the_tensorflow_version_not_as_a_removal(saved):
+    packages = saved.packages.model_copy(
+        update={"tensorflow_distribution": "tensorflow-cpu", "key": {**saved.packages.key, "tensorflow": None,
+                                                                      "tensorflow-cpu": "2.15.2"}}
+    )  # fmt: skip
+    current = tf_setting(saved.model_copy(update={"packages": packages}), version="2.15.2")
+    found = by_cause(explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_ONEDNN]))
+    assert "tensorflow.version: 2.15.1 -> 2.15.2, a patch release" in found["tensorflow_version"].reasoning
+    assert found["tensorflow_version"].score == pytest.approx(0.8 * 0.4)
+    assert found["tensorflow_version"].remedy == "pip uninstall -y tensorflow-cpu && pip install 'tensorflow==2.15.1'"
+
+
+def test_package_remedies_never_uninstall_what_the_host_merely_has_besides(saved):
+    current = package_at(package_at(saved, "rich", "13.7.1", key=False), "typer", "0.13.0", key=False)
+    found = by_cause(explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_XLA]))
+    assert found["other_package"].remedy == "pip install 'typer==0.12.3'"
+
+
+def test_cpu_flag_changes_name_what_was_gained_and_lost(saved):
+    cpu = saved.cpu.model_copy(update={"flags": ["avx", "avx2", "avx512f", "fma", "sse4_1", "sse4_2"]})
+    found = by_cause(explain(saved, diff_fingerprints(saved, saved.model_copy(update={"cpu": cpu})), SAME, [MNV2_XLA]))
+    assert "(cpu.flags: +avx512f, -f16c)" in found["cpu_isa"].reasoning
+
+
+def test_a_cuda_stack_remedy_for_a_saved_host_without_cuda_says_run_on_the_cpu(saved):
+    no_cuda = cpu_only(saved).model_copy(
+        update={
+            "devices": cpu_only(saved).devices.model_copy(
+                update={
+                    "driver_version": None,
+                    "cuda_driver_version": None,
+                    "nvidia_wheels": {},
+                    "loaded_libraries": None,
+                }
+            )
+        }
+    )
+    no_cuda = tf_setting(no_cuda, build=saved.tensorflow.build.model_copy(update={"is_cuda_build": False}))
+    found = by_cause(explain(no_cuda, diff_fingerprints(no_cuda, saved), SAME, [MNV2_XLA]))
+    assert (
+        found["cuda_stack"].remedy == "the saved host ran without CUDA: run on the CPU (export CUDA_VISIBLE_DEVICES=-1)"
+    )
+
+
+def test_identical_outputs_blame_no_environment_difference(saved):
+    current = threads_at(tensorflow_at(tf_setting(onednn_off(saved), op_determinism=True), "2.15.2"), 1)
+    env = diff_fingerprints(saved, current)
+    assert len(env.entries) >= 5
+    assert explain(saved, env, SAME, [IDENTICAL]) == []
+
+
+def test_differing_outputs_with_no_difference_anywhere_are_unknown(saved):
+    found = explain(saved, diff_fingerprints(saved, saved), SAME, [MNV2_XLA])
+    assert causes(found) == ["unknown"]
+    assert found[0].score == 0.5
+    assert found[0].reasoning == (
+        "outputs differ (max 274 ULP, max rel 2.6e-05, top-1 100.0%) but neither the model, "
+        "the probes nor any recorded environment fact changed"
+    )
+    assert found[0].remedy == "run envprint verify --investigate"
+
+
+def test_rewritten_model_files_with_the_same_weights_need_no_action(saved):
+    identity = IdentityCheck(weights="same", files_changed=["."])
+    found = explain(saved, diff_fingerprints(saved, saved), identity, [IDENTICAL])
+    assert causes(found) == ["model_file_rewritten"]
+    assert found[0].remedy == "no action needed: the weights are the saved ones"
+
+
+def test_every_explanation_is_scored_in_the_unit_interval_and_sorted(saved):
+    current = cpu_only(threads_at(tensorflow_at(tf_setting(onednn_off(saved), jit="autoclustering"), "2.17.0"), 2))
+    found = explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_ONEDNN])
+    assert found and all(0.0 <= x.score <= 1.0 for x in found)
+    assert [x.score for x in found] == sorted((x.score for x in found), reverse=True)
+    assert all(x.fields and x.remedy for x in found)
+
+
+def test_every_diff_topic_has_a_catalogue_entry():
+    topics = {topic for _, topic, _ in TOPICS} - {"context"}
+    assert topics <= set(CATALOGUE)
+
+
+# --------------------------------------------------------------------------- remedies with saved values
+
+
+@pytest.mark.parametrize(
+    ("perturb", "cause", "remedy"),
+    [
+        (lambda fp: tensorflow_at(fp, "2.21.0"), "tensorflow_version", "pip install 'tensorflow==2.15.1'"),
+        (lambda fp: threads_at(fp, 2), "threads", "export TF_NUM_INTRAOP_THREADS=32 TF_NUM_INTEROP_THREADS=32"),
+        (lambda fp: threads_at(fp, 2), "threads", "tf.config.threading.set_intra_op_parallelism_threads(32)"),
+        (onednn_off, "onednn", "export TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported"),
+        (lambda fp: tf_setting(fp, tensor_float_32=False), "determinism_settings",
+         "tf.config.experimental.enable_tensor_float_32_execution(True)"),
+        (lambda fp: tf_setting(fp, op_determinism=True), "determinism_settings",
+         "do not enable op determinism"),
+        (lambda fp: tf_setting(fp, jit="autoclustering"), "determinism_settings", "tf.config.optimizer.set_jit(False)"),
+        (lambda fp: package_at(fp, "numpy", "2.1.0"), "numpy_version", "pip install 'numpy==1.26.4'"),
+        (cpu_only, "device", "run on the saved GPU (NVIDIA A100-SXM4-40GB): export CUDA_VISIBLE_DEVICES=0"),
+        (lambda fp: fp.model_copy(update={"env": fp.env.model_copy(update={"variables": {}})}), "device",
+         "run on the saved GPU"),
+        (lambda fp: fp.model_copy(update={"python": fp.python.model_copy(update={"version": "3.12.3"})}),
+         "python_version", "run under Python 3.11.9 like the saved host"),
+    ],
+)  # fmt: skip
+def test_remedies_restore_the_saved_values(saved, perturb, cause, remedy):
+    found = by_cause(explain(saved, diff_fingerprints(saved, perturb(saved)), SAME, [MNV2_ONEDNN]))
+    assert remedy in found[cause].remedy
+
+
+def test_remedies_use_the_saved_distribution_and_settings(saved):
+    """A CPU host saved with tensorflow-cpu 2.21.0, TF32 off and op determinism on, 2 threads."""
+    packages = saved.packages.model_copy(
+        update={"tensorflow_distribution": "tensorflow-cpu", "key": {**saved.packages.key, "tensorflow-cpu": "2.21.0"}}
+    )
+    cpu_host = threads_at(cpu_only(saved), 2).model_copy(update={"packages": packages})
+    cpu_host = tf_setting(cpu_host, version="2.21.0", tensor_float_32=False, op_determinism=True)
+    current = threads_at(tf_setting(tensorflow_at(saved, "2.20.0"), tensor_float_32=True), 1)
+    found = by_cause(explain(cpu_host, diff_fingerprints(cpu_host, current), SAME, [MNV2_ONEDNN]))
+    assert found["tensorflow_version"].remedy == "pip uninstall -y tensorflow && pip install 'tensorflow-cpu==2.21.0'"
+    assert found["threads"].remedy.startswith("export TF_NUM_INTRAOP_THREADS=2 TF_NUM_INTEROP_THREADS=2")
+    assert found["device"].remedy == "export CUDA_VISIBLE_DEVICES=-1 to run on the CPU like the saved host"
+    assert found["determinism_settings"].remedy == (
+        "tf.config.experimental.enable_op_determinism(); "
+        "export NVIDIA_TF32_OVERRIDE=0 or tf.config.experimental.enable_tensor_float_32_execution(False)"
+    )
+
+
+def test_an_environment_variable_remedy_exports_the_saved_value(saved):
+    variables = {**saved.env.variables, "NVIDIA_TF32_OVERRIDE": "0"}
+    with_override = saved.model_copy(update={"env": saved.env.model_copy(update={"variables": variables})})
+    found = by_cause(explain(with_override, diff_fingerprints(with_override, saved), SAME, [MNV2_BF16]))
+    assert found["determinism_settings"].remedy == "export NVIDIA_TF32_OVERRIDE=0"
+    # TF32 is a precision change: it fits a large relative error better than a reduction-order cause.
+    assert found["determinism_settings"].score == 0.9
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def test_preflight_expects_ulp_noise_when_onednn_is_switched_off(saved):
+    found = by_cause(preflight(saved, onednn_off(saved)))
+    assert found["onednn"].reasoning == (
+        "saved with oneDNN on, this host has it off: expect float noise of up to a few hundred ULP "
+        "(measured: 720 ULP on MobileNetV2, 0 on an MLP and a small CNN)"
+    )
+    assert found["onednn"].remedy.startswith("export TF_ENABLE_ONEDNN_OPTS=1")
+
+
+def test_preflight_expects_tf32_scale_error_when_tf32_comes_on_on_a_gpu(saved):
+    tf32_off = tf_setting(saved, tensor_float_32=False)
+    found = preflight(tf32_off, saved)
+    assert causes(found)[0] == "determinism_settings"
+    assert found[0].reasoning == "TF32 off -> on on a GPU: expect relative error near 1e-3 in matmuls and convolutions"
+    # Without a GPU on either host, TF32 cannot matter.
+    cpu_a, cpu_b = cpu_only(tf32_off), cpu_only(saved)
+    assert by_cause(preflight(cpu_a, cpu_b))["determinism_settings"].score < 0.1
+
+
+def test_preflight_warns_that_a_keras_3_file_cannot_load_under_keras_2(saved):
+    keras3 = tf_setting(package_at(saved, "keras", "3.3.3"), keras_version="3.3.3", keras_flavor="keras3")
+    found = preflight(keras3, saved)
+    assert causes(found)[0] == "keras_version"
+    assert found[0].reasoning.startswith(
+        "Keras 3 -> Keras 2 (3.3.3 -> 2.15.0): a .keras file cannot load here; use the SavedModel or .h5"
+    )
+
+
+def test_preflight_grades_version_differences(saved):
+    scores = [
+        by_cause(preflight(saved, tensorflow_at(saved, v)))["tensorflow_version"].score for v in ("3.0", "2.16.1")
+    ]
+    patch = by_cause(preflight(saved, tensorflow_at(saved, "2.15.2")))["tensorflow_version"]
+    assert scores[0] > scores[1] > patch.score
+    assert patch.reasoning.startswith("tensorflow.version 2.15.1 -> 2.15.2 (patch): expect identical outputs")
+
+
+def test_preflight_predicts_a_mismatch_for_a_model_random_at_save(saved):
+    check = SelfCheck(repeat_max_abs={"logits": 0.3}, batch1_max_abs={"logits": 0.0}, deterministic=False)
+    found = preflight(saved.model_copy(update={"self_check": check}), saved)
+    assert causes(found) == ["stochastic_inference"]
+
+
+def test_preflight_of_a_host_against_itself_expects_nothing(saved):
+    assert preflight(saved, saved) == []
+
+
+@pytest.mark.subprocess
+def test_explain_imports_neither_tensorflow_nor_numpy():
+    done = run_python(
+        "import sys, envprint.explain; print(sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules))"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
