@@ -93,7 +93,8 @@ def _console():
     from rich.console import Console
 
     # Wide enough that paths and versions are not cut when stdout is a pipe or a CI log.
-    return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False)
+    # markup=False: paths, versions and "[topic]" tags are data, never rich markup.
+    return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False, markup=False)
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]

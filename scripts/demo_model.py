@@ -33,7 +33,11 @@ def main() -> None:
     model.save(out / "classifier.keras")
     model.export(out / "classifier_export", verbose=False)
     np.save(out / "samples.npy", rng.standard_normal((16, 64, 64, 3)).astype("float32"))
-    print(f"saved {out / 'classifier.keras'} and {out / 'classifier_export'}/ (SavedModel), samples.npy")
+    # The same model trained one step further: what a mixed-up deployment ships by mistake.
+    model.fit(x[:16], y[:16], epochs=1, batch_size=16, verbose=0)
+    model.save(out / "classifier_retrained.keras")
+    print(f"saved {out / 'classifier.keras'}, {out / 'classifier_export'}/ (SavedModel), "
+          f"{out / 'classifier_retrained.keras'} and {out / 'samples.npy'}")
 
 
 if __name__ == "__main__":

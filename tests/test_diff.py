@@ -81,7 +81,7 @@ def test_topics_cover_the_documented_causes():
     assert topic_of("env.variables.NVIDIA_TF32_OVERRIDE") == ("determinism_settings", True)
     assert topic_of("cpu.flags") == ("cpu_isa", True)
     assert topic_of("threads.tf_intra_op") == ("threads", True)
-    assert topic_of("seeds.declared") == ("seed", True)
+    assert topic_of("seeds.declared") == ("seed", False)
     assert topic_of("tensorflow.dtype_policy") == ("dtype_policy", True)
     assert topic_of("packages.installed.rich") == ("other_package", False)
     assert topic_of("cpu.memory_bytes") == ("context", False)

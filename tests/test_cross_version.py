@@ -1,0 +1,246 @@
+"""The cross-version guarantee: saved under the newest TensorFlow (Keras 3), verified under TensorFlow 2.15 (Keras 2).
+
+One small MLP is built and saved here, in this session's TensorFlow, as .keras, .h5, SavedModel
+(Keras 3 ``model.export()``) and .tflite, and ``envprint.save`` records each. Then the old
+environment, a separate Python named by ENVPRINT_OLD_TF_PYTHON (``scripts/old_tf_env.sh`` makes
+it; ``scripts/test.sh`` sets it), runs ``envprint verify`` on each: a fresh process with another
+TensorFlow is the point, so nothing here can be done in-process.
+
+What TensorFlow 2.15 can load, it verifies (exit 0) and the report's environment diff names the
+TensorFlow, Keras and NumPy versions. What it cannot is a file written by Keras 3 itself: .keras,
+and .h5 too, whose model_config Keras 3 writes in its own dialect (InputLayer ``batch_shape``,
+``DTypePolicy`` objects, ``quantization_config``) that Keras 2 refuses. For those, verify exits 4
+(a model problem: could not verify, never 1) with one line that names the file and says what to use.
+
+The old environment runs *this* checkout's envprint (PYTHONPATH), whatever its venv has installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import envprint
+from envprint import store
+
+pytestmark = pytest.mark.subprocess
+
+OLD_PYTHON_VAR = "ENVPRINT_OLD_TF_PYTHON"
+REPO_ROOT = Path(envprint.__file__).resolve().parent.parent
+VERIFIED = ("savedmodel", "tflite")  # formats TensorFlow 2.15 loads when Keras 3 wrote them
+KERAS3_ONLY = ("keras", "h5")  # formats only Keras 3 reads back
+TIMEOUT = 300  # seconds for one old-env command: importing TensorFlow 2.15 takes ~4 s on 2 cores
+
+
+@dataclass
+class Done:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __str__(self) -> str:  # what an assertion message shows
+        return f"$ {' '.join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-3000:]}"
+
+
+def _old_env_vars() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "TF_USE_LEGACY_KERAS")}
+    env["PYTHONPATH"] = str(REPO_ROOT)  # this checkout's envprint, not whatever the old venv installed
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
+
+
+def _run_all(python: str, commands: dict[str, list[str]], cwd: Path) -> dict[str, Done]:
+    """Run each command under the old Python, two at a time (this is a 2-core CI machine)."""
+    results: dict[str, Done] = {}
+    pending = list(commands.items())
+    while pending:
+        batch, pending = pending[:2], pending[2:]
+        procs = {
+            key: subprocess.Popen(
+                [python, *args], cwd=cwd, env=_old_env_vars(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for key, args in batch
+        }
+        for key, proc in procs.items():
+            try:
+                out, err = proc.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            results[key] = Done([python, *commands[key]], proc.returncode, out, err)
+    return results
+
+
+@pytest.fixture(scope="session")
+def old_python() -> str:
+    python = os.environ.get(OLD_PYTHON_VAR)
+    if os.environ.get("ENVPRINT_SKIP_OLD_TF") == "1":
+        pytest.skip("ENVPRINT_SKIP_OLD_TF=1: the cross-version tests are skipped on purpose")
+    if not python:
+        why = (
+            f"{OLD_PYTHON_VAR} is not set: no TensorFlow 2.15 environment to verify in; "
+            f"run scripts/test.sh, or export {OLD_PYTHON_VAR}=$(scripts/old_tf_env.sh)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI must run the cross-version tests; ENVPRINT_SKIP_OLD_TF=1 skips them on purpose)")
+        pytest.skip(why)
+    if not Path(python).is_file():
+        pytest.fail(f"{OLD_PYTHON_VAR}={python}: no such file; rerun scripts/old_tf_env.sh")
+    return python
+
+
+@pytest.fixture(scope="session")
+def old_versions(old_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """TensorFlow, Keras and NumPy in the old environment, read from package metadata (no TensorFlow import)."""
+    code = (
+        "import importlib.metadata as m, json, envprint\n"
+        "def v(name):\n"
+        "    try: return m.version(name)\n"
+        "    except m.PackageNotFoundError: return None\n"
+        "tf = v('tensorflow-cpu') or v('tensorflow')\n"
+        "print(json.dumps({'tensorflow': tf, 'keras': v('keras'), 'numpy': v('numpy'), 'envprint': envprint.__file__}))\n"
+    )
+    done = _run_all(old_python, {"v": ["-c", code]}, tmp_path_factory.mktemp("old_versions"))["v"]
+    assert done.returncode == 0, done
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def newest(old_python, tf, keras, flavor, save, tmp_path_factory) -> tuple[dict[str, Path], dict[str, str]]:
+    """The MLP saved in all four formats by this session's Keras 3, each with its envprint record.
+
+    Asks for ``old_python`` first: without an old environment the module skips before paying for TensorFlow.
+    """
+    if flavor != "keras3":
+        pytest.skip(f"the cross-version tests save under Keras 3 (the newest TensorFlow); this session runs {flavor}")
+    import numpy as np
+
+    def init(seed: int) -> dict[str, Any]:  # seeded initializers: the global random state stays as it was
+        return {
+            "kernel_initializer": keras.initializers.GlorotUniform(seed=seed),
+            "bias_initializer": keras.initializers.RandomNormal(seed=seed + 1000),
+        }
+
+    inp = keras.Input((4,), name="features")
+    x = keras.layers.Dense(16, activation="relu", name="hidden", **init(11))(inp)
+    x = keras.layers.Dense(8, activation="tanh", name="squash", **init(12))(x)
+    out = keras.layers.Dense(3, name="logits", **init(13))(x)
+    model = keras.Model(inp, out, name="cross_version_mlp")
+    files = save(model, tmp_path_factory.mktemp("cross_version"), ("keras", "h5", "savedmodel", "tflite"))
+    for path in files.values():
+        envprint.save(path)
+    versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+    return files, versions
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="session")
+def old_runs(old_python, newest) -> tuple[dict[str, Done], dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """``envprint verify --json`` of each format, and a read of each record, in the old environment, run once."""
+    files, _ = newest
+    folder = next(iter(files.values())).parent
+    before = _listing(folder)
+    commands = {fmt: ["-m", "envprint", "verify", str(path), "--json"] for fmt, path in files.items()}
+    code = (
+        "import json, sys, envprint\n"
+        "from envprint.store import canonical_json\n"
+        "print(json.dumps({p: json.loads(canonical_json(envprint.read_fingerprint(p))) for p in sys.argv[1:]}))\n"
+    )
+    records = [str(store.default_sidecar(p) / store.FINGERPRINT_FILE) for p in files.values()]
+    commands["read"] = ["-c", code, *records]
+    runs = _run_all(old_python, commands, folder)
+    return runs, before, _listing(folder)
+
+
+def _entry(report: dict[str, Any], path: str) -> dict[str, Any] | None:
+    return next((e for e in report["environment"]["entries"] if e["path"] == path), None)
+
+
+def test_old_env_is_tensorflow_215_with_keras2_and_numpy1(old_versions):
+    assert old_versions["tensorflow"] is not None and old_versions["tensorflow"].startswith("2.15."), old_versions
+    assert old_versions["keras"] is not None and old_versions["keras"].startswith("2.15."), old_versions
+    assert int(old_versions["numpy"].split(".")[0]) == 1, old_versions
+    assert Path(old_versions["envprint"]).resolve().parent.parent == REPO_ROOT, (
+        f"the old environment ran envprint from {old_versions['envprint']}, not this checkout ({REPO_ROOT})"
+    )
+
+
+def test_fingerprints_written_by_newest_tensorflow_read_unchanged_in_old_env(newest, old_runs):
+    files, _ = newest
+    runs, _, _ = old_runs
+    done = runs["read"]
+    assert done.returncode == 0, done
+    read = json.loads(done.stdout)
+    assert len(read) == len(files)
+    for path, record in read.items():
+        assert record == json.loads(Path(path).read_text(encoding="utf-8")), f"{path} changed when read by the old env"
+
+
+@pytest.mark.parametrize("fmt", VERIFIED)
+def test_verify_in_tf215_passes_for_a_format_it_can_load(fmt, old_runs):
+    runs, _, _ = old_runs
+    done = runs[fmt]
+    assert done.returncode == 0, done
+    assert "Traceback" not in done.stderr, done
+    report = json.loads(done.stdout)
+    assert report["verdict"] in ("identical", "within_tolerance"), done
+    assert report["identity"]["weights"] == "same", done
+    for output in report["outputs"]:
+        assert output["n_out_of_tolerance"] == 0, output
+
+
+@pytest.mark.parametrize("fmt", VERIFIED)
+def test_verify_in_tf215_reports_tensorflow_keras_and_numpy_changes(fmt, newest, old_versions, old_runs):
+    _, new = newest
+    runs, _, _ = old_runs
+    report = json.loads(runs[fmt].stdout)
+    expected = {
+        "tensorflow.version": ("tensorflow_version", new["tensorflow"], old_versions["tensorflow"]),
+        "tensorflow.keras_version": ("keras_version", new["keras"], old_versions["keras"]),
+        "tensorflow.keras_flavor": ("keras_version", "keras3", "keras2"),
+        "packages.key.numpy": ("numpy_version", new["numpy"], old_versions["numpy"]),
+    }
+    for path, (topic, a, b) in expected.items():
+        entry = _entry(report, path)
+        if a == b:  # e.g. the same NumPy on both sides: nothing to report
+            assert entry is None, entry
+            continue
+        assert entry is not None, (
+            f"no {path} in the environment diff: {[e['path'] for e in report['environment']['entries']]}"
+        )
+        assert (entry["status"], entry["topic"], entry["numerics"], entry["a"], entry["b"]) == (
+            "changed",
+            topic,
+            True,
+            a,
+            b,
+        ), entry
+
+
+@pytest.mark.parametrize("fmt", KERAS3_ONLY)
+def test_verify_in_tf215_of_a_keras3_file_exits_4_with_one_line(fmt, newest, old_versions, old_runs):
+    files, new = newest
+    runs, _, _ = old_runs
+    done = runs[fmt]
+    assert done.returncode == 4, done
+    assert done.stdout == "", done
+    assert done.stderr.splitlines() == [
+        f"envprint: error: {files[fmt]}: saved by Keras {new['keras']}, which this host's Keras "
+        f"{old_versions['keras']} cannot read; load it where Keras 3 is installed, "
+        "or export a SavedModel with model.export()"
+    ], done
+
+
+def test_verify_in_old_env_writes_nothing(old_runs):
+    _, before, after = old_runs
+    assert after == before
