@@ -97,6 +97,13 @@ def _console():
     return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False, markup=False)
 
 
+def with_expectations(result, saved, current):
+    """The diff with what its differences predict (explain.preflight), saved = A, current = B."""
+    from .explain import preflight
+
+    return result.model_copy(update={"expectations": preflight(saved, current, result)})
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
 
@@ -156,7 +163,7 @@ def diff(
             fb, label_b = capture(), "current host"
         else:
             fb, label_b = read_fingerprint(b), str(b)
-        result = diff_fingerprints(fa, fb, str(a), label_b)
+        result = with_expectations(diff_fingerprints(fa, fb, str(a), label_b), fa, fb)
         if json_out:
             sys.stdout.write(canonical_json(result))
         else:
@@ -337,6 +344,14 @@ def verify(
     signature: SignatureOpt = None,
     custom_objects: CustomOpt = None,
     unsafe: UnsafeOpt = False,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight",
+            help="Do not load the model: predict from the saved fingerprint and this host alone what drift to "
+            "expect and why (exit 1 when something can change the outputs).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Recompute the probes on this host and compare them with the saved reference.
@@ -350,6 +365,8 @@ def verify(
         from .verifier import verify as do_verify
 
         _quiet_tensorflow()
+        if preflight:
+            return _preflight(model, fingerprint, json_out)
         report = do_verify(
             model,
             fingerprint=fingerprint,
@@ -368,6 +385,25 @@ def verify(
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
     raise typer.Exit(_guard(body))
+
+
+def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
+    from .capture import capture
+    from .diff import diff_fingerprints
+    from .store import canonical_json, read_fingerprint
+    from .verifier import locate_fingerprint
+
+    fp_path = locate_fingerprint(model, fingerprint)
+    saved = read_fingerprint(fp_path)
+    here = capture()
+    result = with_expectations(diff_fingerprints(saved, here, str(fp_path), "current host"), saved, here)
+    if json_out:
+        sys.stdout.write(canonical_json(result))
+    else:
+        from .render import render_diff
+
+        render_diff(result, _console())
+    return int(ExitCode.DIFFERENT if result.expectations else ExitCode.OK)
 
 
 @app.command()

@@ -544,7 +544,7 @@ def _predict(cause: str, e: DiffEntry, ctx: _Ctx) -> tuple[float, str]:
     return VERSION_SCORE.get(cause, 0.3) * _grade(cause, e), VERSION_PREDICTION.format(**words)
 
 
-def preflight(saved: Fingerprint, current: Fingerprint) -> list[Explanation]:
+def preflight(saved: Fingerprint, current: Fingerprint, env: FingerprintDiff | None = None) -> list[Explanation]:
     """What to expect on ``current`` before predicting: each numerics-relevant difference and its effect.
 
     Same causes and remedies as ``explain``; ``score`` is how likely the difference changes the
@@ -555,7 +555,8 @@ def preflight(saved: Fingerprint, current: Fingerprint) -> list[Explanation]:
     if saved.self_check is not None and not saved.self_check.deterministic:
         why = "at save, two identical calls disagreed: verify will differ until inference is deterministic"
         found.append(_explanation("stochastic_inference", 0.9, why, [], ctx))
-    env = diff_fingerprints(saved, current, "saved", "current host")
+    if env is None:
+        env = diff_fingerprints(saved, current, "saved", "current host")
     for cause, entries in _by_cause(env.entries, numerics_only=True).items():
         score, text = max((_predict(cause, e, ctx) for e in _deciding(cause, entries)), key=lambda t: t[0])
         more = f" (+{len(entries) - 1} more of this kind)" if len(entries) > 1 else ""

@@ -308,12 +308,28 @@ class DiffEntry(Record):
     numerics: bool = Field(description="True when the field is known to change numerics or device choice.")
 
 
+class Explanation(Record):
+    cause: str = Field(
+        description="Stable cause id, e.g. 'model_changed', 'threads', 'onednn', 'stochastic_inference'."
+    )
+    score: float = Field(description="How well this cause accounts for what was observed, 0..1.")
+    reasoning: str
+    fields: list[DiffEntry] = Field(
+        default_factory=list, description="Fingerprint fields with saved and current values."
+    )
+    remedy: str
+
+
 class FingerprintDiff(Record):
     schema_version: Literal[1] = DIFF_SCHEMA_VERSION
     a: str = Field(description="Label of the first fingerprint (its path, or 'current host').")
     b: str
     identical: bool
     entries: list[DiffEntry] = Field(description="Numerics-relevant entries first, then by path.")
+    expectations: list[Explanation] = Field(
+        default_factory=list,
+        description="Predicted from the two fingerprints alone: what drift each difference would cause, most likely first.",
+    )
 
 
 # --------------------------------------------------------------------------- verify report
@@ -369,18 +385,6 @@ class IdentityCheck(Record):
     sidecar_files_changed: list[str] = Field(
         default_factory=list, description="probes.npz / reference.npz whose sha256 no longer matches the fingerprint."
     )
-
-
-class Explanation(Record):
-    cause: str = Field(
-        description="Stable cause id, e.g. 'model_changed', 'threads', 'onednn', 'stochastic_inference'."
-    )
-    score: float = Field(description="How well this cause accounts for what was observed, 0..1.")
-    reasoning: str
-    fields: list[DiffEntry] = Field(
-        default_factory=list, description="Fingerprint fields with saved and current values."
-    )
-    remedy: str
 
 
 class Report(Record):

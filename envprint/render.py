@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .diff import flatten
-from .models import DiffEntry, Fingerprint, FingerprintDiff, Report
+from .models import DiffEntry, Explanation, Fingerprint, FingerprintDiff, Report
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -128,6 +128,17 @@ def render_diff(diff: FingerprintDiff, console: Console, show_all: bool = False)
         console.print(_folded(folded))
     console.print()
     console.print("~ changed   - only in A   + only in B")
+    render_expectations(diff.expectations, console)
+
+
+def render_expectations(expectations: list[Explanation], console: Console) -> None:
+    if not expectations:
+        return
+    console.print()
+    console.print("What to expect on B, most likely first:")
+    for i, x in enumerate(expectations, 1):
+        console.print(f"  {i}. {x.cause} (likelihood {x.score:.2f}): {x.reasoning}")
+        console.print(f"     remedy: {x.remedy}")
 
 
 VERDICT_WORDS = {

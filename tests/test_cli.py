@@ -177,3 +177,11 @@ def test_python_dash_m_envprint_works():
         "import runpy, sys; sys.argv = ['envprint', '--version']; runpy.run_module('envprint', run_name='__main__')"
     )
     assert done.stdout == f"envprint {envprint.__version__}\n", done.stderr
+
+
+def test_diff_predicts_what_to_expect_from_the_fingerprints_alone(cpu_json):
+    r = invoke("diff", str(GPU), str(cpu_json), "--json")
+    causes = [x["cause"] for x in json.loads(r.stdout)["expectations"]]
+    assert "device" in causes and "cuda_stack" in causes
+    text = invoke("diff", str(GPU), str(cpu_json)).output
+    assert "What to expect on B, most likely first:" in text

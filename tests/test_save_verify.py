@@ -247,3 +247,14 @@ def test_exact_and_tolerances_are_validated(saved_mlp):
     assert r.exit_code == ExitCode.USAGE
     assert r.stderr == "envprint: error: --exact demands bit equality; drop --rtol/--atol, or drop --exact\n"
     assert invoke("verify", saved_mlp["keras"], "--exact").exit_code == 0
+
+
+def test_preflight_predicts_without_loading_the_model(mlp, tmp_path):
+    model = copy_model(mlp["keras"], tmp_path)
+    assert invoke("save", model).exit_code == 0
+    model.write_bytes(b"not a model any more")  # preflight must not even open it
+    r = invoke("verify", model, "--preflight", "--json")
+    assert r.exit_code in (0, 1), r.stderr
+    data = json.loads(r.stdout)
+    assert data["b"] == "current host" and "expectations" in data
+    assert invoke("verify", model).exit_code == ExitCode.MODEL  # the real verify does load it
