@@ -43,25 +43,17 @@ def test_capture_validates_against_committed_schema_and_round_trips(fp):
     assert Fingerprint.model_validate(data) == fp
 
 
+def process_state() -> tuple:
+    """What capture() must not change: environment, TensorFlow settings, random generators."""
+    return (dict(os.environ), tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads(), random.getstate(),
+            np.random.get_state()[1].tolist(), tf.config.experimental.tensor_float_32_execution_enabled())
+
+
 def test_capture_leaves_the_process_as_it_found_it():
-    before = (
-        dict(os.environ),
-        tf.config.threading.get_intra_op_parallelism_threads(),
-        tf.config.threading.get_inter_op_parallelism_threads(),
-        random.getstate(),
-        np.random.get_state()[1].tolist(),
-        tf.config.experimental.tensor_float_32_execution_enabled(),
-    )
+    before = process_state()
     envprint.capture()
-    after = (
-        dict(os.environ),
-        tf.config.threading.get_intra_op_parallelism_threads(),
-        tf.config.threading.get_inter_op_parallelism_threads(),
-        random.getstate(),
-        np.random.get_state()[1].tolist(),
-        tf.config.experimental.tensor_float_32_execution_enabled(),
-    )
-    assert after == before
+    assert process_state() == before
 
 
 def test_capture_reads_the_dtype_policy_the_user_set():
