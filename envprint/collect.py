@@ -313,10 +313,19 @@ def affinity_count() -> int | None:
 
 def blas_threads() -> tuple[list[str] | None, str | None]:
     """NumPy's BLAS/OpenMP libraries and their thread counts, via threadpoolctl."""
+    # Importing threadpoolctl sets KMP_DUPLICATE_LIB_OK=True in os.environ (to tolerate two
+    # OpenMP runtimes). envprint leaves the process as it found it, and must not record its own
+    # side effect as the user's environment: put the variable back as it was.
+    kmp = os.environ.get("KMP_DUPLICATE_LIB_OK")
     try:
         from threadpoolctl import threadpool_info
     except ImportError as exc:
         return None, f"threadpoolctl not importable: {why(exc)}"
+    finally:
+        if kmp is None:
+            os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+        else:
+            os.environ["KMP_DUPLICATE_LIB_OK"] = kmp
     try:
         import numpy  # noqa: F401  (load NumPy's BLAS so threadpoolctl can see it)
 
