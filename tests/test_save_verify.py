@@ -258,3 +258,20 @@ def test_preflight_predicts_without_loading_the_model(mlp, tmp_path):
     data = json.loads(r.stdout)
     assert data["b"] == "current host" and "expectations" in data
     assert invoke("verify", model).exit_code == ExitCode.MODEL  # the real verify does load it
+
+
+@pytest.mark.subprocess
+def test_verify_without_tensorflow_is_exit_5_with_the_pip_line(saved_mlp):
+    from envhelpers import run_python
+
+    code = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None  # a host where TensorFlow cannot be imported\n"
+        "from envprint.cli import app\n"
+        f"app(['verify', {str(saved_mlp['keras'])!r}])\n"
+    )
+    done = run_python(code)
+    assert done.returncode == ExitCode.DEPENDENCY, done.stderr
+    assert done.stderr.startswith("envprint: error: TensorFlow is not importable")
+    assert "pip install 'envprint[tensorflow-cpu]'" in done.stderr
+    assert done.stderr.count("\n") == 1
