@@ -344,6 +344,17 @@ def verify(
     signature: SignatureOpt = None,
     custom_objects: CustomOpt = None,
     unsafe: UnsafeOpt = False,
+    investigate: Annotated[
+        bool,
+        typer.Option(
+            "--investigate",
+            help="When outputs differ, re-run the probes in child processes, each with one saved setting "
+            "restored, and report which causes that confirms or rules out.",
+        ),
+    ] = False,
+    investigate_timeout: Annotated[
+        float, typer.Option("--investigate-timeout", help="Seconds each child process may run.")
+    ] = 120.0,
     preflight: Annotated[
         bool,
         typer.Option(
@@ -376,6 +387,22 @@ def verify(
             custom_objects=_custom_objects(custom_objects or []),
             safe_mode=not unsafe,
         )
+        if investigate and report.verdict != "identical":
+            from .investigate import investigate as do_investigate
+
+            results = do_investigate(
+                model,
+                fingerprint,
+                report,
+                timeout_s=investigate_timeout,
+                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+                fmt=fmt,
+                signature=signature,
+                safe_mode=not unsafe,
+                custom_objects_specs=custom_objects or [],
+                tolerance=_tolerance(rtol, atol, exact),
+            )
+            report = report.model_copy(update={"investigation": results})
         if json_out:
             sys.stdout.write(canonical_json(report))
         else:
@@ -404,6 +431,27 @@ def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
 
         render_diff(result, _console())
     return int(ExitCode.DIFFERENT if result.expectations else ExitCode.OK)
+
+
+@app.command("env-export")
+def env_export(
+    fingerprint: Annotated[
+        Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
+    ],
+) -> None:
+    """Print a pip constraints file pinning every package of the saved host.
+
+    Use: envprint env-export FINGERPRINT > constraints.txt && pip install -c constraints.txt 'tensorflow==X'
+    """
+
+    def body() -> None:
+        from .constraints import env_export as export
+        from .store import FINGERPRINT_FILE, read_fingerprint
+
+        path = fingerprint / FINGERPRINT_FILE if fingerprint.is_dir() else fingerprint
+        sys.stdout.write(export(read_fingerprint(path)))
+
+    _guard(body)
 
 
 @app.command()

@@ -387,6 +387,34 @@ class IdentityCheck(Record):
     )
 
 
+InvestigationStatus = Literal["confirmed", "ruled_out", "untestable", "reproduced", "not_reproduced"]
+
+
+
+
+class InvestigationResult(Record):
+    """One child process of ``verify --investigate``, or one cause that could not be tried here."""
+
+    cause: str = Field(
+        description="Cause id as in explanations ('onednn', 'threads', ...), or 'control' (nothing restored), "
+        "'batch_size' (one probe per call) or 'all_settings' (every restorable setting at once)."
+    )
+    setting: str = Field(description="What was restored, e.g. 'TF_ENABLE_ONEDNN_OPTS=1'.")
+    status: InvestigationStatus = Field(
+        description="confirmed: restoring it brings the outputs to (or much closer to) the reference; ruled_out: "
+        "no closer than the control; untestable: cannot be restored on this host (or the child failed); "
+        "reproduced / not_reproduced: the control, a fresh process with nothing changed."
+    )
+    detail: str
+    remedy: str | None = None
+    fields: list[str] = Field(default_factory=list, description="Fingerprint paths this setting restores.")
+    n_differ: int | None = Field(None, description="Elements not bit-identical to the reference, after restoring.")
+    n_out_of_tolerance: int | None = None
+    max_abs: float | None = None
+    max_ulp: int | None = None
+    seconds: float | None = Field(None, description="Wall time of the child process.")
+
+
 class Report(Record):
     schema_version: Literal[1] = REPORT_SCHEMA_VERSION
     verdict: Verdict
@@ -397,6 +425,16 @@ class Report(Record):
     notes: list[str] = Field(default_factory=list)
     environment: FingerprintDiff = Field(description="Saved fingerprint (a) against this host (b).")
     explanations: list[Explanation] = Field(default_factory=list, description="Most likely cause first.")
+    investigation: list[InvestigationResult] = Field(
+        default_factory=list,
+        description="verify --investigate: the control run first, then one entry per setting tried or cause "
+        "that cannot be tried here.",
+    )
+    record_signature: Literal["verified", "unchecked", "unsigned"] = Field(
+        "unsigned",
+        description="The record's signature.json: 'verified' with the key given, 'unchecked' (signed, but no key "
+        "was given), 'unsigned' (none). A bad signature is an error, never a report.",
+    )
 
     @property
     def passed(self) -> bool:

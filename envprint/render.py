@@ -30,6 +30,8 @@ def fmt(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return " ".join(str(v) for v in value) if value else "(none)"
+    if isinstance(value, dict) and not value:
+        return "(none)"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -52,6 +54,7 @@ def _table(title: str, *columns: str) -> Table:
         box=None,
         pad_edge=False,
         padding=(0, 2, 0, 0),
+        min_width=len(title),  # never wrap the title
     )
     for col in columns or ("field", "value"):
         table.add_column(col, overflow="fold")
@@ -80,6 +83,8 @@ def render_fingerprint(fp: Fingerprint, console: Console, show_all: bool = False
             if leaf is None and path in reasons:
                 shown = f"(absent: {reasons[path]})"
             table.add_row(path, shown)
+        if not table.row_count and installed is None:
+            table.add_row("(none)", "")
         if installed is not None:
             if show_all:
                 for name, version in installed.items():
@@ -197,6 +202,13 @@ def render_report(report: Report, console: Console) -> None:
             console.print(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a)} -> {fmt(e.b)}  [{e.topic}]")
         if len(numerics) > 10:
             console.print(f"  ... {len(numerics) - 10} more; envprint diff FINGERPRINT --current to list")
+    if report.investigation:
+        console.print()
+        console.print("Investigation (child processes, one saved setting restored at a time):")
+        for r in report.investigation:
+            console.print(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
+            if r.remedy and r.status in ("confirmed", "untestable"):
+                console.print(f"  {'':<14} remedy: {r.remedy}")
     if report.explanations:
         console.print()
         console.print("Likely causes, most likely first:")

@@ -1,0 +1,288 @@
+"""verify --investigate with real TensorFlow and real child processes, and env-export.
+
+One MobileNetV2 (alpha 0.35, 64x64, 5 classes) is saved by a child with oneDNN on and verified
+by a child with oneDNN off and one intra-op thread: on x86-64 that moves outputs by a few ULP
+(measured), while the thread count moves nothing. investigate() must then confirm oneDNN, rule
+out the threads, and say why versions cannot be tried in a process. The parent (this pytest
+process) never needs TensorFlow: investigate() only spawns children.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from envhelpers import run_python
+
+from envprint.constraints import env_export, install_command
+from envprint.diff import diff_fingerprints
+from envprint.explain import explain
+from envprint.investigate import (
+    Decided,
+    InvestigationResult,
+    Restore,
+    _judge,
+    _Numbers,
+    investigate,
+    plan,
+)
+from envprint.models import Fingerprint, IdentityCheck, Report
+from envprint.store import read_fingerprint
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+A100 = FIXTURES / "recorded_gpu_host_a100.json"
+# The deployment host: oneDNN off, one intra-op thread (the saved host: oneDNN on, default threads).
+DEPLOY = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1"}
+UNSET = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_DETERMINISTIC_OPS")
+
+SAVE = """
+import keras, envprint
+model = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, weights=None, classes=5)
+model.save({path!r})
+envprint.save({path!r})
+"""
+VERIFY = "import sys, envprint; sys.stdout.write(envprint.verify({path!r}).model_dump_json())"
+
+
+@dataclass
+class Drift:
+    model: Path
+    saved: Fingerprint
+    report: Report
+    results: list[InvestigationResult]
+    messages: list[str]
+    env_before: dict[str, str]
+    env_after: dict[str, str]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def drift(tmp_path_factory) -> Drift:
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed: investigate needs a real one in its child processes")
+    model = tmp_path_factory.mktemp("investigate") / "mobilenet.keras"
+    done = run_python(SAVE.format(path=str(model)), env={"TF_ENABLE_ONEDNN_OPTS": "1"}, drop=UNSET, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_python(VERIFY.format(path=str(model)), env=DEPLOY, drop=UNSET, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = Report.model_validate_json(done.stdout)
+    if all(o.status == "identical" for o in report.outputs):
+        pytest.skip("on this CPU oneDNN on and off give the same bits: nothing to investigate")
+    messages: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        for name in UNSET:
+            mp.delenv(name, raising=False)
+        for name, value in DEPLOY.items():
+            mp.setenv(name, value)
+        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+        before = dict(os.environ)
+        start = time.monotonic()
+        results = investigate(model, None, report, progress=messages.append, timeout_s=300)
+        seconds = time.monotonic() - start
+        after = dict(os.environ)
+    saved = read_fingerprint(model.with_name(model.name + ".envprint") / "fingerprint.json")
+    return Drift(model, saved, report, results, messages, before, after, seconds)
+
+
+def _by_cause(results: list[InvestigationResult]) -> dict[str, InvestigationResult]:
+    return {r.cause: r for r in results}
+
+
+def _threads_setting(saved: Fingerprint) -> str:
+    t = saved.threads
+    return f"TF_NUM_INTEROP_THREADS={t.tf_inter_op_effective} TF_NUM_INTRAOP_THREADS={t.tf_intra_op_effective}"
+
+
+# --------------------------------------------------------------------------- real children
+
+
+@pytest.mark.subprocess
+def test_investigate_confirms_onednn_when_restoring_it_reproduces_the_reference(drift):
+    onednn = _by_cause(drift.results)["onednn"]
+    assert onednn.status == "confirmed", onednn.detail
+    assert onednn.setting == "TF_ENABLE_ONEDNN_OPTS=1"
+    assert onednn.detail.startswith("restoring TF_ENABLE_ONEDNN_OPTS=1 reproduces the reference bit for bit")
+    assert (onednn.n_differ, onednn.n_out_of_tolerance, onednn.max_ulp) == (0, 0, 0)
+    assert onednn.remedy == "export TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported"
+    assert "tensorflow.onednn.enabled" in onednn.fields
+
+
+@pytest.mark.subprocess
+def test_investigate_rules_out_threads_when_restoring_them_changes_nothing(drift):
+    threads = _by_cause(drift.results)["threads"]
+    assert threads.status == "ruled_out", threads.detail
+    assert threads.setting == _threads_setting(drift.saved)
+    assert f"restoring {threads.setting} changes nothing: outputs bit-identical to the control run" in threads.detail
+    assert threads.remedy is None
+
+
+@pytest.mark.subprocess
+def test_the_control_reproduces_the_drift_in_a_fresh_process_and_comes_first(drift):
+    control = drift.results[0]
+    assert (control.cause, control.status) == ("control", "reproduced"), control.detail
+    assert control.setting == "nothing changed (a fresh process)"
+    seen = sum(o.n_differ for o in drift.report.outputs)
+    assert control.n_differ == seen > 0
+    assert control.detail.startswith(f"a fresh process reproduces the drift: {seen} / ")
+    # then the confirmed causes, then the ruled out, then the untestable
+    order = {"confirmed": 0, "ruled_out": 1, "untestable": 2}
+    ranks = [order[r.status] for r in drift.results[1:]]
+    assert ranks == sorted(ranks)
+
+
+@pytest.mark.subprocess
+def test_progress_names_each_child_and_its_setting(drift):
+    batch1 = all(v == 0 for v in drift.saved.self_check.batch1_max_abs.values())
+    assert drift.messages == [
+        "investigating 1/3: control, nothing changed (a fresh process)" + (", and batch size 1" if batch1 else ""),
+        "investigating 2/3: TF_ENABLE_ONEDNN_OPTS=1",
+        f"investigating 3/3: {_threads_setting(drift.saved)}",
+    ]
+
+
+@pytest.mark.subprocess
+def test_investigate_leaves_the_environment_as_it_found_it(drift):
+    assert drift.env_after == drift.env_before
+
+
+@pytest.mark.subprocess
+def test_results_are_json_records(drift):
+    for r in drift.results:
+        assert InvestigationResult.model_validate_json(r.model_dump_json()) == r
+    assert InvestigationResult.model_json_schema()["properties"]["status"]["enum"] == [
+        "confirmed", "ruled_out", "untestable", "reproduced", "not_reproduced",
+    ]  # fmt: skip
+
+
+@pytest.mark.subprocess
+def test_a_child_that_overruns_its_timeout_is_killed_and_untestable(drift, monkeypatch):
+    for name, value in DEPLOY.items():
+        monkeypatch.setenv(name, value)
+    start = time.monotonic()
+    results = investigate(drift.model, None, drift.report, timeout_s=0.5)
+    assert time.monotonic() - start < 5
+    assert [(r.cause, r.status, r.detail) for r in results] == [
+        ("control", "untestable", "timed out after 0.5 s; nothing else was run")
+    ]
+
+
+# --------------------------------------------------------------------------- no children
+
+
+def test_identical_outputs_leave_nothing_to_investigate(drift):
+    same = [o.model_copy(update={"status": "identical", "n_differ": 0}) for o in drift.report.outputs]
+    assert investigate(drift.model, None, drift.report.model_copy(update={"outputs": same})) == []
+
+
+def test_changed_weights_are_not_investigated(drift):
+    report = drift.report.model_copy(update={"identity": IdentityCheck(weights="changed")})
+    [only] = investigate(drift.model, None, report)
+    assert (only.cause, only.status) == ("control", "untestable")
+    assert (
+        only.detail == "not investigated: the weights are not the saved model's: no setting can reproduce the reference"
+    )
+
+
+def test_versions_and_the_gpu_of_a_recorded_a100_host_are_untestable_with_their_remedy(drift):
+    saved = read_fingerprint(A100)
+    env = diff_fingerprints(saved, drift.saved, "a100.json", "current host")
+    identity = IdentityCheck(weights="same")
+    report = drift.report.model_copy(
+        update={"environment": env, "explanations": explain(saved, env, identity, drift.report.outputs)}
+    )
+    steps = plan(saved, report, "a100.json")
+    decided = {s.cause: s for s in steps if isinstance(s, Decided)}
+    pins = "envprint env-export a100.json > constraints.txt && pip install -c constraints.txt 'tensorflow==2.15.1'"
+    for cause, what in (("tensorflow_version", "TensorFlow"), ("keras_version", "Keras"), ("numpy_version", "NumPy")):
+        assert decided[cause].status == "untestable"
+        assert (
+            decided[cause].detail
+            == f"cannot be restored by a process: another {what} is installed here; a process cannot swap it"
+        )
+        assert decided[cause].remedy == pins
+    assert decided["python_version"].remedy == f"uv venv --python 3.11.9, then in it: {pins}"
+    assert decided["cuda_stack"].status == "untestable"
+    assert decided["device"].detail == "the saved host ran on a GPU (NVIDIA A100-SXM4-40GB) and this host has none"
+    threads = next(s for s in steps if isinstance(s, Restore) and s.cause == "threads")
+    assert threads.env == {"TF_NUM_INTEROP_THREADS": "32", "TF_NUM_INTRAOP_THREADS": "32"}
+    assert not any(s.cause == "seed" for s in steps)  # a seed matters to random layers only, and there are none
+    assert next(s for s in steps if s.cause == "environment").env == {"PYTHONHASHSEED": "0"}
+
+
+@pytest.mark.parametrize(
+    ("restored", "status", "words"),
+    [
+        (_Numbers(40, 0, 0, 0.0, 0), "confirmed", "reproduces the reference bit for bit"),
+        (_Numbers(40, 30, 0, 1e-7, 3), "confirmed", "brings every element within tolerance"),
+        (_Numbers(40, 40, 10, 1e-6, 100), "confirmed", "accounts for part of the drift"),
+        (_Numbers(40, 40, 12, 1e-5, 700), "ruled_out", "changes the outputs but not toward the reference"),
+    ],
+)
+def test_a_restored_run_is_judged_against_the_control(restored, status, words):
+    control = _Numbers(40, 40, 12, 1e-5, 700)
+    assert _judge("restoring X", restored, control, same_as_control=False)[0] == status
+    assert words in _judge("restoring X", restored, control, same_as_control=False)[1]
+
+
+# --------------------------------------------------------------------------- env-export
+
+A100_PINS = """\
+absl-py==2.1.0
+h5py==3.11.0
+keras==2.15.0
+ml-dtypes==0.3.2
+numpy==1.26.4
+nvidia-cublas-cu12==12.2.5.6
+nvidia-cuda-runtime-cu12==12.2.140
+nvidia-cudnn-cu12==8.9.4.25
+nvidia-nccl-cu12==2.16.5
+protobuf==4.25.3
+pydantic==2.7.1
+tensorflow==2.15.1
+typer==0.12.3
+"""
+A100_HEADER = """\
+# pip constraints: the distributions installed on the host that saved this fingerprint
+# written by envprint 0.1.0 at 2026-10-02T14:03:11Z on CPython 3.11.9, Linux x86_64 (glibc 2.35)
+# TensorFlow 2.15.1 (tensorflow, CUDA 12.2 / cuDNN 8), Keras 2.15.0 (keras2)
+# use: pip install -c constraints.txt 'tensorflow==2.15.1'  (pins versions; installs only what is asked)
+"""
+
+
+def test_env_export_pins_every_installed_distribution_of_the_saved_host():
+    text = env_export(read_fingerprint(A100), python_version="3.11.4", system="Linux", machine="x86_64")
+    assert text == A100_HEADER + A100_PINS
+
+
+def test_env_export_warns_when_this_python_or_platform_cannot_take_the_pins():
+    text = env_export(read_fingerprint(A100), python_version="3.12.1", system="Darwin", machine="arm64")
+    assert (
+        text
+        == A100_HEADER
+        + (
+            "# NOTE: this Python is 3.12.1, but these pins were installed under Python 3.11.9: binary wheels "
+            "(TensorFlow's among them) may not exist for 3.12; install into a Python 3.11 environment "
+            "(e.g. uv venv --python 3.11.9)\n"
+            "# NOTE: saved on Linux x86_64, this host is Darwin arm64: platform-specific pins "
+            "(CUDA wheels, TensorFlow's distribution) may not install here\n"
+        )
+        + A100_PINS
+    )
+
+
+def test_env_export_keeps_a_version_pip_cannot_read_as_a_comment():
+    fp = read_fingerprint(A100)
+    odd = fp.model_copy(update={"packages": fp.packages.model_copy(update={"installed": {"weird": "not a version"}})})
+    text = env_export(odd, python_version="3.11.9", system="Linux", machine="x86_64")
+    assert text.endswith("# weird 'not a version': not a PEP 440 version, cannot be pinned\n")
+
+
+def test_install_command_exports_then_installs_the_saved_tensorflow_under_the_constraints():
+    assert install_command(read_fingerprint(A100), "model.keras.envprint/fingerprint.json") == (
+        "envprint env-export model.keras.envprint/fingerprint.json > constraints.txt && "
+        "pip install -c constraints.txt 'tensorflow==2.15.1'"
+    )
