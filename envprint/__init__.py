@@ -21,8 +21,8 @@ from .errors import (
 )
 
 _LAZY = {
-    "capture": "capture",
-    "seed_everything": "capture",
+    "capture": "capturer",
+    "seed_everything": "capturer",
     "Fingerprint": "models",
     "FingerprintDiff": "models",
     "diff_fingerprints": "diff",
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .capture import capture, seed_everything
+    from .capturer import capture, seed_everything
     from .diff import diff_fingerprints
     from .models import Fingerprint, FingerprintDiff, Report, Tolerance
     from .saver import save

@@ -120,7 +120,7 @@ def show(
     """Capture this host's fingerprint and print it."""
 
     def body() -> None:
-        from .capture import capture
+        from .capturer import capture
         from .store import canonical_json
 
         _quiet_tensorflow()
@@ -157,7 +157,7 @@ def diff(
             raise UsageError("give either a second fingerprint B or --current, not both and not neither")
         fa = read_fingerprint(a)
         if current:
-            from .capture import capture
+            from .capturer import capture
 
             _quiet_tensorflow()
             fb, label_b = capture(), "current host"
@@ -415,7 +415,7 @@ def verify(
 
 
 def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
-    from .capture import capture
+    from .capturer import capture
     from .diff import diff_fingerprints
     from .store import canonical_json, read_fingerprint
     from .verifier import locate_fingerprint

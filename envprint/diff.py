@@ -43,6 +43,15 @@ TOPICS: tuple[tuple[str, str, bool], ...] = (
     ("tensorflow.build*", "cuda_stack", True),
     ("devices.driver_version", "cuda_stack", True),
     ("devices.cuda_driver_version", "cuda_stack", True),
+    # Mapped libraries by family: the CUDA stack; oneDNN/MKL and their OpenMP; NumPy's BLAS;
+    # TensorFlow's own framework library (its version is TensorFlow's).
+    ("devices.loaded_libraries.dnnl", "onednn", True),
+    ("devices.loaded_libraries.mkl", "onednn", True),
+    ("devices.loaded_libraries.iomp5", "onednn", True),
+    ("devices.loaded_libraries.gomp", "threads", True),
+    ("devices.loaded_libraries.omp", "threads", True),
+    ("devices.loaded_libraries.openblas", "numpy_version", True),
+    ("devices.loaded_libraries.tensorflow_framework", "tensorflow_version", True),
     ("devices.loaded_libraries*", "cuda_stack", True),
     ("devices.nvidia_wheels*", "cuda_stack", True),
     ("env.variables.LD_LIBRARY_PATH", "cuda_stack", True),

@@ -510,7 +510,7 @@ def _child_main(spec_path: str) -> int:
 def _child_run(spec: dict[str, Any]) -> None:
     from . import _tf
     from ._tf import loading, runtime
-    from .capture import seed_everything
+    from .capturer import seed_everything
     from .probes import load_arrays, save_arrays
 
     tf = _tf.import_tensorflow()

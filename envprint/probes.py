@@ -20,8 +20,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import tempfile
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,7 +255,32 @@ def _check_shape(arr: np.ndarray, spec: SpecLike, where: str) -> None:
         )
 
 
-def _read_array(loaded: Any, key: str, where: str, path: Path) -> np.ndarray:
+# What NumPy and zipfile raise on bytes that are not a valid .npy/.npz: a bad zip directory or
+# CRC, a compression method zipfile lacks (NotImplementedError), an encrypted member
+# (RuntimeError), a corrupt deflate stream (zlib.error), a header naming a shape too large to
+# allocate (MemoryError, OverflowError), a garbled header (ValueError, SyntaxError from
+# literal_eval, tokenize.TokenError from NumPy's header filter, struct.error). Found by
+# scripts/fuzz.py; every one ends as a FingerprintError.
+_CORRUPT = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
+    MemoryError,
+    OverflowError,
+    SyntaxError,
+    tokenize.TokenError,
+    KeyError,
+)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None = None) -> np.ndarray:
+    fix = fix or f"re-create {path.name} with np.save/np.savez"
     try:
         arr = loaded[key] if key else loaded
         arr = np.asarray(arr)
@@ -262,30 +290,56 @@ def _read_array(loaded: Any, key: str, where: str, path: Path) -> np.ndarray:
                 f"{where}: holds Python objects (an object array), which envprint never unpickles; "
                 "save numeric arrays, e.g. arr.astype('float32')"
             ) from None
-        raise FingerprintError(f"{where}: cannot be read ({exc}); re-create {path.name} with np.save/np.savez") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise FingerprintError(f"{where}: truncated or corrupt ({exc}); re-create {path.name} with np.save/np.savez") from exc
+        raise FingerprintError(f"{where}: cannot be read ({_short(exc)}); {fix}") from None
+    except _CORRUPT as exc:
+        raise FingerprintError(f"{where}: truncated or corrupt ({_short(exc)}); {fix}") from None
     if arr.dtype.kind == "O":
         raise FingerprintError(f"{where}: holds Python objects (an object array), which envprint never unpickles; save numeric arrays")
     return arr
 
 
-def _open(path: Path) -> Any:
+def _short(exc: BaseException) -> str:
+    """An exception as one short line: a hostile file must not put line breaks into a message."""
+    text = str(exc) or type(exc).__name__
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _open(path: Path, data: bytes | None = None, fix: str | None = None) -> Any:
+    """``np.load`` of ``path`` (or of ``data``, the bytes read from it), never unpickling."""
+    fix = fix or "re-create it with np.save/np.savez"
     try:
-        return np.load(path, allow_pickle=False)
+        if data is None:
+            with open(path, "rb") as fh:
+                head = fh.read(len(_NPY_MAGIC))
+            source: Any = path
+        else:
+            head, source = data[: len(_NPY_MAGIC)], io.BytesIO(data)
     except FileNotFoundError:
         raise FingerprintError(f"{path}: no such file; check the path passed to --probes") from None
     except IsADirectoryError:
         raise FingerprintError(f"{path}: is a directory; pass a .npy or .npz file") from None
+    except OSError as exc:
+        raise FingerprintError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
+        if head.startswith(b"\x80"):  # pickle protocol 2 and later
+            raise FingerprintError(
+                f"{path}: holds Python objects (an object array or a pickle), which envprint never unpickles; "
+                "save numeric arrays with np.save/np.savez"
+            )
+        what = "empty" if not head else "neither the .npy nor the .npz (zip) format"
+        raise FingerprintError(f"{path}: not a .npy/.npz file ({what}); {fix}")
+    try:
+        return np.load(source, allow_pickle=False)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise FingerprintError(
                 f"{path}: holds Python objects (an object array or a pickle), which envprint never unpickles; "
                 "save numeric arrays with np.save/np.savez"
             ) from None
-        raise FingerprintError(f"{path}: not a readable .npy/.npz ({exc}); re-create it with np.save/np.savez") from exc
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise FingerprintError(f"{path}: truncated or corrupt ({exc}); re-create it with np.save/np.savez") from exc
+        raise FingerprintError(f"{path}: not a readable .npy/.npz ({_short(exc)}); {fix}") from None
+    except _CORRUPT as exc:
+        raise FingerprintError(f"{path}: truncated or corrupt ({_short(exc)}); {fix}") from None
 
 
 def load_probes(path: str | os.PathLike[str], inputs: Sequence[SpecLike]) -> dict[str, np.ndarray]:
@@ -316,8 +370,8 @@ def load_probes(path: str | os.PathLike[str], inputs: Sequence[SpecLike]) -> dic
         with loaded:
             try:
                 keys = list(loaded.files)
-            except (OSError, zipfile.BadZipFile) as exc:
-                raise FingerprintError(f"{p}: truncated or corrupt ({exc}); re-create it with np.savez") from exc
+            except _CORRUPT as exc:
+                raise FingerprintError(f"{p}: truncated or corrupt ({_short(exc)}); re-create it with np.savez") from None
             missing = [n for n in names if n not in keys]
             extra = [k for k in keys if k not in names]
             if missing or extra:
@@ -379,11 +433,21 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
         raise
 
 
-def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz``, never unpickling."""
+def load_arrays(path: str | os.PathLike[str], data: bytes | None = None) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` envprint saved (``path``, or ``data`` read from it), never unpickling.
+
+    Whatever the bytes, the result is the arrays or a FingerprintError of one line.
+    """
     p = Path(path)
-    loaded = _open(p)
+    fix = f"copy the whole {p.parent.name}/ directory again, or re-run envprint save"
+    loaded = _open(p, data, fix)
     if isinstance(loaded, np.ndarray):
-        raise FingerprintError(f"{p}: a single .npy array, not an .npz archive; re-run envprint save")
+        raise FingerprintError(f"{p}: a single .npy array, not an .npz archive; {fix}")
     with loaded:
-        return {k: _read_array(loaded, k, f"{p}[{k!r}]", p) for k in loaded.files}
+        try:
+            keys = list(loaded.files)
+        except _CORRUPT as exc:
+            raise FingerprintError(f"{p}: truncated or corrupt ({_short(exc)}); {fix}") from None
+        if len(set(keys)) != len(keys):
+            raise FingerprintError(f"{p}: names an array twice; {fix}")
+        return {k: _read_array(loaded, k, f"{p}[{_short(repr(k))}]", p, fix) for k in keys}

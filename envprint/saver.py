@@ -1,13 +1,17 @@
 """save(): record a model's identity, probes, reference predictions and environment beside it.
 
-Owns: the order of the save — refuse to overwrite before any work, load, probe, self-check,
-capture, then publish the whole record at once (``store.publish_directory``). Composes
-``_tf.loading``, ``probes``, ``digests``, ``capture`` and ``store``; holds no TensorFlow code.
+Owns: the order of the save — refuse to overwrite and check that the record can be written
+before any work, load, probe, self-check, capture, sign, then publish the whole record at once
+(``store.publish_directory``). A save that fails or is killed at any point leaves the previous
+record (or none) in place, never part of one. Composes ``_tf.loading``, ``probes``, ``digests``,
+``capture``, ``signing`` and ``store``; holds no TensorFlow code.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import digests, store
+from . import digests, signing, store
 from .errors import FingerprintError, ModelError, UsageError
 from .models import (
     ArrayFile,
@@ -161,6 +165,40 @@ def probe_inputs(
     return arrays, recipe
 
 
+def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
+    return FingerprintError(
+        f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory, or pass --out DIR"
+    )
+
+
+def _prepare_parent(target: Path) -> list[Path]:
+    """Create ``target``'s parent directories and prove a staging directory can be made there.
+
+    Runs before any work, so an unwritable place (a read-only file system, a path under a
+    file) fails in a second, not after the model was loaded. Returns the directories it
+    created, deepest last, for ``_remove_created`` to take back if the save fails.
+    """
+    created: list[Path] = []
+    missing = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
+    try:
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        _remove_created(created)
+        raise _cannot_write(target, exc) from None
+    return created
+
+
+def _remove_created(created: list[Path]) -> None:
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            break
+
+
 def save(
     model: str | Path,
     *,
@@ -177,55 +215,89 @@ def save(
     tolerance: Tolerance | None = None,
     force: bool = False,
     strict: bool = False,
+    sign_key: bytes | str | None = None,
 ) -> SaveResult:
     """Write the record of ``model`` into its sidecar (or ``out``) and return where it went.
 
-    Raises FingerprintError when a record exists and ``force`` is False (before any work),
-    ModelError when the model cannot be loaded or predict, or when ``strict`` and the model's
-    outputs change between identical calls.
+    Raises FingerprintError when a record exists and ``force`` is False, or the record cannot
+    be written (both before any work), ModelError when the model cannot be loaded or predict,
+    or when ``strict`` and the model's outputs change between identical calls. With
+    ``sign_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) the record also gets
+    signature.json, an HMAC-SHA256 of fingerprint.json (see ``envprint.signing``).
     """
     from ._tf import loading
-    from .capture import capture
+    from .capturer import capture
 
     model_path = Path(model)
     target = Path(out) if out is not None else store.default_sidecar(model_path)
-    if target.exists() and not force:
+    existed = target.exists()
+    if existed and not force:
         raise FingerprintError(f"{target}: a fingerprint already exists; pass --force to replace it")
     if num_probes < 1:
         raise ModelError(f"--num-probes must be at least 1, got {num_probes}")
-
-    loaded = loading.load_model(
-        model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
-    )
-    inputs, recipe = probe_inputs(loaded, Path(probes) if probes else None, num_probes, probe_seed, input_shapes)
-    reference = loaded.predict(inputs)
-    check = self_check(loaded, inputs, reference)
-    if strict and not check.deterministic:
-        raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
-
-    files = digests.tree_digests(model_path, exclude=store.sidecar_exclusions(model_path, target))
-    identity = identity_record(loading.model_identity(loaded), model_path, files)
-    warnings = list(check.warnings)
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = store.make_staging_dir(target)
+    key = signing.signing_key(sign_key) if sign_key is not None else None
+    created = _prepare_parent(target)
     try:
-        probe_file = _array_file(staging, store.PROBES_FILE, inputs)
-        reference_file = _array_file(staging, store.REFERENCE_FILE, reference)
+        loaded = loading.load_model(
+            model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
+        )
+        inputs, recipe = probe_inputs(loaded, Path(probes) if probes else None, num_probes, probe_seed, input_shapes)
+        reference = loaded.predict(inputs)
+        check = self_check(loaded, inputs, reference)
+        if strict and not check.deterministic:
+            raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
+
+        files = digests.tree_digests(model_path, exclude=store.sidecar_exclusions(model_path, target))
+        identity = identity_record(loading.model_identity(loaded), model_path, files)
         fp = capture(seed=seed).model_copy(
             update={
                 "model": identity,
                 "probes": recipe,
-                "probe_arrays": probe_file,
-                "reference_arrays": reference_file,
                 "self_check": check,
                 "tolerance": tolerance or Tolerance(),
             }
         )
+        fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed)
+    except BaseException:
+        _remove_created(created)  # the directories this save made for a record it did not write
+        raise
+    return SaveResult(sidecar=target, fingerprint=fp, warnings=list(check.warnings))
+
+
+def _write_and_publish(
+    target: Path,
+    fp: Fingerprint,
+    inputs: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    key: bytes | None,
+    *,
+    force: bool,
+    existed: bool,
+) -> Fingerprint:
+    """Write the whole record into a staging directory beside ``target``, then publish it at once."""
+    try:
+        staging = store.make_staging_dir(target)
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+    try:
+        fp = fp.model_copy(
+            update={
+                "probe_arrays": _array_file(staging, store.PROBES_FILE, inputs),
+                "reference_arrays": _array_file(staging, store.REFERENCE_FILE, reference),
+            }
+        )
         fp = Fingerprint.model_validate(fp.model_dump())  # model_copy does not validate
         store.write_fingerprint(staging / store.FINGERPRINT_FILE, fp)
-        store.publish_directory(staging, target, force)
+        if key is not None:
+            # Signed from the bytes on disk, so the signature covers exactly what verify will read.
+            payload = (staging / store.FINGERPRINT_FILE).read_bytes()
+            signature = signing.sign(payload, key, store.FINGERPRINT_FILE)
+            store.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
+        store.publish_directory(staging, target, force, existed=existed)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _cannot_write(target, exc) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return SaveResult(sidecar=target, fingerprint=fp, warnings=warnings)
+    return fp

@@ -1,19 +1,22 @@
 """verify(): recompute a model's probes on this host and judge them against its saved record.
 
-Owns: the order of the checks — record integrity, model files, weights, outputs, inference
-randomness, environment — and the verdict. A check that ran and failed returns a Report with
-verdict 'mismatch'; a check that could not run raises an EnvprintError. Holds no TensorFlow code.
+Owns: the order of the checks — signature, record integrity, model files, weights, outputs,
+inference randomness, environment — and the verdict. A check that ran and failed returns a Report
+with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
+that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
+TensorFlow code, and writes nothing: a deployment host may be read-only.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import compare, digests, store
+from . import compare, digests, signing, store
 from .errors import FingerprintError
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
@@ -27,8 +30,15 @@ def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None)
         raise FingerprintError(
             "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
         )
-    path = store.default_sidecar(Path(model)) / store.FINGERPRINT_FILE
+    sidecar = store.default_sidecar(Path(model))
+    path = sidecar / store.FINGERPRINT_FILE
     if not path.exists():
+        backups = store.interrupted_backups(sidecar)
+        if backups and not sidecar.exists():
+            raise FingerprintError(
+                f"{path}: missing; an interrupted 'envprint save --force' left the previous record in "
+                f"{backups[-1]}: rename it to {sidecar.name}, or save again"
+            )
         raise FingerprintError(
             f"{path}: no fingerprint beside the model; run 'envprint save {model}' on the training host, "
             "or pass --fingerprint PATH"
@@ -36,8 +46,19 @@ def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None)
     return path
 
 
-def _sidecar_arrays(fp: Fingerprint, fp_path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
-    """Probe inputs and reference outputs, and the names of sidecar files whose digest changed."""
+def _describe_arrays(arrays: Mapping[str, Any]) -> str:
+    return ", ".join(f"{store.one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
+
+
+def sidecar_arrays(
+    fp: Fingerprint, fp_path: Path, reader: store.RecordReader
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+    """Probe inputs and reference outputs, and the names of sidecar files whose digest changed.
+
+    A file that is missing, unreadable, corrupt, or whose arrays are not the names and shapes the
+    fingerprint records is a FingerprintError: there is nothing to compare against. Bytes that load
+    and fit but differ from the recorded sha256 are reported as edited (a mismatch, not an error).
+    """
     from .probes import load_arrays
 
     if fp.probe_arrays is None or fp.reference_arrays is None or fp.model is None:
@@ -46,14 +67,43 @@ def _sidecar_arrays(fp: Fingerprint, fp_path: Path) -> tuple[dict[str, np.ndarra
             "verify needs the fingerprint.json that 'envprint save MODEL' wrote"
         )
     changed, arrays = [], []
-    for record in (fp.probe_arrays, fp.reference_arrays):
+    for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
+        if not store.plain_file_name(record.file):
+            raise FingerprintError(
+                f"{fp_path}: field '{field}.file' is {store.one_line(repr(record.file))}, not a file name inside "
+                "the sidecar; the record was edited: re-save it on the training host"
+            )
         path = fp_path.parent / record.file
-        if not path.exists():
+        data = reader.read(record.file)
+        if data is None:
             raise FingerprintError(f"{path}: missing from the sidecar; copy the whole {fp_path.parent.name}/ directory")
-        if digests.sha256_file(path) != record.sha256:
+        if hashlib.sha256(data).hexdigest() != record.sha256:
             changed.append(record.file)
-        arrays.append(load_arrays(path))
+        loaded = load_arrays(path, data)
+        obtained = {k: list(v.shape) for k, v in loaded.items()}
+        if obtained != record.arrays:
+            raise FingerprintError(
+                f"{path}: arrays do not match {fp_path.name}: expected {_describe_arrays(record.arrays)}, "
+                f"obtained {_describe_arrays(obtained)}; copy the whole {fp_path.parent.name}/ directory again "
+                "or re-save the record"
+            )
+        arrays.append(loaded)
     return arrays[0], arrays[1], changed
+
+
+def read_record(
+    fp_path: Path, reader: store.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
+) -> tuple[Fingerprint, signing.SignatureCheck]:
+    """The fingerprint at ``fp_path``, its signature judged on the exact bytes that are then parsed."""
+    raw = reader.read(fp_path.name, limit=store.MAX_FINGERPRINT_BYTES)
+    if raw is None:
+        raise FingerprintError(f"{fp_path}: no such file; give the path of a fingerprint.json")
+    if signing_key or require_signature:
+        signature = reader.read(signing.SIGNATURE_FILE, limit=signing.MAX_SIGNATURE_BYTES)
+    else:  # not checked: only whether there is one, for the report's note
+        signature = b"" if reader.exists(signing.SIGNATURE_FILE) else None
+    checked = signing.check(raw, signature, signing_key, required=require_signature, fingerprint_path=fp_path)
+    return store.parse_fingerprint_bytes(raw, str(fp_path)), checked
 
 
 def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
@@ -83,22 +133,33 @@ def verify(
     custom_objects: Mapping[str, Any] | None = None,
     safe_mode: bool = True,
     check_stochastic: bool = True,
+    signing_key: bytes | str | None = None,
+    require_signature: bool = False,
 ) -> Report:
     """Verify ``model`` (a path, or a Keras model already loaded) against its fingerprint.
 
     Returns a Report; ``report.raise_for_status()`` raises MismatchError on 'mismatch'.
     Raises FingerprintError / ModelError / DependencyError when the check cannot run.
     Never writes anything: a deployment host may be read-only.
+
+    ``signing_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) checks the record's
+    signature.json: a wrong key or a changed fingerprint.json is a FingerprintError. With
+    ``require_signature`` an unsigned record is one too (and a missing key a UsageError). With
+    neither, a signature is not checked and the report notes it.
     """
     from ._tf import loading
-    from .capture import capture
+    from .capturer import capture
     from .diff import diff_fingerprints
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path = locate_fingerprint(model_path, fingerprint)
-    saved = store.read_fingerprint(fp_path)
-    probes, reference, sidecar_changed = _sidecar_arrays(saved, fp_path)
+
+    def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
+        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
+        return saved, trust, *sidecar_arrays(saved, fp_path, reader)
+
+    saved, trust, probes, reference, sidecar_changed = store.read_consistent(fp_path.parent, read)
     notes: list[str] = []
     for name in sidecar_changed:
         notes.append(f"{name} differs from the digest in {fp_path.name}: the record was edited after save")
@@ -156,9 +217,12 @@ def verify(
         if o.status != "identical":
             notes.append(compare.summarize(o))
 
+    if trust.note:
+        notes.append(trust.note)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
     return Report(
         verdict=_verdict(outputs, identity, stochastic_now),
+        record_signature=trust.status,
         model=label,
         fingerprint=str(fp_path),
         identity=identity,

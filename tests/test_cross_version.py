@@ -244,3 +244,15 @@ def test_verify_in_tf215_of_a_keras3_file_exits_4_with_one_line(fmt, newest, old
 def test_verify_in_old_env_writes_nothing(old_runs):
     _, before, after = old_runs
     assert after == before
+
+
+@pytest.mark.parametrize("fmt", VERIFIED)
+def test_verify_in_tf215_blames_the_framework_versions_only_when_outputs_moved(fmt, old_runs):
+    runs, _, _ = old_runs
+    report = json.loads(runs[fmt].stdout)
+    causes = [x["cause"] for x in report["explanations"]]
+    if report["verdict"] == "identical":
+        # Bit-identical outputs: the version differences did not touch the probes; nothing is blamed.
+        assert not {"tensorflow_version", "keras_version", "numpy_version"} & set(causes), causes
+    else:
+        assert causes[0] in ("tensorflow_version", "keras_version"), causes

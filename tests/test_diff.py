@@ -85,3 +85,10 @@ def test_topics_cover_the_documented_causes():
     assert topic_of("tensorflow.dtype_policy") == ("dtype_policy", True)
     assert topic_of("packages.installed.rich") == ("other_package", False)
     assert topic_of("cpu.memory_bytes") == ("context", False)
+
+
+def test_loaded_libraries_are_topics_of_their_own_family():
+    assert topic_of("devices.loaded_libraries.cudnn") == ("cuda_stack", True)
+    assert topic_of("devices.loaded_libraries.openblas") == ("numpy_version", True)
+    assert topic_of("devices.loaded_libraries.dnnl") == ("onednn", True)
+    assert topic_of("devices.loaded_libraries.tensorflow_framework") == ("tensorflow_version", True)
