@@ -213,6 +213,16 @@ def _custom_objects(specs: list[str]) -> dict:
     return parse_custom_objects(specs)
 
 
+def _signing_key(required: bool) -> bytes | None:
+    """ENVPRINT_SIGNING_KEY, or None; a UsageError when --sign needs it and it is unset."""
+    from .signing import KEY_ENV, key_from_env
+
+    key = key_from_env()
+    if key is None and required:
+        raise UsageError(f"--sign needs a key: set {KEY_ENV} (a shared secret of at least 16 bytes)")
+    return key
+
+
 ModelArg = Annotated[
     Path,
     typer.Argument(
@@ -285,6 +295,9 @@ def save(
             "--force", help="Replace an existing fingerprint (the old one stays until the new one is complete)."
         ),
     ] = False,
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign the record (HMAC-SHA256) with the key in ENVPRINT_SIGNING_KEY.")
+    ] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (exit 4) if the model's outputs change between identical calls.")
     ] = False,
@@ -312,6 +325,7 @@ def save(
             tolerance=_tolerance(rtol, atol, exact),
             force=force,
             strict=strict,
+            sign_key=_signing_key(required=True) if sign else None,
         )
         for warning in result.warnings:
             sys.stderr.write(f"envprint: WARNING: {warning}\n")
@@ -355,6 +369,13 @@ def verify(
     investigate_timeout: Annotated[
         float, typer.Option("--investigate-timeout", help="Seconds each child process may run.")
     ] = 120.0,
+    require_signature: Annotated[
+        bool,
+        typer.Option(
+            "--require-signature",
+            help="Refuse (exit 3) a record that is not signed with the key in ENVPRINT_SIGNING_KEY.",
+        ),
+    ] = False,
     preflight: Annotated[
         bool,
         typer.Option(
@@ -386,6 +407,8 @@ def verify(
             signature=signature,
             custom_objects=_custom_objects(custom_objects or []),
             safe_mode=not unsafe,
+            signing_key=_signing_key(required=False),
+            require_signature=require_signature,
         )
         if investigate and report.verdict != "identical":
             from .investigate import investigate as do_investigate

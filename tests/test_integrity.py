@@ -783,3 +783,27 @@ def test_the_sidecar_npz_are_plain_archives(signed):
     # Nothing envprint-specific is needed to inspect a record on a deployment host.
     with zipfile.ZipFile(sidecar_of(signed) / "reference.npz") as zf:
         assert zf.namelist() == ["logits.npy"]
+
+
+def test_cli_sign_and_require_signature(mlp, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from envprint.cli import app
+
+    runner = CliRunner()
+    model = tmp_path / "model.keras"
+    shutil.copy2(mlp["keras"], model)
+    monkeypatch.delenv("ENVPRINT_SIGNING_KEY", raising=False)
+    r = runner.invoke(app, ["save", str(model), "--sign"])
+    assert r.exit_code == 2
+    assert r.stderr == ("envprint: error: --sign needs a key: set ENVPRINT_SIGNING_KEY "
+                        "(a shared secret of at least 16 bytes)\n")
+    monkeypatch.setenv("ENVPRINT_SIGNING_KEY", "a-shared-secret-of-32-characters")
+    assert runner.invoke(app, ["save", str(model), "--sign"]).exit_code == 0
+    ok = runner.invoke(app, ["verify", str(model), "--require-signature", "--json"])
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["record_signature"] == "verified"
+    monkeypatch.setenv("ENVPRINT_SIGNING_KEY", "another-secret-of-32-characters!")
+    bad = runner.invoke(app, ["verify", str(model), "--require-signature"])
+    assert bad.exit_code == 3
+    assert bad.stderr.count("\n") == 1 and "signature" in bad.stderr
