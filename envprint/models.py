@@ -31,7 +31,9 @@ Unavailable = dict[str, str]
 class Record(BaseModel):
     """Base of every persisted model: unknown keys are an error, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a validator is built on first use, so `envprint diff` pays only for the models
+    # it reads, not for every record envprint knows.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class PythonInfo(Record):
