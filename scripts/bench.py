@@ -1,17 +1,34 @@
 #!/usr/bin/env python
 """Benchmarks: envprint side by side with the bare baseline it stands beside, in one run.
 
-Each case runs A (baseline) and B (envprint) interleaved, A B A B ..., after a warm-up, so a
-drifting shared machine affects both alike; it reports medians and the median of the per-pair
-B/A ratios. Prints a Markdown table and writes JSON (--out).
+Each case runs A (baseline) and B (envprint) interleaved, A B A B ..., after a warm-up pair, so a
+drifting shared machine affects both alike; it reports medians, the median of the per-pair B/A
+ratios, the peak RSS of each process where a case runs whole processes, and PASS/MISS against
+the targets below. Prints Markdown tables and writes JSON (--out).
 
-    python scripts/bench.py [--runs 9] [--out bench-results/bench.json] [--cases cli,capture]
+    python scripts/bench.py [--cases cli,capture,verify,inprocess,save,growth] [--quick] [--big]
+                            [--runs N] [--out bench-results/bench.json]
+
+Cases (baseline -> envprint):
+  cli        python -c 'import typer, pydantic' -> envprint --help; envprint diff a.json b.json
+  capture    import tensorflow -> envprint.capture() once TensorFlow is imported, and its sections
+  verify     the bare job (import TensorFlow, load the model, predict the probes) -> envprint verify
+             MODEL, for an MLP and a MobileNetV2 (96x96, weights=None), as .keras and as SavedModel
+  inprocess  import + load + predict, in one process -> envprint.verify(model, fingerprint=...)
+  save       load, model.save() and one predict -> envprint save MODEL
+  growth     verify vs the bare job as probes, outputs and weights grow; digest time vs load time
+             (--big adds the ~1 GB model: ~2 GB of disk, ~5 GB of RAM, a few minutes)
+
+Targets: --help and diff <= 1.5x; whole-process verify <= 1.10x time and peak RSS; in-process
+verify adds <= 5% to the bare start-up; capture() <= 3% of import tensorflow; a ~1 GB model's
+integrity check (file digest + weights digest) <= 10% of its load (applied to every size row).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -20,48 +37,221 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PY = sys.executable
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+_EXE = Path(PY).with_name("envprint")
+ENVPRINT = [str(_EXE)] if _EXE.exists() else [PY, "-m", "envprint"]
+
+# Pairs per case: the default run fits in ~15 minutes on 2 cores; raise --runs on a noisy host.
+DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "growth": 2}
+QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "growth": 1}
+
+Sample = dict  # {"s": wall seconds, "cpu_s": user+sys seconds, "rss_mb": peak RSS, "out": stdout}
 
 
-def timed_process(argv: list[str]) -> Callable[[], float]:
-    def run() -> float:
+# ---------------------------------------------------------------------------------- measuring
+
+
+def run_measured(argv: list[str], capture: bool = False) -> Sample:
+    """Run one process to completion: wall time, its own peak RSS, and (capture) its stdout.
+
+    os.wait4 reaps exactly this child and returns its own rusage, so ru_maxrss is this process's
+    peak; getrusage(RUSAGE_CHILDREN) would be the maximum over every child reaped so far.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-        return time.perf_counter() - t0
+        proc = subprocess.Popen(argv, stdout=out if capture else subprocess.DEVNULL, stderr=err, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen not to wait
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(map(str, argv))[:300]} exited {proc.returncode}:\n{tail}")
+        out.seek(0)
+        text = out.read().decode() if capture else ""
+    return {"s": seconds, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "out": text}
 
-    return run
+
+def process(argv: list[str | Path]) -> Callable[[], Sample]:
+    return lambda: run_measured([str(a) for a in argv])
 
 
-def interleave(a: Callable[[], float], b: Callable[[], float], runs: int, warmup: int = 1) -> dict:
+def interleave(a: Callable[[], Sample], b: Callable[[], Sample], runs: int, warmup: int = 1) -> dict:
     for _ in range(warmup):
         a(), b()
-    ta, tb = [], []
+    sa, sb = [], []
     for _ in range(runs):
-        ta.append(a())
-        tb.append(b())
-    ratios = [y / x for x, y in zip(ta, tb, strict=True)]
-    return {
-        "baseline_median_s": statistics.median(ta),
-        "envprint_median_s": statistics.median(tb),
-        "ratio_median": statistics.median(ratios),
-        "runs": runs,
+        sa.append(a())
+        sb.append(b())
+    return summarize(sa, sb)
+
+
+def summarize(sa: list[Sample], sb: list[Sample]) -> dict:
+    med = statistics.median
+    out = {
+        "runs": len(sa),
+        "baseline_median_s": med(x["s"] for x in sa),
+        "envprint_median_s": med(y["s"] for y in sb),
+        "ratio_median": med(y["s"] / x["s"] for x, y in zip(sa, sb, strict=True)),
+        "baseline_s": [x["s"] for x in sa],
+        "envprint_s": [y["s"] for y in sb],
     }
+    if all(x.get("cpu_s") for x in sa + sb):  # CPU time: less sensitive than wall time to a busy neighbour
+        out.update(
+            baseline_cpu_s=med(x["cpu_s"] for x in sa),
+            envprint_cpu_s=med(y["cpu_s"] for y in sb),
+            cpu_ratio_median=med(y["cpu_s"] / x["cpu_s"] for x, y in zip(sa, sb, strict=True)),
+        )
+    if all(x.get("rss_mb") for x in sa + sb):
+        out.update(
+            baseline_rss_mb=med(x["rss_mb"] for x in sa),
+            envprint_rss_mb=med(y["rss_mb"] for y in sb),
+            rss_ratio_median=med(y["rss_mb"] / x["rss_mb"] for x, y in zip(sa, sb, strict=True)),
+        )
+    return out
 
 
-def case_cli(runs: int, workdir: Path) -> list[dict]:
-    fp = workdir / "fp.json"
-    fp.write_text(subprocess.run([PY, "-m", "envprint", "show", "--json", "--no-tensorflow"], check=True,
-                                 capture_output=True, text=True, env=ENV).stdout)
-    baseline = timed_process([PY, "-c", "import typer, pydantic"])
-    envprint_exe = str(Path(PY).with_name("envprint"))
+def target(metric: str, limit: float, label: str) -> dict:
+    return {"metric": metric, "max": limit, "label": label}
+
+
+def judge(row: dict) -> dict:
+    judged = []
+    for t in row.get("targets", []):  # copies: rows may share one list of targets
+        value = row.get(t["metric"])
+        judged.append({**t, "value": value, "status": "n/a" if value is None else "PASS" if value <= t["max"] else "MISS"})
+    row["targets"] = judged
+    return row
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+BUILD_CHILD = r"""
+import gc, sys
+from pathlib import Path
+import keras, envprint
+root, names = Path(sys.argv[1]), sys.argv[2].split(",")
+
+def stack(width, depth=4):  # float32 Dense stack: 4 * (width**2 + width) * 4 bytes of weights
+    return keras.Sequential([keras.Input((width,))] + [keras.layers.Dense(width) for _ in range(depth)])
+
+BUILD = {
+    "mlp": lambda: keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"),
+                                     keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)]),
+    "mobilenet": lambda: keras.applications.MobileNetV2(input_shape=(96, 96, 3), weights=None),
+    "wide": lambda: keras.Sequential([keras.Input((16,)), keras.layers.Dense(10_000)]),
+    "stack_1MB": lambda: stack(256),
+    "stack_100MB": lambda: stack(2560),
+    "stack_1GB": lambda: stack(8192),
+}
+EXPORT = {"mlp", "mobilenet"}
+EXTRA_PROBES = {"mlp": [1, 32, 1024], "wide": [10, 100, 1000]}  # extra sidecars: NAME_pN/
+
+keras.utils.set_random_seed(0)
+for name in names:
+    model = BUILD[name]()
+    path = root / f"{name}.keras"
+    model.save(path)
+    envprint.save(path, force=True)
+    if name in EXPORT:
+        model.export(root / f"{name}_export", verbose=False)
+        envprint.save(root / f"{name}_export", force=True)
+    for n in EXTRA_PROBES.get(name, []):
+        envprint.save(path, out=root / f"{name}_p{n}", num_probes=n, force=True)
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+"""
+
+
+@dataclass
+class Context:
+    workdir: Path
+    runs: dict[str, int]
+    big: bool = False
+    built: set[str] = field(default_factory=set)
+
+    def need(self, names: list[str]) -> Path:
+        """Build the missing models (and their sidecars) in one process: one TensorFlow import."""
+        missing = [n for n in names if n not in self.built]
+        if missing:
+            t0 = time.perf_counter()
+            run_measured([PY, "-c", BUILD_CHILD, str(self.workdir), ",".join(missing)])
+            print(f"built {', '.join(missing)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            self.built.update(missing)
+        return self.workdir
+
+
+def keras_path(root: Path, name: str) -> tuple[Path, Path]:
+    return root / f"{name}.keras", root / f"{name}.keras.envprint"
+
+
+def export_path(root: Path, name: str) -> tuple[Path, Path]:
+    return root / f"{name}_export", root / f"{name}_export" / "assets.extra" / "envprint"
+
+
+# The job a serving process runs anyway: import TensorFlow, load the model, predict the probes.
+BARE_JOB = r"""
+import sys
+import numpy as np
+fmt, path, probes = sys.argv[1:4]
+import tensorflow as tf
+x = dict(np.load(probes))
+n = len(next(iter(x.values())))
+if fmt == "keras":
+    import keras
+    model = keras.models.load_model(path, compile=False)
+    model.predict(next(iter(x.values())) if len(x) == 1 else x, batch_size=n, verbose=0)
+else:
+    fn = tf.saved_model.load(path).signatures["serving_default"]
+    fn(**{k: tf.constant(v) for k, v in x.items()})
+"""
+
+
+def bare_job(fmt: str, model: Path, sidecar: Path) -> Callable[[], Sample]:
+    return process([PY, "-c", BARE_JOB, fmt, model, sidecar / "probes.npz"])
+
+
+def verify_job(model: Path, sidecar: Path) -> Callable[[], Sample]:
+    return process([*ENVPRINT, "verify", model, "--fingerprint", sidecar])
+
+
+# ---------------------------------------------------------------------------------- cases
+
+
+# The floor of any Typer >= 0.29 command that parses arguments: Typer builds a pydantic
+# TypeAdapter per parameter, which `import typer, pydantic` (pydantic imports lazily) never pays.
+TYPER_FLOOR = r"""
+from pathlib import Path
+import typer
+app = typer.Typer()
+@app.command()
+def diff(a: Path, b: Path, json_out: bool = typer.Option(False, "--json")) -> None:
+    pass
+@app.command()
+def other() -> None:
+    pass
+app()
+"""
+
+
+def case_cli(ctx: Context) -> list[dict]:
+    fp = ctx.workdir / "fp.json"
+    fp.write_text(run_measured([*ENVPRINT, "show", "--json", "--no-tensorflow"], capture=True)["out"])
+    baseline = process([PY, "-c", "import typer, pydantic"])
+    diff = [*ENVPRINT, "diff", fp, fp]
     out = []
-    for name, argv in (("envprint --help", [envprint_exe, "--help"]),
-                       ("envprint diff a.json b.json", [envprint_exe, "diff", str(fp), str(fp)])):
-        r = interleave(baseline, timed_process(argv), runs)
-        out.append({"case": name, "baseline": "python -c 'import typer, pydantic'", **r})
+    for name, argv in (("envprint --help", [*ENVPRINT, "--help"]), ("envprint diff a.json b.json", diff)):
+        r = interleave(baseline, process(argv), ctx.runs["cli"])
+        out.append({"case": name, "baseline": "python -c 'import typer, pydantic'", **r,
+                    "targets": [target("ratio_median", 1.5, "time <= 1.5x")]})
+    # No target: says how much of diff is envprint's own and how much Typer's argument parsing.
+    r = interleave(process([PY, "-c", TYPER_FLOOR, "diff", fp, fp]), process(diff), ctx.runs["cli"], warmup=0)
+    out.append({"case": "envprint diff a.json b.json", "baseline": "minimal Typer app parsing 2 Path args", **r})
     return out
 
 
@@ -69,7 +259,7 @@ CAPTURE_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter(); import tensorflow; t_import = time.perf_counter() - t0
 import envprint
-from envprint import capture as cap, collect, gpu
+from envprint import collect, gpu
 envprint.capture()  # warm: first call pays lazy imports (threadpoolctl)
 times = []
 for _ in range(int(sys.argv[1])):
@@ -95,9 +285,9 @@ print(json.dumps({"import_s": t_import, "capture_s": sorted(times)[len(times) //
 """
 
 
-def case_capture(runs: int, workdir: Path) -> list[dict]:
-    done = subprocess.run([PY, "-c", CAPTURE_CHILD, str(runs)], check=True, capture_output=True, text=True, env=ENV)
-    r = json.loads(done.stdout)
+def case_capture(ctx: Context) -> list[dict]:
+    runs = ctx.runs["capture"]
+    r = json.loads(run_measured([PY, "-c", CAPTURE_CHILD, str(runs)], capture=True)["out"])
     return [{
         "case": "envprint.capture() after import tensorflow",
         "baseline": "import tensorflow",
@@ -106,10 +296,194 @@ def case_capture(runs: int, workdir: Path) -> list[dict]:
         "ratio_median": r["capture_s"] / r["import_s"],
         "runs": runs,
         "sections_s": r["sections"],
+        "targets": [target("ratio_median", 0.03, "<= 3% of import")],
     }]
 
 
-CASES = {"cli": case_cli, "capture": case_capture}
+MODELS = (("mlp", "MLP"), ("mobilenet", "MobileNetV2 96x96"))
+VERIFY_TARGETS = [target("ratio_median", 1.10, "time <= 1.10x"), target("rss_ratio_median", 1.10, "RSS <= 1.10x")]
+
+
+def case_verify(ctx: Context) -> list[dict]:
+    root = ctx.need([m for m, _ in MODELS])
+    rows = []
+    for name, label in MODELS:
+        for fmt, (model, sidecar) in (("keras", keras_path(root, name)), ("savedmodel", export_path(root, name))):
+            # One warm-up pair per case (TensorFlow's libraries into the page cache); fixtures are fresh.
+            r = interleave(bare_job(fmt, model, sidecar), verify_job(model, sidecar), ctx.runs["verify"],
+                           warmup=int(not rows))
+            rows.append({"case": f"envprint verify: {label}, {'.keras' if fmt == 'keras' else 'SavedModel'}",
+                         "baseline": "bare job: import TF, load, predict", **r, "targets": VERIFY_TARGETS})
+    return rows
+
+
+INPROCESS_CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+path, sidecar = sys.argv[1], Path(sys.argv[2])
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+import numpy as np, tensorflow as tf, keras
+model = keras.models.load_model(path, compile=False)
+x = np.load(sidecar / "probes.npz")
+x = x[x.files[0]]
+model.predict(x, batch_size=len(x), verbose=0)
+bare, bare_rss = time.perf_counter() - t0, peak()
+t0 = time.perf_counter()
+import envprint
+report = envprint.verify(model, fingerprint=sidecar)
+first, first_rss = time.perf_counter() - t0, peak()
+assert report.passed, report.verdict
+t0 = time.perf_counter()
+envprint.verify(model, fingerprint=sidecar)
+second = time.perf_counter() - t0
+
+# Where a warm verify spends its time: its steps one by one, through the public-ish functions
+# (a step whose function changed is reported as missing, not as a crash of the benchmark).
+from envprint import compare, probes as probe_mod, store
+from envprint.capturer import capture
+from envprint.diff import diff_fingerprints
+from envprint.explain import explain
+from envprint.models import IdentityCheck, Tolerance
+from envprint._tf import loading
+fp = sidecar / "fingerprint.json"
+saved = store.read_fingerprint(fp)
+probes = probe_mod.load_arrays(sidecar / saved.probe_arrays.file)
+reference = probe_mod.load_arrays(sidecar / saved.reference_arrays.file)
+loaded = loading.wrap_model(model, saved.model.format)
+obtained = loaded.predict(probes)
+outputs = compare.compare_outputs(reference, obtained, Tolerance())
+now = capture()
+def timeit(fn, n=5):
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+    return sorted(ts)[n // 2]
+sections = {
+    "read fingerprint.json": lambda: store.read_fingerprint(fp),
+    "load probes + reference .npz": lambda: [probe_mod.load_arrays(sidecar / r.file)
+                                             for r in (saved.probe_arrays, saved.reference_arrays)],
+    "model_identity (weights digest)": lambda: loading.model_identity(loading.wrap_model(model, saved.model.format)),
+    "predict x2 (check + randomness)": lambda: (loaded.predict(probes), loaded.predict(probes)),
+    "compare_outputs": lambda: compare.compare_outputs(reference, obtained, Tolerance()),
+    "capture()": capture,
+    "diff_fingerprints + explain": lambda: explain(saved, diff_fingerprints(saved, now, "a", "b"),
+                                                   IdentityCheck(weights="same"), outputs),
+}
+timed = {}
+for name, fn in sections.items():
+    try:
+        timed[name] = timeit(fn)
+    except Exception as exc:
+        print(f"section {name!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
+print(json.dumps({"bare_s": bare, "first_s": first, "second_s": second, "bare_rss_mb": bare_rss,
+                  "first_rss_mb": first_rss, "sections": timed}))
+"""
+
+
+def case_inprocess(ctx: Context) -> list[dict]:
+    root = ctx.need([m for m, _ in MODELS])
+    rows = []
+    for name, label in MODELS:
+        model, sidecar = keras_path(root, name)
+        argv = [PY, "-c", INPROCESS_CHILD, str(model), str(sidecar)]
+        if not rows:
+            run_measured(argv, capture=True)  # warm-up (page cache)
+        # One process is one pair: the bare start-up (A), then verify of the loaded model (B).
+        res = [json.loads(run_measured(argv, capture=True)["out"]) for _ in range(ctx.runs["inprocess"])]
+        med = statistics.median
+        sa = [{"s": r["bare_s"], "rss_mb": r["bare_rss_mb"]} for r in res]
+        sb = [{"s": r["first_s"], "rss_mb": r["first_rss_mb"]} for r in res]
+        row = {"case": f"envprint.verify(model) in process: {label}, .keras",
+               "baseline": "import TF + load + predict, same process", **summarize(sa, sb)}
+        # Peak RSS: verify's peak against the bare start-up's, in the same process.
+        row.update(
+            warm_second_call_s=med(r["second_s"] for r in res),
+            sections_s={k: med(r["sections"][k] for r in res if k in r["sections"]) for k in res[0]["sections"]},
+            targets=[target("ratio_median", 0.05, "adds <= 5%")],
+        )
+        rows.append(row)
+    return rows
+
+
+BARE_SAVE = r"""
+import sys
+import numpy as np
+path, probes, out = sys.argv[1:4]
+import keras
+model = keras.models.load_model(path, compile=False)
+x = np.load(probes)
+x = x[x.files[0]]
+model.save(out)
+model.predict(x, batch_size=len(x), verbose=0)
+"""
+
+
+def case_save(ctx: Context) -> list[dict]:
+    root = ctx.need([m for m, _ in MODELS])
+    rows = []
+    for name, label in MODELS:
+        model, sidecar = keras_path(root, name)
+        bare = process([PY, "-c", BARE_SAVE, model, sidecar / "probes.npz", root / f"resaved_{name}.keras"])
+        ours = process([*ENVPRINT, "save", model, "--out", root / f"saved_{name}.envprint", "--force"])
+        r = interleave(bare, ours, ctx.runs["save"], warmup=int(not rows))
+        rows.append({"case": f"envprint save: {label}, .keras", "baseline": "load, model.save(), one predict", **r})
+    return rows
+
+
+SIZE_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+path = Path(sys.argv[1])
+import tensorflow, keras
+from envprint import digests
+from envprint._tf import loading
+# verify's order: file digest, load, weights digest (model_identity)
+t0 = time.perf_counter(); digests.tree_digests(path); files_s = time.perf_counter() - t0
+t0 = time.perf_counter(); model = keras.models.load_model(path, compile=False); load_s = time.perf_counter() - t0
+t0 = time.perf_counter(); loading.model_identity(loading.wrap_model(model)); weights_s = time.perf_counter() - t0
+print(json.dumps({"load_s": load_s, "file_digest_s": files_s, "weights_digest_s": weights_s,
+                  "bytes": path.stat().st_size}))
+"""
+
+
+def _series(ctx: Context, series: str, unit: str, points: list[tuple[float, Path, Path]], warmup: int = 0) -> list[dict]:
+    rows = []
+    for size, model, sidecar in points:
+        r = interleave(bare_job("keras", model, sidecar), verify_job(model, sidecar), ctx.runs["growth"],
+                       warmup=warmup if not rows else 0)
+        rows.append({"case": f"growth: {series}, {size:,.0f} {unit}", "series": series, "size": size, "unit": unit,
+                     "baseline": "bare job", **r})
+    return rows
+
+
+def case_growth(ctx: Context) -> list[dict]:
+    sizes = ["stack_1MB", "stack_100MB"] + (["stack_1GB"] if ctx.big else [])
+    root = ctx.need(["mlp", "wide", *sizes])
+    rows = _series(ctx, "MLP probes", "probes",
+                   [(n, root / "mlp.keras", root / f"mlp_p{n}") for n in (1, 32, 1024)], warmup=1)
+    rows += _series(ctx, "output elements", "elements",
+                    [(n * 10_000, root / "wide.keras", root / f"wide_p{n}") for n in (10, 100, 1000)])
+    points = []
+    for name in sizes:
+        model, sidecar = keras_path(root, name)
+        points.append((model.stat().st_size / 1e6, model, sidecar))
+    size_rows = _series(ctx, "model weights", "MB", points)
+    for row, (_, model, _) in zip(size_rows, points, strict=True):
+        argv = [PY, "-c", SIZE_CHILD, str(model)]
+        res = [json.loads(run_measured(argv, capture=True)["out"]) for _ in range(ctx.runs["growth"])]
+        med = {k: statistics.median(r[k] for r in res) for k in ("load_s", "file_digest_s", "weights_digest_s")}
+        digest = statistics.median(r["file_digest_s"] + r["weights_digest_s"] for r in res)
+        row.update(**med, digest_s=digest, digest_share_of_load=digest / med["load_s"],
+                   targets=[target("digest_share_of_load", 0.10, "digest <= 10% of load")])
+    return rows + size_rows
+
+
+CASES = {"cli": case_cli, "capture": case_capture, "verify": case_verify, "inprocess": case_inprocess,
+         "save": case_save, "growth": case_growth}
+
+
+# ---------------------------------------------------------------------------------- report
 
 
 def machine() -> str:
@@ -121,35 +495,138 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} cores, {cpu}{mem}, Python {platform.python_version()}"
+
+
+def _ms(s: float | None) -> str:
+    return "" if s is None else f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
+
+
+def _mb(v: float | None) -> str:
+    return "" if v is None else f"{v:.0f} MB"
+
+
+def _x(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}x"
+
+
+def _verdicts(row: dict) -> str:
+    return "; ".join(f"{t['label']}: {t['status']}" for t in row.get("targets", []))
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| case | baseline | baseline median | envprint median | ratio (median of pairs) |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| case | baseline | baseline median | envprint median | ratio (median of pairs) | CPU-time ratio | "
+             "peak RSS baseline | peak RSS envprint | RSS ratio | target |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
-        lines.append(f"| {r['case']} | {r['baseline']} | {r['baseline_median_s'] * 1000:.0f} ms | "
-                     f"{r['envprint_median_s'] * 1000:.0f} ms | {r['ratio_median']:.2f}x |")
+        ratio = _x(r["ratio_median"])
+        if r["case"].startswith(("envprint.verify(model)", "envprint.capture")):
+            ratio += f" (adds {r['ratio_median']:.1%})"
+        lines.append(f"| {r['case']} | {r['baseline']} | {_ms(r['baseline_median_s'])} | {_ms(r['envprint_median_s'])} | "
+                     f"{ratio} | {_x(r.get('cpu_ratio_median'))} | {_mb(r.get('baseline_rss_mb'))} | {_mb(r.get('envprint_rss_mb'))} | "
+                     f"{_x(r.get('rss_ratio_median'))} | {_verdicts(r)} |")
     return "\n".join(lines)
+
+
+def growth_table(rows: list[dict]) -> str:
+    lines = ["| series | size | bare job | verify | added time | ratio | CPU-time ratio | RSS bare | RSS verify | added RSS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        added = r["envprint_median_s"] - r["baseline_median_s"]
+        lines.append(f"| {r['series']} | {r['size']:,.0f} {r['unit']} | {_ms(r['baseline_median_s'])} | "
+                     f"{_ms(r['envprint_median_s'])} | {_ms(added)} | {_x(r['ratio_median'])} | {_x(r.get('cpu_ratio_median'))} | "
+                     f"{_mb(r.get('baseline_rss_mb'))} | {_mb(r.get('envprint_rss_mb'))} | "
+                     f"{_mb(r.get('envprint_rss_mb', 0) - r.get('baseline_rss_mb', 0))} |")
+    return "\n".join(lines)
+
+
+def size_table(rows: list[dict]) -> str:
+    lines = ["| model | load | file digest | weights digest | digest / load | target |",
+             "|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['size']:,.0f} MB | {_ms(r['load_s'])} | {_ms(r['file_digest_s'])} | "
+                     f"{_ms(r['weights_digest_s'])} | {r['digest_share_of_load']:.0%} | {_verdicts(r)} |")
+    return "\n".join(lines)
+
+
+def growth_summary(rows: list[dict]) -> list[str]:
+    """How verify's added time and memory grow: first and last point, and the marginal cost."""
+    out = []
+    for series in dict.fromkeys(r["series"] for r in rows):
+        pts = [r for r in rows if r["series"] == series]
+        first, last = pts[0], pts[-1]
+        dt = [p["envprint_median_s"] - p["baseline_median_s"] for p in (first, last)]
+        dm = [p.get("envprint_rss_mb", 0) - p.get("baseline_rss_mb", 0) for p in (first, last)]
+        span = last["size"] - first["size"]
+        per = 10 ** math.floor(math.log10(span)) if span > 0 else 1
+        out.append(
+            f"{series} {first['size']:,.0f} -> {last['size']:,.0f} {first['unit']} (x{last['size'] / first['size']:.0f}): "
+            f"added time {_ms(dt[0])} -> {_ms(dt[1])} ({(dt[1] - dt[0]) / span * per * 1000:+.1f} ms per {per:g} {first['unit']}), "
+            f"added RSS {dm[0]:.0f} -> {dm[1]:.0f} MB ({(dm[1] - dm[0]) / span * per:+.1f} MB per {per:g} {first['unit']})"
+        )
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=9)
-    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {','.join(CASES)}")
+    ap.add_argument("--runs", type=int, help="measured pairs per case (default: per case, see DEFAULT_RUNS)")
+    ap.add_argument("--quick", action="store_true", help="fewer pairs per case (QUICK_RUNS): a smoke run")
+    ap.add_argument("--big", action="store_true", help="growth: add the ~1 GB model")
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     args = ap.parse_args()
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.cases.split(","):
-            results.extend(CASES[name](args.runs, Path(tmp)))
-    print(f"Machine: {machine()}\n")
-    print(table(results))
-    for r in results:
-        for section, seconds in r.get("sections_s", {}).items():
-            print(f"  {r['case']}: {section}: {seconds * 1000:.1f} ms")
+    names = [n.strip() for n in args.cases.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    runs = dict(QUICK_RUNS if args.quick else DEFAULT_RUNS)
+    if args.runs:
+        runs = dict.fromkeys(runs, args.runs)
+
+    results: list[dict] = []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="envprint-bench-") as tmp:
+        ctx = Context(Path(tmp), runs, big=args.big)
+        for name in names:
+            t0 = time.perf_counter()
+            results.extend(judge(r) for r in CASES[name](ctx))
+            print(f"case {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    total = time.perf_counter() - t_start
+
+    main_rows = [r for r in results if "series" not in r]
+    growth_rows = [r for r in results if "series" in r]
+    print(f"Machine: {machine()}; {'quick' if args.quick else 'default'} runs {runs}; total {total:.0f} s\n")
+    if main_rows:
+        print(table(main_rows))
+        for r in main_rows:
+            for section, seconds in r.get("sections_s", {}).items():
+                print(f"  {r['case']}: {section}: {seconds * 1000:.1f} ms")
+            if "warm_second_call_s" in r:
+                print(f"  {r['case']}: a second (warm) call: {_ms(r['warm_second_call_s'])}")
+    if growth_rows:
+        print("\nGrowth (envprint verify vs the bare job, whole processes):\n")
+        print(growth_table(growth_rows))
+        print()
+        for line in growth_summary(growth_rows):
+            print(f"- {line}")
+        size_rows = [r for r in growth_rows if "load_s" in r]
+        if size_rows:
+            print("\nIntegrity check vs load (in one process, verify's order):\n")
+            print(size_table(size_rows))
+    misses = [f"{r['case']}: {t['label']} ({t['value']:.3g})" for r in results for t in r.get("targets", [])
+              if t["status"] == "MISS"]
+    print("\nMissed targets:" if misses else "\nAll targets met.")
+    for m in misses:
+        print(f"- {m}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"machine": machine(), "runs": runs, "big": args.big, "total_s": total,
+                                    "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
