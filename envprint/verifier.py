@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,23 +166,35 @@ def verify(
         notes.append(f"{name} differs from the digest in {fp_path.name}: the record was edited after save")
 
     files_changed = files_missing = files_added = []
+    files_identical = False
     if model_path is not None:
-        now = digests.tree_digests(model_path, exclude=store.sidecar_exclusions(model_path, fp_path.parent))
+        # Hash the files on the second core while TensorFlow loads the model on the first:
+        # sha256 releases the GIL and Keras' load is single-threaded, so the check is ~free.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="envprint-digest") as pool:
+            hashing = pool.submit(
+                digests.tree_digests, model_path, exclude=store.sidecar_exclusions(model_path, fp_path.parent)
+            )
+            loaded = loading.load_model(
+                model_path,
+                fmt=fmt or saved.model.format,
+                signature=signature or saved.model.signature,
+                custom_objects=dict(custom_objects or {}),
+                safe_mode=safe_mode,
+            )
+            now = hashing.result()
         files_changed, files_missing, files_added = _file_changes(saved.model.files, now)
-        loaded = loading.load_model(
-            model_path,
-            fmt=fmt or saved.model.format,
-            signature=signature or saved.model.signature,
-            custom_objects=dict(custom_objects or {}),
-            safe_mode=safe_mode,
-        )
+        files_identical = not (files_changed or files_missing or files_added)
         label = str(model_path)
     else:
         loaded = loading.wrap_model(model, saved.model.format)
         label = f"<in-memory {type(model).__name__}>"
 
-    ident = loading.model_identity(loaded)
-    if saved.model.weights_digest is None or ident.get("weights_digest") is None:
+    # Byte-identical files hold identical weights: the weights digest is needed only when the
+    # files changed (rewritten, or another model) or the model came from memory.
+    ident = {} if files_identical else loading.model_identity(loaded)
+    if files_identical and saved.model.weights_digest is not None:
+        weights = "same"
+    elif saved.model.weights_digest is None or ident.get("weights_digest") is None:
         weights = "unknown"
     elif ident.get("weights_digest_scheme") != saved.model.weights_digest_scheme:
         weights = "unknown"
@@ -208,7 +221,10 @@ def verify(
     obtained = loaded.predict(probes)
     policy = tolerance or saved.tolerance or Tolerance()
     outputs = compare.compare_outputs(reference, obtained, policy)
-    stochastic_now = check_stochastic and not _same(obtained, loaded.predict(probes))
+    # A second prediction can only disagree if something random runs at inference; a model that
+    # was deterministic at save and has no random layers is not predicted twice.
+    may_be_random = bool(saved.model.stochastic_layers) or (saved.self_check is None or not saved.self_check.deterministic)
+    stochastic_now = check_stochastic and may_be_random and not _same(obtained, loaded.predict(probes))
     if stochastic_now:
         notes.append(
             "outputs changed between two identical predictions on this host: a random layer is active at inference"
