@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -164,6 +165,33 @@ def test_predict_matches_across_formats(tol, mlp, mlp_probes) -> None:
         (out,) = got.values()
         assert out.shape == (6, 3) and out.dtype == np.float32, fmt
         np.testing.assert_allclose(out, expected, **tol, err_msg=fmt)
+
+
+def _bits(outputs: dict[str, np.ndarray]) -> dict[str, tuple[str, tuple[int, ...], bytes]]:
+    return {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in outputs.items()}
+
+
+@pytest.mark.parametrize("which", ["mlp", "two_inputs"])
+def test_one_batch_predict_is_bit_identical_to_keras_predict(which: str, request, monkeypatch) -> None:
+    m = load_model(request.getfixturevalue(which)["keras"])
+    probes, _ = generate_probes(m.inputs, num_probes=6, seed=0)
+    feed = m._feed(probes)
+    # The path before predict_on_batch: Model.predict with the whole probe set as one batch.
+    expected = _bits(m._named(m.keras_model.predict(feed, batch_size=6, verbose=0)))
+    assert _bits(m._named(m.keras_model.predict_on_batch(feed))) == expected
+    calls: list[str] = []
+    cls = type(m.keras_model)
+    for method in ("predict", "predict_on_batch"):
+        original = getattr(cls, method)
+        monkeypatch.setattr(cls, method, lambda self, *a, _o=original, _n=method, **k: (calls.append(_n), _o(self, *a, **k))[1])
+    obtained = m.predict(probes)
+    assert calls == ["predict_on_batch"]
+    assert list(obtained) == [s.name for s in m.outputs]
+    assert _bits(obtained) == expected
+    assert _bits(m.predict(probes, batch_size=100)) == expected  # a batch larger than the probes is one batch
+    calls.clear()
+    m.predict(probes, batch_size=4)  # two batches: Model.predict batches them
+    assert calls == ["predict"]
 
 
 def test_predict_matches_call_and_is_repeatable(tol, mlp, mlp_probes) -> None:
@@ -423,6 +451,96 @@ def test_h5_from_a_newer_keras_major_is_refused_cleanly(mlp, keras, tmp_path: Pa
 
 
 # ---------------------------------------------------------------------------------- identity
+
+
+def _reference_digest(weights: list[tuple[str, np.ndarray]], scheme: str) -> str:
+    """The weights digest as the first release computed it (a copy per weight, then tobytes()).
+
+    Saved fingerprints carry these digests: the streaming implementation must agree byte for byte.
+    """
+    leaves = []
+    for name, arr in weights:
+        a = np.ascontiguousarray(arr)
+        if a.dtype.byteorder == ">":
+            a = a.astype(a.dtype.newbyteorder("<"))
+        leaf = hashlib.sha256(f"{name}\0{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
+        leaf.update(a.tobytes())
+        leaves.append((name, leaf.hexdigest()))
+    leaves.sort(key=(lambda nl: nl[1]) if scheme == "tflite-constants-v1" else (lambda nl: nl[0]))
+    h = hashlib.sha256(f"envprint-weights-{scheme}\n".encode())
+    for name, leaf in leaves:
+        h.update(f"{name}\0{leaf}\n".encode())
+    return h.hexdigest()
+
+
+def _odd_weights() -> list[tuple[str, np.ndarray]]:
+    """Every layout and dtype the in-place hashing must treat exactly as tobytes() did."""
+    import ml_dtypes  # a TensorFlow dependency
+
+    base = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    return [
+        ("dense/kernel", base),
+        ("dense/bias", np.array([0.5, -0.25, 1e-8], np.float32)),
+        ("a/fortran", np.asfortranarray(base)),
+        ("a/strided", base[:, ::2]),
+        ("a/big_endian", base.astype(">f4")),
+        ("a/scalar", np.array(3.0, np.float64)),
+        ("a/empty", np.zeros((0, 5), np.float32)),
+        ("a/bf16", base.astype(ml_dtypes.bfloat16)),
+        ("a/int8", np.arange(-4, 4, dtype=np.int8)),
+        ("a/bool", np.array([True, False, True])),
+        ("a/f16", base.astype(np.float16)),
+        ("dup", np.ones(2, np.int32)),  # equal names keep the model's order
+        ("dup", np.zeros(2, np.int32)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "unnamed", "expected"),
+    [
+        ("named-v1", False, "9fd9bb7570fdf59fb40e498bcc4a2df32902fcd45692ce8e0b959b29746dbf7c"),
+        ("tflite-constants-v1", False, "96bf8341e97d2a5d87c422422aac8057799ebaf6f5b6becaec1a32d9a79c8a2c"),
+        ("tflite-constants-v1", True, "7fc35913c875bd36461b08f7605e8ea8eaae060da8437b05af75fca46d4ce73f"),
+    ],
+)
+def test_weights_digest_is_unchanged_for_every_dtype_and_layout(scheme: str, unnamed: bool, expected: str) -> None:
+    from envprint._tf.loading import _digest
+
+    # The expected digests were computed by the first release's implementation (_reference_digest).
+    weights = [("" if unnamed else n, a) for n, a in _odd_weights()]
+    assert _reference_digest(weights, scheme) == expected
+    assert _digest(iter(weights), scheme) == (expected, 13, 85)
+
+
+@pytest.mark.parametrize("fmt", MLP_FORMATS)
+def test_weights_digest_matches_the_first_release_for_every_format(mlp, fmt: str) -> None:
+    loaded = load_model(mlp[fmt])
+    weights = [(name, np.array(value, copy=True)) for name, value in loaded._weights()]
+    ident = model_identity(loaded)
+    assert ident["weights_digest"] == _reference_digest(weights, ident["weights_digest_scheme"])
+    assert ident["weights_digest_scheme"] == ("tflite-constants-v1" if fmt == "tflite" else "named-v1")
+    assert ident["weights_count"] == len(weights) == 4
+    assert ident["parameter_count"] == 4 * 8 + 8 + 8 * 3 + 3
+    assert "weights_digest" not in ident["unavailable"]
+
+
+def test_weights_digest_does_not_copy_the_weights(keras) -> None:
+    import tracemalloc
+
+    from envprint._tf.loading import wrap_model
+
+    inp = keras.Input((1000,), name="x")
+    loaded = wrap_model(keras.Model(inp, keras.layers.Dense(1000, name="big")(inp)))  # a 4 MB kernel
+    expected = model_identity(loaded)["weights_digest"]  # also warms imports and first reads
+    tracemalloc.start()
+    try:
+        ident = model_identity(loaded)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ident["weights_digest"] == expected and ident["parameter_count"] == 1000 * 1000 + 1000
+    # Copying into a list and then tobytes() peaked at twice the kernel (8 MB).
+    assert peak < 1_000_000, f"hashing the weights allocated {peak} bytes; it should read them in place"
 
 
 def test_weights_digest_same_when_same_weights_saved_again(mlp, save, tmp_path: Path) -> None:
