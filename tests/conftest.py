@@ -199,3 +199,19 @@ def custom_layer(keras, tf, flavor, models_dir, tmp_path_factory) -> tuple[Saved
         sys.modules.pop(CUSTOM_MODULE, None)
         importlib.invalidate_caches()
     return saved, src
+
+
+@pytest.fixture(scope="session")
+def dropout_left_active(keras, save, models_dir) -> Path:
+    """A model whose Dropout drops at inference too (a call with training=True left in the code)."""
+
+    @keras.saving.register_keras_serializable(package="envprint_tests")
+    class AlwaysDropout(keras.layers.Dropout):
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=True)
+
+    inp = keras.Input((4,), name="x")
+    x = keras.layers.Dense(16, name="d1")(inp)
+    x = AlwaysDropout(0.5, name="drop")(x)
+    model = keras.Model(inp, keras.layers.Dense(2, name="out")(x))
+    return save(model, models_dir / "dropout_active", ("keras",))["keras"]

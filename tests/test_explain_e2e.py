@@ -53,20 +53,8 @@ def test_edited_probes_rank_probes_changed_first(mlp, tmp_path):
     assert first_cause(envprint.verify(model)) == "probes_changed"
 
 
-@pytest.fixture(scope="module")
-def always_dropout(keras, save, models_dir) -> Path:
-    @keras.saving.register_keras_serializable(package="envprint_e2e")
-    class NoisyDropout(keras.layers.Dropout):
-        def call(self, inputs, training=None):
-            return super().call(inputs, training=True)
-
-    inp = keras.Input((4,), name="x")
-    x = NoisyDropout(0.5, name="noisy")(keras.layers.Dense(8, name="d")(inp))
-    return save(keras.Model(inp, keras.layers.Dense(2, name="out")(x)), models_dir / "e2e_noisy", ("keras",))["keras"]
-
-
-def test_random_layer_at_inference_ranks_stochastic_inference_first(always_dropout, tmp_path):
-    model = saved_copy(always_dropout, tmp_path)
+def test_random_layer_at_inference_ranks_stochastic_inference_first(dropout_left_active, tmp_path):
+    model = saved_copy(dropout_left_active, tmp_path)
     report = envprint.verify(model)
     assert report.verdict == "mismatch"
     assert first_cause(report) == "stochastic_inference"

@@ -179,22 +179,6 @@ def test_supplied_probes_for_two_named_inputs(two_inputs, tmp_path):
     assert invoke("verify", model).exit_code == 0
 
 
-@pytest.fixture(scope="module")
-def dropout_left_active(keras, save, models_dir) -> Path:
-    """A model whose Dropout drops at inference too (a call with training=True left in the code)."""
-
-    @keras.saving.register_keras_serializable(package="envprint_tests")
-    class AlwaysDropout(keras.layers.Dropout):
-        def call(self, inputs, training=None):
-            return super().call(inputs, training=True)
-
-    inp = keras.Input((4,), name="x")
-    x = keras.layers.Dense(16, name="d1")(inp)
-    x = AlwaysDropout(0.5, name="drop")(x)
-    model = keras.Model(inp, keras.layers.Dense(2, name="out")(x))
-    return save(model, models_dir / "dropout_active", ("keras",))["keras"]
-
-
 def test_dropout_left_active_warns_at_save_and_strict_refuses(dropout_left_active, tmp_path):
     model = copy_model(dropout_left_active, tmp_path)
     r = invoke("save", model, "--strict")
