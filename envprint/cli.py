@@ -440,8 +440,7 @@ def verify(
 def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
     from .capturer import capture
     from .diff import diff_fingerprints
-    from .store import canonical_json, read_fingerprint
-    from .verifier import locate_fingerprint
+    from .store import canonical_json, locate_fingerprint, read_fingerprint
 
     fp_path = locate_fingerprint(model, fingerprint)
     saved = read_fingerprint(fp_path)
@@ -469,10 +468,9 @@ def env_export(
 
     def body() -> None:
         from .constraints import env_export as export
-        from .store import FINGERPRINT_FILE, read_fingerprint
+        from .store import locate_fingerprint, read_fingerprint
 
-        path = fingerprint / FINGERPRINT_FILE if fingerprint.is_dir() else fingerprint
-        sys.stdout.write(export(read_fingerprint(path)))
+        sys.stdout.write(export(read_fingerprint(locate_fingerprint(None, fingerprint))))
 
     _guard(body)
 

@@ -22,6 +22,7 @@ chunks, whatever the output size (plus one copy of an input that is not C-contig
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,6 +242,34 @@ def compare_output(
         worst=[_worst_element(ef, of, flat, e.shape) for _, flat in s.worst],
         **s.nonfinite,
         **info,
+    )
+
+
+def max_abs_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Per output: the largest |a - b| (NaN matching NaN; inf when shapes or non-float values differ)."""
+    out = {}
+    for name in a:
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        if x.shape != y.shape:
+            out[name] = float("inf")
+            continue
+        if x.dtype.kind not in "fc":
+            out[name] = 0.0 if np.array_equal(x, y) else float("inf")
+            continue
+        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+        both_nan = np.isnan(x) & np.isnan(y)
+        diff[both_nan] = 0.0
+        out[name] = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0.0
+    return out
+
+
+def bit_identical(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
+    """Same output names, dtypes, shapes and bytes."""
+    return a.keys() == b.keys() and all(
+        np.asarray(a[k]).dtype == np.asarray(b[k]).dtype
+        and np.asarray(a[k]).shape == np.asarray(b[k]).shape
+        and np.asarray(a[k]).tobytes() == np.asarray(b[k]).tobytes()
+        for k in a
     )
 
 

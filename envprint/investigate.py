@@ -579,10 +579,6 @@ CONTROL = Restore("control", "nothing changed (a fresh process)")
 BATCH = Restore("batch_size", "one probe per call (batch size 1), which matched the full batch at save")
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    from .saver import bit_identical
-
-    return bit_identical(a, b)
 
 
 def _merge(steps: list[Restore]) -> Restore:
@@ -612,7 +608,7 @@ class _Session:
 
     def judge(self, step: Restore, what: str, arrays: dict[str, Any], seconds: float | None) -> InvestigationResult:
         n = self.numbers(arrays)
-        status, why = _judge(what, n, self.control, _same(arrays, self.control_arrays))
+        status, why = _judge(what, n, self.control, compare.bit_identical(arrays, self.control_arrays))
         if step is BATCH and status == "confirmed":
             why += ": the difference lies in the kernels this host picks for the full batch"
             fix = "predict one probe per call for reference-exact outputs, or accept the drift (verify --rtol)"
@@ -657,11 +653,10 @@ def investigate(
     ('untestable', with their remedy). Raises FingerprintError when the record cannot be read.
     """
     from .probes import load_arrays
-    from .verifier import locate_fingerprint
 
     if all(o.status == "identical" for o in report.outputs):
         return []
-    fp_path = locate_fingerprint(model_path, fingerprint_path)
+    fp_path = store.locate_fingerprint(model_path, fingerprint_path)
     saved = store.read_fingerprint(fp_path)
     blocked = _blocker(report)
     if blocked is None and (saved.reference_arrays is None or saved.probe_arrays is None or saved.model is None):

@@ -279,22 +279,31 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
 
 
+def _refused_pickle(exc: ValueError) -> bool:
+    """np.load said no because unpickling would be needed (allow_pickle=False did its job)."""
+    return "allow_pickle" in str(exc) or "Object arrays" in str(exc)
+
+
+def _objects_refused(where: object, what: str) -> FingerprintError:
+    return FingerprintError(
+        f"{where}: holds Python objects ({what}), which envprint never unpickles; "
+        "save numeric arrays with np.save/np.savez"
+    )
+
+
 def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None = None) -> np.ndarray:
     fix = fix or f"re-create {path.name} with np.save/np.savez"
     try:
         arr = loaded[key] if key else loaded
         arr = np.asarray(arr)
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise FingerprintError(
-                f"{where}: holds Python objects (an object array), which envprint never unpickles; "
-                "save numeric arrays, e.g. arr.astype('float32')"
-            ) from None
+        if _refused_pickle(exc):
+            raise _objects_refused(where, "an object array") from None
         raise FingerprintError(f"{where}: cannot be read ({_short(exc)}); {fix}") from None
     except _CORRUPT as exc:
         raise FingerprintError(f"{where}: truncated or corrupt ({_short(exc)}); {fix}") from None
     if arr.dtype.kind == "O":
-        raise FingerprintError(f"{where}: holds Python objects (an object array), which envprint never unpickles; save numeric arrays")
+        raise _objects_refused(where, "an object array")
     return arr
 
 
@@ -323,20 +332,14 @@ def _open(path: Path, data: bytes | None = None, fix: str | None = None) -> Any:
         raise FingerprintError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
     if not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
         if head.startswith(b"\x80"):  # pickle protocol 2 and later
-            raise FingerprintError(
-                f"{path}: holds Python objects (an object array or a pickle), which envprint never unpickles; "
-                "save numeric arrays with np.save/np.savez"
-            )
+            raise _objects_refused(path, "an object array or a pickle")
         what = "empty" if not head else "neither the .npy nor the .npz (zip) format"
         raise FingerprintError(f"{path}: not a .npy/.npz file ({what}); {fix}")
     try:
         return np.load(source, allow_pickle=False)
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise FingerprintError(
-                f"{path}: holds Python objects (an object array or a pickle), which envprint never unpickles; "
-                "save numeric arrays with np.save/np.savez"
-            ) from None
+        if _refused_pickle(exc):
+            raise _objects_refused(path, "an object array or a pickle") from None
         raise FingerprintError(f"{path}: not a readable .npy/.npz ({_short(exc)}); {fix}") from None
     except _CORRUPT as exc:
         raise FingerprintError(f"{path}: truncated or corrupt ({_short(exc)}); {fix}") from None

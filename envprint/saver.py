@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import digests, signing, store
+from . import compare, digests, signing, store
 from .errors import FingerprintError, ModelError, UsageError
 from .models import (
     ArrayFile,
@@ -42,38 +42,12 @@ class SaveResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _max_abs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> dict[str, float]:
-    out = {}
-    for name in a:
-        x, y = np.asarray(a[name]), np.asarray(b[name])
-        if x.shape != y.shape:
-            out[name] = float("inf")
-            continue
-        if x.dtype.kind not in "fc":
-            out[name] = 0.0 if np.array_equal(x, y) else float("inf")
-            continue
-        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-        both_nan = np.isnan(x) & np.isnan(y)
-        diff[both_nan] = 0.0
-        out[name] = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0.0
-    return out
-
-
-def bit_identical(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(
-        np.asarray(a[k]).dtype == np.asarray(b[k]).dtype
-        and np.asarray(a[k]).shape == np.asarray(b[k]).shape
-        and np.asarray(a[k]).tobytes() == np.asarray(b[k]).tobytes()
-        for k in a
-    )
-
-
 def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> SelfCheck:
     """Predict the probes again in the ways a deployment host might, and record the noise floor."""
     again = loaded.predict(probes)
     one_by_one = loaded.predict(probes, batch_size=1)
     called = loaded.call(probes) if loaded.keras_model is not None else None
-    deterministic = bit_identical(reference, again)
+    deterministic = compare.bit_identical(reference, again)
     warnings = []
     if not deterministic:
         warnings.append(
@@ -82,9 +56,9 @@ def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping
             "drift from noise until it is fixed"
         )
     return SelfCheck(
-        repeat_max_abs=_max_abs(reference, again),
-        batch1_max_abs=_max_abs(reference, one_by_one),
-        call_max_abs=_max_abs(reference, called) if called is not None else None,
+        repeat_max_abs=compare.max_abs_difference(reference, again),
+        batch1_max_abs=compare.max_abs_difference(reference, one_by_one),
+        call_max_abs=compare.max_abs_difference(reference, called) if called is not None else None,
         deterministic=deterministic,
         warnings=warnings,
     )
@@ -232,7 +206,7 @@ def save(
     target = Path(out) if out is not None else store.default_sidecar(model_path)
     existed = target.exists()
     if existed and not force:
-        raise FingerprintError(f"{target}: a fingerprint already exists; pass --force to replace it")
+        raise store.already_exists(target)
     if num_probes < 1:
         raise ModelError(f"--num-probes must be at least 1, got {num_probes}")
     key = signing.signing_key(sign_key) if sign_key is not None else None

@@ -359,6 +359,10 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
     return removed
 
 
+def already_exists(target: Path) -> FingerprintError:
+    return FingerprintError(f"{target}: a fingerprint already exists; pass --force to replace it")
+
+
 def publish_directory(staging: Path, target: Path, force: bool, *, existed: bool | None = None) -> None:
     """Move a complete staging directory into place; readers see the old record or the new, never a mix.
 
@@ -377,7 +381,7 @@ def publish_directory(staging: Path, target: Path, force: bool, *, existed: bool
                     f"{target}: another envprint save wrote this fingerprint at the same time; "
                     "rerun with --force to replace it"
                 )
-            raise FingerprintError(f"{target}: a fingerprint already exists; pass --force to replace it")
+            raise already_exists(target)
         try:
             if not present:
                 os.rename(staging, target)
@@ -512,3 +516,28 @@ def read_consistent(directory: str | os.PathLike[str], read: Callable[[RecordRea
                     continue
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
+    """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model."""
+    if fingerprint is not None:
+        path = Path(fingerprint)
+        return path / FINGERPRINT_FILE if path.is_dir() else path
+    if model is None:
+        raise FingerprintError(
+            "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
+        )
+    sidecar = default_sidecar(Path(model))
+    path = sidecar / FINGERPRINT_FILE
+    if not path.exists():
+        backups = interrupted_backups(sidecar)
+        if backups and not sidecar.exists():
+            raise FingerprintError(
+                f"{path}: missing; an interrupted 'envprint save --force' left the previous record in "
+                f"{backups[-1]}: rename it to {sidecar.name}, or save again"
+            )
+        raise FingerprintError(
+            f"{path}: no fingerprint beside the model; run 'envprint save {model}' on the training host, "
+            "or pass --fingerprint PATH"
+        )
+    return path

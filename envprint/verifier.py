@@ -22,31 +22,6 @@ from .errors import FingerprintError
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
 
-def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
-    """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model."""
-    if fingerprint is not None:
-        path = Path(fingerprint)
-        return path / store.FINGERPRINT_FILE if path.is_dir() else path
-    if model is None:
-        raise FingerprintError(
-            "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
-        )
-    sidecar = store.default_sidecar(Path(model))
-    path = sidecar / store.FINGERPRINT_FILE
-    if not path.exists():
-        backups = store.interrupted_backups(sidecar)
-        if backups and not sidecar.exists():
-            raise FingerprintError(
-                f"{path}: missing; an interrupted 'envprint save --force' left the previous record in "
-                f"{backups[-1]}: rename it to {sidecar.name}, or save again"
-            )
-        raise FingerprintError(
-            f"{path}: no fingerprint beside the model; run 'envprint save {model}' on the training host, "
-            "or pass --fingerprint PATH"
-        )
-    return path
-
-
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
     return ", ".join(f"{store.one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
 
@@ -154,7 +129,7 @@ def verify(
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
-    fp_path = locate_fingerprint(model_path, fingerprint)
+    fp_path = store.locate_fingerprint(model_path, fingerprint)
 
     def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
         saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
@@ -223,8 +198,10 @@ def verify(
     outputs = compare.compare_outputs(reference, obtained, policy)
     # A second prediction can only disagree if something random runs at inference; a model that
     # was deterministic at save and has no random layers is not predicted twice.
-    may_be_random = bool(saved.model.stochastic_layers) or (saved.self_check is None or not saved.self_check.deterministic)
-    stochastic_now = check_stochastic and may_be_random and not _same(obtained, loaded.predict(probes))
+    may_be_random = bool(saved.model.stochastic_layers) or (
+        saved.self_check is None or not saved.self_check.deterministic
+    )
+    stochastic_now = check_stochastic and may_be_random and not compare.bit_identical(obtained, loaded.predict(probes))
     if stochastic_now:
         notes.append(
             "outputs changed between two identical predictions on this host: a random layer is active at inference"
@@ -247,9 +224,3 @@ def verify(
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
     )
-
-
-def _same(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
-    from .saver import bit_identical
-
-    return bit_identical(a, b)

@@ -26,7 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 import envprint
-from envprint import signing, store, verifier
+from envprint import signing, store
 from envprint.cli import app
 from envprint.errors import ExitCode, FingerprintError, UsageError
 from envprint.store import read_fingerprint
@@ -518,7 +518,7 @@ def test_verify_points_at_the_old_record_a_killed_replace_moved_aside(unsigned):
     backup = sidecar.with_name(".model.keras.envprint.old-4242")
     sidecar.rename(backup)
     with pytest.raises(FingerprintError) as err:
-        verifier.locate_fingerprint(unsigned, None)
+        store.locate_fingerprint(unsigned, None)
     assert str(err.value) == (
         f"{sidecar / 'fingerprint.json'}: missing; an interrupted 'envprint save --force' left the previous record "
         f"in {backup}: rename it to model.keras.envprint, or save again"
