@@ -150,6 +150,16 @@ def two_inputs(tf, keras, flavor, models_dir) -> Saved:
 
 
 @pytest.fixture(scope="session")
+def dict_inputs(tf, keras, flavor, models_dir) -> Saved:
+    """Inputs given as a dict {'a': (None, 3), 'b': (None, 2)} -> output 'score' (None, 2)."""
+    a = keras.Input((3,), name="a")
+    b = keras.Input((2,), name="b")
+    score = keras.layers.Dense(2, name="score", **_init(keras, 5))(keras.layers.Concatenate()([a, b]))
+    model = keras.Model({"a": a, "b": b}, score, name="dict_inputs")
+    return Saved(model, save_formats(tf, keras, flavor, model, models_dir / "dict_inputs", ("keras",)))
+
+
+@pytest.fixture(scope="session")
 def embedding_dropout(tf, keras, flavor, models_dir) -> Saved:
     """tokens (None, 5) int32 -> Embedding(50, 4) -> mean -> Dropout(0.5) -> Dense(1)."""
     tokens = keras.Input((5,), dtype="int32", name="tokens")

@@ -181,17 +181,38 @@ def test_one_batch_predict_is_bit_identical_to_keras_predict(which: str, request
     assert _bits(m._named(m.keras_model.predict_on_batch(feed))) == expected
     calls: list[str] = []
     cls = type(m.keras_model)
-    for method in ("predict", "predict_on_batch"):
-        original = getattr(cls, method)
-        monkeypatch.setattr(cls, method, lambda self, *a, _o=original, _n=method, **k: (calls.append(_n), _o(self, *a, **k))[1])
+    original = cls.predict
+    monkeypatch.setattr(cls, "predict", lambda self, *a, **k: (calls.append("predict"), original(self, *a, **k))[1])
     obtained = m.predict(probes)
-    assert calls == ["predict_on_batch"]
+    assert calls == []  # one batch never goes through predict()'s data pipeline and progress loop
     assert list(obtained) == [s.name for s in m.outputs]
     assert _bits(obtained) == expected
     assert _bits(m.predict(probes, batch_size=100)) == expected  # a batch larger than the probes is one batch
-    calls.clear()
     m.predict(probes, batch_size=4)  # two batches: Model.predict batches them
     assert calls == ["predict"]
+
+
+def test_a_model_that_overrides_predict_on_batch_is_predicted_through_it(mlp, monkeypatch) -> None:
+    m = load_model(mlp["keras"])
+    cls, calls = type(m.keras_model), []
+    original = cls.predict_on_batch
+    monkeypatch.setattr(cls, "predict_on_batch", lambda self, x: (calls.append(x.shape), original(self, x))[1])
+    m.predict(generate_probes(m.inputs, num_probes=6, seed=0)[0])
+    assert calls == [(6, 4)]
+
+
+@pytest.mark.parametrize("which", ["mlp", "two_inputs", "dict_inputs"])
+def test_verify_after_a_warm_up_predict_reuses_its_trace(which: str, flavor: str, request) -> None:
+    # A server warms its model with predict() and then calls envprint.verify on it: the probes
+    # must run through the function that warm-up traced, not trace it again (~1 s for MobileNetV2).
+    if flavor != "keras3":
+        pytest.skip("trace reuse is specific to Keras 3's TensorFlow trainer")
+    m = load_model(request.getfixturevalue(which)["keras"])
+    probes, _ = generate_probes(m.inputs, num_probes=6, seed=0)
+    warm = _bits(m._named(m.keras_model.predict(m._feed(probes), batch_size=6, verbose=0)))
+    traces = m.keras_model.predict_function.experimental_get_tracing_count()
+    assert _bits(m.predict(probes)) == warm
+    assert m.keras_model.predict_function.experimental_get_tracing_count() == traces
 
 
 def test_predict_matches_call_and_is_repeatable(tol, mlp, mlp_probes) -> None:
