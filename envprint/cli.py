@@ -89,12 +89,12 @@ def _guard(fn: Callable[[], Any]) -> Any:
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
-def _console():
-    from rich.console import Console
+def _writer():
+    from .render import Writer
 
-    # Wide enough that paths and versions are not cut when stdout is a pipe or a CI log.
-    # markup=False: paths, versions and "[topic]" tags are data, never rich markup.
-    return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False, markup=False)
+    # Plain text on stdout, never wrapped or cut: paths and versions stay whole in a pipe or a
+    # CI log, and "[topic]" tags are data. No rich: diff of two files must start fast.
+    return Writer()
 
 
 def with_expectations(result, saved, current):
@@ -130,7 +130,7 @@ def show(
         else:
             from .render import render_fingerprint
 
-            render_fingerprint(fp, _console(), show_all=show_all)
+            render_fingerprint(fp, _writer(), show_all=show_all)
 
     _guard(body)
 
@@ -169,7 +169,7 @@ def diff(
         else:
             from .render import render_diff
 
-            render_diff(result, _console(), show_all=show_all)
+            render_diff(result, _writer(), show_all=show_all)
         return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
 
     raise typer.Exit(_guard(body))
@@ -431,7 +431,7 @@ def verify(
         else:
             from .render import render_report
 
-            render_report(report, _console())
+            render_report(report, _writer())
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
     raise typer.Exit(_guard(body))
@@ -451,7 +451,7 @@ def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
     else:
         from .render import render_diff
 
-        render_diff(result, _console())
+        render_diff(result, _writer())
     return int(ExitCode.DIFFERENT if result.expectations else ExitCode.OK)
 
 

@@ -1,16 +1,16 @@
 """Models -> text for people. All user-facing wording lives here.
 
-Owns: the readable tables of ``show`` and ``diff``. JSON for machines is ``store.canonical_json``.
-Must not import TensorFlow; imports rich (Typer's own dependency) only.
+Owns: the readable tables of ``show``, ``diff`` and ``verify``, and the plain-text ``Writer`` and
+``Table`` they are written with. JSON for machines is ``store.canonical_json``.
+Must not import TensorFlow, nor rich: ``diff`` of two files must start fast, and rich (import,
+console set-up, layout) cost ~50 ms of its ~260 ms for tables that need only aligned columns.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import Any, TextIO
 
 from .diff import flatten
 from .models import DiffEntry, Explanation, Fingerprint, FingerprintDiff, Report
@@ -45,34 +45,65 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-def _table(title: str, *columns: str) -> Table:
-    table = Table(
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        show_header=bool(columns),
-        box=None,
-        pad_edge=False,
-        padding=(0, 2, 0, 0),
-        min_width=len(title),  # never wrap the title
-    )
-    for col in columns or ("field", "value"):
-        table.add_column(col, overflow="fold")
-    return table
+class Table:
+    """A title line, then left-aligned columns two spaces apart, with an optional header row.
+
+    Never wraps or truncates: a long value widens its column, since a path or a version cut in
+    two is worse than a wide line in a pipe or a CI log. A cell with newlines spans several lines.
+    """
+
+    def __init__(self, title: str, *header: str) -> None:
+        self.title = title
+        self.header = header
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def lines(self) -> list[str]:
+        rows = [self.header, *self.rows] if self.header else self.rows
+        ncols = max(map(len, rows), default=0)
+        # A cell with newlines makes its whole row taller: one physical line per line of the cell.
+        physical: list[list[str]] = []
+        for row in rows:
+            cells = [cell.split("\n") for cell in row] + [[""]] * (ncols - len(row))
+            for i in range(max(map(len, cells), default=1)):
+                physical.append([parts[i] if i < len(parts) else "" for parts in cells])
+        widths = [max(len(line[i]) for line in physical) for i in range(ncols)]
+        body = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in physical]
+        return [self.title, *body]
 
 
-def render_fingerprint(fp: Fingerprint, console: Console, show_all: bool = False) -> None:
+class Writer:
+    """Lines of plain text to a stream: all the renderers below need of a terminal.
+
+    The stream is looked up at each write when none is given, so output follows ``sys.stdout``
+    when a caller (Typer's CliRunner, pytest's capsys) swaps it after the writer was made.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def line(self, text: str = "") -> None:
+        (self._stream or sys.stdout).write(text + "\n")
+
+    def table(self, table: Table) -> None:
+        for text in table.lines():
+            self.line(text)
+
+
+def render_fingerprint(fp: Fingerprint, out: Writer, show_all: bool = False) -> None:
     data = fp.model_dump(mode="json")
-    console.print(
+    out.line(
         f"envprint fingerprint (schema {fp.schema_version}, envprint {fp.envprint_version}, "
         f"captured {fp.created_at.isoformat()})"
     )
     for section, title in SECTION_TITLES.items():
         value = data[section]
-        table = _table(title)
+        table = Table(title)
         if value is None:
             table.add_row("(absent)", fp.unavailable.get(section, ""))
-            console.print(table)
+            out.table(table)
             continue
         installed = value.pop("installed", None) if section == "packages" else None
         reasons = value.pop("unavailable", {}) if isinstance(value, dict) else {}
@@ -83,7 +114,7 @@ def render_fingerprint(fp: Fingerprint, console: Console, show_all: bool = False
             if leaf is None and path in reasons:
                 shown = f"(absent: {reasons[path]})"
             table.add_row(path, shown)
-        if not table.row_count and installed is None:
+        if not table.rows and installed is None:
             table.add_row("(none)", "")
         if installed is not None:
             if show_all:
@@ -91,8 +122,8 @@ def render_fingerprint(fp: Fingerprint, console: Console, show_all: bool = False
                     table.add_row(f"installed.{name}", version)
             else:
                 table.add_row("installed", f"{len(installed)} distributions; --all to list")
-        console.print()
-        console.print(table)
+        out.line()
+        out.table(table)
 
 
 def _folded(entries: Iterable[DiffEntry]) -> str:
@@ -104,14 +135,14 @@ def _folded(entries: Iterable[DiffEntry]) -> str:
     return f"{total} other package{'s' if total != 1 else ''} changed ({', '.join(parts)}); --all to list"
 
 
-def render_diff(diff: FingerprintDiff, console: Console, show_all: bool = False) -> None:
-    console.print(f"A: {diff.a}")
-    console.print(f"B: {diff.b}")
+def render_diff(diff: FingerprintDiff, out: Writer, show_all: bool = False) -> None:
+    out.line(f"A: {diff.a}")
+    out.line(f"B: {diff.b}")
     if diff.identical:
-        console.print("No differences.")
+        out.line("No differences.")
         return
     numerics = sum(e.numerics for e in diff.entries)
-    console.print(
+    out.line(
         f"{len(diff.entries)} difference{'s' if len(diff.entries) != 1 else ''}, "
         f"{numerics} of them can change numerics."
     )
@@ -122,28 +153,28 @@ def render_diff(diff: FingerprintDiff, console: Console, show_all: bool = False)
             sections.setdefault(e.section, []).append(e)
     order = {"changed": 0, "only_in_a": 1, "only_in_b": 2}
     for section, entries in sections.items():
-        table = _table(SECTION_TITLES.get(section, section), "", "field", "A", "B", "topic")
+        table = Table(SECTION_TITLES.get(section, section), "", "field", "A", "B", "topic")
         for e in sorted(entries, key=lambda e: (order[e.status], not e.numerics)):
             field = e.path[len(section) + 1 :] if e.path.startswith(section + ".") else e.path
             table.add_row(STATUS_MARK[e.status], field, fmt(e.a), fmt(e.b), e.topic if e.numerics else "")
-        console.print()
-        console.print(table)
+        out.line()
+        out.table(table)
     if folded:
-        console.print()
-        console.print(_folded(folded))
-    console.print()
-    console.print("~ changed   - only in A   + only in B")
-    render_expectations(diff.expectations, console)
+        out.line()
+        out.line(_folded(folded))
+    out.line()
+    out.line("~ changed   - only in A   + only in B")
+    render_expectations(diff.expectations, out)
 
 
-def render_expectations(expectations: list[Explanation], console: Console) -> None:
+def render_expectations(expectations: list[Explanation], out: Writer) -> None:
     if not expectations:
         return
-    console.print()
-    console.print("What to expect on B, most likely first:")
+    out.line()
+    out.line("What to expect on B, most likely first:")
     for i, x in enumerate(expectations, 1):
-        console.print(f"  {i}. {x.cause} (likelihood {x.score:.2f}): {x.reasoning}")
-        console.print(f"     remedy: {x.remedy}")
+        out.line(f"  {i}. {x.cause} (likelihood {x.score:.2f}): {x.reasoning}")
+        out.line(f"     remedy: {x.remedy}")
 
 
 VERDICT_WORDS = {
@@ -153,20 +184,20 @@ VERDICT_WORDS = {
 }
 
 
-def render_report(report: Report, console: Console) -> None:
+def render_report(report: Report, out: Writer) -> None:
     """The verify report: verdict first, then identity, outputs, environment, explanations."""
     from .compare import summarize, worst_table
 
-    console.print(f"envprint verify: {VERDICT_WORDS[report.verdict]}")
-    console.print(f"  model:       {report.model}")
-    console.print(f"  fingerprint: {report.fingerprint}")
+    out.line(f"envprint verify: {VERDICT_WORDS[report.verdict]}")
+    out.line(f"  model:       {report.model}")
+    out.line(f"  fingerprint: {report.fingerprint}")
     ident = report.identity
     weights = {
         "same": "same as saved",
         "changed": "CHANGED: this is not the model that was saved",
         "unknown": "not comparable",
     }[ident.weights]
-    console.print(f"  weights:     {weights}")
+    out.line(f"  weights:     {weights}")
     for label, files in (
         ("changed", ident.files_changed),
         ("missing", ident.files_missing),
@@ -174,44 +205,46 @@ def render_report(report: Report, console: Console) -> None:
         ("edited in the record", ident.sidecar_files_changed),
     ):
         if files:
-            console.print(f"  files {label}: {', '.join(files)}")
-    console.print()
+            out.line(f"  files {label}: {', '.join(files)}")
+    out.line()
     for o in report.outputs:
-        console.print(summarize(o))
+        out.line(summarize(o))
         if o.worst:
-            console.print(worst_table(o))
+            out.line(worst_table(o))
     other = [n for n in report.notes if not n.startswith("output ")]
     if other:
-        console.print()
+        out.line()
         for note in other:
-            console.print(f"note: {note}")
+            out.line(f"note: {note}")
     env = report.environment
-    console.print()
+    out.line()
     if env.identical:
-        console.print("Environment: same as at save.")
+        out.line("Environment: same as at save.")
     elif report.verdict == "identical":
         numerics = sum(e.numerics for e in env.entries)
-        console.print(f"Environment: {len(env.entries)} differences from the saved host ({numerics} can change "
-                      "numerics) did not change the probes; envprint diff FINGERPRINT --current to list them")
+        out.line(
+            f"Environment: {len(env.entries)} differences from the saved host ({numerics} can change "
+            "numerics) did not change the probes; envprint diff FINGERPRINT --current to list them"
+        )
     else:
         numerics = [e for e in env.entries if e.numerics]
-        console.print(
+        out.line(
             f"Environment: {len(env.entries)} differences from the saved host, {len(numerics)} can change numerics:"
         )
         for e in numerics[:10]:
-            console.print(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a)} -> {fmt(e.b)}  [{e.topic}]")
+            out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a)} -> {fmt(e.b)}  [{e.topic}]")
         if len(numerics) > 10:
-            console.print(f"  ... {len(numerics) - 10} more; envprint diff FINGERPRINT --current to list")
+            out.line(f"  ... {len(numerics) - 10} more; envprint diff FINGERPRINT --current to list")
     if report.investigation:
-        console.print()
-        console.print("Investigation (child processes, one saved setting restored at a time):")
+        out.line()
+        out.line("Investigation (child processes, one saved setting restored at a time):")
         for r in report.investigation:
-            console.print(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
+            out.line(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
             if r.remedy and r.status in ("confirmed", "untestable"):
-                console.print(f"  {'':<14} remedy: {r.remedy}")
+                out.line(f"  {'':<14} remedy: {r.remedy}")
     if report.explanations:
-        console.print()
-        console.print("Likely causes, most likely first:")
+        out.line()
+        out.line("Likely causes, most likely first:")
         for i, x in enumerate(report.explanations, 1):
-            console.print(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
-            console.print(f"     remedy: {x.remedy}")
+            out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
+            out.line(f"     remedy: {x.remedy}")

@@ -157,18 +157,21 @@ def test_schemas_in_the_repository_match_the_models(tmp_path):
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("argv", [["--help"], ["diff", "A", "B"], ["diff", "--help"]])
-def test_commands_that_need_no_tensorflow_never_import_it(argv, cpu_json):
-    argv = [str(cpu_json) if a in ("A", "B") else a for a in argv]
+@pytest.mark.parametrize("argv", [["--help"], ["diff", "A", "B"], ["diff", "GPU", "A"], ["diff", "--help"]])
+def test_commands_that_must_start_fast_import_neither_tensorflow_nor_rich(argv, cpu_json):
+    # ["diff", "GPU", "A"] differs: its tables and expectations are rendered, with no rich.
+    argv = [{"A": str(cpu_json), "B": str(cpu_json), "GPU": str(GPU)}.get(a, a) for a in argv]
     code = (
         "import sys\n"
         "from envprint.cli import app\n"
         f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'numpy') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'numpy', 'rich') if m in sys.modules)\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
     )
     done = run_python(code)
     assert done.stderr.endswith("HEAVY="), done.stderr
+    if argv[:1] == ["diff"] and "--help" not in argv:
+        assert "A: " in done.stdout, done.stdout
 
 
 @pytest.mark.subprocess
@@ -185,3 +188,48 @@ def test_diff_predicts_what_to_expect_from_the_fingerprints_alone(cpu_json):
     assert "device" in causes and "cuda_stack" in causes
     text = invoke("diff", str(GPU), str(cpu_json)).output
     assert "What to expect on B, most likely first:" in text
+
+
+def test_tables_align_columns_two_spaces_apart_and_never_wrap_or_cut():
+    from envprint.render import Table
+
+    table = Table("CPU", "", "field", "A", "B")
+    flags = " ".join(f"avx512_{i}" for i in range(30))
+    table.add_row("~", "flags", "avx", flags)
+    table.add_row("-", "model", "AMD EPYC 7742 64-Core Processor", "(absent)")
+    assert table.lines() == [
+        "CPU",
+        "   field  A                                B",
+        f"~  flags  avx                              {flags}",
+        "-  model  AMD EPYC 7742 64-Core Processor  (absent)",
+    ]
+
+
+def test_a_table_without_header_lists_rows_and_a_multiline_cell_spans_lines():
+    from envprint.render import Table
+
+    table = Table("Environment variables")
+    table.add_row("variables.XLA_FLAGS", "--a\n--b")
+    table.add_row("redacted", "(none)")
+    assert table.lines() == [
+        "Environment variables",
+        "variables.XLA_FLAGS  --a",
+        "                     --b",
+        "redacted             (none)",
+    ]
+
+
+def test_diff_text_goes_to_the_stream_it_was_given(cpu_json):
+    import io
+
+    from envprint.diff import diff_fingerprints
+    from envprint.render import Writer, render_diff
+    from envprint.store import read_fingerprint
+
+    a, b = read_fingerprint(GPU), read_fingerprint(cpu_json)
+    stream = io.StringIO()
+    render_diff(diff_fingerprints(a, b, "saved", "here"), Writer(stream))
+    text = stream.getvalue()
+    assert text.startswith("A: saved\nB: here\n"), text
+    assert "~ changed   - only in A   + only in B\n" in text
+    assert all(line == line.rstrip() for line in text.splitlines())
