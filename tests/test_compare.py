@@ -346,3 +346,50 @@ def test_ten_million_float32_elements_compare_in_bounded_memory():
     assert (c.status, c.size, c.n_out_of_tolerance, c.nan_appeared) == ("mismatch", n, 4, 1)
     assert c.worst[0].index == [123_457]
     assert peak < 6 * expected.nbytes, f"peak {peak / 2**20:.0f} MiB for a {expected.nbytes / 2**20:.0f} MiB output"
+
+
+# --------------------------------------------------------------------------- byte-identical path
+
+
+def _with_specials(dt):
+    elements = hnp.from_dtype(np.dtype(dt)) if np.dtype(dt).kind in "biuSU" else hnp.from_dtype(
+        np.dtype(dt), allow_nan=True, allow_infinity=True
+    )
+    return hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6), elements=elements)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([np.float16, np.float32, np.float64, np.complex64, np.int32, np.uint8, np.bool_, "U3", "S2"]).flatmap(
+        _with_specials
+    )
+)
+def test_a_byte_identical_output_is_reported_exactly_as_the_full_scan_reports_it(x):
+    # The fast path for obtained == expected byte for byte must change nothing in the report.
+    fast = compare_output("y", x, x.copy(), DEFAULT)
+    slow_same_bytes = compare._same_bytes
+    try:
+        compare._same_bytes = lambda e, o: False
+        slow = compare_output("y", x, x.copy(), DEFAULT)
+    finally:
+        compare._same_bytes = slow_same_bytes
+    assert fast == slow
+    assert fast.status == "identical"
+
+
+def test_a_bfloat16_output_identical_to_itself_reports_as_the_full_scan_does():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.array([[0.0, -1.5, np.nan], [np.inf, 3.0, -0.0]], dtype=ml_dtypes.bfloat16)
+    f = x.reshape(-1)
+    assert compare._scan_identical(f) == compare._scan(f, f.copy(), 1e-2, 1e-2, 5)
+    assert compare_output("y", x, x.copy(), DEFAULT).max_ulp == 0
+
+
+def test_different_bytes_take_the_full_scan():
+    x = np.array([1.0, 2.0], dtype=np.float32)
+    assert compare._same_bytes(x, x.copy())
+    assert not compare._same_bytes(x, np.array([1.0, np.nextafter(np.float32(2), np.float32(3))], dtype=np.float32))
+    nan_payloads = np.array([np.nan, -np.nan], dtype=np.float32)
+    assert not compare._same_bytes(nan_payloads, nan_payloads[::-1].copy())  # scanned: NaN vs NaN
+    objects = np.array([1, "a"], dtype=object)
+    assert not compare._same_bytes(objects, objects.copy())  # pointers are not values
