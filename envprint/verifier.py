@@ -99,6 +99,21 @@ def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochasti
     return "within_tolerance"
 
 
+def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> tuple[Any, dict[str, str]]:
+    """Load the model and digest its files at once: (LoadedModel, {relative path: sha256}).
+
+    The files are hashed on a second core while TensorFlow loads the model on the first:
+    sha256 releases the GIL and Keras' load is mostly single-threaded, so the check is nearly
+    free (scripts/bench.py measures it against the load alone).
+    """
+    from ._tf import loading
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="envprint-digest") as pool:
+        hashing = pool.submit(digests.tree_digests, model_path, exclude=exclude)
+        loaded = loading.load_model(model_path, **load_options)
+        return loaded, hashing.result()
+
+
 def verify(
     model: Any,
     *,
@@ -143,20 +158,14 @@ def verify(
     files_changed = files_missing = files_added = []
     files_identical = False
     if model_path is not None:
-        # Hash the files on the second core while TensorFlow loads the model on the first:
-        # sha256 releases the GIL and Keras' load is single-threaded, so the check is ~free.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="envprint-digest") as pool:
-            hashing = pool.submit(
-                digests.tree_digests, model_path, exclude=store.sidecar_exclusions(model_path, fp_path.parent)
-            )
-            loaded = loading.load_model(
-                model_path,
-                fmt=fmt or saved.model.format,
-                signature=signature or saved.model.signature,
-                custom_objects=dict(custom_objects or {}),
-                safe_mode=safe_mode,
-            )
-            now = hashing.result()
+        loaded, now = load_and_hash(
+            model_path,
+            exclude=store.sidecar_exclusions(model_path, fp_path.parent),
+            fmt=fmt or saved.model.format,
+            signature=signature or saved.model.signature,
+            custom_objects=dict(custom_objects or {}),
+            safe_mode=safe_mode,
+        )
         files_changed, files_missing, files_added = _file_changes(saved.model.files, now)
         files_identical = not (files_changed or files_missing or files_added)
         label = str(model_path)

@@ -468,18 +468,30 @@ def case_save(ctx: Context) -> list[dict]:
 
 
 SIZE_CHILD = r"""
-import json, sys, time
+import gc, json, sys, time
 from pathlib import Path
 path = Path(sys.argv[1])
 import tensorflow, keras
-from envprint import digests
+from envprint import digests, verifier
 from envprint._tf import loading
-# verify's order: file digest, load, weights digest (model_identity)
-t0 = time.perf_counter(); digests.tree_digests(path); files_s = time.perf_counter() - t0
-t0 = time.perf_counter(); model = keras.models.load_model(path, compile=False); load_s = time.perf_counter() - t0
-t0 = time.perf_counter(); loading.model_identity(loading.wrap_model(model)); weights_s = time.perf_counter() - t0
+def timed(fn):
+    t0 = time.perf_counter(); out = fn(); return out, time.perf_counter() - t0
+_, files_s = timed(lambda: digests.tree_digests(path, exclude=[]))  # also warms the page cache
+del _
+loading.load_model(path, fmt="keras"); gc.collect()  # warm-up: the first load pays one-time costs
+# The load alone, then verify's arrangement (the files hashed on a second thread while the model
+# loads), alternated twice; the faster of each.
+alone, both = [], []
+for _ in range(2):
+    model, s = timed(lambda: loading.load_model(path, fmt="keras")); alone.append(s); del model; gc.collect()
+    (model, _), s = timed(lambda: verifier.load_and_hash(path, exclude=[], fmt="keras")); both.append(s)
+    if len(both) < 2:
+        del model; gc.collect()
+load_s, both_s = min(alone), min(both)
+# needed only when the files changed, or for a model already in memory
+_, weights_s = timed(lambda: loading.model_identity(model))
 print(json.dumps({"load_s": load_s, "file_digest_s": files_s, "weights_digest_s": weights_s,
-                  "bytes": path.stat().st_size}))
+                  "load_and_file_digest_s": both_s, "bytes": path.stat().st_size}))
 """
 
 
@@ -508,10 +520,18 @@ def case_growth(ctx: Context) -> list[dict]:
     for row, (_, model, _) in zip(size_rows, points, strict=True):
         argv = [PY, "-c", SIZE_CHILD, str(model)]
         res = [json.loads(run_measured(argv, capture=True)["out"]) for _ in range(ctx.runs["growth"])]
-        med = {k: statistics.median(r[k] for r in res) for k in ("load_s", "file_digest_s", "weights_digest_s")}
-        digest = statistics.median(r["file_digest_s"] + r["weights_digest_s"] for r in res)
-        row.update(**med, digest_s=digest, digest_share_of_load=digest / med["load_s"],
-                   targets=[target("digest_share_of_load", 0.10, "digest <= 10% of load")])
+        keys = ("load_s", "file_digest_s", "weights_digest_s", "load_and_file_digest_s")
+        med = {k: statistics.median(r[k] for r in res) for k in keys}
+        row.update(
+            **med,
+            # What verify adds to the load: the file digest runs beside it; byte-identical files
+            # need no weights digest.
+            check_added_to_load=statistics.median(r["load_and_file_digest_s"] / r["load_s"] - 1 for r in res),
+            # Both digests one after the other, no overlap (files changed, or a model in memory).
+            sequential_share_of_load=statistics.median(
+                (r["file_digest_s"] + r["weights_digest_s"]) / r["load_s"] for r in res),
+            targets=[target("check_added_to_load", 0.10, "check adds <= 10% to load")],
+        )
     return rows + size_rows
 
 
@@ -583,11 +603,13 @@ def growth_table(rows: list[dict]) -> str:
 
 
 def size_table(rows: list[dict]) -> str:
-    lines = ["| model | load | file digest | weights digest | digest / load | target |",
-             "|---:|---:|---:|---:|---:|---|"]
+    lines = ["| model | load | load + file digest beside it | check adds to load | file digest | weights digest | "
+             "both digests in sequence / load | target |",
+             "|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['size']:,.0f} MB | {_ms(r['load_s'])} | {_ms(r['file_digest_s'])} | "
-                     f"{_ms(r['weights_digest_s'])} | {r['digest_share_of_load']:.0%} | {_verdicts(r)} |")
+        lines.append(f"| {r['size']:,.0f} MB | {_ms(r['load_s'])} | {_ms(r['load_and_file_digest_s'])} | "
+                     f"{r['check_added_to_load']:+.0%} | {_ms(r['file_digest_s'])} | {_ms(r['weights_digest_s'])} | "
+                     f"{r['sequential_share_of_load']:.0%} | {_verdicts(r)} |")
     return "\n".join(lines)
 
 
@@ -662,7 +684,7 @@ def main() -> None:
             print(f"- {line}")
         size_rows = [r for r in growth_rows if "load_s" in r]
         if size_rows:
-            print("\nIntegrity check vs load (in one process, verify's order):\n")
+            print("\nIntegrity check vs load (in one process; the load alone, then verify's load with the file digest beside it):\n")
             print(size_table(size_rows))
     misses = [f"{r['case']}: {t['label']} ({t['value']:.3g})" for r in results for t in r.get("targets", [])
               if t["status"] == "MISS"]
