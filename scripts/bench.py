@@ -199,7 +199,9 @@ def export_path(root: Path, name: str) -> tuple[Path, Path]:
 
 # The job a serving process runs anyway: import TensorFlow, load the model, predict the probes.
 BARE_JOB = r"""
-import sys
+import gc, sys
+if sys.argv[4:] == ["gc-off"]:  # as envprint's CLI runs (cli.main): no cyclic collection
+    gc.disable()
 import numpy as np
 fmt, path, probes = sys.argv[1:4]
 import tensorflow as tf
@@ -215,8 +217,8 @@ else:
 """
 
 
-def bare_job(fmt: str, model: Path, sidecar: Path) -> Callable[[], Sample]:
-    return process([PY, "-c", BARE_JOB, fmt, model, sidecar / "probes.npz"])
+def bare_job(fmt: str, model: Path, sidecar: Path, *flags: str) -> Callable[[], Sample]:
+    return process([PY, "-c", BARE_JOB, fmt, model, sidecar / "probes.npz", *flags])
 
 
 def verify_job(model: Path, sidecar: Path) -> Callable[[], Sample]:
@@ -330,6 +332,12 @@ def case_verify(ctx: Context) -> list[dict]:
                            warmup=int(not rows))
             rows.append({"case": f"envprint verify: {label}, {'.keras' if fmt == 'keras' else 'SavedModel'}",
                          "baseline": "bare job: import TF, load, predict", **r, "targets": VERIFY_TARGETS})
+        # No target: envprint's own cost, against a bare job that also runs without the cyclic
+        # collector, as envprint's CLI does (the difference the setting alone makes is not envprint's).
+        model, sidecar = keras_path(root, name)
+        r = interleave(bare_job("keras", model, sidecar, "gc-off"), verify_job(model, sidecar), ctx.runs["verify"],
+                       warmup=0)
+        rows.append({"case": f"envprint verify: {label}, .keras", "baseline": "bare job, collector off too", **r})
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from pathlib import Path
@@ -130,11 +131,14 @@ def test_a_file_rewritten_with_identical_weights_passes_with_a_note(mlp, tmp_pat
 def test_in_process_verify_of_a_model_the_server_already_loaded(saved_mlp, keras):
     model = keras.models.load_model(saved_mlp["keras"], compile=False)
     before = (keras.config.dtype_policy().name if hasattr(keras, "config") else None)
+    collector = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
     report = envprint.verify(model, fingerprint=saved_mlp["keras"].with_name("model.keras.envprint"))
     assert report.verdict == "identical" and report.passed
     assert report.raise_for_status() is report
     assert report.model == "<in-memory Functional>"
     assert (keras.config.dtype_policy().name if hasattr(keras, "config") else None) == before
+    # The CLI turns the cyclic collector off in its own process; the library leaves a server's alone.
+    assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == collector
 
 
 def test_an_existing_record_is_never_overwritten_without_force(mlp, tmp_path):
