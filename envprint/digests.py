@@ -4,7 +4,7 @@ Owns: streaming SHA-256 of files and directory trees. Standard library only (no 
 TensorFlow): ``envprint diff`` and the fingerprint tests use it on hosts without TensorFlow.
 
 A digest says "these bytes", not "these weights": a model saved twice holds the same weights in
-different bytes (zip timestamps, HDF5 object addresses). ``envprint._tf.loading.model_identity``
+different bytes (zip timestamps, HDF5 object addresses). ``envprint._tf.identity.model_identity``
 owns the weights digest; this module owns the file digests.
 """
 

@@ -3,7 +3,7 @@
 Owns: the order of the save — refuse to overwrite and check that the record can be written
 before any work, load, probe, self-check, capture, sign, then publish the whole record at once
 (``store.publish_directory``). A save that fails or is killed at any point leaves the previous
-record (or none) in place, never part of one. Composes ``_tf.loading``, ``probes``, ``digests``,
+record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.identity``, ``probes``, ``digests``,
 ``capture``, ``signing`` and ``store``; holds no TensorFlow code.
 """
 
@@ -104,7 +104,7 @@ def probe_inputs(
     input_shapes: Mapping[str, tuple[int, ...]] | None,
 ) -> tuple[dict[str, np.ndarray], ProbeRecipe]:
     from . import probes as probe_mod
-    from ._tf import loading
+    from ._tf.identity import integer_input_ranges
 
     if probes_path is not None:
         arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs)
@@ -127,7 +127,7 @@ def probe_inputs(
         num_probes=num_probes,
         seed=seed,
         input_shapes=shapes,
-        int_ranges=loading.integer_input_ranges(loaded),
+        int_ranges=integer_input_ranges(loaded),
     )
     recipe = ProbeRecipe(
         source="generated",
@@ -200,6 +200,7 @@ def save(
     signature.json, an HMAC-SHA256 of fingerprint.json (see ``envprint.signing``).
     """
     from ._tf import loading
+    from ._tf.identity import model_identity
     from .capturer import capture
 
     model_path = Path(model)
@@ -222,7 +223,7 @@ def save(
             raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
 
         files = digests.tree_digests(model_path, exclude=store.sidecar_exclusions(model_path, target))
-        identity = identity_record(loading.model_identity(loaded), model_path, files)
+        identity = identity_record(model_identity(loaded), model_path, files)
         fp = capture(seed=seed).model_copy(
             update={
                 "model": identity,

@@ -139,6 +139,7 @@ def verify(
     neither, a signature is not checked and the report notes it.
     """
     from ._tf import loading
+    from ._tf.identity import model_identity
     from .capturer import capture
     from .diff import diff_fingerprints
     from .explain import explain
@@ -175,7 +176,7 @@ def verify(
 
     # Byte-identical files hold identical weights: the weights digest is needed only when the
     # files changed (rewritten, or another model) or the model came from memory.
-    ident = {} if files_identical else loading.model_identity(loaded)
+    ident = {} if files_identical else model_identity(loaded)
     if files_identical and saved.model.weights_digest is not None:
         weights = "same"
     elif saved.model.weights_digest is None or ident.get("weights_digest") is None:

@@ -378,7 +378,7 @@ from envprint.capturer import capture
 from envprint.diff import diff_fingerprints
 from envprint.explain import explain
 from envprint.models import IdentityCheck, Tolerance
-from envprint._tf import loading
+from envprint._tf import identity, loading
 fp = sidecar / "fingerprint.json"
 saved = store.read_fingerprint(fp)
 probes = probe_mod.load_arrays(sidecar / saved.probe_arrays.file)
@@ -396,7 +396,7 @@ sections = {
     "read fingerprint.json": lambda: store.read_fingerprint(fp),
     "load probes + reference .npz": lambda: [probe_mod.load_arrays(sidecar / r.file)
                                              for r in (saved.probe_arrays, saved.reference_arrays)],
-    "model_identity (weights digest)": lambda: loading.model_identity(loading.wrap_model(model, saved.model.format)),
+    "model_identity (weights digest)": lambda: identity.model_identity(loading.wrap_model(model, saved.model.format)),
     "predict x2 (check + randomness)": lambda: (loaded.predict(probes), loaded.predict(probes)),
     "compare_outputs": lambda: compare.compare_outputs(reference, obtained, Tolerance()),
     "capture()": capture,
@@ -481,7 +481,7 @@ from pathlib import Path
 path = Path(sys.argv[1])
 import tensorflow, keras
 from envprint import digests, verifier
-from envprint._tf import loading
+from envprint._tf import identity, loading
 def timed(fn):
     t0 = time.perf_counter(); out = fn(); return out, time.perf_counter() - t0
 _, files_s = timed(lambda: digests.tree_digests(path, exclude=[]))  # also warms the page cache
@@ -497,7 +497,7 @@ for _ in range(2):
         del model; gc.collect()
 load_s, both_s = min(alone), min(both)
 # needed only when the files changed, or for a model already in memory
-_, weights_s = timed(lambda: loading.model_identity(model))
+_, weights_s = timed(lambda: identity.model_identity(model))
 print(json.dumps({"load_s": load_s, "file_digest_s": files_s, "weights_digest_s": weights_s,
                   "load_and_file_digest_s": both_s, "bytes": path.stat().st_size}))
 """

@@ -12,13 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envprint._tf.loading import (
-    detect_format,
-    integer_input_ranges,
-    load_model,
-    model_identity,
-    parse_custom_objects,
-)
+from envprint._tf.identity import integer_input_ranges, model_identity
+from envprint._tf.loading import detect_format, load_model, parse_custom_objects
 from envprint.errors import ExitCode, ModelError
 from envprint.probes import TensorSpecInfo, generate_probes
 
@@ -92,7 +87,7 @@ def test_unknown_format_override_is_refused(mlp) -> None:
 @pytest.mark.subprocess
 def test_importing_these_modules_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, envprint._tf.loading, envprint.probes, envprint.digests\n"
+        "import sys, envprint._tf.loading, envprint._tf.identity, envprint.probes, envprint.digests\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'h5py') if m in sys.modules)\n"
         "assert not heavy, heavy"
     )
@@ -525,7 +520,7 @@ def _odd_weights() -> list[tuple[str, np.ndarray]]:
     ],
 )
 def test_weights_digest_is_unchanged_for_every_dtype_and_layout(scheme: str, unnamed: bool, expected: str) -> None:
-    from envprint._tf.loading import _digest
+    from envprint._tf.identity import _digest
 
     # The expected digests were computed by the first release's implementation (_reference_digest).
     weights = [("" if unnamed else n, a) for n, a in _odd_weights()]

@@ -1,55 +1,39 @@
-"""Load a saved model in any of its formats, run it on probes, and say which weights it holds.
+"""Load a saved model in any of its formats and run it on probes.
 
 Owns: ``detect_format``, ``load_model`` -> ``LoadedModel`` (``.keras``, ``.h5``, SavedModel,
-``.tflite``), ``parse_custom_objects``, ``integer_input_ranges`` and ``model_identity``.
+``.tflite``), ``wrap_model`` and ``parse_custom_objects``.
 TensorFlow and Keras are imported inside functions only, through ``envprint._tf`` (ruff TID253):
 importing this module costs nothing. Everything it returns is plain Python and NumPy.
 
 Every failure to load or run a model leaves here as a one-line ``ModelError`` (what, which
 file, the fix) with TensorFlow's exception kept as ``__cause__``; no raw traceback escapes.
 
-Why one module of ~900 lines (over the house's ~400): the four formats share one
-``LoadedModel`` contract and one error vocabulary. The seams for a split are marked by the
-section rules: Keras file checks and error mapping, and identity, could each be a module.
+Elsewhere: the checks of a Keras file before it loads, and the wording of Keras's load errors,
+are in ``keras_checks`` (imported here); which model a ``LoadedModel`` is (``model_identity``,
+the weights digest, ``integer_input_ranges``) is in ``identity``, which imports this module:
+this module must not import ``identity``. The format names and ``_one_line`` are in ``common``.
+What is left (~580 lines, over the house's ~400) is one ``LoadedModel`` contract and its three
+implementations, which share its helpers; the next seam, if it grows, is one module per format.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
-import json
 import re
 import warnings
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ..errors import EnvprintError, ModelError
 from ..probes import STRING_DTYPE, TensorSpecInfo, numpy_dtype
-from . import import_keras, import_tensorflow, keras_flavor
+from . import import_keras, import_tensorflow
+from .common import _LABEL, FORMATS, Format, _one_line
+from .keras_checks import _keras_load_error, _precheck_h5, _precheck_keras_archive
 
-Format = Literal["keras", "h5", "savedmodel", "tflite"]
-FORMATS: tuple[str, ...] = ("keras", "h5", "savedmodel", "tflite")
 ACCEPTED = "a .keras file, an .h5/.hdf5 file, a .tflite file, or a SavedModel directory (with saved_model.pb)"
-_LABEL = {"keras": ".keras model", "h5": "Keras HDF5 (.h5) model", "savedmodel": "SavedModel", "tflite": "TFLite model"}
-
-# Layers whose output is random in training mode (or always, when a custom call forces it).
-STOCHASTIC_CLASSES = frozenset(
-    {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout",
-     "GaussianNoise", "GaussianDropout", "RandAugment", "AugMix", "MixUp", "CutMix"}
-)
-
-WEIGHTS_SCHEME_NAMED = "named-v1"  # keras, h5, savedmodel: name, dtype, shape, bytes, sorted by name
-WEIGHTS_SCHEME_TFLITE = "tflite-constants-v1"  # dtype, shape, bytes of constant tensors, sorted by content
-
-
-def _one_line(text: str, limit: int = 240) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -366,174 +350,6 @@ class _KerasModel(LoadedModel):
             yield _strip_var_suffix(path if isinstance(path, str) else w.name), _read_numpy(w, tf)
 
 
-def _lambda_refused(path: Path) -> ModelError:
-    return ModelError(
-        f"{path}: contains a Lambda layer with Python code, which safe mode refuses to load "
-        "(it could run arbitrary code); pass --unsafe if you trust this file"
-    )
-
-
-def _has_python_lambda(config: Any) -> bool:
-    if isinstance(config, Mapping):
-        if config.get("class_name") == "Lambda":
-            inner = config.get("config") or {}
-            if inner.get("function_type", "lambda") == "lambda" or isinstance(inner.get("function"), (list, dict)):
-                return True
-        return any(_has_python_lambda(v) for v in config.values())
-    if isinstance(config, list):
-        return any(_has_python_lambda(v) for v in config)
-    return False
-
-
-def _major(version: Any) -> int | None:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(version.decode() if isinstance(version, bytes) else str(version)).major
-    except (InvalidVersion, TypeError, UnicodeDecodeError):
-        return None
-
-
-def _refuse_newer_keras(path: Path, saved: str | None, keras: Any) -> None:
-    """A file from a newer Keras major fails deep inside Keras with a message about InputLayer
-    keyword arguments or unimportable modules; say what it is instead."""
-    saved_major, running_major = _major(saved), _major(keras.__version__)
-    if saved_major is not None and running_major is not None and saved_major > running_major:
-        raise ModelError(
-            f"{path}: saved by Keras {saved}, which this host's Keras {keras.__version__} cannot read; "
-            f"load it where Keras {saved_major} is installed, or export a SavedModel with model.export()"
-        )
-
-
-def _precheck_keras_archive(path: Path, keras: Any) -> str | None:
-    """Catch what Keras reports badly: not a zip, and a file from a newer Keras major.
-
-    Returns the Keras version that saved the file, when it says."""
-    resave = f"re-save it with model.save({path.name!r})"
-    if not zipfile.is_zipfile(path):
-        raise ModelError(f"{path}: not a .keras archive (not a zip file: truncated or corrupt?); {resave}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = set(zf.namelist())
-            meta = json.loads(zf.read("metadata.json")) if "metadata.json" in members else {}
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{path}: a damaged .keras archive ({_one_line(exc)}); {resave}") from exc
-    if "config.json" not in members:
-        raise ModelError(f"{path}: a zip without config.json, so not a .keras model; {resave}")
-    saved = meta.get("keras_version") if isinstance(meta, dict) else None
-    saved = str(saved) if saved is not None else None
-    _refuse_newer_keras(path, saved, keras)
-    return saved
-
-
-def _precheck_h5(path: Path, safe_mode: bool, keras: Any) -> str | None:
-    """HDF5 must hold a whole model from a Keras this host can read; under safe mode, no Python lambda.
-
-    Keras 2 (TensorFlow <= 2.15, tf_keras) unmarshals a Lambda's bytecode from .h5 whatever
-    safe_mode says; reading the config first makes safe mode mean the same on every Keras.
-    Returns the Keras version that saved the file, when it says.
-    """
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-            saved = f.attrs.get("keras_version")
-    except OSError as exc:
-        raise ModelError(
-            f"{path}: not a readable HDF5 file ({_one_line(exc)}); it is truncated or corrupt: re-save it with model.save()"
-        ) from exc
-    if raw is None:
-        raise ModelError(
-            f"{path}: holds weights only (no model_config; written by save_weights()); "
-            "save the whole model with model.save(), or build the model in code and load the weights"
-        )
-    if safe_mode:
-        try:
-            config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-        except ValueError as exc:
-            raise ModelError(f"{path}: its model_config is not valid JSON ({_one_line(exc)}); re-save it with model.save()") from exc
-        if _has_python_lambda(config):
-            raise _lambda_refused(path)
-    saved = saved.decode() if isinstance(saved, bytes) else (str(saved) if saved is not None else None)
-    _refuse_newer_keras(path, saved, keras)
-    return saved
-
-
-_CUSTOM_PATTERNS = (
-    r"Could not locate (?:class|function) '([^']+)'",
-    r"Cannot deserialize object of type `([^`]+)`",
-    r"Unknown [a-z_ ]+: '([^']+)'",
-)
-
-
-def _read_keras_config(path: Path, fmt: Format) -> Any:
-    if fmt == "keras":
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read("config.json"))
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        raw = f.attrs["model_config"]
-    return json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-
-
-def _unresolved_class(config: Any, known: set[str]) -> str | None:
-    """The first class in a Keras config that names a module outside Keras that cannot be imported.
-
-    Keras 2.15 reports such a class in a functional .keras model as "'str' object is not
-    callable"; reading the config names it.
-    """
-    if isinstance(config, list):
-        return next((c for c in map(lambda v: _unresolved_class(v, known), config) if c), None)
-    if not isinstance(config, Mapping):
-        return None
-    module, name = config.get("module"), config.get("class_name")
-    if isinstance(module, str) and isinstance(name, str) and name not in known:
-        if module.split(".")[0] not in ("keras", "tf_keras", "tensorflow", "builtins"):
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except (ImportError, ValueError):
-                found = False
-            if not found:
-                return name
-    return next((c for c in map(lambda v: _unresolved_class(v, known), config.values()) if c), None)
-
-
-def _custom_object_error(path: Path, name: str) -> ModelError:
-    return ModelError(
-        f"{path}: uses the custom object {name!r}, which is not known here; "
-        f"pass --custom-objects package.module:{name} (the module that defines it)"
-    )
-
-
-def _keras_load_error(path: Path, fmt: Format, exc: BaseException, known: set[str], saved: str | None,
-                      running: str) -> ModelError:
-    text = _one_line(exc, limit=100_000)
-    if "Lambda" in text and "safe_mode" in text:
-        return _lambda_refused(path)
-    for pattern in _CUSTOM_PATTERNS:
-        m = re.search(pattern, text)
-        if m:
-            return _custom_object_error(path, m.group(1).split(">")[-1])
-    try:
-        missing = _unresolved_class(_read_keras_config(path, fmt), known)
-    except Exception:  # a diagnosis only: the generic message below still applies
-        missing = None
-    if missing:
-        return _custom_object_error(path, missing)
-    if _major(saved) is not None and _major(saved) != _major(running):
-        return ModelError(
-            f"{path}: saved by Keras {saved}, which this host's Keras {running} cannot read "
-            f"({type(exc).__name__}: {_one_line(text, 120)}); load it where Keras {_major(saved)} is installed, "
-            "or export a SavedModel"
-        )
-    return ModelError(
-        f"{path}: cannot be loaded as a {_LABEL[fmt]} ({type(exc).__name__}: {_one_line(text)}); "
-        "check that the file is complete and was saved by Keras, or pass --format"
-    )
-
-
 def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, safe_mode: bool) -> _KerasModel:
     keras = import_keras()
     saved = _precheck_keras_archive(path, keras) if fmt == "keras" else _precheck_h5(path, safe_mode, keras)
@@ -760,178 +576,3 @@ def wrap_model(model: Any, fmt: str = "keras") -> LoadedModel:
         f"cannot verify an object of type {type(model).__name__}: pass a Keras model, or the model's path "
         "(SavedModel and TFLite models are verified from their path)"
     )
-
-
-# ---------------------------------------------------------------------------------- identity
-
-
-def _keras_layers(model: Any) -> list[Any]:
-    flatten = getattr(model, "_flatten_layers", None)  # recursive, sub-layers of custom layers too
-    if flatten is not None:
-        return list(flatten(include_self=False, recursive=True))
-    out = []
-    for layer in getattr(model, "layers", []):
-        out.append(layer)
-        out.extend(_keras_layers(layer))
-    return out
-
-
-def _class_names(obj: Any) -> list[str]:
-    return [c.__name__ for c in type(obj).__mro__]
-
-
-def _is_stochastic(layer: Any) -> bool:
-    names = _class_names(layer)
-    return any(n in STOCHASTIC_CLASSES or n.startswith("Random") for n in names[:-1])  # [:-1]: not 'object'
-
-
-def _fed_by(layer: Any) -> list[Any]:
-    """The Keras tensors that feed ``layer`` in any call of the graph."""
-    fed = []
-    for node in getattr(layer, "_inbound_nodes", []) or []:
-        tensors = getattr(node, "input_tensors", None)
-        if tensors is None:
-            continue
-        fed.extend(tensors if isinstance(tensors, (list, tuple)) else [tensors])
-    return fed
-
-
-def integer_input_ranges(loaded: LoadedModel) -> dict[str, tuple[int, int]]:
-    """Input name -> ``(0, input_dim)`` for each input that an Embedding reads directly.
-
-    Only Keras formats carry the layer graph; an input that reaches its Embedding through
-    other layers (a Reshape, a Lambda, a nested model) is not found and needs ``--probes``.
-    An input read by several Embeddings gets the smallest vocabulary.
-    """
-    model = loaded.keras_model
-    if model is None or not isinstance(loaded, _KerasModel):
-        return {}
-    ranges: dict[str, tuple[int, int]] = {}
-    embeddings = [layer for layer in _keras_layers(model) if "Embedding" in _class_names(layer)]
-    for spec, tensor in zip(loaded.inputs, loaded._input_tensors, strict=True):
-        dims = [int(e.input_dim) for e in embeddings if any(t is tensor for t in _fed_by(e))]
-        if dims:
-            ranges[spec.name] = (0, min(dims))
-    return ranges
-
-
-def _leaf_digest(name: str, arr: np.ndarray) -> str:
-    """SHA-256 of one weight: name, dtype, shape, then its little-endian C-order bytes.
-
-    The bytes are hashed in place, through a uint8 view, not copied out with ``tobytes()``:
-    a 1 GB model would otherwise need a second gigabyte. The view works for every dtype a
-    C-contiguous array can hold, bfloat16 and the other ml_dtypes included, whose buffer
-    format ``memoryview`` refuses. The header is unchanged from the first release, quirks
-    included (``ascontiguousarray`` gives a 0-d weight the shape ``1``): saved records carry
-    these digests.
-    """
-    a = np.ascontiguousarray(arr)  # no copy when the weight is already C-ordered
-    if a.dtype.byteorder == ">":
-        a = a.astype(a.dtype.newbyteorder("<"))
-    leaf = hashlib.sha256(f"{name}\0{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
-    # An object array holds pointers that no view may reinterpret; hash them as before.
-    leaf.update(a.tobytes() if a.dtype.hasobject else a.reshape(-1).view(np.uint8))
-    return leaf.hexdigest()
-
-
-def _digest_leaves(leaves: Iterable[tuple[str, str]], scheme: str) -> str:
-    """SHA-256 over (name, leaf digest) pairs: named weights in name order (a stable sort, so
-    equal names keep the model's order); TFLite constants, which have no stable names, in order
-    of their own digests."""
-    ordered = sorted(leaves, key=(lambda nl: nl[1]) if scheme == WEIGHTS_SCHEME_TFLITE else (lambda nl: nl[0]))
-    h = hashlib.sha256(f"envprint-weights-{scheme}\n".encode())
-    for name, leaf in ordered:
-        h.update(f"{name}\0{leaf}\n".encode())
-    return h.hexdigest()
-
-
-def _digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str, int, int]:
-    """(digest, weight count, parameter count), hashing each weight as it is read.
-
-    Only the leaf digests are kept, so peak memory is one weight (zero for a CPU variable
-    NumPy can view), not a copy of the whole model.
-    """
-    leaves = []
-    count = 0
-    for name, arr in weights:
-        leaves.append((name, _leaf_digest(name, arr)))
-        count += int(arr.size)
-    return _digest_leaves(leaves, scheme), len(leaves), count
-
-
-_FINGERPRINT_FIELDS = ("saved_model_checksum", "graph_def_program_hash", "signature_def_hash",
-                       "saved_object_graph_hash", "checkpoint_hash")
-
-
-def _saved_model_fingerprint(path: Path) -> tuple[dict[str, int] | None, str | None]:
-    tf = import_tensorflow()
-    read = getattr(getattr(tf.saved_model, "experimental", None), "read_fingerprint", None)
-    if read is None:
-        return None, f"tf.saved_model.experimental.read_fingerprint is not in TensorFlow {tf.__version__}"
-    try:
-        fp = read(str(path))
-    except Exception as exc:  # fingerprint.pb is missing from SavedModels written before TF 2.12
-        return None, f"{type(exc).__name__}: {_one_line(exc)}"
-    out = {f: int(getattr(fp, f)) for f in _FINGERPRINT_FIELDS if getattr(fp, f, None) is not None}
-    producer = getattr(getattr(fp, "version", None), "producer", None)
-    if producer is not None:
-        out["producer"] = int(producer)
-    return out, None
-
-
-def model_identity(loaded: LoadedModel) -> dict[str, Any]:
-    """What the model is, independent of the file's bytes: weights digest, layers, signature.
-
-    A field that cannot be read for this format is None, with the reason in ``unavailable``.
-    ``weights_digest`` is equal across .keras, .h5 and SavedModel copies of the same weights
-    (scheme ``named-v1``); TFLite constants are transposed and fused by the converter, so a
-    .tflite digest (scheme ``tflite-constants-v1``) compares only with other .tflite files.
-    """
-    unavailable: dict[str, str] = {}
-    scheme = WEIGHTS_SCHEME_TFLITE if loaded.format == "tflite" else WEIGHTS_SCHEME_NAMED
-    digest: str | None = None
-    weights_count: int | None = None
-    parameter_count: int | None = None
-    try:
-        digest, weights_count, parameter_count = _digest(loaded._weights(), scheme)
-    except Exception as exc:
-        unavailable["weights_digest"] = f"{type(exc).__name__}: {_one_line(exc)}"
-    ident: dict[str, Any] = {
-        "format": loaded.format,
-        "runtime": loaded.runtime,
-        "signature": loaded.signature,
-        "weights_digest": digest,
-        "weights_digest_scheme": scheme,
-        "weights_count": weights_count,
-        "parameter_count": parameter_count,
-        "layer_classes": None,
-        "stochastic_layers": None,
-        "dtype_policy": None,
-        "saved_model_fingerprint": None,
-        "inputs": [s.as_dict() for s in loaded.inputs],
-        "outputs": [s.as_dict() for s in loaded.outputs],
-        "unavailable": unavailable,
-    }
-    model = loaded.keras_model
-    if model is not None:
-        layers = _keras_layers(model)
-        ident["layer_classes"] = sorted({type(layer).__name__ for layer in layers})
-        ident["stochastic_layers"] = sorted(
-            ({"name": layer.name, "class_name": type(layer).__name__} for layer in layers if _is_stochastic(layer)),
-            key=lambda d: (d["name"], d["class_name"]),
-        )
-        policy = getattr(model, "dtype_policy", None)
-        ident["dtype_policy"] = getattr(policy, "name", None) if policy is not None else None
-        if ident["dtype_policy"] is None:
-            unavailable["dtype_policy"] = "the model has no readable dtype_policy"
-    else:
-        why = f"a {_LABEL[loaded.format]} carries no Keras layer graph"
-        unavailable.update(layer_classes=why, stochastic_layers=why, dtype_policy=why)
-    if loaded.format == "savedmodel":
-        ident["saved_model_fingerprint"], reason = _saved_model_fingerprint(loaded.path)
-        if reason:
-            unavailable["saved_model_fingerprint"] = reason
-    else:
-        unavailable["saved_model_fingerprint"] = "not a SavedModel"
-    ident["keras_flavor"] = keras_flavor(import_tensorflow()) if model is not None else None
-    return ident

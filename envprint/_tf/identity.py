@@ -1,0 +1,203 @@
+"""Say which model a loaded model is, independent of its file's bytes: weights digest, layers, signature.
+
+Owns: ``model_identity`` (weights digest and counts, layer classes, stochastic layers, dtype
+policy, SavedModel fingerprint), the weights-digest schemes and their hashing (``_digest``, one
+weight at a time and in place), and ``integer_input_ranges`` (the vocabulary of each input an
+Embedding reads). TensorFlow and Keras are imported inside functions only, through
+``envprint._tf`` (ruff TID253). Reads models through ``loading``; neither ``loading`` nor
+``keras_checks`` may import this module, so the dependencies point one way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import import_tensorflow, keras_flavor
+from .common import _LABEL, _one_line
+from .loading import LoadedModel, _KerasModel
+
+# Layers whose output is random in training mode (or always, when a custom call forces it).
+STOCHASTIC_CLASSES = frozenset(
+    {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout",
+     "GaussianNoise", "GaussianDropout", "RandAugment", "AugMix", "MixUp", "CutMix"}
+)
+
+WEIGHTS_SCHEME_NAMED = "named-v1"  # keras, h5, savedmodel: name, dtype, shape, bytes, sorted by name
+WEIGHTS_SCHEME_TFLITE = "tflite-constants-v1"  # dtype, shape, bytes of constant tensors, sorted by content
+
+
+def _keras_layers(model: Any) -> list[Any]:
+    flatten = getattr(model, "_flatten_layers", None)  # recursive, sub-layers of custom layers too
+    if flatten is not None:
+        return list(flatten(include_self=False, recursive=True))
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        out.extend(_keras_layers(layer))
+    return out
+
+
+def _class_names(obj: Any) -> list[str]:
+    return [c.__name__ for c in type(obj).__mro__]
+
+
+def _is_stochastic(layer: Any) -> bool:
+    names = _class_names(layer)
+    return any(n in STOCHASTIC_CLASSES or n.startswith("Random") for n in names[:-1])  # [:-1]: not 'object'
+
+
+def _fed_by(layer: Any) -> list[Any]:
+    """The Keras tensors that feed ``layer`` in any call of the graph."""
+    fed = []
+    for node in getattr(layer, "_inbound_nodes", []) or []:
+        tensors = getattr(node, "input_tensors", None)
+        if tensors is None:
+            continue
+        fed.extend(tensors if isinstance(tensors, (list, tuple)) else [tensors])
+    return fed
+
+
+def integer_input_ranges(loaded: LoadedModel) -> dict[str, tuple[int, int]]:
+    """Input name -> ``(0, input_dim)`` for each input that an Embedding reads directly.
+
+    Only Keras formats carry the layer graph; an input that reaches its Embedding through
+    other layers (a Reshape, a Lambda, a nested model) is not found and needs ``--probes``.
+    An input read by several Embeddings gets the smallest vocabulary.
+    """
+    model = loaded.keras_model
+    if model is None or not isinstance(loaded, _KerasModel):
+        return {}
+    ranges: dict[str, tuple[int, int]] = {}
+    embeddings = [layer for layer in _keras_layers(model) if "Embedding" in _class_names(layer)]
+    for spec, tensor in zip(loaded.inputs, loaded._input_tensors, strict=True):
+        dims = [int(e.input_dim) for e in embeddings if any(t is tensor for t in _fed_by(e))]
+        if dims:
+            ranges[spec.name] = (0, min(dims))
+    return ranges
+
+
+def _leaf_digest(name: str, arr: np.ndarray) -> str:
+    """SHA-256 of one weight: name, dtype, shape, then its little-endian C-order bytes.
+
+    The bytes are hashed in place, through a uint8 view, not copied out with ``tobytes()``:
+    a 1 GB model would otherwise need a second gigabyte. The view works for every dtype a
+    C-contiguous array can hold, bfloat16 and the other ml_dtypes included, whose buffer
+    format ``memoryview`` refuses. The header is unchanged from the first release, quirks
+    included (``ascontiguousarray`` gives a 0-d weight the shape ``1``): saved records carry
+    these digests.
+    """
+    a = np.ascontiguousarray(arr)  # no copy when the weight is already C-ordered
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    leaf = hashlib.sha256(f"{name}\0{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
+    # An object array holds pointers that no view may reinterpret; hash them as before.
+    leaf.update(a.tobytes() if a.dtype.hasobject else a.reshape(-1).view(np.uint8))
+    return leaf.hexdigest()
+
+
+def _digest_leaves(leaves: Iterable[tuple[str, str]], scheme: str) -> str:
+    """SHA-256 over (name, leaf digest) pairs: named weights in name order (a stable sort, so
+    equal names keep the model's order); TFLite constants, which have no stable names, in order
+    of their own digests."""
+    ordered = sorted(leaves, key=(lambda nl: nl[1]) if scheme == WEIGHTS_SCHEME_TFLITE else (lambda nl: nl[0]))
+    h = hashlib.sha256(f"envprint-weights-{scheme}\n".encode())
+    for name, leaf in ordered:
+        h.update(f"{name}\0{leaf}\n".encode())
+    return h.hexdigest()
+
+
+def _digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str, int, int]:
+    """(digest, weight count, parameter count), hashing each weight as it is read.
+
+    Only the leaf digests are kept, so peak memory is one weight (zero for a CPU variable
+    NumPy can view), not a copy of the whole model.
+    """
+    leaves = []
+    count = 0
+    for name, arr in weights:
+        leaves.append((name, _leaf_digest(name, arr)))
+        count += int(arr.size)
+    return _digest_leaves(leaves, scheme), len(leaves), count
+
+
+_FINGERPRINT_FIELDS = ("saved_model_checksum", "graph_def_program_hash", "signature_def_hash",
+                       "saved_object_graph_hash", "checkpoint_hash")
+
+
+def _saved_model_fingerprint(path: Path) -> tuple[dict[str, int] | None, str | None]:
+    tf = import_tensorflow()
+    read = getattr(getattr(tf.saved_model, "experimental", None), "read_fingerprint", None)
+    if read is None:
+        return None, f"tf.saved_model.experimental.read_fingerprint is not in TensorFlow {tf.__version__}"
+    try:
+        fp = read(str(path))
+    except Exception as exc:  # fingerprint.pb is missing from SavedModels written before TF 2.12
+        return None, f"{type(exc).__name__}: {_one_line(exc)}"
+    out = {f: int(getattr(fp, f)) for f in _FINGERPRINT_FIELDS if getattr(fp, f, None) is not None}
+    producer = getattr(getattr(fp, "version", None), "producer", None)
+    if producer is not None:
+        out["producer"] = int(producer)
+    return out, None
+
+
+def model_identity(loaded: LoadedModel) -> dict[str, Any]:
+    """What the model is, independent of the file's bytes: weights digest, layers, signature.
+
+    A field that cannot be read for this format is None, with the reason in ``unavailable``.
+    ``weights_digest`` is equal across .keras, .h5 and SavedModel copies of the same weights
+    (scheme ``named-v1``); TFLite constants are transposed and fused by the converter, so a
+    .tflite digest (scheme ``tflite-constants-v1``) compares only with other .tflite files.
+    """
+    unavailable: dict[str, str] = {}
+    scheme = WEIGHTS_SCHEME_TFLITE if loaded.format == "tflite" else WEIGHTS_SCHEME_NAMED
+    digest: str | None = None
+    weights_count: int | None = None
+    parameter_count: int | None = None
+    try:
+        digest, weights_count, parameter_count = _digest(loaded._weights(), scheme)
+    except Exception as exc:
+        unavailable["weights_digest"] = f"{type(exc).__name__}: {_one_line(exc)}"
+    ident: dict[str, Any] = {
+        "format": loaded.format,
+        "runtime": loaded.runtime,
+        "signature": loaded.signature,
+        "weights_digest": digest,
+        "weights_digest_scheme": scheme,
+        "weights_count": weights_count,
+        "parameter_count": parameter_count,
+        "layer_classes": None,
+        "stochastic_layers": None,
+        "dtype_policy": None,
+        "saved_model_fingerprint": None,
+        "inputs": [s.as_dict() for s in loaded.inputs],
+        "outputs": [s.as_dict() for s in loaded.outputs],
+        "unavailable": unavailable,
+    }
+    model = loaded.keras_model
+    if model is not None:
+        layers = _keras_layers(model)
+        ident["layer_classes"] = sorted({type(layer).__name__ for layer in layers})
+        ident["stochastic_layers"] = sorted(
+            ({"name": layer.name, "class_name": type(layer).__name__} for layer in layers if _is_stochastic(layer)),
+            key=lambda d: (d["name"], d["class_name"]),
+        )
+        policy = getattr(model, "dtype_policy", None)
+        ident["dtype_policy"] = getattr(policy, "name", None) if policy is not None else None
+        if ident["dtype_policy"] is None:
+            unavailable["dtype_policy"] = "the model has no readable dtype_policy"
+    else:
+        why = f"a {_LABEL[loaded.format]} carries no Keras layer graph"
+        unavailable.update(layer_classes=why, stochastic_layers=why, dtype_policy=why)
+    if loaded.format == "savedmodel":
+        ident["saved_model_fingerprint"], reason = _saved_model_fingerprint(loaded.path)
+        if reason:
+            unavailable["saved_model_fingerprint"] = reason
+    else:
+        unavailable["saved_model_fingerprint"] = "not a SavedModel"
+    ident["keras_flavor"] = keras_flavor(import_tensorflow()) if model is not None else None
+    return ident
