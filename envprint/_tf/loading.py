@@ -511,7 +511,7 @@ class _TFLiteModel(LoadedModel):
         """Constant tensors: read by an op, written by none, not a model input.
 
         TFLite tensor names are tracing artifacts ('mlp_1/dense_2/MatMul', renumbered by every
-        conversion), so the digest ignores them: see ``_digest``.
+        conversion), so the digest ignores them: see ``identity._digest``.
         """
         # A fresh interpreter: the one that predicts may hold a signature runner, and TFLite
         # refuses allocate_tensors() while anything else references its wrapper.
