@@ -22,15 +22,13 @@ from envprint.constraints import env_export, install_command
 from envprint.diff import diff_fingerprints
 from envprint.explain import explain
 from envprint.investigate import (
-    Decided,
     InvestigationResult,
-    Restore,
     _judge,
     _Numbers,
     investigate,
-    plan,
 )
 from envprint.models import Fingerprint, IdentityCheck, Report
+from envprint.restore import Decided, Restore, plan
 from envprint.store import read_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -88,6 +88,7 @@ def test_unknown_format_override_is_refused(mlp) -> None:
 def test_importing_these_modules_does_not_import_tensorflow() -> None:
     code = (
         "import sys, envprint._tf.loading, envprint._tf.identity, envprint.probes, envprint.digests\n"
+        "import envprint.investigate, envprint.restore, envprint._tf.child\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'h5py') if m in sys.modules)\n"
         "assert not heavy, heavy"
     )

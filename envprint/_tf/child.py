@@ -1,0 +1,84 @@
+"""The child process's side of ``verify --investigate``: apply one setting, load, predict, report.
+
+Owns: ``_child_main``, the entry point that ``envprint.investigate`` runs through
+``python -c`` (its ``_BOOT`` names this module), and ``_child_run``: apply the spec's runtime
+settings (thread pools, determinism, TF32, XLA, grappler, dtype policy, seed) before the model
+loads, predict the probes, and write the outputs (``.npz``) and the facts the process ended up
+with (JSON) where the spec says. The environment variables were set by the parent.
+
+TensorFlow and Keras are imported inside functions only, through ``envprint._tf`` (ruff
+TID253). Must not import ``investigate`` or ``restore``: the spec arrives as plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import EnvprintError
+
+
+def _child_main(spec_path: str) -> int:
+    """Entry point of a child: apply the runtime settings, load, predict, write outputs and facts."""
+    try:
+        _child_run(json.loads(Path(spec_path).read_text(encoding="utf-8")))
+    except EnvprintError as exc:
+        sys.stderr.write(f"envprint: error: {exc}\n")
+        return int(exc.exit_code)
+    return 0
+
+
+def _child_run(spec: dict[str, Any]) -> None:
+    from .. import _tf
+    from ..capturer import seed_everything
+    from ..probes import load_arrays, save_arrays
+    from . import loading, runtime
+
+    tf = _tf.import_tensorflow()
+    rt = spec["runtime"]
+    # Thread pools are created by the first op: set them first.
+    if "intra" in rt:
+        tf.config.threading.set_intra_op_parallelism_threads(rt["intra"])
+    if "inter" in rt:
+        tf.config.threading.set_inter_op_parallelism_threads(rt["inter"])
+    if rt.get("op_determinism"):
+        tf.config.experimental.enable_op_determinism()
+    if "tensor_float_32" in rt:
+        tf.config.experimental.enable_tensor_float_32_execution(bool(rt["tensor_float_32"]))
+    if "jit" in rt:
+        tf.config.optimizer.set_jit(rt["jit"] or False)
+    if "grappler" in rt:
+        tf.config.optimizer.set_experimental_options(rt["grappler"])
+    if "dtype_policy" in rt:
+        keras = _tf.import_keras()
+        if _tf.keras_flavor(tf) == "keras3":
+            keras.config.set_dtype_policy(rt["dtype_policy"])
+        else:
+            keras.mixed_precision.set_global_policy(rt["dtype_policy"])
+    if "seed" in rt:
+        seed_everything(rt["seed"])
+    loaded = loading.load_model(
+        spec["model"],
+        fmt=spec["format"],
+        signature=spec["signature"],
+        custom_objects=loading.parse_custom_objects(spec["custom_objects"]),
+        safe_mode=spec["safe_mode"],
+    )
+    probes = load_arrays(spec["probes"])
+    for name, batch_size in spec["runs"].items():
+        save_arrays(Path(spec["out_dir"]) / f"{name}.npz", loaded.predict(probes, batch_size=batch_size))
+    info = runtime.tensorflow_info(tf, {})
+    intra, inter = runtime.thread_settings(tf)
+    facts = {
+        "onednn": info.onednn.enabled,
+        "op_determinism": info.op_determinism,
+        "tensor_float_32": info.tensor_float_32,
+        "jit": info.jit,
+        "dtype_policy": info.dtype_policy,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "intra": intra,
+        "inter": inter,
+    }
+    Path(spec["facts"]).write_text(json.dumps(facts), encoding="utf-8")
