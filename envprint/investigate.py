@@ -197,8 +197,6 @@ CONTROL = Restore("control", "nothing changed (a fresh process)")
 BATCH = Restore("batch_size", "one probe per call (batch size 1), which matched the full batch at save")
 
 
-
-
 def _merge(steps: list[Restore]) -> Restore:
     env: dict[str, str | None] = {}
     runtime: dict[str, Any] = {}

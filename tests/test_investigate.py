@@ -21,13 +21,8 @@ from envhelpers import run_python
 from envprint.constraints import env_export, install_command
 from envprint.diff import diff_fingerprints
 from envprint.explain import explain
-from envprint.investigate import (
-    InvestigationResult,
-    _judge,
-    _Numbers,
-    investigate,
-)
-from envprint.models import Fingerprint, IdentityCheck, Report
+from envprint.investigate import _judge, _Numbers, investigate
+from envprint.models import Fingerprint, IdentityCheck, InvestigationResult, Report
 from envprint.restore import Decided, Restore, plan
 from envprint.store import read_fingerprint
 
