@@ -40,7 +40,7 @@ from .models import (
     Report,
     Tolerance,
 )
-from .restore import Decided, Restore, Step, _remedy, plan
+from .restore import Decided, Restore, Step, plan, remedy_for
 
 # --------------------------------------------------------------------------- numbers and verdicts
 
@@ -229,7 +229,7 @@ class _Session:
             why += ": the difference lies in the kernels this host picks for the full batch"
             fix = "predict one probe per call for reference-exact outputs, or accept the drift (verify --rtol)"
         else:
-            fix = _remedy(step) if status == "confirmed" else None
+            fix = remedy_for(step) if status == "confirmed" else None
         return _result(step, status, why, n, seconds, fix)
 
     def attempt(self, r: Restore, index: int) -> InvestigationResult:

@@ -3,7 +3,7 @@
 Owns: ``plan`` (from a verify report's numerics-relevant differences to the steps that test
 them), the ``Restore`` and ``Decided`` steps, ``RESTORERS`` (cause id -> the function that
 builds its steps, one per cause, as data like explain.py's catalogue), ``DETERMINISM`` (the
-sub-settings of 'determinism_settings') and ``_remedy`` (what to do once a setting is
+sub-settings of 'determinism_settings') and ``remedy_for`` (what to do once a setting is
 confirmed). A ``Restore`` carries environment variables, set before TensorFlow starts, and
 runtime settings, applied before the model loads (by ``envprint._tf.child``).
 
@@ -312,7 +312,7 @@ def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -
     return [step for cause, entries in by_cause.items() for step in RESTORERS[cause](ctx, entries)]
 
 
-def _remedy(r: Restore) -> str:
+def remedy_for(r: Restore) -> str:
     env = {k: v for k, v in r.env.items() if v is not None}
     parts = [f"export {_label(env)} before TensorFlow is imported"] if env else []
     parts += [f"unset {k}" for k, v in sorted(r.env.items()) if v is None]
