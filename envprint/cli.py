@@ -302,14 +302,25 @@ def save(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (exit 4) if the model's outputs change between identical calls.")
     ] = False,
+    tf_serving_warmup: Annotated[
+        bool,
+        typer.Option(
+            "--tf-serving-warmup",
+            help="Also write assets.extra/tf_serving_warmup_requests into the SavedModel from the probes, so "
+            "that the inputs verify checks warm TF Serving.",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
 
     def body() -> None:
-        from .saver import save as do_save
         from .store import canonical_json
 
+        if tf_serving_warmup:
+            from .integrations.tfserving import save_with_warmup as do_save
+        else:
+            from .saver import save as do_save
         _quiet_tensorflow()
         result = do_save(
             model,
@@ -385,6 +396,15 @@ def verify(
             "expect and why (exit 1 when something can change the outputs).",
         ),
     ] = False,
+    junit_xml: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit-xml",
+            metavar="PATH",
+            help="Also write the result as JUnit XML for CI panels: one test case per check (identity, each "
+            "output, the self-check), the environment as properties.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Recompute the probes on this host and compare them with the saved reference.
@@ -399,18 +419,25 @@ def verify(
 
         _quiet_tensorflow()
         if preflight:
+            if junit_xml is not None:
+                raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
             return _preflight(model, fingerprint, json_out)
-        report = do_verify(
-            model,
-            fingerprint=fingerprint,
-            tolerance=_tolerance(rtol, atol, exact),
-            fmt=fmt,
-            signature=signature,
-            custom_objects=_custom_objects(custom_objects or []),
-            safe_mode=not unsafe,
-            signing_key=_signing_key(required=False),
-            require_signature=require_signature,
-        )
+        try:
+            report = do_verify(
+                model,
+                fingerprint=fingerprint,
+                tolerance=_tolerance(rtol, atol, exact),
+                fmt=fmt,
+                signature=signature,
+                custom_objects=_custom_objects(custom_objects or []),
+                safe_mode=not unsafe,
+                signing_key=_signing_key(required=False),
+                require_signature=require_signature,
+            )
+        except EnvprintError as exc:
+            if junit_xml is not None:  # the CI panel shows "could not verify" as an error, not as nothing
+                _write_junit(junit_xml, model, exc)
+            raise
         if investigate and report.verdict != "identical":
             from .investigate import investigate as do_investigate
 
@@ -427,6 +454,8 @@ def verify(
                 tolerance=_tolerance(rtol, atol, exact),
             )
             report = report.model_copy(update={"investigation": results})
+        if junit_xml is not None:
+            _write_junit(junit_xml, model, report)
         if json_out:
             sys.stdout.write(canonical_json(report))
         else:
@@ -436,6 +465,21 @@ def verify(
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
     raise typer.Exit(_guard(body))
+
+
+def _write_junit(path: Path, model: Path, result: Any) -> None:
+    """--junit-xml: the report (or the error that stopped verify) as JUnit XML, with this host's facts."""
+    from .capturer import capture
+    from .integrations.junit import error_suite, write_junit_xml
+
+    host = capture(tensorflow=False)  # TensorFlow's facts when verify imported it; never imported for this
+    suite = error_suite(str(model), str(result), host) if isinstance(result, EnvprintError) else result
+    try:
+        write_junit_xml(path, [suite], host)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot write the JUnit XML ({exc.strerror or exc}); pass a writable --junit-xml PATH"
+        ) from None
 
 
 def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
