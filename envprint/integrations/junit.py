@@ -57,6 +57,7 @@ class Suite:
     """One testsuite: what was verified, its checks, the environment as properties, the full report."""
 
     name: str
+    model: str
     cases: list[Case]
     properties: list[tuple[str, str]] = field(default_factory=list)
     system_out: str = ""
@@ -127,13 +128,13 @@ def report_suite(report: Report, host: Fingerprint | None = None) -> Suite:
     props = [("verdict", report.verdict), ("model", report.model), ("fingerprint", report.fingerprint)]
     props += host_properties(host) if host is not None else []
     props += [(f"changed.{e.path}", f"{e.a} -> {e.b}") for e in report.environment.entries if e.numerics]
-    return Suite(name=f"envprint verify {report.model}", cases=cases, properties=props, system_out=text)
+    return Suite(f"envprint verify {report.model}", report.model, cases, props, system_out=text)
 
 
 def error_suite(model: str, message: str, host: Fingerprint | None = None) -> Suite:
     """The testsuite of a model that could not be verified (an EnvprintError): one testcase in error."""
     props = [("model", model)] + (host_properties(host) if host is not None else [])
-    return Suite(name=f"envprint verify {model}", cases=[Case("verify", error=message, text=message)], properties=props)
+    return Suite(f"envprint verify {model}", model, [Case("verify", error=message, text=message)], props)
 
 
 def _suite_element(suite: Suite, timestamp: str, hostname: str) -> ET.Element:
@@ -154,9 +155,8 @@ def _suite_element(suite: Suite, timestamp: str, hostname: str) -> ET.Element:
         props = ET.SubElement(element, "properties")
         for name, value in suite.properties:
             ET.SubElement(props, "property", name=name, value=value)
-    classname = suite.name.replace(" ", "_")
     for case in suite.cases:
-        tc = ET.SubElement(element, "testcase", classname=classname, name=case.name, time="0")
+        tc = ET.SubElement(element, "testcase", classname=suite.model, name=case.name, time="0")
         if case.error is not None:
             ET.SubElement(tc, "error", message=case.error, type="EnvprintError").text = case.text
         elif case.failure is not None:
