@@ -114,7 +114,10 @@ def envprint_verify(request: pytest.FixtureRequest) -> Callable[..., Any]:
         if report.passed:
             return report
         if update:
-            _record(model, sidecar, save_options or {})
+            try:
+                _record(model, sidecar, save_options or {})
+            except EnvprintError as exc:
+                _fail(f"envprint: could not re-record {sidecar}: {exc}")
             _fail(
                 f"envprint: {report.model} did not match {sidecar}; re-recorded it ({UPDATE_OPTION}).\n\n"
                 + _report_text(report)
