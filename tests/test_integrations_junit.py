@@ -40,12 +40,9 @@ def props(suite: junitparser.TestSuite) -> dict[str, str]:
     return {p.name: p.value for p in suite.properties()}
 
 
-@pytest.fixture(scope="module")
-def recorded(mlp, tmp_path_factory) -> Path:
-    model = tmp_path_factory.mktemp("junit") / "model.keras"
-    shutil.copy2(mlp["keras"], model)
-    envprint.save(model)
-    return model
+@pytest.fixture
+def recorded(mlp_recorded) -> Path:
+    return mlp_recorded
 
 
 def test_a_passing_verify_is_one_suite_of_passing_checks_with_the_host_as_properties(recorded, tf, tmp_path):
@@ -66,20 +63,12 @@ def test_a_passing_verify_is_one_suite_of_passing_checks_with_the_host_as_proper
     assert "envprint verify: PASSED (bit-identical)" in suite.child(junitparser.SystemOut).text
 
 
-@pytest.fixture(scope="module")
-def retrained(mlp, keras, save, tmp_path_factory) -> Path:
-    """The MLP with its output kernel scaled by 1.01: another model, whose logits differ visibly."""
-    model = keras.models.clone_model(mlp.model)
-    weights = mlp.model.get_weights()
-    weights[2] = weights[2] * 1.01
-    model.set_weights(weights)
-    return save(model, tmp_path_factory.mktemp("retrained"), ("keras",))["keras"]
-
-
-def test_a_changed_model_fails_identity_and_each_differing_output_with_the_report_text(recorded, retrained, tmp_path):
+def test_a_changed_model_fails_identity_and_each_differing_output_with_the_report_text(
+    recorded, mlp_retrained, tmp_path
+):
     model = tmp_path / "model.keras"
     shutil.copytree(recorded.with_name("model.keras.envprint"), tmp_path / "model.keras.envprint")
-    shutil.copy2(retrained, model)
+    shutil.copy2(mlp_retrained, model)
     out = tmp_path / "results.xml"
     r = invoke("verify", model, "--junit-xml", out)
     assert r.exit_code == ExitCode.DIFFERENT, r.output + r.stderr

@@ -54,17 +54,13 @@ def envprint_imported(tf) -> None:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, mlp, keras, save, tmp_path_factory) -> pytest.Pytester:
+def project(pytester: pytest.Pytester, mlp, mlp_recorded, mlp_retrained) -> pytest.Pytester:
     """A user's project: a model with its record, a retrained one checked against it, one never recorded."""
     root = pytester.path
-    shutil.copy2(mlp["keras"], root / "model.keras")
-    envprint.save(root / "model.keras")
+    shutil.copy2(mlp_recorded, root / "model.keras")
+    shutil.copytree(mlp_recorded.with_name("model.keras.envprint"), root / "model.keras.envprint")
     shutil.copytree(root / "model.keras.envprint", root / "changed-record")
-    other = keras.models.clone_model(mlp.model)
-    weights = mlp.model.get_weights()
-    weights[2] = weights[2] * 1.01
-    other.set_weights(weights)
-    shutil.copy2(save(other, tmp_path_factory.mktemp("changed"), ("keras",))["keras"], root / "changed.keras")
+    shutil.copy2(mlp_retrained, root / "changed.keras")
     shutil.copy2(mlp["keras"], root / "new.keras")
     pytester.makepyfile(test_model=TESTS)
     return pytester

@@ -20,7 +20,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import envprint
 from envprint.cli import app
 from envprint.errors import ExitCode
 
@@ -49,24 +48,17 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-@pytest.fixture(scope="module")
-def recorded(mlp, tmp_path_factory) -> Path:
-    model = tmp_path_factory.mktemp("recipes") / "model.keras"
-    shutil.copy2(mlp["keras"], model)
-    envprint.save(model)
-    return model
+@pytest.fixture
+def recorded(mlp_recorded) -> Path:
+    return mlp_recorded
 
 
 @pytest.fixture(scope="module")
-def drifted(recorded, mlp, keras, save, tmp_path_factory) -> Path:
-    """Another model (output kernel x 1.01) beside a copy of the first one's record."""
-    other = keras.models.clone_model(mlp.model)
-    weights = mlp.model.get_weights()
-    weights[2] = weights[2] * 1.01
-    other.set_weights(weights)
+def drifted(mlp_recorded, mlp_retrained, tmp_path_factory) -> Path:
+    """Another model beside a copy of the first one's record."""
     folder = tmp_path_factory.mktemp("drifted")
-    shutil.copy2(save(other, folder / "src", ("keras",))["keras"], folder / "model.keras")
-    shutil.copytree(recorded.with_name("model.keras.envprint"), folder / "model.keras.envprint")
+    shutil.copy2(mlp_retrained, folder / "model.keras")
+    shutil.copytree(mlp_recorded.with_name("model.keras.envprint"), folder / "model.keras.envprint")
     return folder / "model.keras"
 
 
