@@ -436,7 +436,10 @@ def verify(
             )
         except EnvprintError as exc:
             if junit_xml is not None:  # the CI panel shows "could not verify" as an error, not as nothing
-                _write_junit(junit_xml, model, exc)
+                try:
+                    _write_junit(junit_xml, model, exc)
+                except UsageError as unwritable:  # the error that stopped verify is the one to exit with
+                    sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
             raise
         if investigate and report.verdict != "identical":
             from .investigate import investigate as do_investigate

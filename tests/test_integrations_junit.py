@@ -129,3 +129,10 @@ def test_junit_xml_holds_one_suite_per_report_for_many_models(recorded, tmp_path
         f"envprint verify {recorded}",
     ]
     assert [(s.tests, s.failures, s.errors) for s in suites] == [(3, 0, 0), (1, 0, 1), (3, 0, 0)]
+
+
+def test_junit_xml_and_preflight_do_not_mix(recorded, tmp_path):
+    r = invoke("verify", recorded, "--preflight", "--junit-xml", tmp_path / "results.xml")
+    assert r.exit_code == ExitCode.USAGE
+    assert r.stderr == "envprint: error: --junit-xml reports a verify; --preflight does not verify: drop one of them\n"
+    assert not (tmp_path / "results.xml").exists()
