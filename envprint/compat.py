@@ -80,5 +80,8 @@ def keras_can_load(fmt: str, saved_by: str | None, running: str | None) -> tuple
     if saved[0] > here[0]:
         return "fails", f"Keras {here[0]} cannot read a file written by Keras {saved[0]}"
     if saved[0] == here[0] and saved[:2] > here[:2]:
-        return "may_fail", f"written by Keras {saved_by}, newer than Keras {running}, whose layers may refuse its config"
+        return (
+            "may_fail",
+            f"written by Keras {saved_by}, newer than Keras {running}, whose layers may refuse its config",
+        )
     return "loads", f"Keras {running} reads files written by Keras {saved_by}"

@@ -177,20 +177,30 @@ def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: lis
     return "unknown"
 
 
-def _fit_probes(probes: dict[str, np.ndarray], loaded: Any, notes: list[str]) -> dict[str, np.ndarray] | None:
-    """The probes keyed by this model's input names, or None when they cannot be matched.
+def _fit_probes(
+    probes: dict[str, np.ndarray], loaded: Any, notes: list[str], where: str
+) -> dict[str, np.ndarray] | None:
+    """The probes keyed by this model's input names and cast to its dtypes, or None when they cannot be matched.
 
     A single input is matched by position whatever its name: formats rename inputs (a SavedModel
-    or .tflite of the same weights), and there is only one way to feed one array.
+    or .tflite of the same weights), and there is only one way to feed one array. Casts follow the
+    rule save applied (``probes.CAST_RULE``): a value that would change is a FingerprintError.
     """
+    from .probes import cast_to_inputs
+
     names = [s.name for s in loaded.inputs]
     if set(probes) == set(names):
-        return probes
-    if len(probes) == 1 and len(names) == 1:
+        fitted = probes
+    elif len(probes) == 1 and len(names) == 1:
         ((recorded, arr),) = probes.items()
         notes.append(f"probes fed by position: the recorded input {recorded!r} is {names[0]!r} in this model")
-        return {names[0]: arr}
-    return None
+        fitted = {names[0]: arr}
+    else:
+        return None
+    casts: dict[str, str] = {}
+    fitted = cast_to_inputs(fitted, loaded.inputs, where, casts)
+    notes.extend(f"probe input {name!r} cast {how} for this model" for name, how in sorted(casts.items()))
+    return fitted
 
 
 def _fit_outputs(
@@ -337,24 +347,26 @@ def verify(
     )
 
     policy = tolerance or saved.tolerance or Tolerance()
-    feed = _fit_probes(probes, loaded, notes)
     outputs: list[OutputComparison] = []
     stochastic_now = False
-    if feed is None and weights != "changed":
-        raise ModelError(
-            f"{label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
-            f"{[s.name for s in loaded.inputs]}; verify the model the record was saved from "
-            f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
-        )
+    feed = obtained = None
     try:
-        obtained = _fit_outputs(reference, loaded.predict(feed), notes) if feed is not None else None
-    except ModelError as exc:
+        feed = _fit_probes(probes, loaded, notes, str(fp_path.parent / saved.probe_arrays.file))
+        if feed is None and weights != "changed":
+            raise ModelError(
+                f"{label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
+                f"{[s.name for s in loaded.inputs]}; verify the model the record was saved from "
+                f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
+            )
+        if feed is not None:
+            obtained = _fit_outputs(reference, loaded.predict(feed), notes)
+    except (ModelError, FingerprintError) as exc:
         if weights != "changed":
             raise
-        obtained = None  # another model: that it cannot take the probes is no surprise
+        feed = obtained = None  # another model: that it cannot take the probes is no surprise
         notes.append(f"the probes were not run: {exc}")
     if obtained is None:
-        if feed is None:
+        if not any(n.startswith("the probes were not run") for n in notes):
             notes.append("the probes were not run: this model does not take the recorded inputs")
     else:
         outputs = compare.compare_outputs(reference, obtained, policy)

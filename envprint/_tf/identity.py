@@ -19,7 +19,7 @@ import numpy as np
 
 from . import import_tensorflow, keras_flavor
 from .common import _LABEL, _one_line
-from .loading import LoadedModel, _KerasModel
+from .loading import LoadedModel, _KerasModel, keras_weights
 
 # Layers whose output is random in training mode (or always, when a custom call forces it).
 STOCHASTIC_CLASSES = frozenset(
@@ -133,6 +133,13 @@ def _digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str
         leaves.append((name, _leaf_digest(name, arr)))
         count += int(arr.size)
     return _digest_leaves(leaves, scheme), len(leaves), count
+
+
+def keras_weights_digest(model: Any) -> str:
+    """The weights digest (``tensors-v2``) of a Keras model object, however it was built: Sequential,
+    functional or subclassed, in code, from any file, trained in this process. Equal to the
+    ``weights_digest`` that ``model_identity`` records for a file holding the same weights."""
+    return _digest(keras_weights(model), WEIGHTS_SCHEME)[0]
 
 
 def _named_v1_variants(names: list[str], model_name: str | None) -> list[list[str]]:
