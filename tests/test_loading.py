@@ -452,6 +452,38 @@ def test_keras_file_from_a_newer_keras_major_is_refused_cleanly(mlp, keras, tmp_
     )
 
 
+def test_a_keras_file_from_a_newer_keras_minor_that_fails_names_both_versions(
+    mlp, keras, flavor, tmp_path: Path
+) -> None:
+    # What Keras 3.12 meets in a file from Keras 3.15: a config key it does not know (quantization_config).
+    if flavor != "keras3":
+        pytest.skip("the newer-minor rule is a Keras 3 one")
+    future = tmp_path / "future.keras"
+    major, minor = (int(p) for p in keras.__version__.split(".")[:2])
+    newer = f"{major}.{minor + 1}.0"
+    with zipfile.ZipFile(mlp["keras"]) as src, zipfile.ZipFile(future, "w") as dst:
+        for item in src.namelist():
+            data = json.loads(src.read(item)) if item.endswith(".json") else src.read(item)
+            if item == "metadata.json":
+                data["keras_version"] = newer
+            if item == "config.json":
+                for layer in data["config"]["layers"]:
+                    layer["config"]["option_from_the_future"] = None
+            dst.writestr(item, json.dumps(data).encode() if item.endswith(".json") else data)
+    with pytest.raises(ModelError) as err:
+        load_model(future)
+    text = str(err.value)
+    assert text.startswith(
+        f"{future}: saved by Keras {newer}, newer than this host's Keras {keras.__version__}, which cannot read it ("
+    )
+    assert text.endswith(
+        f"); upgrade Keras here to at least {newer} (pip install 'keras>={newer}'), "
+        "or export a SavedModel on the training host (model.export(...))"
+    )
+    assert "\n" not in text
+    assert err.value.exit_code == ExitCode.MODEL
+
+
 def test_h5_from_a_newer_keras_major_is_refused_cleanly(mlp, keras, tmp_path: Path) -> None:
     import h5py
 
