@@ -159,22 +159,25 @@ def _refuse_uninformative(
     """Refuse probes (``reference`` None) or reference outputs that hold no finite value; warnings if ``allow``."""
     from .probes import uninformative
 
-    flag = "pass --allow-nonfinite (allow_nonfinite=True) to record them anyway"
-    if reference is None:
-        bad = uninformative(inputs)
-        where, what, error = str(probes_path or "generated probes"), "probe input", FingerprintError
-        why = "any model on any host gives the same answer to them, so verify could never fail; give real samples"
-    else:
-        bad = uninformative(reference)
-        where, what, error = str(model_path), "output", ModelError
-        why = "NaN or infinite for every probe, so verify could never tell this model from another; check the model"
+    bad = uninformative(inputs if reference is None else reference)
     if not bad:
         return []
     names = ", ".join(repr(n) for n in bad)
-    held = "hold only NaN or infinite values" if reference is None else "are"
-    text = f"{where}: {what}{'s' if len(bad) > 1 else ''} {names} {held}: {why}"
+    one = len(bad) == 1
+    if reference is None:
+        where, error = probes_path or "generated probes", FingerprintError
+        text = (
+            f"{where}: probe input{'' if one else 's'} {names} hold{'s' if one else ''} only NaN or infinite values: "
+            "any model on any host gives the same answer to them, so verify could never fail; give real samples"
+        )
+    else:
+        where, error = model_path, ModelError
+        text = (
+            f"{where}: output{'' if one else 's'} {names} {'is' if one else 'are'} NaN or infinite for every probe, "
+            "so verify could never tell this model from another; check the model and the probes"
+        )
     if not allow:
-        raise error(f"{text}; {flag}")
+        raise error(f"{text}; pass --allow-nonfinite (allow_nonfinite=True) to record them anyway")
     return [f"{text} (recorded anyway: --allow-nonfinite)"]
 
 
