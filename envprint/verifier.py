@@ -1,7 +1,9 @@
 """verify(): recompute a model's probes on this host and judge them against its saved record.
 
-Owns: the order of the checks — signature, record integrity, model files, weights, outputs,
-inference randomness, environment — and the verdict. A check that ran and failed returns a Report
+Owns: the order of the checks — signature, record integrity, model files, the model's identity
+(weights digest, and inputs, outputs, parameter count and layer classes: settled before any probe is
+fed, so another model is "model changed" whatever its inputs), outputs, inference randomness,
+environment — and the verdict. A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
 TensorFlow code, and writes nothing: a deployment host may be read-only.

@@ -2,7 +2,8 @@
 
 Owns: ``model_identity`` (weights digest and counts, layer classes, stochastic layers, dtype
 policy, SavedModel fingerprint), the weights-digest schemes and their hashing (``_digest``, one
-weight at a time and in place), and ``integer_input_ranges`` (the vocabulary of each input an
+weight at a time and in place; ``keras_weights_digest`` for any Keras object;
+``legacy_weights_digests`` to check envprint 0.1.0's records), and ``integer_input_ranges`` (the vocabulary of each input an
 Embedding reads). TensorFlow and Keras are imported inside functions only, through
 ``envprint._tf`` (ruff TID253). Reads models through ``loading``; neither ``loading`` nor
 ``keras_checks`` may import this module, so the dependencies point one way.

@@ -1,7 +1,7 @@
 """Load a saved model in any of its formats and run it on probes.
 
 Owns: ``detect_format``, ``load_model`` -> ``LoadedModel`` (``.keras``, ``.h5``, SavedModel,
-``.tflite``), ``wrap_model`` and ``parse_custom_objects``.
+``.tflite``), ``wrap_model``, ``keras_weights`` and ``parse_custom_objects``.
 TensorFlow and Keras are imported inside functions only, through ``envprint._tf`` (ruff TID253):
 importing this module costs nothing. Everything it returns is plain Python and NumPy.
 
