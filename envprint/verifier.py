@@ -105,9 +105,11 @@ def _spec_text(spec: Any) -> str:
 
 
 def _same_interface(saved: list[Any], now: list[Any]) -> bool:
-    """Same number of tensors with the same shapes and dtypes, in order; names aside (formats rename them)."""
+    """Same number of tensors with the same shapes and dtypes, in order; names and the batch dimension aside
+    (formats rename tensors, and a converter may fix the batch at 1)."""
     return len(saved) == len(now) and all(
-        list(a.shape) == list(b.shape) and a.dtype == b.dtype for a, b in zip(saved, now, strict=True)
+        list(a.shape)[1:] == list(b.shape)[1:] and len(a.shape) == len(b.shape) and a.dtype == b.dtype
+        for a, b in zip(saved, now, strict=True)
     )
 
 

@@ -129,3 +129,13 @@ def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras
         "the record's weights digest uses envprint 0.1.0's scheme named-v1, which also hashed weight names; "
         "if this model was only rebuilt or re-saved, re-save the record to get scheme tensors-v2"
     )
+
+
+def test_a_tflite_with_its_batch_fixed_at_1_is_not_called_another_model(recorded_mlp, mlp_fixed_batch_tflite) -> None:
+    # Same weights converted to .tflite: the digests cannot be compared, and [1, 4] is [None, 4] with the batch fixed.
+    other = recorded_mlp.parent / "model.tflite"
+    shutil.copy2(mlp_fixed_batch_tflite, other)
+    report = envprint.verify(other, fingerprint=recorded_mlp.with_name("model.keras.envprint"))
+    assert report.identity.weights == "unknown"
+    assert [d.field for d in report.identity.differences] == ["inputs", "outputs"]
+    assert report.verdict in ("identical", "within_tolerance"), report.notes
