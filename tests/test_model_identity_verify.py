@@ -139,3 +139,16 @@ def test_a_tflite_with_its_batch_fixed_at_1_is_not_called_another_model(recorded
     assert report.identity.weights == "unknown"
     assert [d.field for d in report.identity.differences] == ["inputs", "outputs"]
     assert report.verdict in ("identical", "within_tolerance"), report.notes
+
+
+def test_another_single_input_model_gets_no_advice_about_the_probes(recorded_mlp, keras) -> None:
+    x = keras.Input((6,), name="x")
+    keras.Model(x, keras.layers.Dense(2, name="y")(x)).save(recorded_mlp)
+    report = envprint.verify(recorded_mlp)
+    assert report.identity.weights == "changed" and report.outputs == []
+    assert report.notes == [
+        "the model's weights differ from the fingerprinted model's: this is not the model that was saved: "
+        "inputs [features (None, 4) float32] -> [x (None, 6) float32]; "
+        "outputs [logits (None, 3) float32] -> [y (None, 2) float32]; parameters 67 -> 14",  # same layer classes
+        "the probes were not run: this model does not take the recorded inputs",
+    ]
