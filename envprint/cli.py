@@ -302,6 +302,14 @@ def save(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (exit 4) if the model's outputs change between identical calls.")
     ] = False,
+    allow_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nonfinite",
+            help="Record probes that hold only NaN/Inf, or outputs that are NaN/Inf for every probe, with a warning "
+            "instead of refusing them (they cannot tell one model from another).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
@@ -327,6 +335,7 @@ def save(
             force=force,
             strict=strict,
             sign_key=_signing_key(required=True) if sign else None,
+            allow_nonfinite=allow_nonfinite,
         )
         for warning in result.warnings:
             sys.stderr.write(f"envprint: WARNING: {warning}\n")

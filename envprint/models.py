@@ -213,11 +213,13 @@ class ModelIdentity(Record):
     )
     weights_digest: str | None = Field(
         None,
-        description="sha256 over every weight's name, dtype, shape and bytes: the same when the same weights are "
-        "saved again, different when any weight changes.",
+        description="sha256 over every weight's dtype, shape and bytes (scheme 'tensors-v2'): the same for the same "
+        "weights however the model was built or saved, different when any weight changes.",
     )
     weights_digest_scheme: str | None = Field(
-        None, description="'named-v1' (.keras, .h5, SavedModel: comparable across them) or 'tflite-constants-v1'."
+        None,
+        description="'tensors-v2' (.keras, .h5, SavedModel, in-memory Keras: comparable across them), "
+        "'tflite-constants-v1', or 'named-v1' (envprint 0.1.0: weight names included; still checked).",
     )
     saved_model_fingerprint: dict[str, int] | None = Field(
         None, description="tf.saved_model.experimental.read_fingerprint() of a SavedModel."
@@ -242,6 +244,14 @@ class ProbeRecipe(Record):
     distribution: str | None = Field(None, description="How float and integer inputs were drawn (generated probes).")
     file: str | None = Field(None, description="Name of the --probes file they came from.")
     inputs: list[TensorSpec] = Field(description="Shape and dtype of each probe array.")
+    cast_rule: str | None = Field(
+        None,
+        description="How probes are cast to the model's input dtypes, at save and at verify: 'value-preserving-v1' "
+        "(floats rounded to nearest; integers only when every value survives; nothing else). None: envprint 0.1.0.",
+    )
+    casts: dict[str, str] = Field(
+        default_factory=dict, description="Inputs whose --probes array was cast at save, e.g. {'ids': 'int64 -> int32'}."
+    )
 
 
 class ArrayFile(Record):
@@ -379,8 +389,21 @@ class OutputComparison(Record):
     worst: list[WorstElement] = Field(default_factory=list, description="The first offending elements, worst first.")
 
 
+class ModelDifference(Record):
+    """One way the model verified is not the fingerprinted one (inputs and outputs as 'name shape dtype')."""
+
+    field: Literal["inputs", "outputs", "parameter_count", "layer_classes"]
+    saved: Leaf = None
+    current: Leaf = None
+
+
 class IdentityCheck(Record):
     weights: Literal["same", "changed", "unknown"]
+    differences: list[ModelDifference] = Field(
+        default_factory=list,
+        description="What differs between the fingerprinted model and this one: inputs, outputs, parameter count, "
+        "layer classes (only what both sides could read).",
+    )
     files_changed: list[str] = Field(default_factory=list)
     files_missing: list[str] = Field(default_factory=list)
     files_added: list[str] = Field(default_factory=list)
