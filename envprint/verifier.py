@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, signing, store
+from . import compare, digests, histogram, signing, store
 from .errors import FingerprintError
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
@@ -205,7 +205,7 @@ def verify(
 
     obtained = loaded.predict(probes)
     policy = tolerance or saved.tolerance or Tolerance()
-    outputs = compare.compare_outputs(reference, obtained, policy)
+    outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
     # A second prediction can only disagree if something random runs at inference; a model that
     # was deterministic at save and has no random layers is not predicted twice.
     may_be_random = bool(saved.model.stochastic_layers) or (
