@@ -39,6 +39,9 @@ table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px so
   text-align: left; vertical-align: top; } th { background: #f6f8fa; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 90%; } .muted { color: #656d76; }
 figure { margin: .5em 0; } svg { max-width: 100%; height: auto; }
+table.wide { width: 100%; table-layout: fixed; } td { overflow-wrap: break-word; }
+table.causes th:nth-child(1) { width: 1.5em; } table.causes th:nth-child(2) { width: 8em; }
+table.causes th:nth-child(3) { width: 3em; } table.causes th:nth-child(5) { width: 24%; }
 """
 
 
@@ -67,7 +70,7 @@ def _svg(fig: Any) -> str:
 
 def _ulp_tolerance(c: OutputComparison) -> float | None:
     eps = _EPS.get(c.expected_dtype or "")
-    return c.rtol / eps if eps and c.rtol else None
+    return c.rtol / eps if eps and c.rtol is not None else None
 
 
 def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
@@ -96,7 +99,9 @@ def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
         if tol_ulp is not None:
             # Bins are powers of two: draw the tolerance where log2 puts it among them.
             pos = 0.5 + math.log2(tol_ulp) if tol_ulp >= 1 else 0.5
-            ax_ulp.axvline(pos, color="#cf222e", linestyle="--", label=f"rtol ≈ {tol_ulp:.3g} ULP (rtol / eps)")
+            exact = c.rtol == 0 and c.atol == 0
+            label = "exact: any ULP fails" if exact else f"rtol ≈ {tol_ulp:.3g} ULP (rtol / eps)"
+            ax_ulp.axvline(pos, color="#cf222e", linestyle="--", label=label)
             ax_ulp.legend(loc="upper right")
 
         ax_rel.stairs(h.rel_counts, h.rel_edges, fill=True, color="#4c72b0")
@@ -138,10 +143,12 @@ def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
         return _svg(fig)
 
 
-def _table(header: list[str], rows: list[list[str]], raw: bool = False) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+def _table(header: list[str] | None, rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
+    """A table; cells are escaped unless ``raw`` (cells already HTML); class 'wide' spans the page, wrapping text."""
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{c if raw else _e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}>{head}{body}</table>"
 
 
 def _output_section(c: OutputComparison) -> str:
@@ -199,7 +206,7 @@ def render_html(report: Report) -> str:
             facts.append([label, ", ".join(files)])
     body = [
         f"<h1>envprint verify: <span class='verdict' style='background:{_COLORS[report.verdict]}'>{_e(verdict)}</span></h1>",
-        _table(["", ""], facts),
+        _table(None, facts),
         "<h2>Outputs</h2>",
         *(_output_section(c) for c in report.outputs),
     ]
@@ -212,13 +219,14 @@ def render_html(report: Report) -> str:
             [str(i), f"<b>{_e(x.cause)}</b>", f"{x.score:.2f}", _e(x.reasoning), _evidence(x), _e(x.remedy)]
             for i, x in enumerate(report.explanations, 1)
         ]
-        body.append(_table(["#", "cause", "score", "reasoning", "evidence (saved → now)", "remedy"], rows, raw=True))
+        header = ["#", "cause", "score", "reasoning", "evidence (saved → now)", "remedy"]
+        body.append(_table(header, rows, raw=True, cls="wide causes"))
     else:
         body.append("<p class='muted'>None: nothing to explain.</p>")
     if report.investigation:
         body.append("<h2>Investigation (child processes, one saved setting restored at a time)</h2>")
         rows = [[r.status, r.cause, r.setting, r.detail, r.remedy or ""] for r in report.investigation]
-        body.append(_table(["status", "cause", "setting", "detail", "remedy"], rows))
+        body.append(_table(["status", "cause", "setting", "detail", "remedy"], rows, cls="wide"))
     env = report.environment
     body.append("<h2>Environment differences (saved host → this host)</h2>")
     if env.identical:
