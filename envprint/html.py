@@ -6,7 +6,7 @@ evidence, the environment differences) and reading a saved JSON report back.
 Part of the render layer: wording for the page lives here, next to render.py's.
 
 Plots are matplotlib figures inlined as SVG. Not plotly: its JavaScript, inlined to work offline,
-is ~4.5 MB per file, while a static SVG needs no script at all and weighs tens of KiB per output;
+is 4.8 MB per file (plotly 7.1), while a static SVG needs no script and weighs tens of KiB per output;
 the page runs no code, and its Content-Security-Policy forbids every fetch (scripts, fonts,
 images, styles from anywhere), so a browser opening it offline shows exactly what CI saw.
 matplotlib is an optional extra (``envprint[html]``), imported only here, only when a page is
