@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from envhelpers import readme_block, run_shell
 from typer.testing import CliRunner
 
 from envprint.cli import app
@@ -264,3 +265,15 @@ def test_blank_page_fails_the_screenshot_check(tmp_path):
     shot = tmp_path / "blank.png"
     assert chromium(blank, shot, tmp_path / "profile", size="400,300").returncode == 0
     assert pixel_std(shot) == 0.0
+
+
+@pytest.mark.subprocess
+def test_readme_html_example_runs(drifted, tmp_path):
+    model, _ = drifted
+    shutil.copy2(model, tmp_path / "model.keras")
+    shutil.copytree(f"{model}.envprint", tmp_path / "model.keras.envprint")
+    r = run_shell(readme_block("HTML report", "bash"), tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("envprint: wrote report.html\n") == 2
+    assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "identical"
+    assert "PASSED (bit-identical)" in (tmp_path / "report.html").read_text(encoding="utf-8")

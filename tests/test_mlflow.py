@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from envhelpers import readme_block, run_shell
 from typer.testing import CliRunner
 
 import envprint
@@ -19,6 +21,8 @@ from envprint.cli import app
 
 mlflow = pytest.importorskip("mlflow", reason="the MLflow tests need the envprint[mlflow] extra")
 pytest.importorskip("sqlalchemy", reason="MLflow's sqlite store needs sqlalchemy (and alembic)")
+# MLflow's own store trips a SQLAlchemy deprecation of its own making: not envprint's to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
 
 def run_cli(*args: str):
@@ -165,3 +169,20 @@ def test_verify_runs_uri_without_mlflow_exits_5_with_the_pip_line():
     assert r.stderr == (
         "envprint: error: MLflow support needs mlflow, which is not installed; install it: pip install 'envprint[mlflow]'\n"
     )
+
+
+@pytest.mark.subprocess
+def test_readme_mlflow_example_runs(tracking, mlp, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", tracking)
+    shutil.copy2(mlp["keras"], tmp_path / "model.keras")
+    np.savez(tmp_path / "samples.npz", features=np.random.default_rng(2).standard_normal((4, 4)).astype("float32"))
+    exec(compile(readme_block("MLflow", "python mlflow"), "README.md (MLflow)", "exec"), {})
+    model_uri = capsys.readouterr().out.strip()
+    assert model_uri.startswith("runs:/") and model_uri.endswith("/model")
+    run_id = model_uri.split("/")[1]
+    script = readme_block("MLflow", "bash").replace("<run_id>", run_id)
+    r = run_shell(script, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("envprint verify: PASSED (bit-identical)\n") == 2
+    assert f"  model:       {model_uri}\n" in r.stdout and "  model:       models:/fraud-detector/1\n" in r.stdout
