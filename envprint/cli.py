@@ -407,6 +407,8 @@ def verify(
         from .verifier import verify as do_verify
 
         _quiet_tensorflow()
+        if html is not None and preflight:
+            raise UsageError("--html draws a verify report, which --preflight does not make; drop one of them")
         if html is not None:
             from .html import require_matplotlib
 

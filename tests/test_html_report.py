@@ -277,3 +277,26 @@ def test_readme_html_example_runs(drifted, tmp_path):
     assert r.stderr.count("envprint: wrote report.html\n") == 2
     assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "identical"
     assert "PASSED (bit-identical)" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_html_with_preflight_is_a_usage_error(drifted, tmp_path):
+    model, _ = drifted
+    r = run_cli("verify", str(model), "--preflight", "--html", str(tmp_path / "x.html"))
+    assert r.exit_code == 2
+    assert (
+        r.stderr == "envprint: error: --html draws a verify report, which --preflight does not make; drop one of them\n"
+    )
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_drawing_a_page_leaves_matplotlib_as_it_found_it(mismatch_page):
+    import matplotlib
+
+    from envprint.html import render_html
+    from envprint.models import Report
+
+    _, _, report = mismatch_page
+    before, pyplot = dict(matplotlib.rcParams), "matplotlib.pyplot" in sys.modules
+    render_html(Report.model_validate(report))
+    assert dict(matplotlib.rcParams) == before
+    assert ("matplotlib.pyplot" in sys.modules) == pyplot  # no pyplot: no global figure state, no backend chosen
