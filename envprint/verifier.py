@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import compare, digests, histogram, signing, store
-from .errors import FingerprintError
+from .errors import FingerprintError, UsageError
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
 
@@ -145,6 +145,8 @@ def verify(
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
+    if model_path is not None and str(model).startswith(("runs:/", "models:/")):
+        raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
     fp_path = store.locate_fingerprint(model_path, fingerprint)
 
     def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile

@@ -186,3 +186,26 @@ def test_readme_mlflow_example_runs(tracking, mlp, tmp_path, monkeypatch, capsys
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("envprint verify: PASSED (bit-identical)\n") == 2
     assert f"  model:       {model_uri}\n" in r.stdout and "  model:       models:/fraud-detector/1\n" in r.stdout
+
+
+def test_library_verify_of_an_mlflow_uri_points_at_envprint_mlflow():
+    with pytest.raises(envprint.UsageError) as info:
+        envprint.verify("runs:/abc/model")
+    assert (
+        str(info.value)
+        == "runs:/abc/model: an MLflow URI, not a path; verify it with envprint.mlflow.verify('runs:/abc/model')"
+    )
+
+
+def test_a_logged_savedmodel_verifies_from_its_run(tracking, mlp, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(mlp["savedmodel"], export)
+    envprint.save(export, num_probes=4)  # the record goes inside, under assets.extra/envprint/
+    with mlflow.start_run(experiment_id=tracking):
+        logged = envprint.mlflow.log_record(export)
+    assert logged.tags["envprint.model_format"] == "savedmodel"
+    r = run_cli("verify", logged.model_uri)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
+    assert "files added" not in r.stdout, r.stdout  # the record inside the export is not taken for model files
+    assert f"  fingerprint: {logged.model_uri}/assets.extra/envprint\n" in r.stdout

@@ -226,6 +226,8 @@ def local_copy(uri: str | Path, fingerprint: str | Path | None = None) -> Iterat
     mlflow = _mlflow()
     from mlflow.artifacts import download_artifacts
 
+    from ..store import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, default_sidecar
+
     uri = str(uri)
     with tempfile.TemporaryDirectory(prefix="envprint-mlflow-") as tmp:
         try:
@@ -234,7 +236,13 @@ def local_copy(uri: str | Path, fingerprint: str | Path | None = None) -> Iterat
             raise ModelError(f"{uri}: cannot download the model from MLflow ({_one_line(exc)})") from None
         model = _model_in(downloaded, uri)
         record_uri = None
-        if fingerprint is None:
+        inside = default_sidecar(model) / FINGERPRINT_FILE
+        if fingerprint is None and model.is_dir() and inside.is_file():
+            # A SavedModel carries its record inside (assets.extra/envprint/): verify against that copy,
+            # whose files the digest of the model directory leaves out.
+            fingerprint = inside
+            record_uri = f"{uri.rstrip('/')}/{SAVEDMODEL_SIDECAR.as_posix()}"
+        elif fingerprint is None:
             run_id = _run_id(uri, mlflow)
             record_uri = f"runs:/{run_id}/{RECORD_ARTIFACT_PATH}"
             try:
