@@ -18,18 +18,14 @@ from .models import ErrorHistogram, OutputComparison
 
 _ULP_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 _CHUNK = 1 << 18
-# ULP bins double: [0, 1) (bit-identical), [1, 2), [2, 4), ... up to the first power of two past the largest.
+# ULP bins double: [0, 1) (bit-identical), [1, 2), [2, 4), ... [2**62, 2**63), where every distance
+# (int64, saturated at 2**63 - 1) falls; a report keeps them up to the last bin that is not empty.
+# Fixed edges let each chunk be counted on its own: no array of the whole output's distances.
+_ULP_EDGES = np.array([0] + [2**k for k in range(64)], dtype=np.uint64)
 # Relative error bins: four per decade from 1e-12 to 1e+3; smaller non-zero errors land in the first bin,
 # larger in the last (a float32 ULP is ~1e-7 relative, so 1e-12 is below anything float32 can show).
 _REL_EDGES = [10.0 ** (k / 4) for k in range(-48, 13)]
 SAMPLE_SIZE = 256
-
-
-def _ulp_edges(max_ulp: int) -> list[int]:
-    edges = [0, 1]
-    while edges[-1] <= max_ulp:
-        edges.append(edges[-1] * 2)
-    return edges
 
 
 def error_histogram(
@@ -39,14 +35,15 @@ def error_histogram(
     e, o = np.asarray(expected).reshape(-1), np.asarray(obtained).reshape(-1)
     if e.dtype != o.dtype or e.dtype.name not in _ULP_DTYPES or e.shape != o.shape:
         return None
-    ulps: list[np.ndarray] = []
+    ulp_counts = np.zeros(len(_ULP_EDGES) - 1, dtype=np.int64)
     rel_counts = np.zeros(len(_REL_EDGES) - 1, dtype=np.int64)
     rel_zero = rel_skipped = 0
     for start in range(0, e.size, _CHUNK):
         ec, oc = e[start : start + _CHUNK], o[start : start + _CHUNK]
         x, y = ec.astype(np.float64), oc.astype(np.float64)
         finite = np.isfinite(x) & np.isfinite(y)
-        ulps.append(ulp_distance(ec[finite], oc[finite]))
+        ulp = ulp_distance(ec[finite], oc[finite]).astype(np.uint64)
+        ulp_counts += np.bincount(np.searchsorted(_ULP_EDGES, ulp, side="right") - 1, minlength=len(ulp_counts))
         x, y = x[finite], y[finite]
         nonzero = x != 0
         rel_skipped += int(np.count_nonzero(~finite)) + int(np.count_nonzero(~nonzero))
@@ -54,18 +51,16 @@ def error_histogram(
         rel_zero += int(np.count_nonzero(rel == 0))
         clipped = np.clip(rel[rel > 0], _REL_EDGES[0], _REL_EDGES[-1])
         rel_counts += np.histogram(clipped, bins=_REL_EDGES)[0]
-    ulp = np.concatenate(ulps) if ulps else np.zeros(0, dtype=np.int64)
-    edges = _ulp_edges(int(ulp.max()) if ulp.size else 0)
-    # Bin i holds edges[i] <= d < edges[i + 1]; the last edge is past the largest distance.
-    ulp_counts = np.bincount(np.searchsorted(edges, ulp, side="right") - 1, minlength=len(edges) - 1)
+    # Bin i holds edges[i] <= d < edges[i + 1]; kept up to the last bin that is not empty.
+    last = int(np.flatnonzero(ulp_counts)[-1]) if ulp_counts.any() else 0
 
     # A strided sample for the scatter plot: evenly spread over the output, finite pairs only.
     idx = np.unique(np.linspace(0, e.size - 1, min(sample_size, e.size)).astype(np.int64)) if e.size else []
     se, so = e[idx].astype(np.float64), o[idx].astype(np.float64)
     keep = np.isfinite(se) & np.isfinite(so)
     return ErrorHistogram(
-        ulp_edges=edges,
-        ulp_counts=ulp_counts.tolist(),
+        ulp_edges=[int(e) for e in _ULP_EDGES[: last + 2]],
+        ulp_counts=ulp_counts[: last + 1].tolist(),
         rel_edges=_REL_EDGES,
         rel_counts=rel_counts.tolist(),
         rel_zero=rel_zero,

@@ -300,3 +300,14 @@ def test_drawing_a_page_leaves_matplotlib_as_it_found_it(mismatch_page):
     render_html(Report.model_validate(report))
     assert dict(matplotlib.rcParams) == before
     assert ("matplotlib.pyplot" in sys.modules) == pyplot  # no pyplot: no global figure state, no backend chosen
+
+
+def test_error_histogram_counts_across_chunks_and_keeps_a_strided_sample():
+    n = (1 << 18) * 2 + 5  # three chunks
+    expected = np.linspace(-2, 2, n, dtype=np.float64).astype(np.float16)
+    obtained = expected.copy()
+    obtained[::3] = np.nextafter(expected[::3], np.float16(np.inf))  # one ULP up, every third element
+    h = error_histogram(expected, obtained)
+    moved = len(range(0, n, 3))
+    assert h.ulp_edges == [0, 1, 2] and h.ulp_counts == [n - moved, moved]
+    assert len(h.sample_expected) == 256 and h.sample_expected[0] == -2.0 and h.sample_expected[-1] == 2.0
