@@ -243,7 +243,7 @@ def render_html(report: Report) -> str:
             body.append(_table(["", "field", "saved", "now", "topic"], rows(numerics)))
         if rest:
             body.append(
-                f"<details><summary>{len(rest)} more that do not change numerics</summary>"
+                f"<details><summary>{len(rest)} more that cannot change numerics</summary>"
                 + _table(["", "field", "saved", "now", "topic"], rows(rest))
                 + "</details>"
             )

@@ -311,3 +311,38 @@ def test_error_histogram_counts_across_chunks_and_keeps_a_strided_sample():
     moved = len(range(0, n, 3))
     assert h.ulp_edges == [0, 1, 2] and h.ulp_counts == [n - moved, moved]
     assert len(h.sample_expected) == 256 and h.sample_expected[0] == -2.0 and h.sample_expected[-1] == 2.0
+
+
+def test_page_lists_investigation_and_environment_and_escapes_what_the_report_holds(mismatch_page):
+    from envprint.html import render_html
+    from envprint.models import DiffEntry, InvestigationResult, Report
+
+    _, _, data = mismatch_page
+    report = Report.model_validate(data)
+    env = report.environment.model_copy(
+        update={
+            "identical": False,
+            "entries": [
+                DiffEntry(path="tensorflow.onednn.enabled", section="tensorflow", status="changed", a=True, b=False,
+                          topic="onednn", numerics=True),
+                DiffEntry(path="packages.installed.rich", section="packages", status="only_in_b", a=None, b="14.0",
+                          topic="packages", numerics=False),
+            ],
+        }
+    )  # fmt: skip
+    tried = InvestigationResult(
+        cause="onednn",
+        setting="TF_ENABLE_ONEDNN_OPTS=1",
+        status="confirmed",
+        detail="restoring it reproduces the reference",
+    )
+    hostile = report.model_copy(
+        update={"model": "<script>alert(1)</script>.keras", "environment": env, "investigation": [tried]}
+    )
+    text = render_html(hostile)
+    assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;.keras" in text
+    assert "<td>confirmed</td><td>onednn</td><td>TF_ENABLE_ONEDNN_OPTS=1</td>" in text
+    assert "<p>2 differences, 1 can change numerics.</p>" in text
+    assert "<td>~</td><td>tensorflow.onednn.enabled</td><td>yes</td><td>no</td><td>onednn</td>" in text
+    assert "<details><summary>1 more that cannot change numerics</summary>" in text
+    assert "<td>+</td><td>packages.installed.rich</td><td>(absent)</td><td>14.0</td>" in text
