@@ -95,11 +95,10 @@ def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
         ax_ulp.set_xlabel("error in ULP (units in the last place)")
         ax_ulp.set_ylabel("elements")
         ax_ulp.set_title("Error in ULP")
-        tol_ulp = _ulp_tolerance(c)
-        if tol_ulp is not None:
+        tol_ulp, exact = _ulp_tolerance(c), c.rtol == 0 and c.atol == 0
+        if exact or tol_ulp:  # an atol alone has no fixed width in ULP: nothing to draw
             # Bins are powers of two: draw the tolerance where log2 puts it among them.
-            pos = 0.5 + math.log2(tol_ulp) if tol_ulp >= 1 else 0.5
-            exact = c.rtol == 0 and c.atol == 0
+            pos = 0.5 + math.log2(tol_ulp) if tol_ulp and tol_ulp >= 1 else 0.5
             label = "exact: any ULP fails" if exact else f"rtol ≈ {tol_ulp:.3g} ULP (rtol / eps)"
             ax_ulp.axvline(pos, color="#cf222e", linestyle="--", label=label)
             ax_ulp.legend(loc="upper right")
