@@ -86,7 +86,9 @@ def test_verify_html_writes_one_self_contained_page_with_the_verdict_plots_and_c
     assert text.count("<figure><svg") == 1 and "<h3>Output <code>logits</code></h3>" in text
     for words in ("Error in ULP", "Relative error", "Obtained vs expected", "Difference against the tolerance"):
         assert words in text, words  # svg.fonttype "none": the plots' text stays text
-    assert f"rtol = {report['outputs'][0]['rtol']:g}" in text  # the tolerance drawn on the relative histogram
+    rtol = report["outputs"][0]["rtol"]
+    assert f"rtol = {rtol:g} (+ atol / |expected|)" in text  # the tolerance drawn on the relative histogram
+    assert f"rtol ≈ {rtol / 2**-23:.3g} ULP (rtol / eps)" in text  # ... and on the ULP histogram (float32)
     assert "<th>Index</th><th>Obtained</th><th>Expected</th><th>Difference</th>" in text
     assert "<td><b>model_changed</b></td><td>1.00</td>" in text
     assert "Environment differences (saved host → this host)" in text
@@ -289,7 +291,7 @@ def test_html_with_preflight_is_a_usage_error(drifted, tmp_path):
     assert not (tmp_path / "x.html").exists()
 
 
-def test_drawing_a_page_leaves_matplotlib_as_it_found_it(mismatch_page):
+def test_drawing_an_exact_policy_page_leaves_matplotlib_as_it_found_it(mismatch_page):
     import matplotlib
 
     from envprint.html import render_html
@@ -297,7 +299,11 @@ def test_drawing_a_page_leaves_matplotlib_as_it_found_it(mismatch_page):
 
     _, _, report = mismatch_page
     before, pyplot = dict(matplotlib.rcParams), "matplotlib.pyplot" in sys.modules
-    render_html(Report.model_validate(report))
+    exact = Report.model_validate(report)
+    exact = exact.model_copy(
+        update={"outputs": [o.model_copy(update={"rtol": 0.0, "atol": 0.0}) for o in exact.outputs]}
+    )
+    assert "exact: any ULP fails" in render_html(exact)
     assert dict(matplotlib.rcParams) == before
     assert ("matplotlib.pyplot" in sys.modules) == pyplot  # no pyplot: no global figure state, no backend chosen
 
