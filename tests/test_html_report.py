@@ -34,6 +34,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--disable-dev-shm-usage",  # containers often give /dev/shm 64 MB, too little for a renderer
     "--hide-scrollbars",
     "--enable-logging=stderr",
     "--v=0",
@@ -242,7 +243,8 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(mismatc
     assert r.returncode == 0, r.stderr[-2000:]
     assert console_lines(r.stderr) == []
     assert shot.stat().st_size > 0
-    assert pixel_std(shot) > 20, "the screenshot is blank"
+    # Measured: the report ~40 (grey levels' standard deviation), a page with one heading ~4, a blank one 0.
+    assert pixel_std(shot) > 20, "the screenshot is blank or nearly"
 
 
 @needs_chromium
