@@ -209,3 +209,12 @@ def test_a_logged_savedmodel_verifies_from_its_run(tracking, mlp, tmp_path):
     assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
     assert "files added" not in r.stdout, r.stdout  # the record inside the export is not taken for model files
     assert f"  fingerprint: {logged.model_uri}/assets.extra/envprint\n" in r.stdout
+
+
+def test_logging_again_under_a_registered_name_adds_a_version(logged, tracking, recorded):
+    with mlflow.start_run(experiment_id=tracking):
+        again = envprint.mlflow.log_record(recorded, registered_model_name="envprint-mlp")
+    assert (logged.model_version, again.model_version) == ("1", "2")
+    version = mlflow.tracking.MlflowClient().get_model_version("envprint-mlp", "2")
+    assert (version.run_id, version.source) == (again.run_id, again.model_uri)
+    assert version.tags["envprint.weights_digest"] == logged.tags["envprint.weights_digest"]
