@@ -358,6 +358,24 @@ class WorstElement(Record):
     difference: str
 
 
+class ErrorHistogram(Record):
+    """How one output's error is distributed, for plots (finite pairs of a float dtype with a ULP)."""
+
+    ulp_edges: list[int] = Field(
+        description="Bin i counts elements with ulp_edges[i] <= ULP distance < ulp_edges[i+1]; bin 0 is 0 ULP."
+    )
+    ulp_counts: list[int]
+    rel_edges: list[float] = Field(
+        description="Bin i counts elements with rel_edges[i] <= |obtained - expected| / |expected| < rel_edges[i+1] "
+        "(errors outside the range counted in the first or last bin)."
+    )
+    rel_counts: list[int]
+    rel_zero: int = Field(description="Elements with relative error 0.")
+    rel_skipped: int = Field(description="Elements without a relative error: expected == 0, or a value not finite.")
+    sample_expected: list[float] = Field(description="A strided sample of finite expected values ...")
+    sample_obtained: list[float] = Field(description="... and the obtained values at the same elements.")
+
+
 class OutputComparison(Record):
     name: str
     status: Verdict
@@ -387,6 +405,9 @@ class OutputComparison(Record):
     atol: float | None = None
     rtol: float | None = None
     worst: list[WorstElement] = Field(default_factory=list, description="The first offending elements, worst first.")
+    error_histogram: ErrorHistogram | None = Field(
+        None, description="Distribution of the error (outputs that differ, float dtypes): drawn by the HTML report."
+    )
 
 
 class ModelDifference(Record):

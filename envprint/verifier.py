@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, signing, store
-from .errors import FingerprintError, ModelError
+from . import compare, digests, histogram, signing, store
+from .errors import FingerprintError, ModelError, UsageError
 from .models import (
     Fingerprint,
     IdentityCheck,
@@ -289,6 +289,8 @@ def verify(
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
+    if model_path is not None and str(model).startswith(("runs:/", "models:/")):
+        raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
     fp_path = store.locate_fingerprint(model_path, fingerprint)
 
     def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
@@ -374,7 +376,7 @@ def verify(
     if obtained is None:
         notes.append("the probes were not run: this model does not take the recorded inputs")
     else:
-        outputs = compare.compare_outputs(reference, obtained, policy)
+        outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
         # A second prediction can only disagree if something random runs at inference; a model that
         # was deterministic at save and has no random layers is not predicted twice.
         may_be_random = bool(saved.model.stochastic_layers) or (
