@@ -253,6 +253,12 @@ UnsafeOpt = Annotated[
 RtolOpt = Annotated[float | None, typer.Option("--rtol", help="Relative tolerance (default: per output dtype).")]
 AtolOpt = Annotated[float | None, typer.Option("--atol", help="Absolute tolerance (default: per output dtype).")]
 ExactOpt = Annotated[bool, typer.Option("--exact", help="Demand bit-identical outputs.")]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html", help="Also write the report as one self-contained HTML page with plots (envprint[html] extra)."
+    ),
+]
 
 
 @app.command()
@@ -310,6 +316,14 @@ def save(
             "that the inputs verify checks warm TF Serving.",
         ),
     ] = False,
+    allow_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nonfinite",
+            help="Record probes that hold only NaN/Inf, or outputs that are NaN/Inf for every probe, with a warning "
+            "instead of refusing them (they cannot tell one model from another).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
@@ -321,6 +335,7 @@ def save(
             from .integrations.tfserving import save_with_warmup as do_save
         else:
             from .saver import save as do_save
+
         _quiet_tensorflow()
         result = do_save(
             model,
@@ -338,6 +353,7 @@ def save(
             force=force,
             strict=strict,
             sign_key=_signing_key(required=True) if sign else None,
+            allow_nonfinite=allow_nonfinite,
         )
         for warning in result.warnings:
             sys.stderr.write(f"envprint: WARNING: {warning}\n")
@@ -406,18 +422,27 @@ def verify(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    html: HtmlOpt = None,
 ) -> None:
     """Recompute the probes on this host and compare them with the saved reference.
 
+    MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
+    and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
     Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
-    could not verify (see the exit codes below). Writes nothing.
+    could not verify (see the exit codes below). Writes nothing but the --html page.
     """
 
-    def body() -> int:
+    def body(model: Path = model, fingerprint: Path | None = fingerprint, relabel=lambda report: report) -> int:
         from .store import canonical_json
         from .verifier import verify as do_verify
 
         _quiet_tensorflow()
+        if html is not None and preflight:
+            raise UsageError("--html draws a verify report, which --preflight does not make; drop one of them")
+        if html is not None:
+            from .html import require_matplotlib
+
+            require_matplotlib()  # before the model loads: a missing extra fails fast
         if preflight:
             if junit_xml is not None:
                 raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
@@ -457,8 +482,11 @@ def verify(
                 tolerance=_tolerance(rtol, atol, exact),
             )
             report = report.model_copy(update={"investigation": results})
+        report = relabel(report)
         if junit_xml is not None:
             _write_junit(junit_xml, model, report)
+        if html is not None:
+            _write_html(report, html)
         if json_out:
             sys.stdout.write(canonical_json(report))
         else:
@@ -467,7 +495,42 @@ def verify(
             render_report(report, _writer())
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(body))
+    raise typer.Exit(_guard(lambda: _from_mlflow(model, fingerprint, body)))
+
+
+def _from_mlflow(model: Path, fingerprint: Path | None, body: Callable[..., int]) -> int:
+    """``body()``; for a runs:/ or models:/ MODEL, first download it and its record, and name the URIs in the report."""
+    from .integrations.mlflow import is_mlflow_uri, local_copy
+
+    if not is_mlflow_uri(model):
+        return body()
+    with local_copy(str(model), fingerprint) as copy:
+        return body(copy.model, copy.fingerprint, copy.relabel)
+
+
+def _write_html(report, path: Path) -> None:
+    from .html import write_html
+
+    write_html(report, path)
+    sys.stderr.write(f"envprint: wrote {path}\n")
+
+
+@app.command("report")
+def report_command(
+    report_json: Annotated[
+        Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
+    ],
+    html: Annotated[Path, typer.Option("--html", help="Write the report as one self-contained HTML page here.")],
+) -> None:
+    """Draw a saved verify report as one self-contained HTML page with plots (pip install 'envprint[html]')."""
+
+    def body() -> None:
+        from .html import read_report, require_matplotlib
+
+        require_matplotlib()
+        _write_html(read_report(report_json), html)
+
+    _guard(body)
 
 
 def _write_junit(path: Path, model: Path, result: Any) -> None:

@@ -213,11 +213,13 @@ class ModelIdentity(Record):
     )
     weights_digest: str | None = Field(
         None,
-        description="sha256 over every weight's name, dtype, shape and bytes: the same when the same weights are "
-        "saved again, different when any weight changes.",
+        description="sha256 over every weight's dtype, shape and bytes (scheme 'tensors-v2'): the same for the same "
+        "weights however the model was built or saved, different when any weight changes.",
     )
     weights_digest_scheme: str | None = Field(
-        None, description="'named-v1' (.keras, .h5, SavedModel: comparable across them) or 'tflite-constants-v1'."
+        None,
+        description="'tensors-v2' (.keras, .h5, SavedModel, in-memory Keras: comparable across them), "
+        "'tflite-constants-v1', or 'named-v1' (envprint 0.1.0: weight names included; still checked).",
     )
     saved_model_fingerprint: dict[str, int] | None = Field(
         None, description="tf.saved_model.experimental.read_fingerprint() of a SavedModel."
@@ -242,6 +244,14 @@ class ProbeRecipe(Record):
     distribution: str | None = Field(None, description="How float and integer inputs were drawn (generated probes).")
     file: str | None = Field(None, description="Name of the --probes file they came from.")
     inputs: list[TensorSpec] = Field(description="Shape and dtype of each probe array.")
+    cast_rule: str | None = Field(
+        None,
+        description="How probes are cast to the model's input dtypes, at save and at verify: 'value-preserving-v1' "
+        "(floats rounded to nearest; integers only when every value survives; nothing else). None: envprint 0.1.0.",
+    )
+    casts: dict[str, str] = Field(
+        default_factory=dict, description="Inputs whose --probes array was cast at save, e.g. {'ids': 'int64 -> int32'}."
+    )
 
 
 class ArrayFile(Record):
@@ -348,6 +358,24 @@ class WorstElement(Record):
     difference: str
 
 
+class ErrorHistogram(Record):
+    """How one output's error is distributed, for plots (finite pairs of a float dtype with a ULP)."""
+
+    ulp_edges: list[int] = Field(
+        description="Bin i counts elements with ulp_edges[i] <= ULP distance < ulp_edges[i+1]; bin 0 is 0 ULP."
+    )
+    ulp_counts: list[int]
+    rel_edges: list[float] = Field(
+        description="Bin i counts elements with rel_edges[i] <= |obtained - expected| / |expected| < rel_edges[i+1] "
+        "(errors outside the range counted in the first or last bin)."
+    )
+    rel_counts: list[int]
+    rel_zero: int = Field(description="Elements with relative error 0.")
+    rel_skipped: int = Field(description="Elements without a relative error: expected == 0, or a value not finite.")
+    sample_expected: list[float] = Field(description="A strided sample of finite expected values ...")
+    sample_obtained: list[float] = Field(description="... and the obtained values at the same elements.")
+
+
 class OutputComparison(Record):
     name: str
     status: Verdict
@@ -377,10 +405,26 @@ class OutputComparison(Record):
     atol: float | None = None
     rtol: float | None = None
     worst: list[WorstElement] = Field(default_factory=list, description="The first offending elements, worst first.")
+    error_histogram: ErrorHistogram | None = Field(
+        None, description="Distribution of the error (outputs that differ, float dtypes): drawn by the HTML report."
+    )
+
+
+class ModelDifference(Record):
+    """One way the model verified is not the fingerprinted one (inputs and outputs as 'name shape dtype')."""
+
+    field: Literal["inputs", "outputs", "parameter_count", "layer_classes"]
+    saved: Leaf = None
+    current: Leaf = None
 
 
 class IdentityCheck(Record):
     weights: Literal["same", "changed", "unknown"]
+    differences: list[ModelDifference] = Field(
+        default_factory=list,
+        description="What differs between the fingerprinted model and this one: inputs, outputs, parameter count, "
+        "layer classes (only what both sides could read).",
+    )
     files_changed: list[str] = Field(default_factory=list)
     files_missing: list[str] = Field(default_factory=list)
     files_added: list[str] = Field(default_factory=list)

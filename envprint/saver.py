@@ -102,18 +102,27 @@ def probe_inputs(
     num_probes: int,
     seed: int,
     input_shapes: Mapping[str, tuple[int, ...]] | None,
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], ProbeRecipe]:
+    """The probes and their recipe: the user's file (checked, cast by ``probes.CAST_RULE``), or generated.
+
+    What was taken from the file or cast is appended to ``notes``.
+    """
     from . import probes as probe_mod
     from ._tf.identity import integer_input_ranges
 
     if probes_path is not None:
-        arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs)
+        casts: dict[str, str] = {}
+        arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs, notes=notes, casts=casts)
+        probe_mod.check_int_ranges(arrays, integer_input_ranges(loaded), str(probes_path))
         n = len(next(iter(arrays.values()))) if arrays else 0
         recipe = ProbeRecipe(
             source="file",
             num_probes=n,
             file=Path(probes_path).name,
             inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
+            cast_rule=probe_mod.CAST_RULE,
+            casts=casts,
         )
         return arrays, recipe
     shapes = dict(input_shapes or {})
@@ -135,8 +144,41 @@ def probe_inputs(
         seed=seed,
         distribution=raw.get("distribution"),
         inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
+        cast_rule=probe_mod.CAST_RULE,
     )
     return arrays, recipe
+
+
+def _refuse_uninformative(
+    model_path: Path,
+    probes_path: Path | None,
+    inputs: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray] | None,
+    allow: bool,
+) -> list[str]:
+    """Refuse probes (``reference`` None) or reference outputs that hold no finite value; warnings if ``allow``."""
+    from .probes import uninformative
+
+    bad = uninformative(inputs if reference is None else reference)
+    if not bad:
+        return []
+    names = ", ".join(repr(n) for n in bad)
+    one = len(bad) == 1
+    if reference is None:
+        where, error = probes_path or "generated probes", FingerprintError
+        text = (
+            f"{where}: probe input{'' if one else 's'} {names} hold{'s' if one else ''} only NaN or infinite values: "
+            "any model on any host gives the same answer to them, so verify could never fail; give real samples"
+        )
+    else:
+        where, error = model_path, ModelError
+        text = (
+            f"{where}: output{'' if one else 's'} {names} {'is' if one else 'are'} NaN or infinite for every probe, "
+            "so verify could never tell this model from another; check the model and the probes"
+        )
+    if not allow:
+        raise error(f"{text}; pass --allow-nonfinite (allow_nonfinite=True) to record them anyway")
+    return [f"{text} (recorded anyway: --allow-nonfinite)"]
 
 
 def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
@@ -190,6 +232,7 @@ def save(
     force: bool = False,
     strict: bool = False,
     sign_key: bytes | str | None = None,
+    allow_nonfinite: bool = False,
     model_files_hook: Callable[[Any, Mapping[str, np.ndarray]], Callable[[], None]] | None = None,
 ) -> SaveResult:
     """Write the record of ``model`` into its sidecar (or ``out``) and return where it went.
@@ -202,6 +245,10 @@ def save(
     ``model_files_hook(loaded, probes)`` runs after the self-check and before the model's files
     are digested, to add a file to the model (TF Serving's warm-up: ``integrations.tfserving``);
     it returns an undo that runs if the save fails.
+
+    Probes that cannot verify anything are refused: an input holding only NaN or infinite values
+    (FingerprintError), or an output that is NaN or infinite for every probe (ModelError); with
+    ``allow_nonfinite`` they are recorded with a warning instead.
     """
     from ._tf import loading
     from ._tf.identity import model_identity
@@ -221,8 +268,12 @@ def save(
         loaded = loading.load_model(
             model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
         )
-        inputs, recipe = probe_inputs(loaded, Path(probes) if probes else None, num_probes, probe_seed, input_shapes)
+        notes: list[str] = []
+        probes_path = Path(probes) if probes else None
+        inputs, recipe = probe_inputs(loaded, probes_path, num_probes, probe_seed, input_shapes, notes)
+        notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
         reference = loaded.predict(inputs)
+        notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
         check = self_check(loaded, inputs, reference)
         if strict and not check.deterministic:
             raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
@@ -245,7 +296,7 @@ def save(
             undo_hook()
         _remove_created(created)  # the directories this save made for a record it did not write
         raise
-    return SaveResult(sidecar=target, fingerprint=fp, warnings=list(check.warnings))
+    return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
 
 
 def _write_and_publish(

@@ -1,7 +1,9 @@
 """verify(): recompute a model's probes on this host and judge them against its saved record.
 
-Owns: the order of the checks — signature, record integrity, model files, weights, outputs,
-inference randomness, environment — and the verdict. A check that ran and failed returns a Report
+Owns: the order of the checks — signature, record integrity, model files, the model's identity
+(weights digest, and inputs, outputs, parameter count and layer classes: settled before any probe is
+fed, so another model is "model changed" whatever its inputs), outputs, inference randomness,
+environment — and the verdict. A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
 TensorFlow code, and writes nothing: a deployment host may be read-only.
@@ -17,9 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, signing, store
-from .errors import FingerprintError
-from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
+from . import compare, digests, histogram, signing, store
+from .errors import FingerprintError, ModelError, UsageError
+from .models import (
+    Fingerprint,
+    IdentityCheck,
+    ModelDifference,
+    ModelIdentity,
+    OutputComparison,
+    Report,
+    Tolerance,
+)
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
@@ -89,6 +99,140 @@ def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[lis
     return changed, missing, added
 
 
+def _spec_text(spec: Any) -> str:
+    shape = ", ".join("None" if d is None else str(d) for d in spec.shape)
+    return f"{spec.name} ({shape}{',' if len(spec.shape) == 1 else ''}) {spec.dtype}"
+
+
+def _same_interface(saved: list[Any], now: list[Any]) -> bool:
+    """Same number of tensors with the same shapes and dtypes, in order; names and the batch dimension aside
+    (formats rename tensors, and a converter may fix the batch at 1)."""
+    return len(saved) == len(now) and all(
+        list(a.shape)[1:] == list(b.shape)[1:] and len(a.shape) == len(b.shape) and a.dtype == b.dtype
+        for a, b in zip(saved, now, strict=True)
+    )
+
+
+def model_differences(
+    saved: ModelIdentity, loaded: Any, ident: Mapping[str, Any]
+) -> tuple[list[ModelDifference], bool]:
+    """What differs between the fingerprinted model and ``loaded``, and whether that makes it another model.
+
+    Names of inputs and outputs are listed when they differ but prove nothing on their own (a
+    SavedModel or .tflite renames them); a different number, shape or dtype of inputs or outputs,
+    parameter count or set of layer classes does. Each is compared only where both sides could read it.
+    """
+    out: list[ModelDifference] = []
+    other = False
+    for field, recorded, now in (("inputs", saved.inputs, loaded.inputs), ("outputs", saved.outputs, loaded.outputs)):
+        a, b = [_spec_text(x) for x in recorded], [_spec_text(x) for x in now]
+        if a != b:
+            out.append(ModelDifference(field=field, saved=a, current=b))
+            other = other or not _same_interface(recorded, now)
+    count = ident.get("parameter_count")
+    if "tflite" not in (saved.format, loaded.format) and None not in (saved.parameter_count, count):
+        if saved.parameter_count != count:
+            out.append(ModelDifference(field="parameter_count", saved=saved.parameter_count, current=count))
+            other = True
+    classes = ident.get("layer_classes")
+    if saved.layer_classes and classes and sorted(saved.layer_classes) != sorted(classes):
+        out.append(ModelDifference(field="layer_classes", saved=sorted(saved.layer_classes), current=sorted(classes)))
+        other = True
+    return out, other
+
+
+def _describe_differences(differences: list[ModelDifference]) -> str:
+    def show(v: Any) -> str:
+        return "[" + ", ".join(v) + "]" if isinstance(v, list) else str(v)
+
+    label = {
+        "inputs": "inputs",
+        "outputs": "outputs",
+        "parameter_count": "parameters",
+        "layer_classes": "layer classes",
+    }
+    return "; ".join(f"{label[d.field]} {show(d.saved)} -> {show(d.current)}" for d in differences)
+
+
+def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: list[str], notes: list[str]) -> str:
+    """'same', 'changed' or 'unknown': the record's weights digest against this model's.
+
+    A record written by envprint 0.1.0 (scheme ``named-v1``, weight names included) is checked
+    against this model's weights hashed the old way, under each naming 0.1.0 may have used.
+    """
+    scheme = saved.weights_digest_scheme
+    if saved.weights_digest is None or ident.get("weights_digest") is None:
+        return "unknown"
+    if scheme == ident.get("weights_digest_scheme"):
+        return "same" if ident["weights_digest"] == saved.weights_digest else "changed"
+    if legacy:
+        if saved.weights_digest in legacy:
+            return "same"
+        notes.append(
+            f"the record's weights digest uses envprint 0.1.0's scheme {scheme}, which also hashed weight names; "
+            "if this model was only rebuilt or re-saved, re-save the record to get scheme "
+            f"{ident.get('weights_digest_scheme')}"
+        )
+        return "changed"
+    notes.append(
+        f"weights digest not comparable: saved as {scheme}, this {ident.get('format')} model gives "
+        f"{ident.get('weights_digest_scheme')}"
+    )
+    return "unknown"
+
+
+def _fit_probes(
+    probes: dict[str, np.ndarray], loaded: Any, notes: list[str], where: str
+) -> dict[str, np.ndarray] | None:
+    """The probes keyed by this model's input names and cast to its dtypes, or None when they cannot be matched.
+
+    A single input is matched by position whatever its name: formats rename inputs (a SavedModel
+    or .tflite of the same weights), and there is only one way to feed one array. Casts follow the
+    rule save applied (``probes.CAST_RULE``): a value that would change is a FingerprintError.
+    """
+    from .probes import cast_to_inputs
+
+    names = [s.name for s in loaded.inputs]
+    if set(probes) == set(names):
+        fitted = probes
+    elif len(probes) == 1 and len(names) == 1:
+        ((recorded, arr),) = probes.items()
+        notes.append(f"probes fed by position: the recorded input {recorded!r} is {names[0]!r} in this model")
+        fitted = {names[0]: arr}
+    else:
+        return None
+    casts: dict[str, str] = {}
+    fitted = cast_to_inputs(fitted, loaded.inputs, where, casts)
+    notes.extend(f"probe input {name!r} cast {how} for this model" for name, how in sorted(casts.items()))
+    return fitted
+
+
+def _fit_outputs(
+    reference: Mapping[str, np.ndarray], obtained: dict[str, np.ndarray], notes: list[str]
+) -> dict[str, np.ndarray]:
+    """A single output is compared with the single reference output whatever its name (formats rename it)."""
+    if set(obtained) != set(reference) and len(obtained) == len(reference) == 1:
+        ((name, arr),) = obtained.items()
+        (recorded,) = reference
+        notes.append(f"output compared by position: the recorded output {recorded!r} is {name!r} in this model")
+        return {recorded: arr}
+    return obtained
+
+
+def _format_of(model_path: Path, fmt: str | None, recorded: str) -> str:
+    """The format given, else the one the path says (as for save), else the record's."""
+    from ._tf import loading
+
+    if fmt is not None:
+        return fmt
+    try:
+        return loading.detect_format(model_path)
+    except ModelError:
+        if not model_path.exists():
+            raise
+        return recorded  # an unusual name for a file of the recorded format
+
+
 def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochastic_now: bool) -> str:
     if identity.weights == "changed" or identity.sidecar_files_changed or stochastic_now:
         return "mismatch"
@@ -139,12 +283,14 @@ def verify(
     neither, a signature is not checked and the report notes it.
     """
     from ._tf import loading
-    from ._tf.identity import model_identity
+    from ._tf.identity import legacy_weights_digests, model_identity
     from .capturer import capture
     from .diff import diff_fingerprints
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
+    if model_path is not None and str(model).startswith(("runs:/", "models:/")):
+        raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
     fp_path = store.locate_fingerprint(model_path, fingerprint)
 
     def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
@@ -159,11 +305,12 @@ def verify(
     files_changed = files_missing = files_added = []
     files_identical = False
     if model_path is not None:
+        chosen = _format_of(model_path, fmt, saved.model.format)
         loaded, now = load_and_hash(
             model_path,
             exclude=store.sidecar_exclusions(model_path, fp_path.parent),
-            fmt=fmt or saved.model.format,
-            signature=signature or saved.model.signature,
+            fmt=chosen,
+            signature=signature or (saved.model.signature if chosen in ("savedmodel", "tflite") else None),
             custom_objects=dict(custom_objects or {}),
             safe_mode=safe_mode,
         )
@@ -174,44 +321,72 @@ def verify(
         loaded = loading.wrap_model(model, saved.model.format)
         label = f"<in-memory {type(model).__name__}>"
 
-    # Byte-identical files hold identical weights: the weights digest is needed only when the
-    # files changed (rewritten, or another model) or the model came from memory.
-    ident = {} if files_identical else model_identity(loaded)
-    if files_identical and saved.model.weights_digest is not None:
-        weights = "same"
-    elif saved.model.weights_digest is None or ident.get("weights_digest") is None:
-        weights = "unknown"
-    elif ident.get("weights_digest_scheme") != saved.model.weights_digest_scheme:
-        weights = "unknown"
-        notes.append(
-            f"weights digest not comparable: saved as {saved.model.weights_digest_scheme}, "
-            f"this {ident.get('format')} model gives {ident.get('weights_digest_scheme')}"
-        )
+    # The model's identity is settled before any probe is fed: another model is "model changed",
+    # whatever its inputs are called. Byte-identical files hold identical weights: the weights
+    # digest is needed only when the files changed (rewritten, or another model) or the model
+    # came from memory.
+    differences: list[ModelDifference] = []
+    if files_identical:
+        weights = "same" if saved.model.weights_digest is not None else "unknown"
     else:
-        weights = "same" if ident["weights_digest"] == saved.model.weights_digest else "changed"
+        ident = model_identity(loaded)
+        weights = _weights_verdict(
+            saved.model, ident, legacy_weights_digests(loaded, saved.model.weights_digest_scheme), notes
+        )
+        differences, other_model = model_differences(saved.model, loaded, ident)
+        if weights == "unknown" and other_model:
+            weights = "changed"
     if weights == "changed":
+        what = f": {_describe_differences(differences)}" if differences else ""
         notes.insert(
-            0, "the model's weights differ from the fingerprinted model's: this is not the model that was saved"
+            0, f"the model's weights differ from the fingerprinted model's: this is not the model that was saved{what}"
         )
     elif weights == "same" and (files_changed or files_added or files_missing):
         notes.append("model files were rewritten but the weights are identical")
     identity = IdentityCheck(
         weights=weights,
+        differences=differences,
         files_changed=files_changed,
         files_missing=files_missing,
         files_added=files_added,
         sidecar_files_changed=sidecar_changed,
     )
 
-    obtained = loaded.predict(probes)
     policy = tolerance or saved.tolerance or Tolerance()
-    outputs = compare.compare_outputs(reference, obtained, policy)
-    # A second prediction can only disagree if something random runs at inference; a model that
-    # was deterministic at save and has no random layers is not predicted twice.
-    may_be_random = bool(saved.model.stochastic_layers) or (
-        saved.self_check is None or not saved.self_check.deterministic
-    )
-    stochastic_now = check_stochastic and may_be_random and not compare.bit_identical(obtained, loaded.predict(probes))
+    outputs: list[OutputComparison] = []
+    stochastic_now = False
+    feed = obtained = None
+    try:
+        feed = _fit_probes(probes, loaded, notes, str(fp_path.parent / saved.probe_arrays.file))
+        if feed is None and weights != "changed":
+            raise ModelError(
+                f"{label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
+                f"{[s.name for s in loaded.inputs]}; verify the model the record was saved from "
+                f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
+            )
+        if feed is not None:
+            obtained = _fit_outputs(reference, loaded.predict(feed), notes)
+    except (ModelError, FingerprintError):
+        if weights != "changed":
+            raise
+        # Another model: that it cannot take the probes is no surprise, and the error's advice
+        # (fix the probes) would be wrong; the identity differences say what changed.
+        feed = obtained = None
+        notes[:] = [n for n in notes if not n.startswith("probes fed by position")]
+    if obtained is None:
+        notes.append("the probes were not run: this model does not take the recorded inputs")
+    else:
+        outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
+        # A second prediction can only disagree if something random runs at inference; a model that
+        # was deterministic at save and has no random layers is not predicted twice.
+        may_be_random = bool(saved.model.stochastic_layers) or (
+            saved.self_check is None or not saved.self_check.deterministic
+        )
+        stochastic_now = (
+            check_stochastic
+            and may_be_random
+            and not compare.bit_identical(obtained, _fit_outputs(reference, loaded.predict(feed), []))
+        )
     if stochastic_now:
         notes.append(
             "outputs changed between two identical predictions on this host: a random layer is active at inference"

@@ -1,8 +1,8 @@
-"""Adapters from envprint to the tools its users already live in.
+"""Adapters that meet users in the tools they already use (Keras, pytest, MLflow, CI panels, TF Serving).
 
 One module per tool: ``keras`` (a training callback; imports Keras when imported),
 ``pytest_plugin`` (registered through the ``pytest11`` entry point), ``junit`` (JUnit XML for CI
-panels) and ``tfserving`` (the TF Serving warm-up file). They use envprint's library API
-(``save``, ``verify``, the models, ``render``); nothing below them imports them, and importing
-this package imports nothing: ``import envprint`` stays free of TensorFlow and of the tools.
+panels), ``tfserving`` (the TF Serving warm-up file) and ``mlflow``. Each imports only envprint's
+public layers below it, and its own tool only inside functions: the tool is an optional extra, and
+``import envprint`` never pays for it. Importing this package imports nothing.
 """
