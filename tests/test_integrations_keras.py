@@ -198,3 +198,36 @@ def test_keras_2_on_tensorflow_2_15_fits_saves_and_verifies_every_format(old_pyt
     assert json.loads(again.stdout.strip().splitlines()[-1]) == dict.fromkeys(paths, "identical")
     fp = json.loads((tmp_path / "model.keras.envprint" / "fingerprint.json").read_text())
     assert fp["tensorflow"]["keras_flavor"] == "keras2" and fp["seeds"]["declared"] == 7
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_inside_an_mlflow_run_the_model_and_record_are_logged_and_verify_from_the_run(trainer, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason="the MLflow logging needs the envprint[mlflow] extra")
+    pytest.importorskip("sqlalchemy", reason="MLflow's sqlite store needs sqlalchemy (and alembic)")
+    import envprint.mlflow
+    from envprint.keras import FingerprintCallback
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.create_experiment("callback", artifact_location=(tmp_path / "artifacts").as_uri())
+        tiny_model, x, y = trainer
+        outside = FingerprintCallback(tmp_path / "outside.keras", num_probes=2)
+        tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[outside])
+        assert outside.logged == []  # no active run: nothing logged, nothing asked
+        with mlflow.start_run(experiment_id=experiment) as run:
+            callback = FingerprintCallback(tmp_path / "model.keras", num_probes=2)
+            tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+        (logged,) = callback.logged
+        assert logged.run_id == run.info.run_id
+        artifacts = mlflow.tracking.MlflowClient().list_artifacts(run.info.run_id, "envprint")
+        assert [a.path for a in artifacts] == [
+            "envprint/fingerprint.json",
+            "envprint/probes.npz",
+            "envprint/reference.npz",
+        ]
+        assert envprint.mlflow.verify(logged.model_uri).verdict == "identical"
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,8 +64,13 @@ class FingerprintCallback(keras.callbacks.Callback):
     ``seed``: the seed your training used, recorded. ``save_best_only``, ``monitor``, ``mode``: as
     ModelCheckpoint's; without ``save_best_only`` the model is saved once, at the end of ``fit``.
     Other keyword arguments go to ``envprint.save`` (``tolerance=``, ``input_shapes=``, ...).
+    ``mlflow``: also log the model and its record to the active MLflow run
+    (``envprint.mlflow.log_record``); None (the default) does so when training runs inside
+    ``mlflow.start_run()``, False never, True always (an error without a run).
+    ``registered_model_name``: with MLflow, also register the logged model under that name.
 
-    ``results`` lists each SaveResult (the record's directory and Fingerprint), last one last.
+    ``results`` lists each SaveResult (the record's directory and Fingerprint), last one last;
+    ``logged`` each MLflow LoggedRecord.
     """
 
     def __init__(
@@ -78,6 +84,8 @@ class FingerprintCallback(keras.callbacks.Callback):
         mode: str = "auto",
         num_probes: int = 8,
         probe_seed: int = 0,
+        mlflow: bool | None = None,
+        registered_model_name: str | None = None,
         **save_options: Any,
     ) -> None:
         super().__init__()
@@ -96,6 +104,9 @@ class FingerprintCallback(keras.callbacks.Callback):
         self.probe_seed = probe_seed
         self.save_options = save_options
         self.results: list[Any] = []
+        self.mlflow = mlflow
+        self.registered_model_name = registered_model_name
+        self.logged: list[Any] = []
         self._last: tuple[int, dict[str, Any]] = (0, {})  # the last epoch seen and its logs
 
     def _improved(self, value: float) -> bool:
@@ -169,4 +180,17 @@ class FingerprintCallback(keras.callbacks.Callback):
             shutil.rmtree(staging, ignore_errors=True)
         result.sidecar = sidecar
         self.results.append(result)
+        if self._log_to_mlflow():
+            from .mlflow import log_record
+
+            self.logged.append(
+                log_record(target, fingerprint=sidecar, registered_model_name=self.registered_model_name)
+            )
         return result
+
+    def _log_to_mlflow(self) -> bool:
+        if self.mlflow is not None:
+            return self.mlflow
+        # Only a training script that uses MLflow has imported it; nothing imports it to find out.
+        mlflow = sys.modules.get("mlflow")
+        return mlflow is not None and mlflow.active_run() is not None
