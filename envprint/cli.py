@@ -441,7 +441,8 @@ def verify(
 def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
     from .capturer import capture
     from .diff import diff_fingerprints
-    from .store import canonical_json, locate_fingerprint, read_fingerprint
+    from .sidecar import locate_fingerprint
+    from .store import canonical_json, read_fingerprint
 
     fp_path = locate_fingerprint(model, fingerprint)
     saved = read_fingerprint(fp_path)
@@ -469,7 +470,8 @@ def env_export(
 
     def body() -> None:
         from .constraints import env_export as export
-        from .store import locate_fingerprint, read_fingerprint
+        from .sidecar import locate_fingerprint
+        from .store import read_fingerprint
 
         sys.stdout.write(export(read_fingerprint(locate_fingerprint(None, fingerprint))))
 
@@ -489,7 +491,8 @@ def schema(
 
     def body() -> int:
         from .models import json_schemas
-        from .store import atomic_write_text, canonical_json
+        from .sidecar import atomic_write_text
+        from .store import canonical_json
 
         stale = []
         if not check:

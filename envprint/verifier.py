@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, signing, store
+from . import compare, digests, sidecar, signing, store
 from .errors import FingerprintError
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
@@ -27,7 +27,7 @@ def _describe_arrays(arrays: Mapping[str, Any]) -> str:
 
 
 def sidecar_arrays(
-    fp: Fingerprint, fp_path: Path, reader: store.RecordReader
+    fp: Fingerprint, fp_path: Path, reader: sidecar.RecordReader
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
     """Probe inputs and reference outputs, and the names of sidecar files whose digest changed.
 
@@ -44,7 +44,7 @@ def sidecar_arrays(
         )
     changed, arrays = [], []
     for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
-        if not store.plain_file_name(record.file):
+        if not sidecar.plain_file_name(record.file):
             raise FingerprintError(
                 f"{fp_path}: field '{field}.file' is {store.one_line(repr(record.file))}, not a file name inside "
                 "the sidecar; the record was edited: re-save it on the training host"
@@ -68,7 +68,7 @@ def sidecar_arrays(
 
 
 def read_record(
-    fp_path: Path, reader: store.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
+    fp_path: Path, reader: sidecar.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
 ) -> tuple[Fingerprint, signing.SignatureCheck]:
     """The fingerprint at ``fp_path``, its signature judged on the exact bytes that are then parsed."""
     raw = reader.read(fp_path.name, limit=store.MAX_FINGERPRINT_BYTES)
@@ -145,13 +145,13 @@ def verify(
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
-    fp_path = store.locate_fingerprint(model_path, fingerprint)
+    fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
 
-    def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
+    def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
         saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
         return saved, trust, *sidecar_arrays(saved, fp_path, reader)
 
-    saved, trust, probes, reference, sidecar_changed = store.read_consistent(fp_path.parent, read)
+    saved, trust, probes, reference, sidecar_changed = sidecar.read_consistent(fp_path.parent, read)
     notes: list[str] = []
     for name in sidecar_changed:
         notes.append(f"{name} differs from the digest in {fp_path.name}: the record was edited after save")
@@ -161,7 +161,7 @@ def verify(
     if model_path is not None:
         loaded, now = load_and_hash(
             model_path,
-            exclude=store.sidecar_exclusions(model_path, fp_path.parent),
+            exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
             fmt=fmt or saved.model.format,
             signature=signature or saved.model.signature,
             custom_objects=dict(custom_objects or {}),

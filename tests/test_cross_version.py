@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import envprint
-from envprint import store
+from envprint import sidecar
 
 pytestmark = pytest.mark.subprocess
 
@@ -156,7 +156,7 @@ def old_runs(old_python, newest) -> tuple[dict[str, Done], dict[str, tuple[int, 
         "from envprint.store import canonical_json\n"
         "print(json.dumps({p: json.loads(canonical_json(envprint.read_fingerprint(p))) for p in sys.argv[1:]}))\n"
     )
-    records = [str(store.default_sidecar(p) / store.FINGERPRINT_FILE) for p in files.values()]
+    records = [str(sidecar.default_sidecar(p) / sidecar.FINGERPRINT_FILE) for p in files.values()]
     commands["read"] = ["-c", code, *records]
     runs = _run_all(old_python, commands, folder)
     return runs, before, _listing(folder)
