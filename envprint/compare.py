@@ -1,7 +1,7 @@
 """Compare the outputs a model gives now (*obtained*) with the saved reference (*expected*).
 
 Owns: per-dtype default tolerances, ULP distance, the element-wise comparison that turns two
-arrays into an ``OutputComparison``, and its one-line summary and worst-elements table.
+arrays into an ``OutputComparison`` (``render`` words it).
 Pure: NumPy (and ml_dtypes when importable, for bfloat16) in, models out. Must not import
 TensorFlow, Keras or any envprint module but ``models``.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import OutputComparison, Tolerance, WorstElement
+from .models import NONFINITE, OutputComparison, Tolerance, WorstElement
 
 try:  # registers bfloat16 with NumPy; without it no bfloat16 array can exist anyway
     import ml_dtypes  # noqa: F401
@@ -57,7 +57,6 @@ _ULP_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 _INTS = {2: np.int16, 4: np.int32, 8: np.int64}
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _CHUNK = 1 << 18
-_NONFINITE = ("nan_appeared", "nan_vanished", "inf_appeared", "inf_vanished")
 
 
 def default_tolerance(dtype: Any, scale: float = 1.0) -> tuple[float, float]:
@@ -127,7 +126,7 @@ class _Scan:
     max_abs: float | None = None
     max_rel: float | None = None
     max_ulp: int | None = None
-    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_NONFINITE, 0))
+    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NONFINITE, 0))
     worst: list[tuple[float, int]] = field(default_factory=list)  # (priority, flat index)
 
 
@@ -318,44 +317,3 @@ def compare_outputs(
     """Compare every output either side has, sorted by name."""
     names = sorted(expected.keys() | obtained.keys())
     return [compare_output(n, expected.get(n), obtained.get(n), tolerance) for n in names]
-
-
-def _label(key: str) -> str:
-    return key.replace("nan", "NaN").replace("inf", "Inf").replace("_", " ")
-
-
-def _pct(n: int, size: int) -> str:
-    p = 100.0 * n / size if size else 0.0
-    return f"{p:.1f}%" if p == 0 or p >= 0.1 else f"{p:.1g}%"
-
-
-def summarize(c: OutputComparison) -> str:
-    """One line, pytest-regressions style: counts | non-finite changes | statistics | tolerance."""
-    head = f'output "{c.name}": '
-    if c.problem:
-        return head + c.problem
-    if c.status == "identical":
-        return head + f"bit-identical ({c.size} elements)"
-    verdict = "all within tolerance" if c.status == "within_tolerance" else f"{c.n_out_of_tolerance} out of tolerance"
-    parts = [f"{c.n_differ} / {c.size} differ ({_pct(c.n_differ, c.size)}), {verdict}"]
-    nonfinite = [f"{_label(key)} {getattr(c, key)}" for key in _NONFINITE if getattr(c, key)]
-    if nonfinite:
-        parts.append(", ".join(nonfinite))
-    stats = [f"max abs {c.max_abs:.1e}"] if c.max_abs is not None else []
-    stats += [f"max rel {c.max_rel:.1e}"] if c.max_rel is not None else []
-    stats += [f"max {c.max_ulp} ULP"] if c.max_ulp is not None else []
-    stats += [f"top-1 agreement {c.top1_agreement:.1%}"] if c.top1_agreement is not None else []
-    if stats:
-        parts.append(", ".join(stats))
-    parts.append("exact" if c.atol == 0 and c.rtol == 0 else f"atol={c.atol:g} rtol={c.rtol:g}")
-    return head + " | ".join(parts)
-
-
-def worst_table(c: OutputComparison) -> str:
-    """The worst elements as an aligned ``Index  Obtained  Expected  Difference`` table ('' if none)."""
-    if not c.worst:
-        return ""
-    rows = [("Index", "Obtained", "Expected", "Difference")]
-    rows += [(str(w.index), w.obtained, w.expected, w.difference) for w in c.worst]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

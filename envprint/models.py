@@ -348,6 +348,10 @@ class WorstElement(Record):
     difference: str
 
 
+# The OutputComparison fields that count non-finite values appearing or vanishing, in report order.
+NONFINITE = ("nan_appeared", "nan_vanished", "inf_appeared", "inf_vanished")
+
+
 class OutputComparison(Record):
     name: str
     status: Verdict

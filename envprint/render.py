@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from .diff import flatten
-from .models import DiffEntry, Explanation, Fingerprint, FingerprintDiff, Report
+from .models import NONFINITE, DiffEntry, Explanation, Fingerprint, FingerprintDiff, OutputComparison, Report
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -186,8 +186,6 @@ VERDICT_WORDS = {
 
 def render_report(report: Report, out: Writer) -> None:
     """The verify report: verdict first, then identity, outputs, environment, explanations."""
-    from .compare import summarize, worst_table
-
     out.line(f"envprint verify: {VERDICT_WORDS[report.verdict]}")
     out.line(f"  model:       {report.model}")
     out.line(f"  fingerprint: {report.fingerprint}")
@@ -248,3 +246,44 @@ def render_report(report: Report, out: Writer) -> None:
         for i, x in enumerate(report.explanations, 1):
             out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
             out.line(f"     remedy: {x.remedy}")
+
+
+def _label(key: str) -> str:
+    return key.replace("nan", "NaN").replace("inf", "Inf").replace("_", " ")
+
+
+def _pct(n: int, size: int) -> str:
+    p = 100.0 * n / size if size else 0.0
+    return f"{p:.1f}%" if p == 0 or p >= 0.1 else f"{p:.1g}%"
+
+
+def summarize(c: OutputComparison) -> str:
+    """One line, pytest-regressions style: counts | non-finite changes | statistics | tolerance."""
+    head = f'output "{c.name}": '
+    if c.problem:
+        return head + c.problem
+    if c.status == "identical":
+        return head + f"bit-identical ({c.size} elements)"
+    verdict = "all within tolerance" if c.status == "within_tolerance" else f"{c.n_out_of_tolerance} out of tolerance"
+    parts = [f"{c.n_differ} / {c.size} differ ({_pct(c.n_differ, c.size)}), {verdict}"]
+    nonfinite = [f"{_label(key)} {getattr(c, key)}" for key in NONFINITE if getattr(c, key)]
+    if nonfinite:
+        parts.append(", ".join(nonfinite))
+    stats = [f"max abs {c.max_abs:.1e}"] if c.max_abs is not None else []
+    stats += [f"max rel {c.max_rel:.1e}"] if c.max_rel is not None else []
+    stats += [f"max {c.max_ulp} ULP"] if c.max_ulp is not None else []
+    stats += [f"top-1 agreement {c.top1_agreement:.1%}"] if c.top1_agreement is not None else []
+    if stats:
+        parts.append(", ".join(stats))
+    parts.append("exact" if c.atol == 0 and c.rtol == 0 else f"atol={c.atol:g} rtol={c.rtol:g}")
+    return head + " | ".join(parts)
+
+
+def worst_table(c: OutputComparison) -> str:
+    """The worst elements as an aligned ``Index  Obtained  Expected  Difference`` table ('' if none)."""
+    if not c.worst:
+        return ""
+    rows = [("Index", "Obtained", "Expected", "Difference")]
+    rows += [(str(w.index), w.obtained, w.expected, w.difference) for w in c.worst]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, sidecar, signing, store
+from . import compare, digests, render, sidecar, signing, store
 from .errors import FingerprintError
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
@@ -218,7 +218,7 @@ def verify(
         )
     for o in outputs:
         if o.status != "identical":
-            notes.append(compare.summarize(o))
+            notes.append(render.summarize(o))
 
     if trust.note:
         notes.append(trust.note)

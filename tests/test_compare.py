@@ -15,11 +15,10 @@ from envprint.compare import (
     compare_output,
     compare_outputs,
     default_tolerance,
-    summarize,
     ulp_distance,
-    worst_table,
 )
 from envprint.models import Tolerance
+from envprint.render import summarize, worst_table
 
 DEFAULT = Tolerance()
 EXACT = Tolerance(exact=True)
