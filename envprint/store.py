@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import FingerprintError
+from .errors import FingerprintError, one_line, open_user_file
 from .models import FINGERPRINT_SCHEMA_VERSION, Fingerprint
 from .sidecar import atomic_write_text
 
@@ -36,12 +36,6 @@ def canonical_json(model: BaseModel | dict) -> str:
 # A fingerprint is a few hundred KiB at most (the installed-package list); anything far larger
 # is not one, and reading it whole could exhaust memory (or never end: /dev/zero).
 MAX_FINGERPRINT_BYTES = 64 << 20
-
-
-def one_line(text: str, limit: int = 80) -> str:
-    """``text`` without line breaks or control characters, cut to ``limit``: safe inside a one-line message."""
-    clean = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -99,16 +93,11 @@ def decode_json(raw: bytes, source: str) -> Any:
 
 def read_json(path: Path) -> Any:
     path = Path(path)
-    try:
-        # Not only regular files: `envprint diff <(ssh host cat fp.json) b.json` reads a pipe.
-        with open(path, "rb") as fh:
+    with open_user_file(path, FingerprintError, "give the path of a fingerprint.json") as fh:
+        try:
             raw = fh.read(MAX_FINGERPRINT_BYTES + 1)
-    except FileNotFoundError:
-        raise FingerprintError(f"{path}: no such file; give the path of a fingerprint.json") from None
-    except IsADirectoryError:
-        raise FingerprintError(f"{path}: is a directory; give the path of a fingerprint.json") from None
-    except OSError as exc:
-        raise FingerprintError(f"{path}: cannot be read ({exc.__class__.__name__}: {exc.strerror or exc})") from None
+        except OSError as exc:
+            raise FingerprintError(f"{path}: cannot be read ({one_line(exc.strerror or exc)})") from None
     if len(raw) > MAX_FINGERPRINT_BYTES:
         raise FingerprintError(f"{path}: larger than {MAX_FINGERPRINT_BYTES >> 20} MiB, not a fingerprint")
     return decode_json(raw, str(path))

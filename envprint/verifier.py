@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from . import compare, digests, render, sidecar, signing, store
-from .errors import FingerprintError
+from .errors import FingerprintError, one_line
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
-    return ", ".join(f"{store.one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
+    return ", ".join(f"{one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
 
 
 def sidecar_arrays(
@@ -46,7 +46,7 @@ def sidecar_arrays(
     for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
         if not sidecar.plain_file_name(record.file):
             raise FingerprintError(
-                f"{fp_path}: field '{field}.file' is {store.one_line(repr(record.file))}, not a file name inside "
+                f"{fp_path}: field '{field}.file' is {one_line(repr(record.file), 80)}, not a file name inside "
                 "the sidecar; the record was edited: re-save it on the training host"
             )
         path = fp_path.parent / record.file
