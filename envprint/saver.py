@@ -26,6 +26,7 @@ from .models import (
     Fingerprint,
     ModelIdentity,
     ProbeRecipe,
+    SaveSummary,
     SelfCheck,
     TensorSpec,
     Tolerance,
@@ -40,6 +41,24 @@ class SaveResult:
     sidecar: Path
     fingerprint: Fingerprint
     warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> SaveSummary:
+        """What was written (each file of the record with its sha256), the self-check, the tolerance."""
+        fp = self.fingerprint
+        written = {name: digests.sha256_file(self.sidecar / name, error=FingerprintError)
+                   for name in (sidecar.FINGERPRINT_FILE, signing.SIGNATURE_FILE)
+                   if (self.sidecar / name).is_file()}  # fmt: skip
+        written.update({a.file: a.sha256 for a in (fp.probe_arrays, fp.reference_arrays) if a is not None})
+        return SaveSummary(
+            sidecar=str(self.sidecar),
+            written=written,
+            model=fp.model,
+            probes=fp.probes,
+            self_check=fp.self_check,
+            tolerance=fp.tolerance or Tolerance(),
+            signed=signing.SIGNATURE_FILE in written,
+            warnings=self.warnings,
+        )
 
 
 def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> SelfCheck:
@@ -209,7 +228,7 @@ def save(
     if existed and not force:
         raise sidecar.already_exists(target)
     if num_probes < 1:
-        raise ModelError(f"--num-probes must be at least 1, got {num_probes}")
+        raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
     key = signing.signing_key(sign_key) if sign_key is not None else None
     created = _prepare_parent(target)
     try:

@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import FingerprintError, one_line, open_user_file
-from .models import FINGERPRINT_SCHEMA_VERSION, Fingerprint
-from .sidecar import atomic_write_text
+from .models import FINGERPRINT_SCHEMA_VERSION, REPORT_SCHEMA_VERSION, Fingerprint, Report
+from .sidecar import atomic_write_text, locate_fingerprint
 
 # Upgraders from an older schema version to the next one: {old_version: function(dict) -> dict}.
 # Version 1 is the first; the table grows with each version so old fingerprints stay readable.
@@ -104,6 +104,8 @@ def read_json(path: Path) -> Any:
 
 
 def read_fingerprint(path: Path) -> Fingerprint:
+    """The fingerprint at ``path``: a fingerprint.json, or the sidecar directory that holds one."""
+    path = locate_fingerprint(None, path)
     return parse_fingerprint(read_json(path), str(path))
 
 
@@ -114,3 +116,21 @@ def parse_fingerprint_bytes(raw: bytes, source: str) -> Fingerprint:
 
 def write_fingerprint(path: Path, fingerprint: Fingerprint) -> None:
     atomic_write_text(path, canonical_json(fingerprint))
+
+
+def read_report(path: Path) -> Report:
+    """A report that ``envprint verify --json`` wrote, validated (``save --tolerance-from`` reads one)."""
+    path = Path(path)
+    with open_user_file(path, FingerprintError, "give the path of a report written by 'envprint verify --json'") as fh:
+        raw = fh.read(MAX_FINGERPRINT_BYTES + 1)
+    data = decode_json(raw, str(path))
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != REPORT_SCHEMA_VERSION:
+        raise FingerprintError(
+            f"{path}: not a verify report of schema version {REPORT_SCHEMA_VERSION} (found {one_line(repr(version), 40)}); "
+            "write one with: envprint verify MODEL --json > report.json"
+        )
+    try:
+        return Report.model_validate(data)
+    except ValidationError as exc:
+        raise FingerprintError(f"{path}: invalid report: {describe_validation_error(exc)}") from None

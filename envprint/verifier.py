@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, render, sidecar, signing, store
-from .errors import FingerprintError, one_line
+from . import compare, digests, sidecar, signing, store
+from .errors import FingerprintError, ModelError, one_line
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
 
@@ -145,6 +145,9 @@ def verify(
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
+    if model_path is not None and not (model_path.exists() or model_path.is_symlink()):
+        # Before the record: a mistyped model path is not a reason to re-save (exit 4, not 3).
+        raise ModelError(f"{model_path}: no such file or directory; check the path of the model")
     fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
 
     def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
@@ -152,9 +155,6 @@ def verify(
         return saved, trust, *sidecar_arrays(saved, fp_path, reader)
 
     saved, trust, probes, reference, sidecar_changed = sidecar.read_consistent(fp_path.parent, read)
-    notes: list[str] = []
-    for name in sidecar_changed:
-        notes.append(f"{name} differs from the digest in {fp_path.name}: the record was edited after save")
 
     files_changed = files_missing = files_added = []
     files_identical = False
@@ -183,20 +183,13 @@ def verify(
         weights = "unknown"
     elif ident.get("weights_digest_scheme") != saved.model.weights_digest_scheme:
         weights = "unknown"
-        notes.append(
-            f"weights digest not comparable: saved as {saved.model.weights_digest_scheme}, "
-            f"this {ident.get('format')} model gives {ident.get('weights_digest_scheme')}"
-        )
     else:
         weights = "same" if ident["weights_digest"] == saved.model.weights_digest else "changed"
-    if weights == "changed":
-        notes.insert(
-            0, "the model's weights differ from the fingerprinted model's: this is not the model that was saved"
-        )
-    elif weights == "same" and (files_changed or files_added or files_missing):
-        notes.append("model files were rewritten but the weights are identical")
     identity = IdentityCheck(
         weights=weights,
+        model_name=model_path.name if model_path is not None else None,
+        weights_digest_scheme_saved=saved.model.weights_digest_scheme,
+        weights_digest_scheme_now=ident.get("weights_digest_scheme", saved.model.weights_digest_scheme),
         files_changed=files_changed,
         files_missing=files_missing,
         files_added=files_added,
@@ -211,26 +204,19 @@ def verify(
     may_be_random = bool(saved.model.stochastic_layers) or (
         saved.self_check is None or not saved.self_check.deterministic
     )
-    stochastic_now = check_stochastic and may_be_random and not compare.bit_identical(obtained, loaded.predict(probes))
-    if stochastic_now:
-        notes.append(
-            "outputs changed between two identical predictions on this host: a random layer is active at inference"
-        )
-    for o in outputs:
-        if o.status != "identical":
-            notes.append(render.summarize(o))
-
-    if trust.note:
-        notes.append(trust.note)
+    again = loaded.predict(probes) if check_stochastic and may_be_random else obtained
+    random_outputs = sorted(k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)}))
+    stochastic_now = bool(random_outputs)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
     return Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
+        signing_key_id=trust.key_id,
         model=label,
         fingerprint=str(fp_path),
         identity=identity,
         outputs=outputs,
-        notes=notes,
+        random_at_inference=random_outputs,
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
     )

@@ -117,22 +117,22 @@ def test_a_signed_save_writes_an_hmac_of_the_exact_fingerprint_bytes(signed):
 def test_verify_with_the_key_checks_the_signature(signed):
     report = envprint.verify(signed, signing_key=KEY, require_signature=True)
     assert report.verdict == "identical" and report.record_signature == "verified"
-    assert f"record signature verified (hmac-sha256, key {KEY_ID})" in report.notes
+    assert report.signing_key_id == KEY_ID
+    assert f"  signature:   verified (hmac-sha256, key {KEY_ID})\n" in str(report)
 
 
 def test_verify_without_a_key_notes_that_the_record_is_signed(signed):
     report = envprint.verify(signed)
     assert report.verdict == "identical" and report.record_signature == "unchecked"
-    assert report.notes == ["record is signed; pass ENVPRINT_SIGNING_KEY to check it"]
     r = invoke("verify", signed)
-    assert r.exit_code == 0 and "note: record is signed; pass ENVPRINT_SIGNING_KEY to check it" in r.output
+    assert r.exit_code == 0 and "  signature:   signed, not checked: pass ENVPRINT_SIGNING_KEY to check it\n" in r.output
 
 
 def test_an_unsigned_record_reports_unsigned_and_says_nothing_without_a_key(unsigned):
     report = envprint.verify(unsigned)
-    assert report.record_signature == "unsigned" and report.notes == []
+    assert report.record_signature == "unsigned" and "signature:" not in str(report)
     report = envprint.verify(unsigned, signing_key=KEY)
-    assert report.notes == ["record is not signed; a signature is not required, so the key was not used"]
+    assert "  signature:   not signed; a signature is not required, so the key was not used\n" in str(report)
 
 
 def test_the_wrong_key_is_named_by_id_without_revealing_either_key(signed):
