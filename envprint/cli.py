@@ -127,7 +127,7 @@ class _CppLogFilter:
     They are written by C++ straight to file descriptor 2, so the filter sits there: fd 2 becomes
     a pipe read by a thread that forwards every other line, while Python's ``sys.stderr`` (every
     message envprint writes) goes straight to the real stderr. Only the command line does this,
-    never the library, and not under --debug or a TF_CPP_MIN_LOG_LEVEL the user set.
+    never the library, and not under --debug or a TF_CPP_MIN_LOG_LEVEL below 3 that the user set.
     """
 
     def __init__(self) -> None:
@@ -256,7 +256,10 @@ def show(
 @app.command()
 def diff(
     a: Annotated[
-        Path, typer.Argument(metavar="A", help="A fingerprint.json, or the sidecar directory that holds it.", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="A", help="A fingerprint.json, or the sidecar directory that holds it.", show_default=False
+        ),
     ],
     b: Annotated[
         Path | None, typer.Argument(metavar="B", help="Another fingerprint.json or sidecar (or use --current).")
@@ -352,6 +355,8 @@ ModelArg = Annotated[
         metavar="MODEL", help="A .keras, .h5/.hdf5 or .tflite file, or a SavedModel directory.", show_default=False
     ),
 ]
+
+
 def _format_choice(value: str | None) -> str | None:
     from ._tf.common import FORMATS  # standard library only: TensorFlow stays out
 
@@ -685,7 +690,8 @@ def main() -> None:
     # touches the collector of a process that is not its own (a server's).
     gc.disable()
     args = sys.argv[1:]
-    quiet = "--debug" not in args and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    # Unless --debug, or the user asked TensorFlow for its log lines (a level below 3).
+    quiet = "--debug" not in args and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() == "3"
     log_filter = _CppLogFilter() if quiet else None
     try:
         app()

@@ -236,7 +236,9 @@ def _worst_element(e: np.ndarray, o: np.ndarray, flat: int, shape: tuple[int, ..
         # 0.24133582413196564, which is more digits than the value has.
         ev, ov = e[flat], o[flat]
         difference = e.dtype.type(float(ov) - float(ev))
-        return WorstElement(index=index, obtained=_shortest(ov), expected=_shortest(ev), difference=_shortest(difference))
+        return WorstElement(
+            index=index, obtained=_shortest(ov), expected=_shortest(ev), difference=_shortest(difference)
+        )
     # Python scalars, so repr gives 'True', and integers stay exact.
     py = {"b": bool, "i": int, "u": int, "c": complex}.get(e.dtype.kind)
     if py is None:  # strings, objects, records
@@ -390,7 +392,9 @@ def tolerance_from_report(report: Report, margin: float, source: str) -> Toleran
     needed = []
     for o in report.outputs:
         if o.status != "identical" and (o.problem or o.rtol_needed is None):
-            why = o.problem or "NaN or Inf appeared or vanished, a change where the reference is 0, or a non-float output"
+            why = (
+                o.problem or "NaN or Inf appeared or vanished, a change where the reference is 0, or a non-float output"
+            )
             raise UsageError(f"{where}: output {o.name!r} passes under no rtol ({why}); choose --rtol/--atol yourself")
         if o.rtol_needed is not None:
             needed.append(o.rtol_needed)

@@ -511,7 +511,9 @@ class Report(Record):
             from .errors import MismatchError
             from .render import first_problem
 
-            raise MismatchError(f"{self.model}: mismatch against {self.fingerprint}: {first_problem(self)}", report=self)
+            raise MismatchError(
+                f"{self.model}: mismatch against {self.fingerprint}: {first_problem(self)}", report=self
+            )
         return self
 
 

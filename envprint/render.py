@@ -148,9 +148,7 @@ def _folded(entries: Iterable[DiffEntry]) -> str:
     return f"{total} other package{'s' if total != 1 else ''} changed ({', '.join(parts)}); --all to list"
 
 
-def render_diff(
-    diff: FingerprintDiff, out: Writer, show_all: bool = False, model_name: str | None = None
-) -> None:
+def render_diff(diff: FingerprintDiff, out: Writer, show_all: bool = False, model_name: str | None = None) -> None:
     """The diff, section by section; ``model_name`` names the file a single-file model's digest is of."""
     out.line(f"A: {diff.a}")
     out.line(f"B: {diff.b}")
@@ -275,7 +273,9 @@ def render_report(report: Report, out: Writer) -> None:
         "unknown": "not comparable",
     }[ident.weights]
     if ident.weights == "unknown" and ident.weights_digest_scheme_now != ident.weights_digest_scheme_saved:
-        weights += f" (saved as {ident.weights_digest_scheme_saved}, this model gives {ident.weights_digest_scheme_now})"
+        weights += (
+            f" (saved as {ident.weights_digest_scheme_saved}, this model gives {ident.weights_digest_scheme_now})"
+        )
     elif ident.weights == "same" and (ident.files_changed or ident.files_missing or ident.files_added):
         weights += " (the files were rewritten, the weights are identical)"
     out.line(f"  weights:     {weights}")
@@ -300,7 +300,9 @@ def render_report(report: Report, out: Writer) -> None:
                 "a second, identical prediction differed from it: random at inference"
             )
             continue
-        out.line(summarize(o) + (" | changed between identical predictions" if o.name in report.random_at_inference else ""))
+        out.line(
+            summarize(o) + (" | changed between identical predictions" if o.name in report.random_at_inference else "")
+        )
         if o.worst:
             out.table(worst_table(o))
         needed = _tolerance_needed(o)
@@ -360,9 +362,9 @@ def render_save(summary: SaveSummary, out: Writer) -> None:
     )
     tol = summary.tolerance
     if tol.margin is not None:
+        atol = "the per-dtype default" if tol.atol is None else f"{tol.atol:g}"
         out.line(
-            f"tolerance: rtol={fmt(tol.rtol)} atol={fmt(tol.atol)}: {tol.margin:g} x the drift measured in "
-            f"{tol.derived_from}"
+            f"tolerance: rtol={tol.rtol:g} ({tol.margin:g} x the drift measured in {tol.derived_from}), atol {atol}"
         )
 
 

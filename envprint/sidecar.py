@@ -297,12 +297,7 @@ def publish_directory(staging: Path, target: Path, force: bool, *, existed: bool
 
 def plain_file_name(name: str) -> bool:
     """True for a file name with no directory part: what a record may name inside its sidecar."""
-    return (
-        bool(name)
-        and name not in (".", "..")
-        and not any(c in name for c in "/\\\0:")
-        and Path(name).name == name
-    )
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0:") and Path(name).name == name
 
 
 class RecordReader:
