@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import FingerprintError
+from .errors import FingerprintError, ModelError
 
 T = TypeVar("T")
 
@@ -403,7 +403,10 @@ def read_consistent(directory: str | os.PathLike[str], read: Callable[[RecordRea
 
 
 def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
-    """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model."""
+    """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model.
+
+    A model that does not exist is a ModelError, before any record is looked for.
+    """
     if fingerprint is not None:
         path = Path(fingerprint)
         return path / FINGERPRINT_FILE if path.is_dir() else path
@@ -411,6 +414,9 @@ def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None)
         raise FingerprintError(
             "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
         )
+    if not (Path(model).exists() or Path(model).is_symlink()):
+        # Before the record: a mistyped model path is not a reason to re-save (exit 4, not 3).
+        raise ModelError(f"{model}: no such file or directory; check the path of the model")
     sidecar = default_sidecar(Path(model))
     path = sidecar / FINGERPRINT_FILE
     if not path.exists():

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import compare, digests, sidecar, signing, store
-from .errors import FingerprintError, ModelError, one_line
+from .errors import FingerprintError, one_line
 from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
 
 
@@ -145,9 +145,6 @@ def verify(
     from .explain import explain
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
-    if model_path is not None and not (model_path.exists() or model_path.is_symlink()):
-        # Before the record: a mistyped model path is not a reason to re-save (exit 4, not 3).
-        raise ModelError(f"{model_path}: no such file or directory; check the path of the model")
     fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
 
     def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile

@@ -103,8 +103,9 @@ def test_every_row_of_the_readme_exit_code_table_comes_from_a_real_command(saved
     )
 
 
-def test_a_missing_model_is_exit_4_no_such_file_before_the_record_is_looked_for(tmp_path):
-    r = invoke("verify", tmp_path / "nope.keras")
+@pytest.mark.parametrize("preflight", [(), ("--preflight",)])
+def test_a_missing_model_is_exit_4_no_such_file_before_the_record_is_looked_for(preflight, tmp_path):
+    r = invoke("verify", tmp_path / "nope.keras", *preflight)
     assert r.exit_code == ExitCode.MODEL
     assert (
         r.stderr
