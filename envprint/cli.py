@@ -692,7 +692,10 @@ def main() -> None:
     args = sys.argv[1:]
     # Unless --debug, or the user asked TensorFlow for its log lines (a level below 3).
     quiet = "--debug" not in args and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() == "3"
-    log_filter = _CppLogFilter() if quiet else None
+    try:
+        log_filter = _CppLogFilter() if quiet else None
+    except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
+        log_filter = None
     try:
         app()
     finally:

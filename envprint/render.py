@@ -230,7 +230,9 @@ def first_problem(report: Report) -> str:
         )
     for o in report.outputs:
         if o.status == "mismatch":
-            return summarize(o)
+            if o.problem:
+                return summarize(o)
+            return f'output "{o.name}": {o.n_out_of_tolerance} of {o.size} elements out of tolerance'
     return "outputs differ from the saved reference"
 
 

@@ -301,7 +301,15 @@ def report_of(*outputs, **fields) -> Report:
 def test_the_report_shows_the_tolerance_that_would_have_passed():
     e, o = drifted()
     c = compare_output("logits", e, o, Tolerance(rtol=1e-7, atol=1e-7))
-    text = str(report_of(c))
+    report = report_of(c)
+    text = str(report)
+    assert text.startswith('envprint verify: MISMATCH: output "logits": 2 of 40 elements out of tolerance\n')
+    with pytest.raises(envprint.MismatchError) as err:
+        report.raise_for_status()
+    assert str(err.value) == (
+        'model.keras: mismatch against model.keras.envprint/fingerprint.json: output "logits": 2 of 40 elements '
+        "out of tolerance"
+    )
     assert (
         f"  would pass at rtol >= {c.rtol_needed:.2e} (with atol=1e-07), or atol >= {c.atol_needed:.2e} (with rtol=0); "
         "top-1 agreement 100.0%, top-5 agreement 100.0%\n"
