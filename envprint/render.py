@@ -255,7 +255,11 @@ def _tolerance_needed(c: OutputComparison) -> str | None:
         return None
     options = []
     if c.rtol_needed is not None:
-        options.append(f"rtol >= {c.rtol_needed:.2e} (with atol={c.atol:g})")
+        options.append(
+            f"rtol >= {c.rtol_needed:.2e} (with atol={c.atol:g})"
+            if c.rtol_needed
+            else f"rtol 0 (atol={c.atol:g} covers it)"
+        )
     if c.atol_needed is not None:
         options.append(f"atol >= {c.atol_needed:.2e} (with rtol=0)")
     top = [f"top-{k} agreement {v:.1%}" for k, v in ((1, c.top1_agreement), (5, c.top5_agreement)) if v is not None]
