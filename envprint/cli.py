@@ -145,7 +145,10 @@ class _CppLogFilter:
         with open(read, "rb") as pipe:
             for line in pipe:
                 if not _CPP_LOG.match(line):
-                    os.write(self._stderr, line)
+                    try:
+                        os.write(self._stderr, line)
+                    except OSError:  # stderr itself is gone: keep draining, or a writer would block
+                        pass
 
     def close(self) -> None:
         sys.stderr.flush()
