@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ from typer.core import TyperGroup
 
 from ._version import __version__
 from .errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
+from .streams import CppLogFilter, discard_stdout, emit
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -45,7 +44,7 @@ def _print_json_error(code: int, message: str) -> None:
 
     kind = KINDS.get(code, "interrupted" if code == 130 else "internal")
     document = ErrorDocument(error=ErrorInfo(exit_code=code, kind=kind, message=message))
-    _emit(lambda: sys.stdout.write(canonical_json(document)))
+    emit(lambda: sys.stdout.write(canonical_json(document)))
 
 
 class _Group(TyperGroup):
@@ -102,80 +101,8 @@ def _root(
 def _quiet_tensorflow() -> None:
     # TensorFlow's C++ start-up chatter would drown the report; the variable is not recorded
     # (collect.ENV_IGNORED) and a user's own setting wins. It is not enough on its own: lines
-    # logged before absl is initialised ignore it (see _CppLogFilter).
+    # logged before absl is initialised ignore it (see streams.CppLogFilter).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-# Lines TensorFlow's and TFLite's C++ code write to file descriptor 2 by themselves: absl's
-# "I0000 00:00:1700000000.1 123 port.cc:153] ...", tsl's "2024-01-01 12:00:00.1: I file.cc:1] ...",
-# absl's notice before its initialisation, and TFLite's "INFO: Created TensorFlow Lite XNNPACK
-# delegate for CPU." Fatal lines (F...) are kept: they explain a crash.
-_CPP_LOG = re.compile(
-    rb"^(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
-    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\] "
-    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    rb"|INFO: (?:Created|Initialized|Replacing) TensorFlow Lite)"
-)
-
-
-class _CppLogFilter:
-    """Drop TensorFlow's C++ log lines from stderr in envprint's own process (and its children).
-
-    TF_CPP_MIN_LOG_LEVEL=3 does not silence them: TensorFlow 2.16+ logs through absl, and what is
-    logged before absl::InitializeLog() runs (the oneDNN notice of port.cc, once per library that
-    loads it) goes to stderr whatever the level; TFLite's own logger ignores the variable too.
-    They are written by C++ straight to file descriptor 2, so the filter sits there: fd 2 becomes
-    a pipe read by a thread that forwards every other line, while Python's ``sys.stderr`` (every
-    message envprint writes) goes straight to the real stderr. Only the command line does this,
-    never the library, and not under --debug or a TF_CPP_MIN_LOG_LEVEL below 3 that the user set.
-    """
-
-    def __init__(self) -> None:
-        sys.stderr.flush()
-        self._stderr = os.dup(2)
-        read, write = os.pipe()
-        os.dup2(write, 2)
-        os.close(write)
-        self._python_stderr = sys.stderr
-        sys.stderr = open(self._stderr, "w", closefd=False, buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-        self._thread = threading.Thread(target=self._pump, args=(read,), name="envprint-stderr", daemon=True)
-        self._thread.start()
-
-    def _pump(self, read: int) -> None:
-        with open(read, "rb") as pipe:
-            for line in pipe:
-                if not _CPP_LOG.match(line):
-                    try:
-                        os.write(self._stderr, line)
-                    except OSError:  # stderr itself is gone: keep draining, or a writer would block
-                        pass
-
-    def close(self) -> None:
-        sys.stderr.flush()
-        os.dup2(self._stderr, 2)  # drops the pipe's last writer here: the thread reads to its end
-        self._thread.join(timeout=2)
-        sys.stderr = self._python_stderr
-
-
-def _discard_stdout() -> None:
-    # The reader is gone. As Python's documentation advises (signal, "Note on SIGPIPE"), point
-    # stdout at devnull, so that the flush at exit does not fail again with a traceback.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # not a real file (a test runner's buffer)
-        pass
-
-
-def _emit(write: Callable[[], Any]) -> None:
-    """Write a command's result to stdout. A reader that closes the pipe early (``| head -1``) ends
-    the output, not the command: its exit code stays the result's (mismatch, differences, ...)."""
-    try:
-        write()
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _discard_stdout()
 
 
 def _guard(fn: Callable[[], Any], json_out: bool = False) -> Any:
@@ -201,7 +128,7 @@ def _guard(fn: Callable[[], Any], json_out: bool = False) -> Any:
     except KeyboardInterrupt:
         raise fail(130, "interrupted") from None
     except BrokenPipeError:  # stdout closed before the command had a result
-        _discard_stdout()
+        discard_stdout()
         raise typer.Exit(SIGPIPE_EXIT) from None
     except Exception as exc:
         if _state["debug"]:
@@ -247,11 +174,11 @@ def show(
         _quiet_tensorflow()
         fp = capture(tensorflow=not no_tensorflow, seed=seed)
         if json_out:
-            _emit(lambda: sys.stdout.write(canonical_json(fp)))
+            emit(lambda: sys.stdout.write(canonical_json(fp)))
         else:
             from .render import render_fingerprint
 
-            _emit(lambda: render_fingerprint(fp, _writer(), show_all=show_all))
+            emit(lambda: render_fingerprint(fp, _writer(), show_all=show_all))
 
     _guard(body, json_out)
 
@@ -293,12 +220,12 @@ def diff(
             fb, label_b = read_fingerprint(b), str(b)
         result = with_expectations(diff_fingerprints(fa, fb, str(a), label_b), fa, fb)
         if json_out:
-            _emit(lambda: sys.stdout.write(canonical_json(result)))
+            emit(lambda: sys.stdout.write(canonical_json(result)))
         else:
             from .render import render_diff
 
             name = (fa.model or fb.model).name if (fa.model or fb.model) else None
-            _emit(lambda: render_diff(result, _writer(), show_all=show_all, model_name=name))
+            emit(lambda: render_diff(result, _writer(), show_all=show_all, model_name=name))
         return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
 
     raise typer.Exit(_guard(body, json_out))
@@ -499,11 +426,11 @@ def save(
             sys.stderr.write(f"envprint: WARNING: {warning}\n")
         summary = result.summary()
         if json_out:
-            _emit(lambda: sys.stdout.write(canonical_json(summary)))
+            emit(lambda: sys.stdout.write(canonical_json(summary)))
         else:
             from .render import render_save
 
-            _emit(lambda: render_save(summary, _writer()))
+            emit(lambda: render_save(summary, _writer()))
 
     _guard(body, json_out)
 
@@ -593,11 +520,11 @@ def verify(
             )
             report = report.model_copy(update={"investigation": results})
         if json_out:
-            _emit(lambda: sys.stdout.write(canonical_json(report)))
+            emit(lambda: sys.stdout.write(canonical_json(report)))
         else:
             from .render import render_report
 
-            _emit(lambda: render_report(report, _writer()))
+            emit(lambda: render_report(report, _writer()))
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
     raise typer.Exit(_guard(body, json_out))
@@ -614,11 +541,11 @@ def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
     here = capture()
     result = with_expectations(diff_fingerprints(saved, here, str(fp_path), "current host"), saved, here)
     if json_out:
-        _emit(lambda: sys.stdout.write(canonical_json(result)))
+        emit(lambda: sys.stdout.write(canonical_json(result)))
     else:
         from .render import render_diff
 
-        _emit(lambda: render_diff(result, _writer(), model_name=saved.model.name if saved.model else None))
+        emit(lambda: render_diff(result, _writer(), model_name=saved.model.name if saved.model else None))
     return int(ExitCode.DIFFERENT if result.expectations else ExitCode.OK)
 
 
@@ -638,7 +565,7 @@ def env_export(
         from .store import read_fingerprint
 
         constraints = export(read_fingerprint(fingerprint))
-        _emit(lambda: sys.stdout.write(constraints))
+        emit(lambda: sys.stdout.write(constraints))
 
     _guard(body)
 
@@ -696,7 +623,7 @@ def main() -> None:
     # Unless --debug, or the user asked TensorFlow for its log lines (a level below 3).
     quiet = "--debug" not in args and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() == "3"
     try:
-        log_filter = _CppLogFilter() if quiet else None
+        log_filter = CppLogFilter() if quiet else None
     except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
         log_filter = None
     try:
