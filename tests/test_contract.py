@@ -189,6 +189,7 @@ def test_verify_json_when_the_record_is_missing_is_an_error_document(mlp, tmp_pa
         (("save", "nope.keras", "--json"), 4, "model"),
         (("verify", "m.keras", "--format", "onnx", "--json"), 2, "usage"),
         (("diff", "a.json", "b.json", "--current", "--json"), 2, "usage"),
+        (("show", "--seed", "seven", "--json"), 2, "usage"),
     ],
 )
 def test_every_command_prints_one_json_document_when_it_cannot_run(args, code, kind, tmp_path, monkeypatch):
