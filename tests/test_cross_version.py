@@ -233,12 +233,13 @@ def test_verify_in_tf215_of_a_keras3_file_exits_4_with_one_line(fmt, newest, old
     runs, _, _ = old_runs
     done = runs[fmt]
     assert done.returncode == 4, done
-    assert done.stdout == "", done
-    assert done.stderr.splitlines() == [
-        f"envprint: error: {files[fmt]}: saved by Keras {new['keras']}, which this host's Keras "
+    message = (
+        f"{files[fmt]}: saved by Keras {new['keras']}, which this host's Keras "
         f"{old_versions['keras']} cannot read; load it where Keras 3 is installed, "
         "or export a SavedModel with model.export()"
-    ], done
+    )
+    assert done.stderr.splitlines() == [f"envprint: error: {message}"], done
+    assert json.loads(done.stdout)["error"] == {"exit_code": 4, "kind": "model", "message": message}, done  # --json
 
 
 def test_verify_in_old_env_writes_nothing(old_runs):
