@@ -477,3 +477,12 @@ def test_open_user_file_says_what_is_wrong_in_one_line(tmp_path):
     (tmp_path / "ok").write_bytes(b"x")
     with open_user_file(tmp_path / "ok", FingerprintError, "-") as fh:
         assert fh.read() == b"x"
+
+
+def test_weights_that_cannot_be_compared_say_why():
+    e, _ = drifted()
+    ident = IdentityCheck(
+        weights="unknown", weights_digest_scheme_saved="named-v1", weights_digest_scheme_now="tflite-constants-v1"
+    )
+    text = str(report_of(compare_output("logits", e, e.copy(), Tolerance()), identity=ident))
+    assert "  weights:     not comparable (saved as named-v1, this model gives tflite-constants-v1)\n" in text
