@@ -27,4 +27,5 @@ def test_readme_python_examples_run(mlp, keras, tmp_path, monkeypatch, caplog):
     exec(compile(serving, "README.md (serving)", "exec"), {"model": model})
     with caplog.at_level("INFO", logger="envprint"):
         exec(compile(blocks[2], "README.md (logging)", "exec"), {"model": model})
-    assert caplog.records[-1].getMessage().startswith("envprint verify: PASSED (bit-identical)\n  model:       <in-memory")
+    logged = caplog.records[-1].getMessage()
+    assert logged.startswith("envprint verify: PASSED (bit-identical)\n  model:       <in-memory")
