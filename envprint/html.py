@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .errors import DependencyError, FingerprintError
+from .errors import DependencyError
 from .models import ErrorHistogram, Explanation, OutputComparison, Report
 
 # No fetch of any kind: a page that tried one would show an error in the console (the test looks).
@@ -151,7 +151,7 @@ def _table(header: list[str] | None, rows: list[list[str]], raw: bool = False, c
 
 
 def _output_section(c: OutputComparison) -> str:
-    from .compare import summarize
+    from .render import summarize
 
     parts = [f"<h3>Output <code>{_e(c.name)}</code></h3>", f"<p class='mono'>{_e(summarize(c))}</p>"]
     if c.error_histogram is not None:
@@ -209,9 +209,8 @@ def render_html(report: Report) -> str:
         "<h2>Outputs</h2>",
         *(_output_section(c) for c in report.outputs),
     ]
-    other = [n for n in report.notes if not n.startswith("output ")]
-    if other:
-        body += ["<h2>Notes</h2>", "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in other) + "</ul>"]
+    # Everything the CLI prints, for what the page does not draw (positions, casts, signature, ...).
+    body += ["<details><summary>The report as text</summary>", f"<pre>{_e(report.to_text())}</pre>", "</details>"]
     body.append("<h2>Likely causes, most likely first</h2>")
     if report.explanations:
         rows = [
@@ -257,7 +256,7 @@ def render_html(report: Report) -> str:
 
 def write_html(report: Report, path: str | Path) -> Path:
     """Write ``report`` as a self-contained HTML page at ``path`` (atomically); returns the path."""
-    from .store import atomic_write_text
+    from .sidecar import atomic_write_text
 
     path = Path(path)
     text = render_html(report)
@@ -270,23 +269,3 @@ def write_html(report: Report, path: str | Path) -> Path:
             f"{path}: cannot write the HTML report ({exc.strerror or exc}); give a writable path"
         ) from None
     return path
-
-
-def read_report(path: str | Path) -> Report:
-    """A JSON report that ``verify --json`` printed, validated; FingerprintError (one line) otherwise."""
-    from pydantic import ValidationError
-
-    from .store import describe_validation_error, read_json
-
-    path = Path(path)
-    if not path.is_file():
-        raise FingerprintError(
-            f"{path}: no such file; give a report saved with: envprint verify MODEL --json > REPORT.json"
-        )
-    data = read_json(path)
-    if not isinstance(data, dict) or "verdict" not in data or "outputs" not in data:
-        raise FingerprintError(f"{path}: not an envprint verify report (expected the JSON of verify --json)")
-    try:
-        return Report.model_validate(data)
-    except ValidationError as exc:
-        raise FingerprintError(f"{path}: invalid report: {describe_validation_error(exc)}") from None

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import compare, store
+from . import compare, sidecar, store
 from .models import (
     InvestigationResult,
     InvestigationStatus,
@@ -272,7 +272,7 @@ def investigate(
 
     if all(o.status == "identical" for o in report.outputs):
         return []
-    fp_path = store.locate_fingerprint(model_path, fingerprint_path)
+    fp_path = sidecar.locate_fingerprint(model_path, fingerprint_path)
     saved = store.read_fingerprint(fp_path)
     blocked = _blocker(report)
     if blocked is None and (saved.reference_arrays is None or saved.probe_arrays is None or saved.model is None):

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import FingerprintError
+from .errors import FingerprintError, one_line, open_user_file
 
 RECIPE_VERSION = 1
 CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
@@ -368,27 +368,22 @@ def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None =
 
 def _short(exc: BaseException) -> str:
     """An exception as one short line: a hostile file must not put line breaks into a message."""
-    text = str(exc) or type(exc).__name__
-    text = "".join(c if c.isprintable() else " " for c in text)
-    return text if len(text) <= 160 else text[:157] + "..."
+    return one_line(exc, 160)
 
 
 def _open(path: Path, data: bytes | None = None, fix: str | None = None) -> Any:
     """``np.load`` of ``path`` (or of ``data``, the bytes read from it), never unpickling."""
     fix = fix or "re-create it with np.save/np.savez"
-    try:
-        if data is None:
-            with open(path, "rb") as fh:
+    if data is None:
+        fix_path = "check the path passed to --probes"
+        with open_user_file(path, FingerprintError, fix_path, directory_fix="pass a .npy or .npz file") as fh:
+            try:
                 head = fh.read(len(_NPY_MAGIC))
-            source: Any = path
-        else:
-            head, source = data[: len(_NPY_MAGIC)], io.BytesIO(data)
-    except FileNotFoundError:
-        raise FingerprintError(f"{path}: no such file; check the path passed to --probes") from None
-    except IsADirectoryError:
-        raise FingerprintError(f"{path}: is a directory; pass a .npy or .npz file") from None
-    except OSError as exc:
-        raise FingerprintError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+            except OSError as exc:
+                raise FingerprintError(f"{path}: cannot be read ({_short(exc)}); check its permissions") from None
+        source: Any = path
+    else:
+        head, source = data[: len(_NPY_MAGIC)], io.BytesIO(data)
     if not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
         if head.startswith(b"\x80"):  # pickle protocol 2 and later
             raise _objects_refused(path, "an object array or a pickle")

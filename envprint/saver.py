@@ -2,7 +2,7 @@
 
 Owns: the order of the save — refuse to overwrite and check that the record can be written
 before any work, load, probe, self-check, capture, sign, then publish the whole record at once
-(``store.publish_directory``). A save that fails or is killed at any point leaves the previous
+(``sidecar.publish_directory``). A save that fails or is killed at any point leaves the previous
 record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.identity``, ``probes``, ``digests``,
 ``capture``, ``signing`` and ``store``; holds no TensorFlow code.
 """
@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, signing, store
+from . import compare, digests, sidecar, signing, store
 from .errors import FingerprintError, ModelError, UsageError
 from .models import (
     ArrayFile,
     Fingerprint,
     ModelIdentity,
     ProbeRecipe,
+    SaveSummary,
     SelfCheck,
     TensorSpec,
     Tolerance,
@@ -40,6 +41,24 @@ class SaveResult:
     sidecar: Path
     fingerprint: Fingerprint
     warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> SaveSummary:
+        """What was written (each file of the record with its sha256), the self-check, the tolerance."""
+        fp = self.fingerprint
+        written = {name: digests.sha256_file(self.sidecar / name, error=FingerprintError)
+                   for name in (sidecar.FINGERPRINT_FILE, signing.SIGNATURE_FILE)
+                   if (self.sidecar / name).is_file()}  # fmt: skip
+        written.update({a.file: a.sha256 for a in (fp.probe_arrays, fp.reference_arrays) if a is not None})
+        return SaveSummary(
+            sidecar=str(self.sidecar),
+            written=written,
+            model=fp.model,
+            probes=fp.probes,
+            self_check=fp.self_check,
+            tolerance=fp.tolerance or Tolerance(),
+            signed=signing.SIGNATURE_FILE in written,
+            warnings=self.warnings,
+        )
 
 
 def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> SelfCheck:
@@ -255,12 +274,12 @@ def save(
     from .capturer import capture
 
     model_path = Path(model)
-    target = Path(out) if out is not None else store.default_sidecar(model_path)
+    target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
     existed = target.exists()
     if existed and not force:
-        raise store.already_exists(target)
+        raise sidecar.already_exists(target)
     if num_probes < 1:
-        raise ModelError(f"--num-probes must be at least 1, got {num_probes}")
+        raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
     key = signing.signing_key(sign_key) if sign_key is not None else None
     created = _prepare_parent(target)
     undo_hook = None
@@ -280,7 +299,7 @@ def save(
         if model_files_hook is not None:
             undo_hook = model_files_hook(loaded, inputs)
 
-        files = digests.tree_digests(model_path, exclude=store.sidecar_exclusions(model_path, target))
+        files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
         identity = identity_record(model_identity(loaded), model_path, files)
         fp = capture(seed=seed).model_copy(
             update={
@@ -311,24 +330,24 @@ def _write_and_publish(
 ) -> Fingerprint:
     """Write the whole record into a staging directory beside ``target``, then publish it at once."""
     try:
-        staging = store.make_staging_dir(target)
+        staging = sidecar.make_staging_dir(target)
     except OSError as exc:
         raise _cannot_write(target, exc) from None
     try:
         fp = fp.model_copy(
             update={
-                "probe_arrays": _array_file(staging, store.PROBES_FILE, inputs),
-                "reference_arrays": _array_file(staging, store.REFERENCE_FILE, reference),
+                "probe_arrays": _array_file(staging, sidecar.PROBES_FILE, inputs),
+                "reference_arrays": _array_file(staging, sidecar.REFERENCE_FILE, reference),
             }
         )
         fp = Fingerprint.model_validate(fp.model_dump())  # model_copy does not validate
-        store.write_fingerprint(staging / store.FINGERPRINT_FILE, fp)
+        store.write_fingerprint(staging / sidecar.FINGERPRINT_FILE, fp)
         if key is not None:
             # Signed from the bytes on disk, so the signature covers exactly what verify will read.
-            payload = (staging / store.FINGERPRINT_FILE).read_bytes()
-            signature = signing.sign(payload, key, store.FINGERPRINT_FILE)
-            store.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
-        store.publish_directory(staging, target, force, existed=existed)
+            payload = (staging / sidecar.FINGERPRINT_FILE).read_bytes()
+            signature = signing.sign(payload, key, sidecar.FINGERPRINT_FILE)
+            sidecar.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
+        sidecar.publish_directory(staging, target, force, existed=existed)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise _cannot_write(target, exc) from None

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from . import compare, digests, histogram, signing, store
-from .errors import FingerprintError, ModelError, UsageError
+from . import compare, digests, histogram, sidecar, signing, store
+from .errors import FingerprintError, ModelError, UsageError, one_line
 from .models import (
     Fingerprint,
     IdentityCheck,
@@ -33,11 +33,11 @@ from .models import (
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
-    return ", ".join(f"{store.one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
+    return ", ".join(f"{one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
 
 
 def sidecar_arrays(
-    fp: Fingerprint, fp_path: Path, reader: store.RecordReader
+    fp: Fingerprint, fp_path: Path, reader: sidecar.RecordReader
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
     """Probe inputs and reference outputs, and the names of sidecar files whose digest changed.
 
@@ -54,9 +54,9 @@ def sidecar_arrays(
         )
     changed, arrays = [], []
     for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
-        if not store.plain_file_name(record.file):
+        if not sidecar.plain_file_name(record.file):
             raise FingerprintError(
-                f"{fp_path}: field '{field}.file' is {store.one_line(repr(record.file))}, not a file name inside "
+                f"{fp_path}: field '{field}.file' is {one_line(repr(record.file), 80)}, not a file name inside "
                 "the sidecar; the record was edited: re-save it on the training host"
             )
         path = fp_path.parent / record.file
@@ -78,7 +78,7 @@ def sidecar_arrays(
 
 
 def read_record(
-    fp_path: Path, reader: store.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
+    fp_path: Path, reader: sidecar.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
 ) -> tuple[Fingerprint, signing.SignatureCheck]:
     """The fingerprint at ``fp_path``, its signature judged on the exact bytes that are then parsed."""
     raw = reader.read(fp_path.name, limit=store.MAX_FINGERPRINT_BYTES)
@@ -141,20 +141,7 @@ def model_differences(
     return out, other
 
 
-def _describe_differences(differences: list[ModelDifference]) -> str:
-    def show(v: Any) -> str:
-        return "[" + ", ".join(v) + "]" if isinstance(v, list) else str(v)
-
-    label = {
-        "inputs": "inputs",
-        "outputs": "outputs",
-        "parameter_count": "parameters",
-        "layer_classes": "layer classes",
-    }
-    return "; ".join(f"{label[d.field]} {show(d.saved)} -> {show(d.current)}" for d in differences)
-
-
-def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: list[str], notes: list[str]) -> str:
+def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: list[str]) -> str:
     """'same', 'changed' or 'unknown': the record's weights digest against this model's.
 
     A record written by envprint 0.1.0 (scheme ``named-v1``, weight names included) is checked
@@ -166,23 +153,12 @@ def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: lis
     if scheme == ident.get("weights_digest_scheme"):
         return "same" if ident["weights_digest"] == saved.weights_digest else "changed"
     if legacy:
-        if saved.weights_digest in legacy:
-            return "same"
-        notes.append(
-            f"the record's weights digest uses envprint 0.1.0's scheme {scheme}, which also hashed weight names; "
-            "if this model was only rebuilt or re-saved, re-save the record to get scheme "
-            f"{ident.get('weights_digest_scheme')}"
-        )
-        return "changed"
-    notes.append(
-        f"weights digest not comparable: saved as {scheme}, this {ident.get('format')} model gives "
-        f"{ident.get('weights_digest_scheme')}"
-    )
+        return "same" if saved.weights_digest in legacy else "changed"
     return "unknown"
 
 
 def _fit_probes(
-    probes: dict[str, np.ndarray], loaded: Any, notes: list[str], where: str
+    probes: dict[str, np.ndarray], loaded: Any, where: str, by_position: dict[str, str], casts: dict[str, str]
 ) -> dict[str, np.ndarray] | None:
     """The probes keyed by this model's input names and cast to its dtypes, or None when they cannot be matched.
 
@@ -197,24 +173,21 @@ def _fit_probes(
         fitted = probes
     elif len(probes) == 1 and len(names) == 1:
         ((recorded, arr),) = probes.items()
-        notes.append(f"probes fed by position: the recorded input {recorded!r} is {names[0]!r} in this model")
+        by_position[recorded] = names[0]
         fitted = {names[0]: arr}
     else:
         return None
-    casts: dict[str, str] = {}
-    fitted = cast_to_inputs(fitted, loaded.inputs, where, casts)
-    notes.extend(f"probe input {name!r} cast {how} for this model" for name, how in sorted(casts.items()))
-    return fitted
+    return cast_to_inputs(fitted, loaded.inputs, where, casts)
 
 
 def _fit_outputs(
-    reference: Mapping[str, np.ndarray], obtained: dict[str, np.ndarray], notes: list[str]
+    reference: Mapping[str, np.ndarray], obtained: dict[str, np.ndarray], by_position: dict[str, str]
 ) -> dict[str, np.ndarray]:
     """A single output is compared with the single reference output whatever its name (formats rename it)."""
     if set(obtained) != set(reference) and len(obtained) == len(reference) == 1:
         ((name, arr),) = obtained.items()
         (recorded,) = reference
-        notes.append(f"output compared by position: the recorded output {recorded!r} is {name!r} in this model")
+        by_position[recorded] = name
         return {recorded: arr}
     return obtained
 
@@ -291,16 +264,13 @@ def verify(
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     if model_path is not None and str(model).startswith(("runs:/", "models:/")):
         raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
-    fp_path = store.locate_fingerprint(model_path, fingerprint)
+    fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
 
-    def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
+    def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
         saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
         return saved, trust, *sidecar_arrays(saved, fp_path, reader)
 
-    saved, trust, probes, reference, sidecar_changed = store.read_consistent(fp_path.parent, read)
-    notes: list[str] = []
-    for name in sidecar_changed:
-        notes.append(f"{name} differs from the digest in {fp_path.name}: the record was edited after save")
+    saved, trust, probes, reference, sidecar_changed = sidecar.read_consistent(fp_path.parent, read)
 
     files_changed = files_missing = files_added = []
     files_identical = False
@@ -308,7 +278,7 @@ def verify(
         chosen = _format_of(model_path, fmt, saved.model.format)
         loaded, now = load_and_hash(
             model_path,
-            exclude=store.sidecar_exclusions(model_path, fp_path.parent),
+            exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
             fmt=chosen,
             signature=signature or (saved.model.signature if chosen in ("savedmodel", "tflite") else None),
             custom_objects=dict(custom_objects or {}),
@@ -326,26 +296,23 @@ def verify(
     # digest is needed only when the files changed (rewritten, or another model) or the model
     # came from memory.
     differences: list[ModelDifference] = []
+    ident: dict[str, Any] = {}
     if files_identical:
         weights = "same" if saved.model.weights_digest is not None else "unknown"
     else:
         ident = model_identity(loaded)
         weights = _weights_verdict(
-            saved.model, ident, legacy_weights_digests(loaded, saved.model.weights_digest_scheme), notes
+            saved.model, ident, legacy_weights_digests(loaded, saved.model.weights_digest_scheme)
         )
         differences, other_model = model_differences(saved.model, loaded, ident)
         if weights == "unknown" and other_model:
             weights = "changed"
-    if weights == "changed":
-        what = f": {_describe_differences(differences)}" if differences else ""
-        notes.insert(
-            0, f"the model's weights differ from the fingerprinted model's: this is not the model that was saved{what}"
-        )
-    elif weights == "same" and (files_changed or files_added or files_missing):
-        notes.append("model files were rewritten but the weights are identical")
     identity = IdentityCheck(
         weights=weights,
         differences=differences,
+        model_name=model_path.name if model_path is not None else None,
+        weights_digest_scheme_saved=saved.model.weights_digest_scheme,
+        weights_digest_scheme_now=ident.get("weights_digest_scheme", saved.model.weights_digest_scheme),
         files_changed=files_changed,
         files_missing=files_missing,
         files_added=files_added,
@@ -354,10 +321,13 @@ def verify(
 
     policy = tolerance or saved.tolerance or Tolerance()
     outputs: list[OutputComparison] = []
-    stochastic_now = False
+    random_outputs: list[str] = []
+    inputs_by_position: dict[str, str] = {}
+    outputs_by_position: dict[str, str] = {}
+    casts: dict[str, str] = {}
     feed = obtained = None
     try:
-        feed = _fit_probes(probes, loaded, notes, str(fp_path.parent / saved.probe_arrays.file))
+        feed = _fit_probes(probes, loaded, str(fp_path.parent / saved.probe_arrays.file), inputs_by_position, casts)
         if feed is None and weights != "changed":
             raise ModelError(
                 f"{label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
@@ -365,47 +335,42 @@ def verify(
                 f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
             )
         if feed is not None:
-            obtained = _fit_outputs(reference, loaded.predict(feed), notes)
+            obtained = _fit_outputs(reference, loaded.predict(feed), outputs_by_position)
     except (ModelError, FingerprintError):
         if weights != "changed":
             raise
         # Another model: that it cannot take the probes is no surprise, and the error's advice
         # (fix the probes) would be wrong; the identity differences say what changed.
         feed = obtained = None
-        notes[:] = [n for n in notes if not n.startswith("probes fed by position")]
-    if obtained is None:
-        notes.append("the probes were not run: this model does not take the recorded inputs")
-    else:
+        inputs_by_position.clear()
+        casts.clear()
+    if obtained is not None:
         outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
         # A second prediction can only disagree if something random runs at inference; a model that
         # was deterministic at save and has no random layers is not predicted twice.
         may_be_random = bool(saved.model.stochastic_layers) or (
             saved.self_check is None or not saved.self_check.deterministic
         )
-        stochastic_now = (
-            check_stochastic
-            and may_be_random
-            and not compare.bit_identical(obtained, _fit_outputs(reference, loaded.predict(feed), []))
-        )
-    if stochastic_now:
-        notes.append(
-            "outputs changed between two identical predictions on this host: a random layer is active at inference"
-        )
-    for o in outputs:
-        if o.status != "identical":
-            notes.append(compare.summarize(o))
-
-    if trust.note:
-        notes.append(trust.note)
+        if check_stochastic and may_be_random:
+            again = _fit_outputs(reference, loaded.predict(feed), {})
+            random_outputs = sorted(
+                k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)})
+            )
+    stochastic_now = bool(random_outputs)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
     return Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
+        signing_key_id=trust.key_id,
         model=label,
         fingerprint=str(fp_path),
         identity=identity,
+        probes_run=obtained is not None,
+        inputs_by_position=inputs_by_position,
+        outputs_by_position=outputs_by_position,
+        probe_casts=casts,
         outputs=outputs,
-        notes=notes,
+        random_at_inference=random_outputs,
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
     )

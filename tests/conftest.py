@@ -35,6 +35,15 @@ class Saved:
         return self.files[fmt]
 
 
+@pytest.fixture(autouse=True)
+def _cli_json_matches_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test runs with --json, stdout must hold one document valid under schemas/ (tests/jsoncheck.py)."""
+    from jsoncheck import checked_invoke
+    from typer.testing import CliRunner
+
+    monkeypatch.setattr(CliRunner, "invoke", checked_invoke(CliRunner.invoke))
+
+
 @pytest.fixture(scope="session")
 def tf() -> ModuleType:
     pytest.importorskip("tensorflow", reason="TensorFlow is not installed: the loading tests need a real one")

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import envprint
-from envprint import store
+from envprint import sidecar
 
 pytestmark = pytest.mark.subprocess
 
@@ -156,7 +156,7 @@ def old_runs(old_python, newest) -> tuple[dict[str, Done], dict[str, tuple[int, 
         "from envprint.store import canonical_json\n"
         "print(json.dumps({p: json.loads(canonical_json(envprint.read_fingerprint(p))) for p in sys.argv[1:]}))\n"
     )
-    records = [str(store.default_sidecar(p) / store.FINGERPRINT_FILE) for p in files.values()]
+    records = [str(sidecar.default_sidecar(p) / sidecar.FINGERPRINT_FILE) for p in files.values()]
     commands["read"] = ["-c", code, *records]
     runs = _run_all(old_python, commands, folder)
     return runs, before, _listing(folder)
@@ -233,12 +233,13 @@ def test_verify_in_tf215_of_a_keras3_file_exits_4_with_one_line(fmt, newest, old
     runs, _, _ = old_runs
     done = runs[fmt]
     assert done.returncode == 4, done
-    assert done.stdout == "", done
-    assert done.stderr.splitlines() == [
-        f"envprint: error: {files[fmt]}: saved by Keras {new['keras']}, which this host's Keras "
+    message = (
+        f"{files[fmt]}: saved by Keras {new['keras']}, which this host's Keras "
         f"{old_versions['keras']} cannot read; load it where Keras 3 is installed, "
         "or export a SavedModel with model.export()"
-    ], done
+    )
+    assert done.stderr.splitlines() == [f"envprint: error: {message}"], done
+    assert json.loads(done.stdout)["error"] == {"exit_code": 4, "kind": "model", "message": message}, done  # --json
 
 
 def test_verify_in_old_env_writes_nothing(old_runs):

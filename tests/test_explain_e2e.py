@@ -19,7 +19,7 @@ def saved_copy(src: Path, folder: Path) -> Path:
 
 
 def first_cause(report: envprint.Report) -> str:
-    assert report.explanations, report.notes
+    assert report.explanations, str(report)
     return report.explanations[0].cause
 
 

@@ -115,14 +115,14 @@ def test_a_model_trained_here_verifies_against_the_record_of_its_keras_file(kera
     model.save(path)
     envprint.save(path)
     report = envprint.verify(model, fingerprint=folder / "served.keras.envprint")
-    assert report.identity.weights == "same", report.notes
-    assert report.verdict == "identical", report.notes
+    assert report.identity.weights == "same", report.to_text()
+    assert report.verdict == "identical", report.to_text()
     # A server that builds the architecture in code and loads the weights is the same model too.
     server = build(keras, "sequential")
     model.save_weights(folder / "served.weights.h5")
     server.load_weights(folder / "served.weights.h5")
     report = envprint.verify(server, fingerprint=folder / "served.keras.envprint")
-    assert (report.identity.weights, report.verdict) == ("same", "identical"), report.notes
+    assert (report.identity.weights, report.verdict) == ("same", "identical"), report.to_text()
 
 
 @pytest.mark.subprocess

@@ -74,7 +74,7 @@ def test_mismatch_fails_with_the_report_a_missing_record_is_written_and_update_r
     first.stdout.fnmatch_lines(
         [
             "*_ test_changed _*",
-            "envprint verify: MISMATCH",
+            "envprint verify: MISMATCH: the model's weights differ from the fingerprinted model's*",
             "  model:       changed.keras",
             "  weights:     CHANGED: this is not the model that was saved",
             'output "logits": * out of tolerance | *',

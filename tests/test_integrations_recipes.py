@@ -126,9 +126,15 @@ def test_node_problem_detector_check_maps_envprint_exit_codes_to_ok_nonok(record
         results[name] = (done.returncode, done.stdout.splitlines())
     # NPD: 0 OK, 1 NonOK, anything else Unknown; the one line printed becomes the condition's message.
     assert results["ok"] == (0, ["envprint verify: PASSED (bit-identical)"])
-    assert results["drift"] == (1, ["envprint verify: MISMATCH"])
+    assert results["drift"] == (
+        1,
+        [
+            "envprint verify: MISMATCH: the model's weights differ from the fingerprinted model's: "
+            "this is not the model that was saved"
+        ],
+    )
     code, lines = results["unknown"]
-    assert code == ExitCode.FINGERPRINT and len(lines) == 1 and lines[0].startswith("envprint: error: ")
+    assert code == ExitCode.MODEL and len(lines) == 1 and lines[0].startswith("envprint: error: ")
 
 
 def test_the_github_actions_workflow_validates_and_runs_verify_with_junit_xml(recorded, tmp_path, monkeypatch):

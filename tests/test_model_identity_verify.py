@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 import envprint
 from envprint.cli import app
+from envprint.models import Report
+from envprint.render import first_problem
 from envprint.store import read_fingerprint, write_fingerprint
 
 runner = CliRunner()
@@ -52,8 +54,8 @@ def test_another_model_over_the_file_is_model_changed_not_a_probe_error(recorded
     assert [d["field"] for d in report["identity"]["differences"]] == [
         "inputs", "outputs", "parameter_count", "layer_classes"
     ]  # fmt: skip
-    assert report["notes"][0] == CHANGED
-    assert "the probes were not run: this model does not take the recorded inputs" in report["notes"]
+    assert first_problem(Report.model_validate(report)) == CHANGED
+    assert report["probes_run"] is False
     assert report["outputs"] == []
     assert report["explanations"][0]["cause"] == "model_changed"
 
@@ -63,7 +65,8 @@ def test_another_model_is_model_changed_in_the_text_report_too(recorded_mlp, two
     r = invoke("verify", recorded_mlp)
     assert r.exit_code == 1, r.output + r.stderr
     assert "weights:     CHANGED: this is not the model that was saved" in r.stdout
-    assert f"note: {CHANGED}" in r.stdout
+    assert r.stdout.splitlines()[0] == f"envprint verify: MISMATCH: {CHANGED}"
+    assert "  probes:      not run: this model does not take the recorded inputs" in r.stdout.splitlines()
     assert "1. model_changed (score 1.00)" in r.stdout
 
 
@@ -71,7 +74,7 @@ def test_the_library_says_model_changed_for_another_model_in_memory(recorded_mlp
     report = envprint.verify(two_inputs.model, fingerprint=recorded_mlp.with_name("model.keras.envprint"))
     assert report.verdict == "mismatch"
     assert report.identity.weights == "changed"
-    assert report.notes[0] == CHANGED
+    assert first_problem(report) == CHANGED
     assert report.explanations[0].cause == "model_changed"
     with pytest.raises(envprint.MismatchError, match="this is not the model that was saved: inputs"):
         report.raise_for_status()
@@ -82,7 +85,7 @@ def test_same_architecture_other_weights_still_runs_the_probes(recorded_mlp, mlp
     report = envprint.verify(recorded_mlp)
     assert report.identity.weights == "changed" and report.identity.differences == []
     assert (
-        report.notes[0]
+        first_problem(report)
         == "the model's weights differ from the fingerprinted model's: this is not the model that was saved"
     )
     assert [o.name for o in report.outputs] == ["logits"]  # the probes ran: their drift is evidence too
@@ -97,7 +100,9 @@ def test_the_same_weights_in_another_format_pass_against_the_keras_record(mlp, r
     report = json.loads(r.stdout)
     assert report["identity"]["weights"] == "same"
     assert report["verdict"] in ("identical", "within_tolerance")
-    assert "model files were rewritten but the weights are identical" in report["notes"]
+    assert "weights:     same as saved (the files were rewritten, the weights are identical)" in (
+        Report.model_validate(report).to_text()
+    )
 
 
 def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras, tmp_path: Path) -> None:
@@ -119,16 +124,16 @@ def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras
     write_fingerprint(fp_path, fp.model_copy(update={"model": old}))
 
     report = envprint.verify(model, fingerprint=fp_path.parent)
-    assert (report.identity.weights, report.verdict) == ("same", "identical"), report.notes
+    assert (report.identity.weights, report.verdict) == ("same", "identical"), report.to_text()
 
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, bias_initializer="zeros")])
     other.set_weights([w + np.float32(1) for w in model.get_weights()])
     report = envprint.verify(other, fingerprint=fp_path.parent)
     assert report.identity.weights == "changed"
-    assert report.notes[1] == (
-        "the record's weights digest uses envprint 0.1.0's scheme named-v1, which also hashed weight names; "
-        "if this model was only rebuilt or re-saved, re-save the record to get scheme tensors-v2"
-    )
+    assert (
+        "(the record's digest uses envprint 0.1.0's scheme named-v1, which also hashed weight names; "
+        "if this model was only rebuilt or re-saved, re-save the record to get scheme tensors-v2)"
+    ) in report.to_text()
 
 
 def test_a_tflite_with_its_batch_fixed_at_1_is_not_called_another_model(recorded_mlp, mlp_fixed_batch_tflite) -> None:
@@ -138,7 +143,7 @@ def test_a_tflite_with_its_batch_fixed_at_1_is_not_called_another_model(recorded
     report = envprint.verify(other, fingerprint=recorded_mlp.with_name("model.keras.envprint"))
     assert report.identity.weights == "unknown"
     assert [d.field for d in report.identity.differences] == ["inputs", "outputs"]
-    assert report.verdict in ("identical", "within_tolerance"), report.notes
+    assert report.verdict in ("identical", "within_tolerance"), report.to_text()
 
 
 def test_another_single_input_model_gets_no_advice_about_the_probes(recorded_mlp, keras) -> None:
@@ -146,9 +151,9 @@ def test_another_single_input_model_gets_no_advice_about_the_probes(recorded_mlp
     keras.Model(x, keras.layers.Dense(2, name="y")(x)).save(recorded_mlp)
     report = envprint.verify(recorded_mlp)
     assert report.identity.weights == "changed" and report.outputs == []
-    assert report.notes == [
+    assert first_problem(report) == (
         "the model's weights differ from the fingerprinted model's: this is not the model that was saved: "
         "inputs [features (None, 4) float32] -> [x (None, 6) float32]; "
-        "outputs [logits (None, 3) float32] -> [y (None, 2) float32]; parameters 67 -> 14",  # same layer classes
-        "the probes were not run: this model does not take the recorded inputs",
-    ]
+        "outputs [logits (None, 3) float32] -> [y (None, 2) float32]; parameters 67 -> 14"  # same layer classes
+    )
+    assert report.probes_run is False and report.inputs_by_position == {}

@@ -14,7 +14,6 @@ reports at once.
 
 from __future__ import annotations
 
-import io
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .. import store
 from ..models import Fingerprint, Report
+from ..sidecar import atomic_write_text
 
 # This host's facts worth seeing beside a red test in a CI panel (dotted paths in the fingerprint).
 HOST_FACTS = (
@@ -63,47 +62,30 @@ class Suite:
     system_out: str = ""
 
 
-def _report_text(report: Report) -> str:
-    from ..render import Writer, render_report
-
-    buffer = io.StringIO()
-    render_report(report, Writer(buffer))
-    return buffer.getvalue()
-
-
 def _identity_case(report: Report) -> Case:
+    from ..render import first_problem
+
     ident = report.identity
-    problems = []
-    if ident.weights == "changed":
-        problems.append(
-            "the model's weights differ from the fingerprinted model's: this is not the model that was saved"
-        )
-    if ident.sidecar_files_changed:
-        problems.append(f"{', '.join(ident.sidecar_files_changed)} edited after save")
-    return Case("identity", failure="; ".join(problems) or None)
+    failed = ident.weights == "changed" or bool(ident.sidecar_files_changed)
+    # first_problem names the model's identity first whenever it failed.
+    return Case("identity", failure=first_problem(report) if failed else None)
 
 
 def _output_case(report: Report, index: int) -> Case:
-    from ..compare import summarize, worst_table
+    from ..render import summarize, worst_table
 
     o = report.outputs[index]
     if o.status != "mismatch":
         return Case(f"output {o.name}")
-    return Case(
-        f"output {o.name}", failure=summarize(o), text="\n".join(t for t in (summarize(o), worst_table(o)) if t)
-    )
+    table = worst_table(o).lines() if o.worst else []
+    return Case(f"output {o.name}", failure=summarize(o), text="\n".join([summarize(o), *table]))
 
 
 def _self_check_case(report: Report) -> Case:
-    # Report carries no flag of its own for the randomness check; explain() names it as the
-    # cause 'stochastic_inference' exactly when two identical predictions disagreed on this host
-    # or at save, and verify's verdict is a mismatch on this host's check. Both together fail it.
-    random = [x for x in report.explanations if x.cause == "stochastic_inference"]
-    if random and report.verdict == "mismatch":
-        return Case(
-            "self-check", failure=random[0].reasoning, text=f"{random[0].reasoning}\nremedy: {random[0].remedy}"
-        )
-    return Case("self-check")
+    if not report.random_at_inference:
+        return Case("self-check")
+    outputs = ", ".join(report.random_at_inference)
+    return Case("self-check", failure=f"outputs changed between two identical predictions on this host: {outputs}")
 
 
 def host_properties(host: Fingerprint) -> list[tuple[str, str]]:
@@ -121,7 +103,7 @@ def report_suite(report: Report, host: Fingerprint | None = None) -> Suite:
         *(_output_case(report, i) for i in range(len(report.outputs))),
         _self_check_case(report),
     ]
-    text = _report_text(report)
+    text = report.to_text()
     for case in cases:
         if case.failure and not case.text:
             case.text = text
@@ -194,4 +176,4 @@ def write_junit_xml(
     path: str | Path, reports: Sequence[Report | Suite], host: Fingerprint | None = None, *, name: str = "envprint"
 ) -> None:
     """``junit_xml`` written atomically to ``path`` (a CI step reading it sees the old file or the new)."""
-    store.atomic_write_text(Path(path), junit_xml(reports, host, name=name))
+    atomic_write_text(Path(path), junit_xml(reports, host, name=name))

@@ -10,7 +10,7 @@ Both are written in a staging directory beside the target, then published:
 - an ``export()`` target (a SavedModel directory, its record inside under assets.extra/envprint)
   is one directory, published in one step: the old model and record, or the new ones;
 - a ``.keras`` / ``.h5`` file is renamed into place, then its ``.envprint/`` record is swapped in
-  (``store.publish_directory``). A crash between the two leaves the new model beside the old
+  (``sidecar.publish_directory``). A crash between the two leaves the new model beside the old
   record, which verify reports as a mismatch ("this is not the model that was saved"), never as a
   pass.
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import store
 from .._tf import import_keras, import_tensorflow, keras_flavor
 from ..errors import UsageError
+from ..sidecar import default_sidecar, make_staging_dir, publish_directory
 
 keras = import_keras()
 FLAVOR = keras_flavor(import_tensorflow())
@@ -157,7 +157,7 @@ class FingerprintCallback(keras.callbacks.Callback):
 
         target = self._target(epoch, logs or {})
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = store.make_staging_dir(target)
+        staging = make_staging_dir(target)
         try:
             staged = staging / target.name
             self._save_model(staged)
@@ -170,21 +170,20 @@ class FingerprintCallback(keras.callbacks.Callback):
                 **self.save_options,
             )
             if staged.is_dir():  # export(): the record is inside; one directory, one step
-                store.publish_directory(staged, target, force=True)
-                sidecar = store.default_sidecar(target)
+                publish_directory(staged, target, force=True)
             else:
-                sidecar = store.default_sidecar(target)
                 staged.replace(target)
-                store.publish_directory(result.sidecar, sidecar, force=True)
+                publish_directory(result.sidecar, default_sidecar(target), force=True)
+            record_dir = default_sidecar(target)  # once published: inside an export directory, beside a file
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        result.sidecar = sidecar
+        result.sidecar = record_dir
         self.results.append(result)
         if self._log_to_mlflow():
             from .mlflow import log_record
 
             self.logged.append(
-                log_record(target, fingerprint=sidecar, registered_model_name=self.registered_model_name)
+                log_record(target, fingerprint=record_dir, registered_model_name=self.registered_model_name)
             )
         return result
 

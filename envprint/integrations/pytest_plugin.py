@@ -35,14 +35,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _sidecar(model: Any, fingerprint: str | Path | None) -> Path:
-    from envprint import store
     from envprint.errors import UsageError
+    from envprint.sidecar import FINGERPRINT_FILE, default_sidecar
 
     if fingerprint is not None:
         path = Path(fingerprint)
-        return path.parent if path.name == store.FINGERPRINT_FILE else path
+        return path.parent if path.name == FINGERPRINT_FILE else path
     if isinstance(model, (str, Path)):
-        return store.default_sidecar(Path(model))
+        return default_sidecar(Path(model))
     raise UsageError(
         f"envprint_verify: a model in memory ({type(model).__name__}) needs fingerprint=DIR, where its record lives"
     )
@@ -61,16 +61,6 @@ def _record(model: Any, sidecar: Path, save_options: Mapping[str, Any]) -> None:
         path = Path(tmp) / "model.keras"
         model.save(path)
         envprint.save(path, out=sidecar, force=True, **save_options)
-
-
-def _report_text(report: Any) -> str:
-    import io
-
-    from envprint.render import Writer, render_report
-
-    buffer = io.StringIO()
-    render_report(report, Writer(buffer))
-    return buffer.getvalue()
 
 
 def _fail(message: str) -> None:
@@ -97,12 +87,12 @@ def envprint_verify(request: pytest.FixtureRequest) -> Callable[..., Any]:
         **verify_options: Any,
     ) -> Any:
         import envprint
-        from envprint import store
         from envprint.errors import EnvprintError
+        from envprint.sidecar import FINGERPRINT_FILE
 
         try:
             sidecar = _sidecar(model, fingerprint)
-            if not (sidecar / store.FINGERPRINT_FILE).exists():
+            if not (sidecar / FINGERPRINT_FILE).exists():
                 _record(model, sidecar, save_options or {})
                 _fail(
                     f"envprint: no record at {sidecar}; recorded it now from this run. Rerun the test, and keep "
@@ -120,10 +110,10 @@ def envprint_verify(request: pytest.FixtureRequest) -> Callable[..., Any]:
                 _fail(f"envprint: could not re-record {sidecar}: {exc}")
             _fail(
                 f"envprint: {report.model} did not match {sidecar}; re-recorded it ({UPDATE_OPTION}).\n\n"
-                + _report_text(report)
+                + report.to_text()
             )
         _fail(
-            _report_text(report)
+            report.to_text()
             + f"\nIf this change is intended, re-record with: pytest {UPDATE_OPTION} (then commit {sidecar})"
         )
 
