@@ -11,74 +11,8 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .causes import TOPICS
 from .models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
-
-# Path pattern -> (topic, can change numerics). First match wins; the order of first appearance
-# of each topic is also the order in which differences are listed (most decisive first).
-TOPICS: tuple[tuple[str, str, bool], ...] = (
-    ("tensorflow.dtype_policy", "dtype_policy", True),
-    ("tensorflow.onednn*", "onednn", True),
-    ("env.variables.TF_ENABLE_ONEDNN_OPTS", "onednn", True),
-    ("tensorflow.op_determinism", "determinism_settings", True),
-    ("tensorflow.tensor_float_32", "determinism_settings", True),
-    ("tensorflow.jit", "determinism_settings", True),
-    ("tensorflow.grappler*", "determinism_settings", True),
-    ("env.variables.NVIDIA_TF32_OVERRIDE", "determinism_settings", True),
-    ("env.variables.TF_DETERMINISTIC_OPS", "determinism_settings", True),
-    ("env.variables.TF_CUDNN_DETERMINISTIC", "determinism_settings", True),
-    ("env.variables.*XLA_FLAGS", "determinism_settings", True),
-    ("tensorflow", "tensorflow_version", True),
-    ("tensorflow.version", "tensorflow_version", True),
-    ("tensorflow.git_version", "tensorflow_version", True),
-    ("tensorflow.compiler_version", "tensorflow_version", True),
-    ("packages.tensorflow_distribution", "tensorflow_version", True),
-    ("packages.key.tensorflow*", "tensorflow_version", True),
-    ("packages.key.tf-nightly*", "tensorflow_version", True),
-    ("packages.key.intel-tensorflow", "tensorflow_version", True),
-    ("tensorflow.keras_*", "keras_version", True),
-    ("packages.key.keras", "keras_version", True),
-    ("packages.key.tf-keras", "keras_version", True),
-    ("packages.key.numpy", "numpy_version", True),
-    ("packages.key.*", "other_package", True),
-    ("tensorflow.build*", "cuda_stack", True),
-    ("devices.driver_version", "cuda_stack", True),
-    ("devices.cuda_driver_version", "cuda_stack", True),
-    # Mapped libraries by family: the CUDA stack; oneDNN/MKL and their OpenMP; NumPy's BLAS;
-    # TensorFlow's own framework library (its version is TensorFlow's).
-    ("devices.loaded_libraries.dnnl", "onednn", True),
-    ("devices.loaded_libraries.mkl", "onednn", True),
-    ("devices.loaded_libraries.iomp5", "onednn", True),
-    ("devices.loaded_libraries.gomp", "threads", True),
-    ("devices.loaded_libraries.omp", "threads", True),
-    ("devices.loaded_libraries.openblas", "numpy_version", True),
-    ("devices.loaded_libraries.tensorflow_framework", "tensorflow_version", True),
-    ("devices.loaded_libraries*", "cuda_stack", True),
-    ("devices.nvidia_wheels*", "cuda_stack", True),
-    ("env.variables.LD_LIBRARY_PATH", "cuda_stack", True),
-    ("devices*", "device", True),
-    ("env.variables.CUDA_VISIBLE_DEVICES", "device", True),
-    ("cpu.model", "cpu_isa", True),
-    ("cpu.vendor", "cpu_isa", True),
-    ("cpu.flags", "cpu_isa", True),
-    ("platform.machine", "cpu_isa", True),
-    ("threads*", "threads", True),
-    ("cpu.logical_cores", "threads", True),
-    ("cpu.physical_cores", "threads", True),
-    # A declared seed decides training, and inference only through random ops (which the
-    # stochastic checks catch): listed, but not among the differences that move the numbers.
-    ("seeds*", "seed", False),
-    ("python*", "python_version", True),
-    ("env*", "environment", True),
-    ("packages.installed.*", "other_package", False),
-    ("model.weights_digest*", "model_changed", True),
-    ("model.files*", "model_file_rewritten", True),
-    ("model*", "model_changed", True),
-    ("probes*", "probes_changed", True),
-    ("probe_arrays*", "probes_changed", True),
-    ("reference_arrays*", "probes_changed", True),
-    ("self_check*", "stochastic_inference", True),
-    ("*", "context", False),
-)
 
 # Never compared: when the record was made, and the reasons a fact was unavailable (the fact's
 # own value, None, already shows in the diff).
