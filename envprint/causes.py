@@ -131,7 +131,7 @@ CATALOGUE: dict[str, Cause] = {
     "determinism_settings": Cause("determinism or XLA settings", "reduction_order", (0.85, 0.3, 0.1, 0.05, 0.1),
                                   False, ("{settings}",)),
     "dtype_policy": Cause("Keras dtype policy", "precision", (0.2, 0.95, 0.85, 0.95, 0.05), False, (
-        "keras.mixed_precision.set_global_policy('{dtype_policy}') before loading the model",)),
+        "{dtype_policy} before loading the model",)),
     "seed": Cause("declared seed", "stochastic", (0.05, 0.05, 0.05, 0.05, 0.6), False, ("{seed_call}", "{settings}")),
     "environment": Cause("environment variable", "reduction_order", (0.2, 0.2, 0.2, 0.1, 0.1), False, ("{settings}",)),
     "unknown": Cause("no recorded difference explains it", "semantic", (), False, (

@@ -32,6 +32,7 @@ from string import Formatter
 
 from packaging.version import InvalidVersion, Version
 
+from ._tf.settings import SETTINGS
 from .causes import CATALOGUE, PATH_FIT, PREDICTIONS, VERSION_PATH, VERSION_PREDICTION, VERSION_SCORE
 from .diff import diff_fingerprints
 from .models import DiffEntry, Explanation, Fingerprint, FingerprintDiff, IdentityCheck, OutputComparison
@@ -192,29 +193,32 @@ def _tf_install(c: _Ctx, entries: list[DiffEntry]) -> str:
 
 
 # Settings whose saved value a line of code or a variable restores: path -> {saved value: remedy, "*": otherwise}.
+# {call} is the tf.config call that sets the saved value (envprint._tf.settings), {a} the saved value.
 # fmt: off
-SETTINGS: tuple[tuple[str, dict], ...] = (
-    ("tensorflow.op_determinism", {True: "tf.config.experimental.enable_op_determinism()",
-                                   "*": "do not enable op determinism (no enable_op_determinism(), unset TF_DETERMINISTIC_OPS)"}),
-    ("tensorflow.tensor_float_32", {False: "export NVIDIA_TF32_OVERRIDE=0 or "
-                                           "tf.config.experimental.enable_tensor_float_32_execution(False)",
-                                    "*": "tf.config.experimental.enable_tensor_float_32_execution(True), unset NVIDIA_TF32_OVERRIDE"}),
-    ("tensorflow.jit", {"": "tf.config.optimizer.set_jit(False), and load without jit_compile=True",
-                        "*": "tf.config.optimizer.set_jit('{a}')"}),
-    ("tensorflow.grappler.*", {"*": "tf.config.optimizer.set_experimental_options({{'{name}': {a}}})"}),
+SETTING_WORDS: tuple[tuple[str, dict], ...] = (
+    ("tensorflow.tensor_float_32", {False: "export NVIDIA_TF32_OVERRIDE=0 or {call}", "*": "{call}, unset NVIDIA_TF32_OVERRIDE"}),
+    ("tensorflow.jit", {"": "{call}, and load without jit_compile=True", "*": "{call}"}),
     ("tensorflow.keras_flavor", {"tf_keras": "export TF_USE_LEGACY_KERAS=1", "*": "unset TF_USE_LEGACY_KERAS"}),
     ("tensorflow.keras_backend", {"*": "export KERAS_BACKEND={a}"}),
     ("env.variables.*", {None: "unset {name}", "*": "export {name}={quoted}"}),
 )
 # fmt: on
+_CALLS = {
+    s.path: s for s in SETTINGS.values() if s.path.startswith("tensorflow.") and s.path != "tensorflow.dtype_policy"
+}
 
 
 def _setting(e: DiffEntry) -> str | None:
-    for pattern, by_value in SETTINGS:
-        if _matches(e.path, pattern):
-            key = e.a if isinstance(e.a, (str, bool, type(None))) and e.a in by_value else "*"
-            return by_value[key].format(a=e.a, name=e.path.rsplit(".", 1)[1], quoted=shlex.quote(str(e.a)))
-    return None
+    name = e.path.rsplit(".", 1)[1]
+    call = next((s for pattern, s in _CALLS.items() if _matches(e.path, pattern)), None)
+    words = call and call.words({name: e.a} if call.path.endswith("*") else e.a)
+    by_value = next(
+        (by for pattern, by in SETTING_WORDS if _matches(e.path, pattern)), {"*": "{call}"} if call else None
+    )
+    if by_value is None:
+        return None
+    key = e.a if isinstance(e.a, (str, bool, type(None))) and e.a in by_value else "*"
+    return by_value[key].format(a=e.a, name=name, quoted=shlex.quote(str(e.a)), call=words)
 
 
 def _settings(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -235,7 +239,7 @@ def _seed_call(c: _Ctx, entries: list[DiffEntry]) -> str:
     seed = c.saved.seeds.declared
     if seed is None:
         return "envprint.seed_everything(SEED) before predicting"
-    return f"envprint.seed_everything({seed}) before predicting, as on the saved host"
+    return f"{SETTINGS['seed'].words(seed)} before predicting, as on the saved host"
 
 
 def _model_digest(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -275,8 +279,8 @@ VALUES: dict[str, Callable[[_Ctx, list[DiffEntry]], str]] = {
     "inter": lambda c, _: _fmt(c.saved.threads.tf_inter_op_effective or c.saved.threads.cpu_count),
     "onednn_flag": lambda c, _: {True: "1", False: "0"}.get(_onednn(c), "1"),
     "onednn_state": lambda c, _: {True: "on", False: "off"}.get(_onednn(c), "unknown; 1 is TensorFlow's default on x86 Linux"),
-    "dtype_policy": lambda c, _: (c.saved.tensorflow and c.saved.tensorflow.dtype_policy)
-                                 or (c.saved.model and c.saved.model.dtype_policy) or "float32",
+    "dtype_policy": lambda c, _: SETTINGS["dtype_policy"].words((c.saved.tensorflow and c.saved.tensorflow.dtype_policy)
+                                                                or (c.saved.model and c.saved.model.dtype_policy) or "float32"),
 }
 # fmt: on
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from ._tf.settings import SETTINGS
 from .constraints import install_command
 from .models import DiffEntry, Fingerprint, InvestigationStatus, Report
 
@@ -316,15 +317,7 @@ def remedy_for(r: Restore) -> str:
     env = {k: v for k, v in r.env.items() if v is not None}
     parts = [f"export {_label(env)} before TensorFlow is imported"] if env else []
     parts += [f"unset {k}" for k, v in sorted(r.env.items()) if v is None]
-    calls = {
-        "op_determinism": lambda v: "tf.config.experimental.enable_op_determinism()",
-        "tensor_float_32": lambda v: f"tf.config.experimental.enable_tensor_float_32_execution({v})",
-        "jit": lambda v: f"tf.config.optimizer.set_jit({v or False!r})",
-        "grappler": lambda v: f"tf.config.optimizer.set_experimental_options({v!r})",
-        "dtype_policy": lambda v: f"keras.mixed_precision.set_global_policy({v!r})",
-        "seed": lambda v: f"envprint.seed_everything({v})",
-    }
-    made = [calls[k](v) for k, v in r.runtime.items() if k in calls]
+    made = [SETTINGS[k].words(v) for k, v in r.runtime.items() if k in SETTINGS and SETTINGS[k].in_remedy]
     if made:
         parts.append("call " + " and ".join(made) + " before loading the model")
     return "; ".join(parts)
