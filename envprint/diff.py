@@ -1,8 +1,9 @@
 """Diff two fingerprints: pure data in, a FingerprintDiff out.
 
-Owns: flattening a fingerprint into dotted leaf paths, and the topic table that says what kind
-of difference each path is and whether it can change numerics. The topic names are the cause
-ids that explanations use. Must not import TensorFlow: ``envprint diff A B`` runs on any host.
+Owns: flattening a fingerprint into dotted leaf paths and comparing them. What kind of difference
+each path is (its topic, a cause id) and whether it can change numerics comes from the cause
+registry (``causes.topic_of``); differences are listed in the registry's order.
+Must not import TensorFlow: ``envprint diff A B`` runs on any host.
 """
 
 from __future__ import annotations
@@ -11,21 +12,12 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .causes import TOPICS
+from .causes import ORDER, topic_of
 from .models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
 
 # Never compared: when the record was made, and the reasons a fact was unavailable (the fact's
 # own value, None, already shows in the diff).
 IGNORED = ("created_at", "*.unavailable.*", "unavailable.*", "*.unavailable", "unavailable")
-
-_TOPIC_ORDER = {topic: i for i, topic in enumerate(dict.fromkeys(t for _, t, _ in TOPICS))}
-
-
-def topic_of(path: str) -> tuple[str, bool]:
-    for pattern, topic, numerics in TOPICS:
-        if fnmatchcase(path, pattern):
-            return topic, numerics
-    raise AssertionError("the TOPICS table ends with a catch-all")  # pragma: no cover
 
 
 def _summary(value: Any) -> Leaf:
@@ -122,7 +114,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
                 numerics=numerics,
             )
         )
-    entries.sort(key=lambda e: (not e.numerics, _TOPIC_ORDER[e.topic], e.path))
+    entries.sort(key=lambda e: (not e.numerics, ORDER[e.topic], e.path))
     return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries)
 
 

@@ -1,9 +1,11 @@
 """Explain a verify result: rank what differs by how well it accounts for what the outputs did.
 
-Owns: the cause catalogue (title, numeric signature, fit to each observed signature, remedy
-template), the reading of the outputs' signature, the scoring, and ``preflight`` predictions from
+Owns: the reading of the outputs' signature, the scoring of the cause registry (``causes``:
+each cause's fit, remedy template and preflight rules), the values remedies are filled with
+(``VALUES``), the conditions preflight rules name (``WHEN``), and ``preflight`` predictions from
 two fingerprints alone. Pure: models in, ``Explanation`` models out. Must not import TensorFlow,
-Keras or NumPy, nor any envprint module but ``models`` and ``diff``. Every number is in a table.
+Keras or NumPy, nor any envprint module but ``models``, ``causes``, ``diff`` and ``_tf.settings``
+(pure data). Every number is in a table.
 
 Scoring:
 1. ``observe`` reads the outputs' signature, the most severe over all outputs: identical <
@@ -11,7 +13,7 @@ Scoring:
    (top-1 flips, NaN/Inf, a missing or reshaped output) < dtype; 'stochastic' when two identical
    calls disagreed on this host.
 2. Identity evidence is decisive (``IDENTITY_RULES``): a changed weights digest or edited probes
-   score 1.0 (ties: catalogue order, so model_changed first); randomness at inference 0.97, above
+   score 1.0 (ties: registry order, so model_changed first); randomness at inference 0.97, above
    any environment cause (at most 0.95).
 3. An environment cause scores ``FIT[observed] x grade`` over its diff entries, best entry wins.
    grade is 1 for a setting; for a version, major 1 / minor 0.7 / patch 0.4 / other 0.3
@@ -33,14 +35,13 @@ from string import Formatter
 from packaging.version import InvalidVersion, Version
 
 from ._tf.settings import SETTINGS
-from .causes import CATALOGUE, PATH_FIT, PREDICTIONS, VERSION_PATH, VERSION_PREDICTION, VERSION_SCORE
+from .causes import FIT_KINDS, ORDER, REGISTRY
 from .diff import diff_fingerprints
 from .models import DiffEntry, Explanation, Fingerprint, FingerprintDiff, IdentityCheck, OutputComparison
 
 # fmt: off
-# Observed signatures, least severe first; FIT columns follow FIT_KINDS.
+# Observed signatures, least severe first; a cause's fit columns follow causes.FIT_KINDS.
 SEVERITY = ("identical", "reduction_order", "precision", "semantic", "dtype")
-FIT_KINDS = ("reduction_order", "precision", "semantic", "dtype", "stochastic")
 OBSERVED_WORDS = {"reduction_order": "ULP-level noise", "precision": "a large relative change with top-1 agreeing",
                   "semantic": "top-1 flips, NaN/Inf or a changed output", "dtype": "a changed output dtype",
                   "stochastic": "outputs that vary between identical calls"}
@@ -54,7 +55,6 @@ CHANGE_WORDS = {"major": "a major change", "minor": "a minor release", "patch": 
                 "other": "a build change"}
 NOT_NUMERICS = 0.5  # weight of a diff entry that diff.py marks numerics=False
 # fmt: on
-_ORDER = {cause: i for i, cause in enumerate(CATALOGUE)}
 
 
 # --------------------------------------------------------------------------- what the outputs did
@@ -122,18 +122,18 @@ def change(a: object, b: object) -> str:
 
 
 def _deciding(cause: str, entries: list[DiffEntry]) -> list[DiffEntry]:
-    decisive = [e for e in entries if e.path == VERSION_PATH.get(cause) and None not in (e.a, e.b)]
+    decisive = [e for e in entries if e.path == REGISTRY[cause].decisive and None not in (e.a, e.b)]
     return decisive or entries
 
 
 def _grade(cause: str, e: DiffEntry) -> float:
-    g = GRADE[change(e.a, e.b)] if CATALOGUE[cause].graded else 1.0
+    g = GRADE[change(e.a, e.b)] if REGISTRY[cause].graded else 1.0
     return g if e.numerics else g * NOT_NUMERICS
 
 
 def _fit(cause: str, e: DiffEntry, observed: str) -> float:
     """How well this kind of difference explains the observation, before grading."""
-    row = next((fit for pattern, fit in PATH_FIT if _matches(e.path, pattern)), CATALOGUE[cause].fit)
+    row = next((fit for pattern, fit in REGISTRY[cause].path_fit if _matches(e.path, pattern)), REGISTRY[cause].fit)
     return row[FIT_KINDS.index(observed)]
 
 
@@ -288,7 +288,7 @@ VALUES: dict[str, Callable[[_Ctx, list[DiffEntry]], str]] = {
 def _remedy(cause: str, entries: list[DiffEntry], ctx: _Ctx) -> str:
     """The cause's remedy template filled in from the saved fingerprint and the cause's diff entries."""
     parts = []
-    for part in CATALOGUE[cause].remedy:
+    for part in REGISTRY[cause].remedy:
         names = {name for _, name, _, _ in Formatter().parse(part) if name}
         parts.append(part.format(**{name: VALUES[name](ctx, entries) for name in names}))
     return "; ".join(p for p in parts if p) or "match the saved host: envprint diff FINGERPRINT --current lists it"
@@ -318,23 +318,24 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
 )
 # fmt: on
 # Diff topics that are not environment causes: identity evidence comes from the IdentityCheck.
-NOT_ENVIRONMENT = {"context", "model_changed", "model_file_rewritten", "probes_changed", "stochastic_inference"}
+# Scored from the diff: the causes whose fit is a row (identity causes say why not).
+SCORED = {cause for cause, c in REGISTRY.items() if not isinstance(c.fit, str)}
 
 
 def _by_cause(entries: list[DiffEntry], numerics_only: bool = False) -> dict[str, list[DiffEntry]]:
     out: dict[str, list[DiffEntry]] = {}
     for e in entries:
-        if e.topic in CATALOGUE and e.topic not in NOT_ENVIRONMENT and (e.numerics or not numerics_only):
+        if e.topic in SCORED and (e.numerics or not numerics_only):
             out.setdefault(e.topic, []).append(e)
     return out
 
 
 def _reason(cause: str, e: DiffEntry, n: int, fit: float, observed: str, evidence: str) -> str:
-    grade = f", {CHANGE_WORDS[change(e.a, e.b)]}" if CATALOGUE[cause].graded else ""
+    grade = f", {CHANGE_WORDS[change(e.a, e.b)]}" if REGISTRY[cause].graded else ""
     more = f"; +{n - 1} more" if n > 1 else ""
     fits = "typical of it" if fit >= 0.7 else "consistent with it" if fit >= 0.35 else "not typical of it"
     return (
-        f"{CATALOGUE[cause].title} changed ({e.path}: {_moved_to(e)}{grade}{more}): "
+        f"{REGISTRY[cause].title} changed ({e.path}: {_moved_to(e)}{grade}{more}): "
         f"{OBSERVED_WORDS[observed]} ({evidence}) is {fits}"
     )
 
@@ -347,7 +348,7 @@ def _explanation(cause: str, score: float, reasoning: str, entries: list[DiffEnt
 
 
 def _ranked(found: list[Explanation]) -> list[Explanation]:
-    return sorted(found, key=lambda x: (-x.score, _ORDER[x.cause]))
+    return sorted(found, key=lambda x: (-x.score, ORDER[x.cause]))
 
 
 def explain(
@@ -426,15 +427,13 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
 }
 
 
-
 def _predict(cause: str, e: DiffEntry, ctx: _Ctx) -> tuple[float, str]:
     words = {"a": _fmt(e.a), "b": _fmt(e.b), "path": e.path, "change": change(e.a, e.b), "moved": _moved_to(e)}
     words |= {"a_onoff": "on" if e.a else "off", "b_onoff": "on" if e.b else "off"}
-    grade = _grade(cause, e) if cause in ("python_version", "other_package") else 1.0
-    for row_cause, pattern, when, score, text in PREDICTIONS:
-        if row_cause == cause and _matches(e.path, pattern) and WHEN[when](ctx, e):
-            return score * grade, text.format(**words)
-    return VERSION_SCORE.get(cause, 0.3) * _grade(cause, e), VERSION_PREDICTION.format(**words)
+    for rule in REGISTRY[cause].preflight:
+        if _matches(e.path, rule.paths) and WHEN[rule.when](ctx, e):
+            return rule.score * (_grade(cause, e) if rule.graded else 1.0), rule.text.format(**words)
+    raise AssertionError(f"causes.REGISTRY[{cause!r}].preflight ends with a rule for any path")  # pragma: no cover
 
 
 def preflight(saved: Fingerprint, current: Fingerprint, env: FingerprintDiff | None = None) -> list[Explanation]:

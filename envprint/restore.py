@@ -1,8 +1,9 @@
-"""The restore catalogue: which saved setting each cause id maps to, and how a child process puts it back.
+"""Restore: from a cause's differences to the steps that put the saved setting back in a child process.
 
 Owns: ``plan`` (from a verify report's numerics-relevant differences to the steps that test
-them), the ``Restore`` and ``Decided`` steps, ``RESTORERS`` (cause id -> the function that
-builds its steps, one per cause, as data like explain.py's catalogue), ``DETERMINISM`` (the
+them), the ``Restore`` and ``Decided`` steps, ``BUILDERS`` (the restorer named by each cause's
+registry entry, ``causes.REGISTRY[cause].restorer`` -> the function that builds its steps; a
+``causes.Cannot`` becomes an 'untestable' step with ``INSTEAD``'s remedy), ``DETERMINISM`` (the
 sub-settings of 'determinism_settings') and ``remedy_for`` (what to do once a setting is
 confirmed). A ``Restore`` carries environment variables, set before TensorFlow starts, and
 runtime settings, applied before the model loads (by ``envprint._tf.child``).
@@ -19,6 +20,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from ._tf.settings import SETTINGS
+from .causes import REGISTRY, Cannot
 from .constraints import install_command
 from .models import DiffEntry, Fingerprint, InvestigationStatus, Report
 
@@ -249,23 +251,6 @@ def _environment(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
     return [Restore("environment", _label(env), env, fields=_paths(entries))]
 
 
-def _cannot(why: str, remedy: Callable[[_Ctx, str], str | None]) -> Callable[[_Ctx, list[DiffEntry]], list[Step]]:
-    def steps(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
-        cause = entries[0].topic
-        return [
-            Decided(
-                cause,
-                _span(entries),
-                "untestable",
-                f"cannot be restored by a process: {why}",
-                remedy(c, cause),
-                _paths(entries),
-            )
-        ]
-
-    return steps
-
-
 def _pins(c: _Ctx, cause: str) -> str:
     return install_command(c.saved, c.fingerprint)
 
@@ -274,26 +259,43 @@ def _python(c: _Ctx, cause: str) -> str:
     return f"uv venv --python {c.saved.python.version}, then in it: {install_command(c.saved, c.fingerprint)}"
 
 
-# Cause id (diff topic) -> the steps that test it. Topics not listed (identity, context) are not
-# environment settings. Order of the report's diff (most decisive first) is the order of the runs.
+# What a cause that no process can restore offers instead (causes.Cannot.remedy).
+INSTEAD: dict[str, Callable[[_Ctx, str], str | None]] = {
+    "pins": _pins,
+    "python": _python,
+    "explanation": lambda c, cause: c.remedies.get(cause),
+}
+
+
+def _cannot(c: _Ctx, entries: list[DiffEntry], cannot: Cannot) -> list[Step]:
+    cause = entries[0].topic
+    why = f"cannot be restored by a process: {cannot.why}"
+    return [Decided(cause, _span(entries), "untestable", why, INSTEAD[cannot.remedy](c, cause), _paths(entries))]
+
+
+# A cause's restorer (causes.REGISTRY[cause].restorer) -> the function that builds its steps.
 # fmt: off
-RESTORERS: dict[str, Callable[[_Ctx, list[DiffEntry]], list[Step]]] = {
+BUILDERS: dict[str, Callable[[_Ctx, list[DiffEntry]], list[Step]]] = {
     "dtype_policy": _dtype_policy,
     "onednn": _onednn,
-    "determinism_settings": _determinism,
+    "determinism": _determinism,
     "device": _device,
     "threads": _threads,
     "seed": _seed,
     "environment": _environment,
-    "tensorflow_version": _cannot("another TensorFlow is installed here; a process cannot swap it", _pins),
-    "keras_version": _cannot("another Keras is installed here; a process cannot swap it", _pins),
-    "numpy_version": _cannot("another NumPy is installed here; a process cannot swap it", _pins),
-    "other_package": _cannot("other package versions are installed here", _pins),
-    "python_version": _cannot("this host runs another Python", _python),
-    "cuda_stack": _cannot("the CUDA stack is part of the host", lambda c, cause: c.remedies.get(cause)),
-    "cpu_isa": _cannot("the CPU is part of the host", lambda c, cause: c.remedies.get(cause)),
 }
 # fmt: on
+
+
+def _steps(c: _Ctx, cause: str, entries: list[DiffEntry]) -> list[Step]:
+    restorer = REGISTRY[cause].restorer
+    return _cannot(c, entries, restorer) if isinstance(restorer, Cannot) else BUILDERS[restorer](c, entries)
+
+
+def _restorable(cause: str) -> bool:
+    """A cause with steps to build: a builder, or a reason no process can restore it (not 'not a setting')."""
+    restorer = REGISTRY[cause].restorer if cause in REGISTRY else None
+    return isinstance(restorer, Cannot) or restorer in BUILDERS
 
 
 def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -> list[Step]:
@@ -302,7 +304,7 @@ def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -
     for e in report.environment.entries:
         # A seed moves inference only through random layers (diff.py marks it not numerics-relevant).
         relevant = e.numerics or (e.topic == "seed" and bool(saved.model and saved.model.stochastic_layers))
-        if relevant and e.topic in RESTORERS:
+        if relevant and _restorable(e.topic):
             by_cause.setdefault(e.topic, []).append(e)
     ctx = _Ctx(
         saved,
@@ -310,7 +312,7 @@ def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -
         {x.cause: x.remedy for x in report.explanations},
         _current_gpus(saved, report.environment.entries),
     )
-    return [step for cause, entries in by_cause.items() for step in RESTORERS[cause](ctx, entries)]
+    return [step for cause, entries in by_cause.items() for step in _steps(ctx, cause, entries)]
 
 
 def remedy_for(r: Restore) -> str:

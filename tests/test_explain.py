@@ -8,13 +8,16 @@ over outputs) for an MLP 64-256-256-10, a small CNN and MobileNetV2 96x96.
 from __future__ import annotations
 
 from pathlib import Path
+from string import Formatter
 
 import pytest
 from envhelpers import run_python
 
-from envprint.diff import TOPICS, diff_fingerprints
-from envprint.explain import CATALOGUE, change, explain, observe, preflight
+from envprint.causes import FIT_KINDS, NOT_A_SETTING, REGISTRY, TOPICS, Cannot
+from envprint.diff import diff_fingerprints
+from envprint.explain import VALUES, WHEN, change, explain, observe, preflight
 from envprint.models import Device, Fingerprint, IdentityCheck, ModelIdentity, OutputComparison, SelfCheck
+from envprint.restore import BUILDERS, INSTEAD
 from envprint.store import read_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -328,9 +331,31 @@ def test_every_explanation_is_scored_in_the_unit_interval_and_sorted(saved):
     assert all(x.fields and x.remedy for x in found)
 
 
-def test_every_diff_topic_has_a_catalogue_entry():
+def test_every_diff_topic_has_a_registry_entry():
     topics = {topic for _, topic, _ in TOPICS} - {"context"}
-    assert topics <= set(CATALOGUE)
+    assert topics <= set(REGISTRY)
+
+
+@pytest.mark.parametrize("cause", list(REGISTRY))
+def test_every_cause_has_each_part_or_says_why_not(cause):
+    c = REGISTRY[cause]
+    assert c.title and c.signature in ("semantic", "reduction_order", "precision", "stochastic", "identity")
+    if isinstance(c.fit, str):
+        assert c.fit, "a cause the diff does not score says why"
+    else:
+        assert len(c.fit) == len(FIT_KINDS) and all(0.0 <= f <= 1.0 for f in c.fit)
+        assert c.paths or c.listed, "a cause scored from the diff owns fingerprint paths"
+    names = {name for part in c.remedy for _, name, _, _ in Formatter().parse(part) if name}
+    assert c.remedy and names <= set(VALUES), names - set(VALUES)
+    if isinstance(c.preflight, str):
+        assert c.preflight, "a cause without preflight rules says why"
+    else:
+        assert all(rule.when in WHEN and 0.0 <= rule.score <= 1.0 for rule in c.preflight)
+        assert (c.preflight[-1].paths, c.preflight[-1].when) == ("*", "any"), "the last rule covers every path"
+    if isinstance(c.restorer, Cannot):
+        assert c.restorer.why and c.restorer.remedy in INSTEAD
+    else:
+        assert c.restorer in BUILDERS or c.restorer == NOT_A_SETTING
 
 
 # --------------------------------------------------------------------------- remedies with saved values
