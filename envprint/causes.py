@@ -49,6 +49,9 @@ class Cause:
     preflight: tuple[Rule, ...] | str  # first match per entry; a str says why it predicts nothing
     restorer: str | Cannot  # a key of restore.BUILDERS, a Cannot, or why it is not restored at all
     paths: tuple[str, ...] = ()  # fingerprint paths (fnmatch) whose differences are this cause
+    # Paths that hold the cause's effective state: known and equal on both sides, the cause's other
+    # differences (a variable, a library) changed nothing here and are listed only.
+    effective: tuple[str, ...] = ()
     listed: tuple[str, ...] = ()  # paths that are this cause's differences but cannot change numerics
     graded: bool = False  # a version: fit is scaled by the grade of the change (major, minor, patch)
     decisive: str | None = None  # the path that grades a version when both sides have it
@@ -57,6 +60,7 @@ class Cause:
 
 NOT_FROM_DIFF = "identity evidence (explain.IDENTITY_RULES), not a fingerprint difference"
 NOT_A_SETTING = "not a setting of the host: nothing to restore"
+SEED_NOT_HOST = "a declared seed is how the reference was produced, not a fact of the host; verify applies it"
 VERSION_TEXT = "{path} {a} -> {b} ({change}): expect identical outputs or ULP-level noise, more for a major change"
 
 # Measured: 2-core CPU, TF 2.21, Keras 3, 32 probes; MLP 64-256-256-10, a small CNN, MobileNetV2 96x96.
@@ -95,8 +99,7 @@ REGISTRY: dict[str, Cause] = {
         paths=("tensorflow.dtype_policy",)),
     "onednn": Cause(
         "oneDNN setting", "reduction_order", (0.9, 0.3, 0.1, 0.05, 0.05),
-        ("export TF_ENABLE_ONEDNN_OPTS={onednn_flag} before TensorFlow is imported "
-         "(the saved host ran with oneDNN {onednn_state})",),
+        ("{onednn}",),
         (Rule("tensorflow.onednn.enabled", "any", 0.7, "saved with oneDNN {a_onoff}, this host has it {b_onoff}: "
               "expect float noise of up to a few hundred ULP (measured: 720 ULP on MobileNetV2, 0 on an MLP and a "
               "small CNN)"),
@@ -104,7 +107,8 @@ REGISTRY: dict[str, Cause] = {
         "onednn",
         # oneDNN/MKL and their OpenMP, as mapped into the process.
         paths=("tensorflow.onednn*", "env.variables.TF_ENABLE_ONEDNN_OPTS", "devices.loaded_libraries.dnnl",
-               "devices.loaded_libraries.mkl", "devices.loaded_libraries.iomp5")),
+               "devices.loaded_libraries.mkl", "devices.loaded_libraries.iomp5"),
+        effective=("tensorflow.onednn.enabled",)),
     "determinism_settings": Cause(
         "determinism or XLA settings", "reduction_order", (0.85, 0.3, 0.1, 0.05, 0.1),
         ("{settings}",),
@@ -138,11 +142,16 @@ REGISTRY: dict[str, Cause] = {
         graded=True, decisive="tensorflow.version"),
     "keras_version": Cause(
         "Keras version", "semantic", (0.4, 0.5, 0.8, 0.7, 0.1),
-        ("{pins}", "{settings}"),
-        (Rule("*", "keras3_to_2", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a .keras file cannot load here; "
-              "use the SavedModel or .h5"),
-         Rule("*", "keras2_to_3", 0.9, "Keras 2 -> Keras 3 ({a} -> {b}): keras.models.load_model cannot read a "
-              "SavedModel here (use keras.layers.TFSMLayer), and layers were reimplemented: expect ULP noise or more"),
+        ("{keras}",),
+        # What loads depends on the record's format: TensorFlow, not Keras, loads a SavedModel.
+        (Rule("*", "keras3_to_2_file", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a Keras 3 {format} file cannot load "
+              "here; save a SavedModel (model.export) and verify that"),
+         Rule("*", "keras_major_savedmodel", 0.1, "Keras {a} -> {b}: TensorFlow loads a SavedModel without Keras: "
+              "no effect of Keras itself expected"),
+         Rule("*", "keras3_to_2", 0.9, "Keras 3 -> Keras 2 ({a} -> {b}): a Keras 3 .keras or .h5 file cannot load "
+              "here; a SavedModel can"),
+         Rule("*", "keras2_to_3", 0.9, "Keras 2 -> Keras 3 ({a} -> {b}): layers were reimplemented and Keras 2 "
+              "files load through a compatibility path: expect ULP noise or more, or a load error"),
          Rule("tensorflow.keras_flavor", "any", 0.9, "tf.keras is {a} at save and {b} here: another Keras "
               "loads the model: expect load errors or changed numerics"),
          Rule("*", "any", 0.7, VERSION_TEXT, graded=True)),
@@ -156,9 +165,11 @@ REGISTRY: dict[str, Cause] = {
               "preprocessing in NumPy may change dtype and rounding"),
          Rule("*", "any", 0.4, VERSION_TEXT, graded=True)),
         Cannot("another NumPy is installed here; a process cannot swap it", "pins"),
-        # NumPy's BLAS, as mapped into the process.
-        paths=("packages.key.numpy", "devices.loaded_libraries.openblas"),
-        graded=True),
+        paths=("packages.key.numpy",),
+        # NumPy's own BLAS (mapped, and as threadpoolctl reports it with its threads): TensorFlow's
+        # kernels never call it (Eigen and oneDNN do the model's math), so it is listed only.
+        listed=("devices.loaded_libraries.openblas", "threads.blas"),
+        graded=True, decisive="packages.key.numpy"),
     "other_package": Cause(
         "another package", "reduction_order", (0.15, 0.15, 0.2, 0.1, 0.05),
         ("{pins}",),
@@ -196,23 +207,21 @@ REGISTRY: dict[str, Cause] = {
         paths=("cpu.model", "cpu.vendor", "cpu.flags", "platform.machine")),
     "threads": Cause(
         "thread counts", "reduction_order", (0.5, 0.15, 0.05, 0.0, 0.1),
-        ("export TF_NUM_INTRAOP_THREADS={intra} TF_NUM_INTEROP_THREADS={inter}, or call "
-         "tf.config.threading.set_intra_op_parallelism_threads({intra}) and "
-         "set_inter_op_parallelism_threads({inter}) before the first op",),
+        ("{threads}",),
         (Rule("*", "any", 0.2, "thread counts changed ({path}: {a} -> {b}): usually bit-identical (measured 2 -> 1: "
               "0 ULP on an MLP, a small CNN and MobileNetV2), though some reductions depend on the thread count"),),
         "threads",
         # OpenMP runtimes, as mapped into the process.
         paths=("threads*", "cpu.logical_cores", "cpu.physical_cores", "devices.loaded_libraries.gomp",
-               "devices.loaded_libraries.omp")),
+               "devices.loaded_libraries.omp"),
+        effective=("threads.tf_intra_op_effective", "threads.tf_inter_op_effective")),
+    # A declared seed describes how the reference was produced, not the host: diff compares it only
+    # between two model records, and verify applies the record's seed itself before it predicts
+    # a model that may be random at inference. Listed, never a cause.
     "seed": Cause(
-        "declared seed", "stochastic", (0.05, 0.05, 0.05, 0.05, 0.6),
-        ("{seed_call}", "{settings}"),
-        (Rule("*", "random_layers", 0.5, "seed {a} -> {b} matters: the model has random layers"),
-         Rule("*", "any", 0.05, "seed {a} -> {b}: the probes are stored, so a seed only matters to random layers")),
-        "seed",
-        # A declared seed decides training, and inference only through random ops (which the
-        # stochastic checks catch): listed, but not among the differences that move the numbers.
+        "declared seed", "stochastic", SEED_NOT_HOST,
+        ("{seed_call}",),
+        SEED_NOT_HOST, SEED_NOT_HOST,
         listed=("seeds*",)),
     "python_version": Cause(
         "Python version", "reduction_order", (0.15, 0.1, 0.2, 0.1, 0.05),

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .causes import ORDER, topic_of
+from .causes import ORDER, REGISTRY, topic_of
 from .models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
 
 # Never compared: when the record was made, and the reasons a fact was unavailable (the fact's
@@ -86,6 +86,18 @@ def _collapse_missing(a: dict, b: dict) -> tuple[dict, dict]:
 # Sections that `envprint save` adds. Compared only when both sides are records of a model:
 # a host captured now has none of them, and that is not a difference.
 MODEL_SECTIONS = ("model", "probes", "probe_arrays", "reference_arrays", "self_check", "tolerance")
+# Fields that describe how a record's reference was produced, not the host: a declared seed.
+# Compared between two model records only, like MODEL_SECTIONS.
+MODEL_FIELDS = (("seeds", "declared"), ("seeds", "source"))
+
+
+def _settled(la: dict[str, Any], lb: dict[str, Any]) -> set[str]:
+    """Causes whose effective state is known and the same on both sides: their other differences changed nothing."""
+    return {
+        cause
+        for cause, c in REGISTRY.items()
+        if c.effective and all(la.get(p) is not None and la.get(p) == lb.get(p) for p in c.effective)
+    }
 
 
 def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_b: str = "b") -> FingerprintDiff:
@@ -94,8 +106,12 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
         for section in MODEL_SECTIONS:
             ca.pop(section, None)
             cb.pop(section, None)
+        for section, key in MODEL_FIELDS:
+            ca.get(section, {}).pop(key, None)
+            cb.get(section, {}).pop(key, None)
     da, db = _collapse_missing(ca, cb)
     la, lb = _leaves(da), _leaves(db)
+    settled = _settled(la, lb)
     entries = []
     for path in sorted(set(la) | set(lb)):
         va, vb = la.get(path), lb.get(path)
@@ -103,6 +119,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
             continue
         status = "only_in_b" if va in (None, {}, []) else "only_in_a" if vb in (None, {}, []) else "changed"
         topic, numerics = topic_of(path)
+        numerics = numerics and topic not in settled
         entries.append(
             DiffEntry(
                 path=path,

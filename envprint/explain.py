@@ -15,9 +15,11 @@ Scoring:
 2. Identity evidence is decisive (``IDENTITY_RULES``): a changed weights digest or edited probes
    score 1.0 (ties: registry order, so model_changed first); randomness at inference 0.97, above
    any environment cause (at most 0.95).
-3. An environment cause scores ``FIT[observed] x grade`` over its diff entries, best entry wins.
-   grade is 1 for a setting; for a version, major 1 / minor 0.7 / patch 0.4 / other 0.3
-   (packaging.version); an entry diff marks as not numerics-relevant counts half.
+3. An environment cause scores ``FIT[observed] x grade`` over its numerics-relevant diff entries,
+   best entry wins. grade is 1 for a setting; for a version, major 1 / minor 0.7 / patch 0.4 /
+   other 0.3 (packaging.version). An entry diff marks as not numerics-relevant (an unrelated
+   installed package, NumPy's own BLAS, a declared seed, a variable whose effective state is the
+   same on both hosts) is never a cause.
 4. Bit-identical outputs blame no environment cause: only identity findings are returned,
    usually none, and the renderer says the environment differences did not touch the probes.
 5. Outputs differ and no cause reaches ``UNKNOWN_BELOW``: 'unknown' (0.5 with no candidate at
@@ -53,7 +55,6 @@ UNKNOWN_BELOW = 0.3
 GRADE = {"major": 1.0, "minor": 0.7, "patch": 0.4, "other": 0.3}
 CHANGE_WORDS = {"major": "a major change", "minor": "a minor release", "patch": "a patch release",
                 "other": "a build change"}
-NOT_NUMERICS = 0.5  # weight of a diff entry that diff.py marks numerics=False
 # fmt: on
 
 
@@ -127,8 +128,7 @@ def _deciding(cause: str, entries: list[DiffEntry]) -> list[DiffEntry]:
 
 
 def _grade(cause: str, e: DiffEntry) -> float:
-    g = GRADE[change(e.a, e.b)] if REGISTRY[cause].graded else 1.0
-    return g if e.numerics else g * NOT_NUMERICS
+    return GRADE[change(e.a, e.b)] if REGISTRY[cause].graded else 1.0
 
 
 def _fit(cause: str, e: DiffEntry, observed: str) -> float:
@@ -147,6 +147,11 @@ class _Ctx:
     current: Fingerprint | None = None
     stochastic_now: bool = False
     observed: str = "identical"
+    changed: tuple[DiffEntry, ...] = ()  # every difference from the saved host, to read this host's values
+
+    def now(self, path: str, saved: object) -> object:
+        """This host's value at ``path``: the diff's when it differs, else the saved one."""
+        return next((e.b for e in self.changed if e.path == path), saved)
 
 
 def _fmt(v: object) -> str:
@@ -171,10 +176,10 @@ def _package(e: DiffEntry, saved: Fingerprint) -> str | None:
 def _pins(c: _Ctx, entries: list[DiffEntry]) -> str:
     pins: dict[str, str] = {}
     drop: list[str] = []
-    for e in sorted(entries, key=lambda e: not e.numerics):
-        name = _package(e, c.saved)
+    for e in entries:
+        name = _package(e, c.saved) if e.numerics else None  # never pin what cannot change the numbers
         if name and e.a is None:
-            drop += [name] if e.numerics else []  # never advise removing what the host merely has besides
+            drop.append(name)
         elif name:
             pins.setdefault(name, f"'{name}=={e.a}'")
     shown = list(pins.values())[:10]
@@ -249,9 +254,87 @@ def _model_digest(c: _Ctx, entries: list[DiffEntry]) -> str:
     return f"{m.name}, {'sha256' if '.' in m.files else 'weights sha256'} {digest[:16]}…"
 
 
-def _onednn(c: _Ctx) -> bool | None:
+def _onednn_remedy(c: _Ctx, entries: list[DiffEntry]) -> str:
+    """Put back the saved effective state, never the value this host already has."""
     o = c.saved.tensorflow.onednn if c.saved.tensorflow else None
-    return None if o is None else o.enabled if o.enabled is not None else o.default
+    want = None if o is None else o.enabled if o.enabled is not None else o.default
+    here = c.now("env.variables.TF_ENABLE_ONEDNN_OPTS", c.saved.env.variables.get("TF_ENABLE_ONEDNN_OPTS"))
+    if want is None:  # the saved state is unknown: put back the saved variable
+        saved_var = c.saved.env.variables.get("TF_ENABLE_ONEDNN_OPTS")
+        if saved_var == here:
+            return "run with the saved host's oneDNN setting (its state was not recorded; envprint diff lists the rest)"
+        return (
+            f"{'unset TF_ENABLE_ONEDNN_OPTS' if saved_var is None else f'export TF_ENABLE_ONEDNN_OPTS={saved_var}'} "
+            "before TensorFlow is imported, as on the saved host"
+        )
+    flag, state = ("1", "on") if want else ("0", "off")
+    if here == flag:
+        return (
+            f"TF_ENABLE_ONEDNN_OPTS is already {flag} here, yet oneDNN is not {state}: this CPU or TensorFlow "
+            "build decides it; run on a host like the saved one, or accept the drift (verify --rtol)"
+        )
+    return f"export TF_ENABLE_ONEDNN_OPTS={flag} before TensorFlow is imported (the saved host ran with oneDNN {state})"
+
+
+_THREAD_VARIABLES = {"intra": "TF_NUM_INTRAOP_THREADS", "inter": "TF_NUM_INTEROP_THREADS"}
+
+
+def _threads(c: _Ctx, entries: list[DiffEntry]) -> str:
+    """Set the thread counts that differ to the saved ones; a count this host already has is left alone."""
+    counts = {
+        key: e.a for key in _THREAD_VARIABLES for e in entries if e.path == SETTINGS[key].path and e.a is not None
+    }
+    if counts:
+        env = " ".join(f"{_THREAD_VARIABLES[k]}={v}" for k, v in counts.items())
+        calls = " and ".join(SETTINGS[k].words(v) for k, v in counts.items())
+        return f"export {env}, or call {calls} before the first op"
+    variables = {e.path.split(".", 2)[2]: e.a for e in entries if e.path.startswith("threads.variables.")}
+    if variables:
+        return "; ".join(
+            f"unset {k}" if v is None else f"export {k}={shlex.quote(str(v))}" for k, v in variables.items()
+        )
+    return "run with the saved host's thread counts (envprint diff lists them)"
+
+
+def _minor(version: object) -> tuple[int, int] | None:
+    try:
+        return Version(str(version)).release[:2] if version is not None else None  # type: ignore[return-value]
+    except InvalidVersion:
+        return None
+
+
+def _keras(c: _Ctx, entries: list[DiffEntry]) -> str:
+    """Restore the saved Keras in a way this host's TensorFlow can run.
+
+    Keras 3 needs TensorFlow 2.16 or newer; Keras 2 must match TensorFlow's minor release, and
+    beside TensorFlow 2.16+ it is the tf-keras package with TF_USE_LEGACY_KERAS=1. A pin that
+    breaks the installed TensorFlow is never the remedy.
+    """
+    tf = c.saved.tensorflow
+    saved_keras = tf.keras_version if tf else None
+    tf_now = _minor(c.now("tensorflow.version", tf.version if tf else None))
+    major = _major(saved_keras)
+    if saved_keras is None or tf_now is None or major not in (2, 3):
+        return "; ".join(p for p in (_pins(c, entries), _settings(c, entries)) if p)
+    here = f"{tf_now[0]}.{tf_now[1]}"
+    if major == 3 and tf_now < (2, 16):
+        return (
+            f"Keras 3 needs TensorFlow 2.16 or newer and this host has {here}: install the saved stack: "
+            f"{_tf_install(c, entries)} 'keras=={saved_keras}'"
+        )
+    if major == 3:
+        legacy = c.now("tensorflow.keras_flavor", tf.keras_flavor) == "tf_keras"
+        return f"pip install 'keras=={saved_keras}'" + ("; unset TF_USE_LEGACY_KERAS" if legacy else "")
+    same_minor = _minor(saved_keras) == tf_now
+    if tf_now >= (2, 16):
+        version = f"=={saved_keras}" if same_minor else f"~={here}.0"
+        return (
+            f"Keras 2 runs beside TensorFlow {here} as tf-keras: pip install 'tf-keras{version}' and export "
+            f"TF_USE_LEGACY_KERAS=1; or install the saved TensorFlow: {_tf_install(c, entries)}"
+        )
+    if same_minor:
+        return f"pip install 'keras=={saved_keras}'"
+    return f"Keras {saved_keras} belongs to another TensorFlow than this host's {here}: {_tf_install(c, entries)}"
 
 
 def _cuda(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -275,10 +358,7 @@ VALUES: dict[str, Callable[[_Ctx, list[DiffEntry]], str]] = {
     "python_version": lambda c, _: c.saved.python.version,
     "cpu_model": lambda c, _: _fmt(c.saved.cpu.model),
     "cpu_flags": lambda c, _: _fmt(c.saved.cpu.flags),
-    "intra": lambda c, _: _fmt(c.saved.threads.tf_intra_op_effective or c.saved.threads.cpu_count),
-    "inter": lambda c, _: _fmt(c.saved.threads.tf_inter_op_effective or c.saved.threads.cpu_count),
-    "onednn_flag": lambda c, _: {True: "1", False: "0"}.get(_onednn(c), "1"),
-    "onednn_state": lambda c, _: {True: "on", False: "off"}.get(_onednn(c), "unknown; 1 is TensorFlow's default on x86 Linux"),
+    "threads": _threads, "onednn": _onednn_remedy, "keras": _keras,
     "dtype_policy": lambda c, _: SETTINGS["dtype_policy"].words((c.saved.tensorflow and c.saved.tensorflow.dtype_policy)
                                                                 or (c.saved.model and c.saved.model.dtype_policy) or "float32"),
 }
@@ -322,10 +402,11 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
 SCORED = {cause for cause, c in REGISTRY.items() if not isinstance(c.fit, str)}
 
 
-def _by_cause(entries: list[DiffEntry], numerics_only: bool = False) -> dict[str, list[DiffEntry]]:
+def _by_cause(entries: list[DiffEntry]) -> dict[str, list[DiffEntry]]:
+    """The numerics-relevant differences of each cause scored from the diff."""
     out: dict[str, list[DiffEntry]] = {}
     for e in entries:
-        if e.topic in SCORED and (e.numerics or not numerics_only):
+        if e.topic in SCORED and e.numerics:
             out.setdefault(e.topic, []).append(e)
     return out
 
@@ -365,7 +446,7 @@ def explain(
     then only identity or randomness findings are returned, usually none.
     """
     observed = observe(outputs)
-    ctx = _Ctx(saved, identity, stochastic_now=stochastic_now, observed=observed)
+    ctx = _Ctx(saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries))
     words = {
         "files": ", ".join(identity.files_changed + identity.files_missing + identity.files_added),
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
@@ -408,6 +489,10 @@ def _major(v: object) -> int | None:
         return None
 
 
+def _format(c: _Ctx) -> str | None:
+    return c.saved.model.format if c.saved.model else None
+
+
 def _moved(kind: str) -> Callable[[_Ctx, DiffEntry], bool]:
     return lambda c, e: change(e.a, e.b) == kind
 
@@ -418,6 +503,8 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
     "gpu": lambda c, e: _gpu(c.saved) or _gpu(c.current),
     "gpu_off_to_on": lambda c, e: (_gpu(c.saved) or _gpu(c.current)) and e.a is False and e.b is True,
     "keras3_to_2": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2,
+    "keras3_to_2_file": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2 and _format(c) in ("keras", "h5"),
+    "keras_major_savedmodel": lambda c, e: {_major(e.a), _major(e.b)} == {2, 3} and _format(c) == "savedmodel",
     "keras2_to_3": lambda c, e: _major(e.a) == 2 and _major(e.b) == 3,
     "numpy1_to_2": lambda c, e: _major(e.a) == 1 and _major(e.b) == 2,
     "cpu_to_gpu": lambda c, e: not _gpu(c.saved) and _gpu(c.current),
@@ -429,7 +516,7 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
 
 def _predict(cause: str, e: DiffEntry, ctx: _Ctx) -> tuple[float, str]:
     words = {"a": _fmt(e.a), "b": _fmt(e.b), "path": e.path, "change": change(e.a, e.b), "moved": _moved_to(e)}
-    words |= {"a_onoff": "on" if e.a else "off", "b_onoff": "on" if e.b else "off"}
+    words |= {"a_onoff": "on" if e.a else "off", "b_onoff": "on" if e.b else "off", "format": f".{_format(ctx)}"}
     for rule in REGISTRY[cause].preflight:
         if _matches(e.path, rule.paths) and WHEN[rule.when](ctx, e):
             return rule.score * (_grade(cause, e) if rule.graded else 1.0), rule.text.format(**words)
@@ -442,15 +529,21 @@ def preflight(saved: Fingerprint, current: Fingerprint, env: FingerprintDiff | N
     Same causes and remedies as ``explain``; ``score`` is how likely the difference changes the
     outputs, ``reasoning`` the expected effect, with a measurement where one was made.
     """
-    ctx = _Ctx(saved, IdentityCheck(weights="unknown"), current=current)
+    if env is None:
+        env = diff_fingerprints(saved, current, "saved", "current host")
+    ctx = _Ctx(saved, IdentityCheck(weights="unknown"), current=current, changed=tuple(env.entries))
     found = []
     if saved.self_check is not None and not saved.self_check.deterministic:
         why = "at save, two identical calls disagreed: verify will differ until inference is deterministic"
         found.append(_explanation("stochastic_inference", 0.9, why, [], ctx))
-    if env is None:
-        env = diff_fingerprints(saved, current, "saved", "current host")
-    for cause, entries in _by_cause(env.entries, numerics_only=True).items():
+    for cause, entries in _by_cause(env.entries).items():
         score, text = max((_predict(cause, e, ctx) for e in _deciding(cause, entries)), key=lambda t: t[0])
         more = f" (+{len(entries) - 1} more of this kind)" if len(entries) > 1 else ""
         found.append(_explanation(cause, score, text + more, entries, ctx))
     return _ranked(found)
+
+
+def expect(saved: Fingerprint, current: Fingerprint, label_a: str, label_b: str) -> FingerprintDiff:
+    """The diff of ``saved`` (A) and ``current`` (B) with what its differences predict on B."""
+    env = diff_fingerprints(saved, current, label_a, label_b)
+    return env.model_copy(update={"expectations": preflight(saved, current, env)})

@@ -114,13 +114,11 @@ def _onednn(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
 
 
 def _threads(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
-    t = c.saved.threads
     env: dict[str, str | None] = dict(_variables(entries))
     runtime = {}
-    for key, var, value in (
-        ("intra", "TF_NUM_INTRAOP_THREADS", t.tf_intra_op_effective),
-        ("inter", "TF_NUM_INTEROP_THREADS", t.tf_inter_op_effective),
-    ):
+    # Only the counts that differ: a count this host already has is not a setting to restore.
+    for key, var in (("intra", "TF_NUM_INTRAOP_THREADS"), ("inter", "TF_NUM_INTEROP_THREADS")):
+        value = next((e.a for e in entries if e.path == SETTINGS[key].path), None)
         if value:
             env[var], runtime[key] = str(value), value
     if not env:
@@ -231,19 +229,6 @@ def _device(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
     return _untestable(c, entries, "the devices differ and a device cannot be swapped here")
 
 
-def _seed(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
-    seed = c.saved.seeds.declared
-    env = _variables(entries, ("env.variables.PYTHONHASHSEED",))
-    if any(e.path == "seeds.pythonhashseed" for e in entries):
-        env["PYTHONHASHSEED"] = c.saved.seeds.pythonhashseed
-    if seed is None and not env:
-        return _untestable(c, entries, "the saved host declared no seed")
-    runtime = {"seed": seed} if seed is not None else {}
-    return [
-        Restore("seed", _label(env, f"seed {seed}" if seed is not None else ""), env, runtime, fields=_paths(entries))
-    ]
-
-
 def _environment(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
     env = _variables(entries, ("env.variables.*",))
     if not env:
@@ -281,7 +266,6 @@ BUILDERS: dict[str, Callable[[_Ctx, list[DiffEntry]], list[Step]]] = {
     "determinism": _determinism,
     "device": _device,
     "threads": _threads,
-    "seed": _seed,
     "environment": _environment,
 }
 # fmt: on
@@ -302,9 +286,7 @@ def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -
     """What to try for each numerics-relevant difference in ``report.environment``, in the diff's order."""
     by_cause: dict[str, list[DiffEntry]] = {}
     for e in report.environment.entries:
-        # A seed moves inference only through random layers (diff.py marks it not numerics-relevant).
-        relevant = e.numerics or (e.topic == "seed" and bool(saved.model and saved.model.stochastic_layers))
-        if relevant and _restorable(e.topic):
+        if e.numerics and _restorable(e.topic):
             by_cause.setdefault(e.topic, []).append(e)
     ctx = _Ctx(
         saved,

@@ -86,8 +86,8 @@ def _by_cause(results: list[InvestigationResult]) -> dict[str, InvestigationResu
 
 
 def _threads_setting(saved: Fingerprint) -> str:
-    t = saved.threads
-    return f"TF_NUM_INTEROP_THREADS={t.tf_inter_op_effective} TF_NUM_INTRAOP_THREADS={t.tf_intra_op_effective}"
+    # Only the intra-op count differs on the deployment host: the inter-op one is not restored.
+    return f"TF_NUM_INTRAOP_THREADS={saved.threads.tf_intra_op_effective}"
 
 
 # --------------------------------------------------------------------------- real children
