@@ -24,6 +24,7 @@ Scoring:
    usually none, and the renderer says the environment differences did not touch the probes.
 5. Outputs differ and no cause reaches ``UNKNOWN_BELOW``: 'unknown' (0.5 with no candidate at
    all, else 0.3), whose remedy is ``envprint verify --investigate``.
+6. After an investigation (``rerank``): a confirmed cause leads, a ruled-out one drops out.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ from packaging.version import InvalidVersion, Version
 from ._tf.settings import SETTINGS
 from .causes import FIT_KINDS, ORDER, REGISTRY
 from .diff import diff_fingerprints
-from .models import DiffEntry, Explanation, Fingerprint, FingerprintDiff, IdentityCheck, OutputComparison
+from .models import (
+    DiffEntry,
+    Explanation,
+    Fingerprint,
+    FingerprintDiff,
+    IdentityCheck,
+    InvestigationResult,
+    OutputComparison,
+)
 
 # fmt: off
 # Observed signatures, least severe first; a cause's fit columns follow causes.FIT_KINDS.
@@ -473,6 +482,20 @@ def explain(
         )
         found["unknown"] = _explanation("unknown", 0.3 if found else 0.5, why, [], ctx)
     return _ranked(list(found.values()))
+
+
+def rerank(found: list[Explanation], investigation: list[InvestigationResult]) -> list[Explanation]:
+    """The ranking after ``verify --investigate``: experiments outrank inference from differences.
+
+    A cause that a restored setting confirmed leads (confirmed causes in score order); a cause
+    whose every run was ruled out drops out; untestable and untried causes keep their place.
+    """
+    status: dict[str, set[str]] = {}
+    for r in investigation:
+        status.setdefault(r.cause, set()).add(r.status)
+    confirmed = [x for x in found if "confirmed" in status.get(x.cause, ())]
+    kept = [x for x in found if x not in confirmed and status.get(x.cause) != {"ruled_out"}]
+    return confirmed + kept
 
 
 # --------------------------------------------------------------------------- preflight (two fingerprints)

@@ -442,6 +442,11 @@ class Report(Record):
         description="verify --investigate: the control run first, then one entry per setting tried or cause "
         "that cannot be tried here.",
     )
+    seed_applied: int | None = Field(
+        None,
+        description="The record's declared seed, applied before the model loaded and predicted because the model may "
+        "be random at inference (as save did); None when no seed was applied.",
+    )
     record_signature: Literal["verified", "unchecked", "unsigned"] = Field(
         "unsigned",
         description="The record's signature.json: 'verified' with the key given, 'unchecked' (signed, but no key "

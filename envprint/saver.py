@@ -198,10 +198,14 @@ def save(
     or when ``strict`` and the model's outputs change between identical calls. With
     ``sign_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) the record also gets
     signature.json, an HMAC-SHA256 of fingerprint.json (see ``envprint.signing``).
+    A declared seed (``seed``, else the one from ``seed_everything``) is recorded and applied
+    before the model loads, so that verify, which applies it at the same point, can reproduce
+    a model random at inference.
     """
     from ._tf import loading
     from ._tf.identity import model_identity
-    from .capturer import capture
+    from ._tf.settings import SETTINGS
+    from .capturer import capture, declared_seed
 
     model_path = Path(model)
     target = Path(out) if out is not None else store.default_sidecar(model_path)
@@ -213,6 +217,9 @@ def save(
     key = signing.signing_key(sign_key) if sign_key is not None else None
     created = _prepare_parent(target)
     try:
+        declared = seed if seed is not None else declared_seed()[0]
+        if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
+            SETTINGS["seed"].set(None, declared)
         loaded = loading.load_model(
             model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
         )

@@ -1,7 +1,9 @@
 """verify(): recompute a model's probes on this host and judge them against its saved record.
 
 Owns: the order of the checks — signature, record integrity, model files, weights, outputs,
-inference randomness, environment — and the verdict. A check that ran and failed returns a Report
+inference randomness, environment — and the verdict; ``verify(..., investigate=True)`` (the
+investigation runs on the record verify read and checked, and re-ranks the explanations), and
+``preflight`` (what to expect from the record and this host alone, without loading the model). A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
 TensorFlow code, and writes nothing: a deployment host may be read-only.
@@ -10,7 +12,7 @@ TensorFlow code, and writes nothing: a deployment host may be read-only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import numpy as np
 
 from . import compare, digests, signing, store
 from .errors import FingerprintError
-from .models import Fingerprint, IdentityCheck, OutputComparison, Report, Tolerance
+from .models import Fingerprint, FingerprintDiff, IdentityCheck, OutputComparison, Report, Tolerance
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
@@ -114,6 +116,51 @@ def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> 
         return loaded, hashing.result()
 
 
+def read_checked(fp_path: Path, signing_key: bytes | str | None = None, require_signature: bool = False):
+    """(fingerprint, signature check, probes, reference, edited sidecar files), from one snapshot of the record."""
+
+    def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
+        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
+        return saved, trust, *sidecar_arrays(saved, fp_path, reader)
+
+    return store.read_consistent(fp_path.parent, read)
+
+
+def _read_fingerprint_only(fp_path: Path, signing_key: bytes | str | None, require_signature: bool) -> Fingerprint:
+    def read(reader: store.RecordReader) -> Fingerprint:
+        return read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)[0]
+
+    return store.read_consistent(fp_path.parent, read)
+
+
+def preflight(
+    model: Any = None,
+    *,
+    fingerprint: str | Path | None = None,
+    signing_key: bytes | str | None = None,
+    require_signature: bool = False,
+) -> FingerprintDiff:
+    """What to expect on this host before verifying ``model``, from its record and this host alone.
+
+    The model is not loaded (``model`` only locates the record beside it; pass ``fingerprint``
+    for a model in memory). Returns the diff of the record (A) against this host (B) with its
+    ``expectations``, most likely first; ``result.expects_change`` is True when one is at least
+    ``PREFLIGHT_THRESHOLD`` likely to move the outputs beyond tolerance or to break the load
+    (what ``envprint verify --preflight`` exits 1 on). The signature is judged as in ``verify``.
+    """
+    from .capturer import capture
+    from .explain import expect
+
+    model_path = Path(model) if isinstance(model, (str, Path)) else None
+    fp_path = store.locate_fingerprint(model_path, fingerprint)
+    saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
+    return expect(saved, capture(), str(fp_path), "current host")
+
+
+def _may_be_random(saved: Fingerprint) -> bool:
+    return bool(saved.model.stochastic_layers) or saved.self_check is None or not saved.self_check.deterministic
+
+
 def verify(
     model: Any,
     *,
@@ -126,6 +173,9 @@ def verify(
     check_stochastic: bool = True,
     signing_key: bytes | str | None = None,
     require_signature: bool = False,
+    investigate: bool = False,
+    investigate_timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Verify ``model`` (a path, or a Keras model already loaded) against its fingerprint.
 
@@ -137,6 +187,13 @@ def verify(
     signature.json: a wrong key or a changed fingerprint.json is a FingerprintError. With
     ``require_signature`` an unsigned record is one too (and a missing key a UsageError). With
     neither, a signature is not checked and the report notes it.
+
+    A record that declares a seed, of a model that may be random at inference, has the seed
+    applied before the model loads and predicts, as ``save`` did (``report.seed_applied``).
+    ``investigate``: when the outputs are not identical, re-run the probes in child processes
+    (``investigate_timeout`` seconds each, ``progress`` called with one line per child) with one
+    saved setting restored at a time (``report.investigation``); a cause ruled out by that drops
+    out of ``report.explanations`` and a confirmed one leads.
     """
     from ._tf import loading
     from ._tf.identity import model_identity
@@ -147,17 +204,20 @@ def verify(
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path = store.locate_fingerprint(model_path, fingerprint)
 
-    def read(reader: store.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
-        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
-        return saved, trust, *sidecar_arrays(saved, fp_path, reader)
-
-    saved, trust, probes, reference, sidecar_changed = store.read_consistent(fp_path.parent, read)
+    saved, trust, probes, reference, sidecar_changed = read_checked(fp_path, signing_key, require_signature)
     notes: list[str] = []
     for name in sidecar_changed:
         notes.append(f"{name} differs from the digest in {fp_path.name}: the record was edited after save")
 
     files_changed = files_missing = files_added = []
     files_identical = False
+    # A random model reproduces its reference only from the same seed, applied before it loads
+    # (Keras creates the layers' seed generators then) and predicts, as save did.
+    seed = saved.seeds.declared if _may_be_random(saved) else None
+    if seed is not None:
+        from ._tf.settings import SETTINGS
+
+        SETTINGS["seed"].set(None, seed)
     if model_path is not None:
         loaded, now = load_and_hash(
             model_path,
@@ -208,10 +268,9 @@ def verify(
     outputs = compare.compare_outputs(reference, obtained, policy)
     # A second prediction can only disagree if something random runs at inference; a model that
     # was deterministic at save and has no random layers is not predicted twice.
-    may_be_random = bool(saved.model.stochastic_layers) or (
-        saved.self_check is None or not saved.self_check.deterministic
+    stochastic_now = (
+        check_stochastic and _may_be_random(saved) and not compare.bit_identical(obtained, loaded.predict(probes))
     )
-    stochastic_now = check_stochastic and may_be_random and not compare.bit_identical(obtained, loaded.predict(probes))
     if stochastic_now:
         notes.append(
             "outputs changed between two identical predictions on this host: a random layer is active at inference"
@@ -223,7 +282,7 @@ def verify(
     if trust.note:
         notes.append(trust.note)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
-    return Report(
+    report = Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
         model=label,
@@ -233,4 +292,37 @@ def verify(
         notes=notes,
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
+        seed_applied=seed,
     )
+    if investigate and report.verdict != "identical":
+        report = _investigate(
+            report,
+            model_path,
+            saved,
+            fp_path,
+            probes,
+            reference,
+            timeout_s=investigate_timeout,
+            progress=progress,
+            fmt=fmt,
+            signature=signature,
+            safe_mode=safe_mode,
+            custom_objects=custom_objects,
+            tolerance=tolerance,
+        )
+    return report
+
+
+def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,
+                 reference: Any, *, custom_objects: Mapping[str, Any] | None, **options: Any) -> Report:  # fmt: skip
+    """The report with its investigation, and its explanations re-ranked by what the experiments found."""
+    from .explain import rerank
+    from .investigate import investigate
+
+    # A child imports each custom object again by the name it is importable under.
+    specs = [f"{obj.__module__}:{obj.__qualname__}" for obj in (custom_objects or {}).values()]
+    results = investigate(
+        model_path, report, saved=saved, fp_path=fp_path, probes=probes, reference=reference,
+        custom_objects_specs=specs, **options,
+    )  # fmt: skip
+    return report.model_copy(update={"investigation": results, "explanations": rerank(report.explanations, results)})

@@ -7,6 +7,7 @@ over outputs) for an MLP 64-256-256-10, a small CNN and MobileNetV2 96x96.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from string import Formatter
 
@@ -349,6 +350,12 @@ def test_every_explanation_is_scored_in_the_unit_interval_and_sorted(saved):
 def test_every_diff_topic_has_a_registry_entry():
     topics = {topic for _, topic, _ in TOPICS} - {"context"}
     assert topics <= set(REGISTRY)
+
+
+def test_the_readmes_cause_list_is_the_registry_in_its_order():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    listed = readme.split("Cause ids (one entry each in the cause", 1)[1].split("; each with a score", 1)[0]
+    assert re.findall(r"`([a-z0-9_]+)`", listed.split("):", 1)[1]) == list(REGISTRY)
 
 
 @pytest.mark.parametrize("cause", list(REGISTRY))
