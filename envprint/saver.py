@@ -202,9 +202,8 @@ def save(
     before the model loads, so that verify, which applies it at the same point, can reproduce
     a model random at inference.
     """
-    from ._tf import loading
+    from ._tf import loading, set_random_seed
     from ._tf.identity import model_identity
-    from ._tf.settings import SETTINGS
     from .capturer import capture, declared_seed
 
     model_path = Path(model)
@@ -219,7 +218,7 @@ def save(
     try:
         declared = seed if seed is not None else declared_seed()[0]
         if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
-            SETTINGS["seed"].set(None, declared)
+            set_random_seed(declared)
         loaded = loading.load_model(
             model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
         )

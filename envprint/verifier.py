@@ -215,9 +215,9 @@ def verify(
     # (Keras creates the layers' seed generators then) and predicts, as save did.
     seed = saved.seeds.declared if _may_be_random(saved) else None
     if seed is not None:
-        from ._tf.settings import SETTINGS
+        from ._tf import set_random_seed
 
-        SETTINGS["seed"].set(None, seed)
+        set_random_seed(seed)
     if model_path is not None:
         loaded, now = load_and_hash(
             model_path,
