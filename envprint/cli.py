@@ -145,13 +145,6 @@ def _writer():
     return Writer()
 
 
-def with_expectations(result, saved, current):
-    """The diff with what its differences predict (explain.preflight), saved = A, current = B."""
-    from .explain import preflight
-
-    return result.model_copy(update={"expectations": preflight(saved, current, result)})
-
-
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
 
@@ -205,7 +198,7 @@ def diff(
     """
 
     def body() -> int:
-        from .diff import diff_fingerprints
+        from .explain import expect
         from .store import canonical_json, read_fingerprint
 
         if (b is None) == (not current):
@@ -218,7 +211,7 @@ def diff(
             fb, label_b = capture(), "current host"
         else:
             fb, label_b = read_fingerprint(b), str(b)
-        result = with_expectations(diff_fingerprints(fa, fb, str(a), label_b), fa, fb)
+        result = expect(fa, fb, str(a), label_b)
         if json_out:
             emit(lambda: sys.stdout.write(canonical_json(result)))
         else:
@@ -501,7 +494,7 @@ def verify(
         typer.Option(
             "--preflight",
             help="Do not load the model: predict from the saved fingerprint and this host alone what drift to "
-            "expect and why (exit 1 when something can change the outputs).",
+            "expect and why (exit 1 when a change of the outputs or a load failure is at least 0.5 likely).",
         ),
     ] = False,
     junit_xml: Annotated[
@@ -538,7 +531,17 @@ def verify(
         if preflight:
             if junit_xml is not None:
                 raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
-            return _preflight(model, fingerprint, json_out)
+            from .verifier import preflight as do_preflight
+
+            result = do_preflight(model, fingerprint=fingerprint, require_signature=require_signature,
+                                  signing_key=_signing_key(required=False))  # fmt: skip
+            if json_out:
+                emit(lambda: sys.stdout.write(canonical_json(result)))
+            else:
+                from .render import render_diff
+
+                emit(lambda: render_diff(result, _writer()))
+            return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
         try:
             report = do_verify(
                 model,
@@ -550,6 +553,9 @@ def verify(
                 safe_mode=not unsafe,
                 signing_key=_signing_key(required=False),
                 require_signature=require_signature,
+                investigate=investigate,
+                investigate_timeout=investigate_timeout,
+                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
             )
         except EnvprintError as exc:
             if junit_xml is not None:  # the CI panel shows "could not verify" as an error, not as nothing
@@ -558,22 +564,6 @@ def verify(
                 except UsageError as unwritable:  # the error that stopped verify is the one to exit with
                     sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
             raise
-        if investigate and report.verdict != "identical":
-            from .investigate import investigate as do_investigate
-
-            results = do_investigate(
-                model,
-                fingerprint,
-                report,
-                timeout_s=investigate_timeout,
-                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
-                fmt=fmt,
-                signature=signature,
-                safe_mode=not unsafe,
-                custom_objects_specs=custom_objects or [],
-                tolerance=_tolerance(rtol, atol, exact),
-            )
-            report = report.model_copy(update={"investigation": results})
         report = relabel(report)
         if junit_xml is not None:
             _write_junit(junit_xml, model, report)
@@ -639,25 +629,6 @@ def _write_junit(path: Path, model: Path, result: Any) -> None:
         raise UsageError(
             f"{path}: cannot write the JUnit XML ({exc.strerror or exc}); pass a writable --junit-xml PATH"
         ) from None
-
-
-def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
-    from .capturer import capture
-    from .diff import diff_fingerprints
-    from .sidecar import locate_fingerprint
-    from .store import canonical_json, read_fingerprint
-
-    fp_path = locate_fingerprint(model, fingerprint)
-    saved = read_fingerprint(fp_path)
-    here = capture()
-    result = with_expectations(diff_fingerprints(saved, here, str(fp_path), "current host"), saved, here)
-    if json_out:
-        emit(lambda: sys.stdout.write(canonical_json(result)))
-    else:
-        from .render import render_diff
-
-        emit(lambda: render_diff(result, _writer(), model_name=saved.model.name if saved.model else None))
-    return int(ExitCode.DIFFERENT if result.expectations else ExitCode.OK)
 
 
 @app.command("env-export")

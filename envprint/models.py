@@ -341,6 +341,11 @@ class Explanation(Record):
     remedy: str
 
 
+# verify --preflight fails (exit 1) when an expectation is at least this likely: a change of the
+# outputs beyond tolerance, or a load failure. Below it an expectation is a note.
+PREFLIGHT_THRESHOLD = 0.5
+
+
 class FingerprintDiff(Record):
     schema_version: Literal[1] = DIFF_SCHEMA_VERSION
     a: str = Field(description="Label of the first fingerprint (its path, or 'current host').")
@@ -351,6 +356,11 @@ class FingerprintDiff(Record):
         default_factory=list,
         description="Predicted from the two fingerprints alone: what drift each difference would cause, most likely first.",
     )
+
+    @property
+    def expects_change(self) -> bool:
+        """Whether an expectation is likely enough (PREFLIGHT_THRESHOLD) to fail ``verify --preflight``."""
+        return any(x.score >= PREFLIGHT_THRESHOLD for x in self.expectations)
 
 
 # --------------------------------------------------------------------------- verify report
@@ -531,6 +541,11 @@ class Report(Record):
         default_factory=list,
         description="verify --investigate: the control run first, then one entry per setting tried or cause "
         "that cannot be tried here.",
+    )
+    seed_applied: int | None = Field(
+        None,
+        description="The record's declared seed, applied before the model loaded and predicted because the model may "
+        "be random at inference (as save did); None when no seed was applied.",
     )
     record_signature: Literal["verified", "unchecked", "unsigned"] = Field(
         "unsigned",

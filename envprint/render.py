@@ -326,6 +326,8 @@ def render_report(report: Report, out: Writer) -> None:
         out.line(f"  probe cast:  input {name!r} cast {how} for this model (the record's cast rule)")
     if not report.probes_run:
         out.line("  probes:      not run: this model does not take the recorded inputs")
+    if report.seed_applied is not None:
+        out.line(f"  seed:        {report.seed_applied} applied before loading, as at save (the model may be random)")
     if ident.sidecar_files_changed:
         out.line(f"  record edited: {', '.join(ident.sidecar_files_changed)} (sha256 differs from fingerprint.json)")
     signature = _signature_line(report)

@@ -268,10 +268,13 @@ def save(
     Probes that cannot verify anything are refused: an input holding only NaN or infinite values
     (FingerprintError), or an output that is NaN or infinite for every probe (ModelError); with
     ``allow_nonfinite`` they are recorded with a warning instead.
+    A declared seed (``seed``, else the one from ``seed_everything``) is recorded and applied
+    before the model loads, so that verify, which applies it at the same point, can reproduce
+    a model random at inference.
     """
-    from ._tf import loading
+    from ._tf import loading, set_random_seed
     from ._tf.identity import model_identity
-    from .capturer import capture
+    from .capturer import capture, declared_seed
 
     model_path = Path(model)
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
@@ -284,6 +287,9 @@ def save(
     created = _prepare_parent(target)
     undo_hook = None
     try:
+        declared = seed if seed is not None else declared_seed()[0]
+        if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
+            set_random_seed(declared)
         loaded = loading.load_model(
             model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
         )

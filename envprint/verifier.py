@@ -3,7 +3,9 @@
 Owns: the order of the checks — signature, record integrity, model files, the model's identity
 (weights digest, and inputs, outputs, parameter count and layer classes: settled before any probe is
 fed, so another model is "model changed" whatever its inputs), outputs, inference randomness,
-environment — and the verdict. A check that ran and failed returns a Report
+environment — and the verdict; ``verify(..., investigate=True)`` (the investigation runs on the
+record verify read and checked, and re-ranks the explanations), and ``preflight`` (what to expect
+from the record and this host alone, without loading the model). A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
 TensorFlow code, and writes nothing: a deployment host may be read-only.
@@ -12,7 +14,7 @@ TensorFlow code, and writes nothing: a deployment host may be read-only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from . import compare, digests, histogram, sidecar, signing, store
 from .errors import FingerprintError, ModelError, UsageError, one_line
 from .models import (
     Fingerprint,
+    FingerprintDiff,
     IdentityCheck,
     ModelDifference,
     ModelIdentity,
@@ -231,6 +234,51 @@ def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> 
         return loaded, hashing.result()
 
 
+def read_checked(fp_path: Path, signing_key: bytes | str | None = None, require_signature: bool = False):
+    """(fingerprint, signature check, probes, reference, edited sidecar files), from one snapshot of the record."""
+
+    def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
+        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
+        return saved, trust, *sidecar_arrays(saved, fp_path, reader)
+
+    return sidecar.read_consistent(fp_path.parent, read)
+
+
+def _read_fingerprint_only(fp_path: Path, signing_key: bytes | str | None, require_signature: bool) -> Fingerprint:
+    def read(reader: sidecar.RecordReader) -> Fingerprint:
+        return read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)[0]
+
+    return sidecar.read_consistent(fp_path.parent, read)
+
+
+def preflight(
+    model: Any = None,
+    *,
+    fingerprint: str | Path | None = None,
+    signing_key: bytes | str | None = None,
+    require_signature: bool = False,
+) -> FingerprintDiff:
+    """What to expect on this host before verifying ``model``, from its record and this host alone.
+
+    The model is not loaded (``model`` only locates the record beside it; pass ``fingerprint``
+    for a model in memory). Returns the diff of the record (A) against this host (B) with its
+    ``expectations``, most likely first; ``result.expects_change`` is True when one is at least
+    ``PREFLIGHT_THRESHOLD`` likely to move the outputs beyond tolerance or to break the load
+    (what ``envprint verify --preflight`` exits 1 on). The signature is judged as in ``verify``.
+    """
+    from .capturer import capture
+    from .explain import expect
+
+    model_path = Path(model) if isinstance(model, (str, Path)) else None
+    fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
+    saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
+    return expect(saved, capture(), str(fp_path), "current host")
+
+
+def _may_be_random(saved: Fingerprint) -> bool:
+    return bool(saved.model.stochastic_layers) or saved.self_check is None or not saved.self_check.deterministic
+
+
 def verify(
     model: Any,
     *,
@@ -243,6 +291,9 @@ def verify(
     check_stochastic: bool = True,
     signing_key: bytes | str | None = None,
     require_signature: bool = False,
+    investigate: bool = False,
+    investigate_timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Verify ``model`` (a path, or a Keras model already loaded) against its fingerprint.
 
@@ -254,6 +305,13 @@ def verify(
     signature.json: a wrong key or a changed fingerprint.json is a FingerprintError. With
     ``require_signature`` an unsigned record is one too (and a missing key a UsageError). With
     neither, a signature is not checked and the report notes it.
+
+    A record that declares a seed, of a model that may be random at inference, has the seed
+    applied before the model loads and predicts, as ``save`` did (``report.seed_applied``).
+    ``investigate``: when the outputs are not identical, re-run the probes in child processes
+    (``investigate_timeout`` seconds each, ``progress`` called with one line per child) with one
+    saved setting restored at a time (``report.investigation``); a cause ruled out by that drops
+    out of ``report.explanations`` and a confirmed one leads.
     """
     from ._tf import loading
     from ._tf.identity import legacy_weights_digests, model_identity
@@ -266,14 +324,17 @@ def verify(
         raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
     fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
 
-    def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
-        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
-        return saved, trust, *sidecar_arrays(saved, fp_path, reader)
-
-    saved, trust, probes, reference, sidecar_changed = sidecar.read_consistent(fp_path.parent, read)
+    saved, trust, probes, reference, sidecar_changed = read_checked(fp_path, signing_key, require_signature)
 
     files_changed = files_missing = files_added = []
     files_identical = False
+    # A random model reproduces its reference only from the same seed, applied before it loads
+    # (Keras creates the layers' seed generators then) and predicts, as save did.
+    seed = saved.seeds.declared if _may_be_random(saved) else None
+    if seed is not None:
+        from ._tf import set_random_seed
+
+        set_random_seed(seed)
     if model_path is not None:
         chosen = _format_of(model_path, fmt, saved.model.format)
         loaded, now = load_and_hash(
@@ -348,9 +409,7 @@ def verify(
         outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
         # A second prediction can only disagree if something random runs at inference; a model that
         # was deterministic at save and has no random layers is not predicted twice.
-        may_be_random = bool(saved.model.stochastic_layers) or (
-            saved.self_check is None or not saved.self_check.deterministic
-        )
+        may_be_random = _may_be_random(saved)
         if check_stochastic and may_be_random:
             again = _fit_outputs(reference, loaded.predict(feed), {})
             random_outputs = sorted(
@@ -358,7 +417,7 @@ def verify(
             )
     stochastic_now = bool(random_outputs)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
-    return Report(
+    report = Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
         signing_key_id=trust.key_id,
@@ -373,4 +432,37 @@ def verify(
         random_at_inference=random_outputs,
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
+        seed_applied=seed,
     )
+    if investigate and report.verdict != "identical":
+        report = _investigate(
+            report,
+            model_path,
+            saved,
+            fp_path,
+            probes,
+            reference,
+            timeout_s=investigate_timeout,
+            progress=progress,
+            fmt=fmt,
+            signature=signature,
+            safe_mode=safe_mode,
+            custom_objects=custom_objects,
+            tolerance=tolerance,
+        )
+    return report
+
+
+def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,
+                 reference: Any, *, custom_objects: Mapping[str, Any] | None, **options: Any) -> Report:  # fmt: skip
+    """The report with its investigation, and its explanations re-ranked by what the experiments found."""
+    from .explain import rerank
+    from .investigate import investigate
+
+    # A child imports each custom object again by the name it is importable under.
+    specs = [f"{obj.__module__}:{obj.__qualname__}" for obj in (custom_objects or {}).values()]
+    results = investigate(
+        model_path, report, saved=saved, fp_path=fp_path, probes=probes, reference=reference,
+        custom_objects_specs=specs, **options,
+    )  # fmt: skip
+    return report.model_copy(update={"investigation": results, "explanations": rerank(report.explanations, results)})

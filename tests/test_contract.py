@@ -87,7 +87,7 @@ def test_every_row_of_the_readme_exit_code_table_comes_from_a_real_command(saved
         def broken(*args, **kwargs):
             raise KeyError("a bug")
 
-        m.setattr("envprint.diff.diff_fingerprints", broken)
+        m.setattr("envprint.explain.expect", broken)
         produced[70] = invoke("diff", GPU, cpu_json)
     assert sorted(produced) == sorted(rows)
     for code, r in produced.items():
