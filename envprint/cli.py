@@ -376,6 +376,14 @@ def save(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (exit 4) if the model's outputs change between identical calls.")
     ] = False,
+    tf_serving_warmup: Annotated[
+        bool,
+        typer.Option(
+            "--tf-serving-warmup",
+            help="Also write assets.extra/tf_serving_warmup_requests into the SavedModel from the probes, so "
+            "that the inputs verify checks warm TF Serving.",
+        ),
+    ] = False,
     allow_nonfinite: Annotated[
         bool,
         typer.Option(
@@ -400,8 +408,12 @@ def save(
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
 
     def body() -> None:
-        from .saver import save as do_save
         from .store import canonical_json
+
+        if tf_serving_warmup:
+            from .integrations.tfserving import save_with_warmup as do_save
+        else:
+            from .saver import save as do_save
 
         _quiet_tensorflow()
         tolerance = _tolerance(rtol, atol, exact)
@@ -485,6 +497,15 @@ def verify(
             "expect and why (exit 1 when a change of the outputs or a load failure is at least 0.5 likely).",
         ),
     ] = False,
+    junit_xml: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit-xml",
+            metavar="PATH",
+            help="Also write the result as JUnit XML for CI panels: one test case per check (identity, each "
+            "output, the self-check), the environment as properties.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     html: HtmlOpt = None,
 ) -> None:
@@ -508,6 +529,8 @@ def verify(
 
             require_matplotlib()  # before the model loads: a missing extra fails fast
         if preflight:
+            if junit_xml is not None:
+                raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
             from .verifier import preflight as do_preflight
 
             result = do_preflight(model, fingerprint=fingerprint, require_signature=require_signature,
@@ -519,21 +542,31 @@ def verify(
 
                 emit(lambda: render_diff(result, _writer()))
             return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
-        report = do_verify(
-            model,
-            fingerprint=fingerprint,
-            tolerance=_tolerance(rtol, atol, exact),
-            fmt=fmt,
-            signature=signature,
-            custom_objects=_custom_objects(custom_objects or []),
-            safe_mode=not unsafe,
-            signing_key=_signing_key(required=False),
-            require_signature=require_signature,
-            investigate=investigate,
-            investigate_timeout=investigate_timeout,
-            progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
-        )
+        try:
+            report = do_verify(
+                model,
+                fingerprint=fingerprint,
+                tolerance=_tolerance(rtol, atol, exact),
+                fmt=fmt,
+                signature=signature,
+                custom_objects=_custom_objects(custom_objects or []),
+                safe_mode=not unsafe,
+                signing_key=_signing_key(required=False),
+                require_signature=require_signature,
+                investigate=investigate,
+                investigate_timeout=investigate_timeout,
+                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+            )
+        except EnvprintError as exc:
+            if junit_xml is not None:  # the CI panel shows "could not verify" as an error, not as nothing
+                try:
+                    _write_junit(junit_xml, model, exc)
+                except UsageError as unwritable:  # the error that stopped verify is the one to exit with
+                    sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
+            raise
         report = relabel(report)
+        if junit_xml is not None:
+            _write_junit(junit_xml, model, report)
         if html is not None:
             _write_html(report, html)
         if json_out:
@@ -581,6 +614,21 @@ def report_command(
         _write_html(read_report(report_json), html)
 
     _guard(body)
+
+
+def _write_junit(path: Path, model: Path, result: Any) -> None:
+    """--junit-xml: the report (or the error that stopped verify) as JUnit XML, with this host's facts."""
+    from .capturer import capture
+    from .integrations.junit import error_suite, write_junit_xml
+
+    host = capture(tensorflow=False)  # TensorFlow's facts when verify imported it; never imported for this
+    suite = error_suite(str(model), str(result), host) if isinstance(result, EnvprintError) else result
+    try:
+        write_junit_xml(path, [suite], host)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot write the JUnit XML ({exc.strerror or exc}); pass a writable --junit-xml PATH"
+        ) from None
 
 
 @app.command("env-export")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,6 +252,7 @@ def save(
     strict: bool = False,
     sign_key: bytes | str | None = None,
     allow_nonfinite: bool = False,
+    model_files_hook: Callable[[Any, Mapping[str, np.ndarray]], Callable[[], None]] | None = None,
 ) -> SaveResult:
     """Write the record of ``model`` into its sidecar (or ``out``) and return where it went.
 
@@ -260,6 +261,9 @@ def save(
     or when ``strict`` and the model's outputs change between identical calls. With
     ``sign_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) the record also gets
     signature.json, an HMAC-SHA256 of fingerprint.json (see ``envprint.signing``).
+    ``model_files_hook(loaded, probes)`` runs after the self-check and before the model's files
+    are digested, to add a file to the model (TF Serving's warm-up: ``integrations.tfserving``);
+    it returns an undo that runs if the save fails.
 
     Probes that cannot verify anything are refused: an input holding only NaN or infinite values
     (FingerprintError), or an output that is NaN or infinite for every probe (ModelError); with
@@ -281,6 +285,7 @@ def save(
         raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
     key = signing.signing_key(sign_key) if sign_key is not None else None
     created = _prepare_parent(target)
+    undo_hook = None
     try:
         declared = seed if seed is not None else declared_seed()[0]
         if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
@@ -297,6 +302,8 @@ def save(
         check = self_check(loaded, inputs, reference)
         if strict and not check.deterministic:
             raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
+        if model_files_hook is not None:
+            undo_hook = model_files_hook(loaded, inputs)
 
         files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
         identity = identity_record(model_identity(loaded), model_path, files)
@@ -310,6 +317,8 @@ def save(
         )
         fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed)
     except BaseException:
+        if undo_hook is not None:
+            undo_hook()
         _remove_created(created)  # the directories this save made for a record it did not write
         raise
     return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
