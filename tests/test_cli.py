@@ -16,7 +16,7 @@ from envprint.errors import ExitCode
 from envprint.store import canonical_json
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-GPU = FIXTURES / "recorded_gpu_host_a100.json"
+GPU = FIXTURES / "handmade_gpu_host_a100.json"
 runner = CliRunner()
 
 

@@ -25,7 +25,7 @@ FILE_SHA = "3f" * 32
 @pytest.fixture(scope="module")
 def saved() -> Fingerprint:
     """The recorded A100 host, as `envprint save` would have written it for model.keras."""
-    fp = read_fingerprint(FIXTURES / "recorded_gpu_host_a100.json")
+    fp = read_fingerprint(FIXTURES / "handmade_gpu_host_a100.json")
     model = ModelIdentity(
         format="keras",
         name="model.keras",

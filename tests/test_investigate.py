@@ -27,7 +27,7 @@ from envprint.restore import Decided, Restore, plan
 from envprint.store import read_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-A100 = FIXTURES / "recorded_gpu_host_a100.json"
+A100 = FIXTURES / "handmade_gpu_host_a100.json"
 # The deployment host: oneDNN off, one intra-op thread (the saved host: oneDNN on, default threads).
 DEPLOY = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1"}
 UNSET = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_DETERMINISTIC_OPS")
