@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envhelpers import ci_requested
 
 import envprint
 from envprint import store
 
-pytestmark = pytest.mark.subprocess
+pytestmark = [pytest.mark.subprocess, pytest.mark.keras3]
 
 OLD_PYTHON_VAR = "ENVPRINT_OLD_TF_PYTHON"
 REPO_ROOT = Path(envprint.__file__).resolve().parent.parent
@@ -80,16 +81,19 @@ def _run_all(python: str, commands: dict[str, list[str]], cwd: Path) -> dict[str
 
 @pytest.fixture(scope="session")
 def old_python() -> str:
+    """The old environment's Python. Outside CI it may be missing (a skip that says how to make it);
+    in CI (CI=true) these tests must run, so a missing one, or ENVPRINT_SKIP_OLD_TF=1, fails them."""
     python = os.environ.get(OLD_PYTHON_VAR)
+    make = f"run scripts/test.sh, or export {OLD_PYTHON_VAR}=$(scripts/old_tf_env.sh)"
     if os.environ.get("ENVPRINT_SKIP_OLD_TF") == "1":
-        pytest.skip("ENVPRINT_SKIP_OLD_TF=1: the cross-version tests are skipped on purpose")
+        why = "ENVPRINT_SKIP_OLD_TF=1: the cross-version tests are skipped on purpose"
+        if ci_requested():
+            pytest.fail(f"{why}, but CI must run them: unset ENVPRINT_SKIP_OLD_TF in CI")
+        pytest.skip(why)
     if not python:
-        why = (
-            f"{OLD_PYTHON_VAR} is not set: no TensorFlow 2.15 environment to verify in; "
-            f"run scripts/test.sh, or export {OLD_PYTHON_VAR}=$(scripts/old_tf_env.sh)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"{why} (CI must run the cross-version tests; ENVPRINT_SKIP_OLD_TF=1 skips them on purpose)")
+        why = f"{OLD_PYTHON_VAR} is not set: no TensorFlow 2.15 environment to verify in; {make}"
+        if ci_requested():
+            pytest.fail(f"{why} (CI must run the cross-version tests)")
         pytest.skip(why)
     if not Path(python).is_file():
         pytest.fail(f"{OLD_PYTHON_VAR}={python}: no such file; rerun scripts/old_tf_env.sh")
@@ -117,9 +121,8 @@ def newest(old_python, tf, keras, flavor, save, tmp_path_factory) -> tuple[dict[
     """The MLP saved in all four formats by this session's Keras 3, each with its envprint record.
 
     Asks for ``old_python`` first: without an old environment the module skips before paying for TensorFlow.
+    The module is marked keras3: it saves under the newest TensorFlow's Keras 3.
     """
-    if flavor != "keras3":
-        pytest.skip(f"the cross-version tests save under Keras 3 (the newest TensorFlow); this session runs {flavor}")
     import numpy as np
 
     def init(seed: int) -> dict[str, Any]:  # seeded initializers: the global random state stays as it was

@@ -61,9 +61,8 @@ def test_random_layer_at_inference_ranks_stochastic_inference_first(dropout_left
     assert "training=False" in report.explanations[0].remedy
 
 
-def test_serving_code_under_another_dtype_policy_ranks_dtype_policy_first(keras, flavor, tmp_path):
-    if flavor != "keras3":
-        pytest.skip("the global-policy rebuild below uses the Keras 3 API")
+@pytest.mark.keras3  # the global-policy rebuild below uses the Keras 3 API
+def test_serving_code_under_another_dtype_policy_ranks_dtype_policy_first(keras, tmp_path):
     init = {"kernel_initializer": keras.initializers.GlorotUniform(seed=3)}
 
     def build():
