@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -14,6 +16,30 @@ from envprint.models import Fingerprint
 def ci_requested() -> bool:
     """True on CI (``CI`` set truthy, as GitHub Actions, GitLab and .ci/run set): a skip there must be allowed."""
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def keras_flavor_without_tensorflow() -> str | None:
+    """The Keras this session's TensorFlow resolves to, read from package metadata (nothing imported).
+
+    The same rule as ``envprint._tf.keras_flavor``; None when TensorFlow is not installed.
+    """
+    from importlib import metadata
+
+    from packaging.version import Version
+
+    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly", "tensorflow-macos"):
+        try:
+            version = Version(metadata.version(dist))
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    else:
+        return None
+    if (version.major, version.minor) < (2, 16):
+        return "keras2"
+    if os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "tf_keras"
+    return "keras3"
 
 
 def run_python(code: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = (), timeout: float = 120):
@@ -59,3 +85,23 @@ def run_unprivileged(code: str, *args: str, home: str, timeout: float = 300) -> 
         timeout=timeout,
         cwd=home,
     )
+
+
+@contextlib.contextmanager
+def fails_after(seconds: float, what: str):
+    """Fail the test (TimeoutError) if the block is still running after ``seconds``: a hang, not slowness.
+
+    A guard against a hang, not a speed test (speed is scripts/bench.py's): the limit is generous.
+    SIGALRM interrupts the main thread even inside a blocking call such as reading a FIFO.
+    """
+
+    def expire(signum, frame):
+        raise TimeoutError(f"{what}: still running after {seconds:g} s; it hangs")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
