@@ -9,7 +9,6 @@ global random state of Python, NumPy and TensorFlow as the other tests found it.
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import sys
 import textwrap
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from envhelpers import ci_requested
+from envhelpers import ci_requested, keras_flavor_without_tensorflow
 
 CUSTOM_MODULE = "envprint_test_custom_layers"
 
@@ -298,30 +297,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 # @pytest.mark.keras3 marks a test of what only Keras 3 does (model.export()'s second signature,
 # its predict-function reuse, keras.config). The Keras 2 and tf_keras passes of scripts/test.sh
 # deselect them (-m "not keras3"); run by hand under another Keras, they skip with the reason.
-
-
-def keras_flavor_without_tensorflow() -> str | None:
-    """The Keras this session's TensorFlow resolves to, read from package metadata (nothing imported).
-
-    The same rule as ``envprint._tf.keras_flavor``; None when TensorFlow is not installed.
-    """
-    from importlib import metadata
-
-    from packaging.version import Version
-
-    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly", "tensorflow-macos"):
-        try:
-            version = Version(metadata.version(dist))
-            break
-        except metadata.PackageNotFoundError:
-            continue
-    else:
-        return None
-    if (version.major, version.minor) < (2, 16):
-        return "keras2"
-    if os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes", "on"):
-        return "tf_keras"
-    return "keras3"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

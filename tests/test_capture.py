@@ -12,7 +12,7 @@ import jsonschema
 import numpy as np
 import pytest
 import tensorflow as tf
-from envhelpers import capture_in_subprocess
+from envhelpers import capture_in_subprocess, keras_flavor_without_tensorflow
 
 import envprint
 from envprint.diff import diff_fingerprints
@@ -43,6 +43,12 @@ def test_capture_reads_tensorflow_facts(fp):
     assert any(d.device_type == "CPU" for d in fp.devices.physical)
     assert fp.threads.tf_intra_op == tf.config.threading.get_intra_op_parallelism_threads()
     assert fp.unavailable == {}
+
+
+def test_the_session_runs_the_keras_its_test_pass_asked_for(fp):
+    # scripts/test.sh names the Keras of each pass: a pass that ran another Keras would prove nothing.
+    expected = os.environ.get("ENVPRINT_EXPECT_KERAS") or keras_flavor_without_tensorflow()
+    assert fp.tensorflow.keras_flavor == expected
 
 
 def test_capture_validates_against_committed_schema_and_round_trips(fp):
