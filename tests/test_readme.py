@@ -1,12 +1,18 @@
-"""The README is the user's door: its Python examples run as written, on a real saved model."""
+"""The README is the user's door: its Python and shell examples run as written, on a real saved model."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from envprint.store import read_fingerprint
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -25,3 +31,50 @@ def test_readme_python_examples_run(mlp, keras, tmp_path, monkeypatch):
     exec(compile(library, "README.md (library)", "exec"), {})  # saves the record, then verifies
     model = keras.models.load_model("model.keras", compile=False)
     exec(compile(serving, "README.md (serving)", "exec"), {"model": model})
+
+
+# The README's shell blocks: every line either runs here as written (an envprint command, in a
+# folder holding the files its examples name) or is one of the repository's own scripts, which
+# CI runs itself (.ci/run is scripts/test.sh) and the demo, too slow for a test (minutes of training).
+RUN_ELSEWHERE = {
+    "./scripts/test.sh": "CI's own command (.ci/run)",
+    "./scripts/demo.sh": "trains a classifier for minutes; its steps are envprint save/verify, tested here",
+}
+
+
+def shell_lines() -> list[str]:
+    """Each command line of the README's ```bash blocks, comments stripped."""
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.DOTALL):
+        for line in block.splitlines():
+            command = line.split("#", 1)[0].strip()
+            if command:
+                lines.append(command)
+    return lines
+
+
+def test_readme_shell_lines_are_all_known():
+    lines = shell_lines()
+    assert lines, "the README shows shell examples"
+    unknown = [line for line in lines if not line.startswith("envprint ") and line not in RUN_ELSEWHERE]
+    assert unknown == [], "README shell lines this test cannot run: make them envprint commands, or list them above"
+
+
+@pytest.mark.subprocess
+def test_readme_shell_examples_run(mlp, tmp_path):
+    # The files the examples name, made real: a Keras model and real-looking samples for its input.
+    shutil.copy2(mlp["keras"], tmp_path / "model.keras")
+    np.savez(tmp_path / "samples.npz", features=np.random.default_rng(2).standard_normal((5, 4)).astype("float32"))
+    env = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="3", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    ran = []
+    for line in shell_lines():
+        if line in RUN_ELSEWHERE:
+            continue
+        done = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"$ {line}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        ran.append(line)
+    assert [line.split()[1] for line in ran] == ["save", "verify"]
+    record = read_fingerprint(tmp_path / "model.keras.envprint" / "fingerprint.json")  # "writes model.keras.envprint/"
+    assert (record.probes.source, record.probes.file, record.seeds.declared) == ("file", "samples.npz", 1234)
