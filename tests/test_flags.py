@@ -452,3 +452,13 @@ def test_debug_adds_the_traceback_to_the_one_line(tmp_path):
     assert "Traceback" not in plain.stderr and plain.stderr.count("\n") == 1
     assert debug.stderr.startswith("Traceback (most recent call last):"), debug.stderr
     assert debug.stderr.endswith(plain.stderr)  # the same one line, after the traceback
+
+
+def test_verify_preflight_predicts_the_drift_a_saved_gpu_host_leaves_here(tmp_path):
+    # Exit codes of --preflight are being redesigned (registry); what it predicts is asserted here.
+    a100 = Path(__file__).resolve().parent / "fixtures" / "handmade_gpu_host_a100.json"
+    r = invoke("verify", tmp_path / "never_opened.keras", "--preflight", "--fingerprint", a100, "--json")
+    data = json.loads(r.stdout)
+    assert (data["a"], data["b"]) == (str(a100), "current host")
+    expected = {e["cause"] for e in data["expectations"]}
+    assert {"tensorflow_version", "keras_version", "device", "cuda_stack"} <= expected, expected
