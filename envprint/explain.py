@@ -501,8 +501,8 @@ PREDICTIONS: tuple[tuple[str, str, str, float, str], ...] = (
     ("determinism_settings", "tensorflow.op_determinism", "any", 0.15, "op determinism {a} -> {b}: no change measured "
      "on CPU (0 ULP on three models); on a GPU, reductions and convolutions may pick other kernels"),
     ("determinism_settings", "*", "any", 0.3, "{path} {a} -> {b}: graph rewrites can reorder float operations"),
-    ("keras_version", "*", "keras3_to_2", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a .keras file cannot load here; "
-     "use the SavedModel or .h5"),
+    ("keras_version", "*", "keras3_to_2", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a .keras or .h5 file written by "
+     "Keras 3 cannot load here; use the SavedModel"),
     ("keras_version", "*", "keras2_to_3", 0.9, "Keras 2 -> Keras 3 ({a} -> {b}): keras.models.load_model cannot read a "
      "SavedModel here (use keras.layers.TFSMLayer), and layers were reimplemented: expect ULP noise or more"),
     ("keras_version", "tensorflow.keras_flavor", "any", 0.9, "tf.keras is {a} at save and {b} here: another Keras "

@@ -40,8 +40,8 @@ def test_resaved_identical_weights_blame_nothing_but_the_rewrite(mlp, tmp_path):
     assert report.verdict == "identical"
     causes = [x.cause for x in report.explanations]
     assert "model_changed" not in causes
-    if report.identity.files_changed:
-        assert causes[0] == "model_file_rewritten"
+    assert report.identity.files_changed == ["."]  # the archive records when it was saved: new bytes
+    assert causes[0] == "model_file_rewritten"
 
 
 def test_edited_probes_rank_probes_changed_first(mlp, tmp_path):
