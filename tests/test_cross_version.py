@@ -35,6 +35,10 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.keras3]
 OLD_PYTHON_VAR = "ENVPRINT_OLD_TF_PYTHON"
 REPO_ROOT = Path(envprint.__file__).resolve().parent.parent
 VERIFIED = ("savedmodel", "tflite")  # formats TensorFlow 2.15 loads when Keras 3 wrote them
+# What TensorFlow 2.15 measures on this MLP's probes (2-core AMD EPYC, x86-64; the README says so):
+# the SavedModel's graph runs bit for bit as under the newest TensorFlow, while the .tflite file
+# runs other TFLite kernels (XNNPACK), 23 of 24 elements off by up to 14 ULP, within tolerance.
+VERDICT = {"savedmodel": "identical", "tflite": "within_tolerance"}
 KERAS3_ONLY = ("keras", "h5")  # formats only Keras 3 reads back
 TIMEOUT = 300  # seconds for one old-env command: importing TensorFlow 2.15 takes ~4 s on 2 cores
 
@@ -196,10 +200,14 @@ def test_verify_in_tf215_passes_for_a_format_it_can_load(fmt, old_runs):
     assert done.returncode == 0, done
     assert "Traceback" not in done.stderr, done
     report = json.loads(done.stdout)
-    assert report["verdict"] in ("identical", "within_tolerance"), done
+    assert report["verdict"] == VERDICT[fmt], done
     assert report["identity"]["weights"] == "same", done
-    for output in report["outputs"]:
-        assert output["n_out_of_tolerance"] == 0, output
+    [output] = report["outputs"]
+    assert output["n_out_of_tolerance"] == 0, output
+    if fmt == "savedmodel":
+        assert (output["n_differ"], output["max_ulp"]) == (0, 0), output
+    else:  # a few ULP: the bound leaves room for another x86-64 CPU's XNNPACK kernels, not for a real change
+        assert output["n_differ"] > 0 and 0 < output["max_ulp"] <= 64, output
 
 
 @pytest.mark.parametrize("fmt", VERIFIED)
@@ -254,8 +262,9 @@ def test_verify_in_tf215_blames_the_framework_versions_only_when_outputs_moved(f
     runs, _, _ = old_runs
     report = json.loads(runs[fmt].stdout)
     causes = [x["cause"] for x in report["explanations"]]
-    if report["verdict"] == "identical":
+    assert report["verdict"] == VERDICT[fmt], runs[fmt]
+    if fmt == "savedmodel":
         # Bit-identical outputs: the version differences did not touch the probes; nothing is blamed.
-        assert not {"tensorflow_version", "keras_version", "numpy_version"} & set(causes), causes
+        assert causes == [], causes
     else:
-        assert causes[0] in ("tensorflow_version", "keras_version"), causes
+        assert causes[0] == "tensorflow_version", causes
