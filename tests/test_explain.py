@@ -450,3 +450,22 @@ def test_explain_imports_neither_tensorflow_nor_numpy():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- causes that must not go quiet
+# (suppressing the seed and environment causes once passed the whole suite)
+
+
+def test_a_changed_seed_is_named(saved):
+    current = saved.model_copy(update={"seeds": saved.seeds.model_copy(update={"declared": 99})})
+    found = by_cause(explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_XLA]))
+    assert "seed" in found, list(found)
+    assert "1234 -> 99" in found["seed"].reasoning
+
+
+def test_a_changed_environment_variable_is_named_as_the_environment(saved):
+    variables = {**saved.env.variables, "TF_GPU_ALLOCATOR": "cuda_malloc_async"}
+    current = saved.model_copy(update={"env": saved.env.model_copy(update={"variables": variables})})
+    found = by_cause(explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_XLA]))
+    assert "environment" in found, list(found)
+    assert "env.variables.TF_GPU_ALLOCATOR" in found["environment"].reasoning
