@@ -9,6 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from envprint.models import Fingerprint
 
@@ -105,3 +108,42 @@ def fails_after(seconds: float, what: str):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class Done:
+    """One finished command, shown whole in an assertion message."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __str__(self) -> str:
+        return f"$ {' '.join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-3000:]}"
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_two_at_a_time(
+    commands: dict[str, list[str]], env: dict[str, str], cwd: Path, timeout: float
+) -> dict[str, Done]:
+    """Run each argv, two at a time (CI is a 2-core machine); one that overruns ``timeout`` is killed."""
+    results: dict[str, Done] = {}
+    pending = list(commands.items())
+    while pending:
+        batch, pending = pending[:2], pending[2:]
+        procs = {
+            key: subprocess.Popen(argv, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for key, argv in batch
+        }
+        for key, proc in procs.items():
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            results[key] = Done(commands[key], proc.returncode, out, err)
+    return results

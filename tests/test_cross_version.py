@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from envhelpers import ci_requested
+from envhelpers import Done, ci_requested, run_two_at_a_time
 
 import envprint
 from envprint import store
@@ -43,17 +41,6 @@ KERAS3_ONLY = ("keras", "h5")  # formats only Keras 3 reads back
 TIMEOUT = 300  # seconds for one old-env command: importing TensorFlow 2.15 takes ~4 s on 2 cores
 
 
-@dataclass
-class Done:
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:  # what an assertion message shows
-        return f"$ {' '.join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-3000:]}"
-
-
 def _old_env_vars() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "TF_USE_LEGACY_KERAS")}
     env["PYTHONPATH"] = str(REPO_ROOT)  # this checkout's envprint, not whatever the old venv installed
@@ -63,24 +50,8 @@ def _old_env_vars() -> dict[str, str]:
 
 def _run_all(python: str, commands: dict[str, list[str]], cwd: Path) -> dict[str, Done]:
     """Run each command under the old Python, two at a time (this is a 2-core CI machine)."""
-    results: dict[str, Done] = {}
-    pending = list(commands.items())
-    while pending:
-        batch, pending = pending[:2], pending[2:]
-        procs = {
-            key: subprocess.Popen(
-                [python, *args], cwd=cwd, env=_old_env_vars(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-            for key, args in batch
-        }
-        for key, proc in procs.items():
-            try:
-                out, err = proc.communicate(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-            results[key] = Done([python, *commands[key]], proc.returncode, out, err)
-    return results
+    argvs = {key: [python, *args] for key, args in commands.items()}
+    return run_two_at_a_time(argvs, _old_env_vars(), cwd, TIMEOUT)
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,11 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from envhelpers import Done, run_two_at_a_time
 from typer.testing import CliRunner
 
 from envprint.cli import app
@@ -230,57 +229,21 @@ def test_verify_fingerprint_finds_a_record_kept_elsewhere(mlp, tmp_path):
         )
 
 
-@dataclass
-class Run:
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:  # what an assertion message shows
-        return f"$ envprint {' '.join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-3000:]}"
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return json.loads(self.stdout)
-
-
 UNSET = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_DETERMINISTIC_OPS")
 SAVE_HOST = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "2"}
 DEPLOY_HOST = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1"}
 
 
-def _envprint(runs: dict[str, list[str]], host: dict[str, str], cwd: Path) -> dict[str, Run]:
-    """``python -m envprint ARGS`` for each entry, two at a time (a 2-core CI machine), under ``host``."""
+def _envprint(runs: dict[str, list[str]], host: dict[str, str], cwd: Path) -> dict[str, Done]:
+    """``python -m envprint ARGS`` for each entry, two at a time, under the environment of ``host``."""
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     env.update(host, TF_CPP_MIN_LOG_LEVEL="3")
-    done: dict[str, Run] = {}
-    pending = list(runs.items())
-    while pending:
-        batch, pending = pending[:2], pending[2:]
-        procs = {
-            key: subprocess.Popen(
-                [sys.executable, "-m", "envprint", *args],
-                cwd=cwd,
-                env=env,
-                text=True,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            for key, args in batch
-        }
-        for key, proc in procs.items():
-            try:
-                out, err = proc.communicate(timeout=600)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-            done[key] = Run(runs[key], proc.returncode, out, err)
-    return done
+    argvs = {key: [sys.executable, "-m", "envprint", *args] for key, args in runs.items()}
+    return run_two_at_a_time(argvs, env, cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")
-def drifted(keras, tmp_path_factory) -> dict[str, Run]:
+def drifted(keras, tmp_path_factory) -> dict[str, Done]:
     """The wide model saved under two threads, then verified under one with each flag, once for the module."""
     root = tmp_path_factory.mktemp("flags_drift")
     init = {
@@ -317,8 +280,8 @@ def drifted(keras, tmp_path_factory) -> dict[str, Run]:
 def test_a_drift_within_the_default_tolerance_passes_with_exit_0(drifted):
     run = drifted["investigate"]
     assert run.returncode == 0, run
-    [output] = run.report["outputs"]
-    assert (run.report["verdict"], output["status"], output["n_out_of_tolerance"]) == (
+    [output] = run.json["outputs"]
+    assert (run.json["verdict"], output["status"], output["n_out_of_tolerance"]) == (
         "within_tolerance",
         "within_tolerance",
         0,
@@ -330,8 +293,8 @@ def test_a_drift_within_the_default_tolerance_passes_with_exit_0(drifted):
 def test_verify_rtol_and_atol_judge_the_outputs(drifted):
     run = drifted["zero"]
     assert run.returncode == ExitCode.DIFFERENT, run
-    [output] = run.report["outputs"]
-    assert run.report["verdict"] == "mismatch"
+    [output] = run.json["outputs"]
+    assert run.json["verdict"] == "mismatch"
     assert output["n_out_of_tolerance"] == output["n_differ"] > 0
 
 
@@ -339,27 +302,27 @@ def test_verify_rtol_and_atol_judge_the_outputs(drifted):
 def test_verify_exact_demands_bit_equality(drifted):
     run = drifted["exact"]
     assert run.returncode == ExitCode.DIFFERENT, run
-    assert run.report["verdict"] == "mismatch"
+    assert run.json["verdict"] == "mismatch"
 
 
 @pytest.mark.subprocess
 def test_the_tolerance_given_at_save_is_the_policy_verify_applies(drifted):
     run = drifted["policy"]
     assert run.returncode == ExitCode.DIFFERENT, run  # rtol=0, atol=0 from the record, not the defaults
-    assert run.report["verdict"] == "mismatch"
+    assert run.json["verdict"] == "mismatch"
 
 
 @pytest.mark.subprocess
 def test_verify_tolerances_override_the_record_policy(drifted):
     run = drifted["policy_overridden"]
     assert run.returncode == 0, run
-    assert run.report["verdict"] == "within_tolerance"
+    assert run.json["verdict"] == "within_tolerance"
 
 
 @pytest.mark.subprocess
 def test_verify_investigate_confirms_the_setting_that_reproduces_the_reference(drifted):
     run = drifted["investigate"]
-    found = [(r["cause"], r["status"]) for r in run.report["investigation"]]
+    found = [(r["cause"], r["status"]) for r in run.json["investigation"]]
     assert found == [("control", "reproduced"), ("threads", "confirmed")], run
     assert run.stderr.splitlines() == [
         "envprint: investigating 1/2: control, nothing changed (a fresh process)",
@@ -371,7 +334,7 @@ def test_verify_investigate_confirms_the_setting_that_reproduces_the_reference(d
 def test_verify_investigate_timeout_bounds_each_child(drifted):
     run = drifted["timeout"]
     assert run.returncode == 0, run  # the verdict stands (within tolerance); only the investigation gave up
-    assert [(r["cause"], r["status"], r["detail"]) for r in run.report["investigation"]] == [
+    assert [(r["cause"], r["status"], r["detail"]) for r in run.json["investigation"]] == [
         ("control", "untestable", "timed out after 0.5 s; nothing else was run")
     ], run
 
