@@ -109,7 +109,7 @@ def build_seed(directory: Path) -> Seed:
         }
     )
     text = store.canonical_json(type(fp).model_validate(fp.model_dump())).encode()
-    host = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "recorded_gpu_host_a100.json"
+    host = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "handmade_gpu_host_a100.json"
     return Seed(
         fingerprint=text,
         signature=signing.sign(text, KEY).encode(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make ./.venv-tf215 (once): the oldest TensorFlow envprint supports (2.15: Keras 2, NumPy 1.x),
-# with envprint installed editable from this checkout, for the cross-version tests
-# (tests/test_cross_version.py: saved under the newest TensorFlow, verified under this one).
+# with envprint and its test dependencies installed editable from this checkout, for the
+# cross-version tests (tests/test_cross_version.py: saved under the newest TensorFlow, verified
+# under this one) and for scripts/test.sh's Keras 2 pass (part of the suite run under this one).
 # Prints the venv's python on stdout; pip's chatter goes to stderr. Quick when nothing changed:
 # a stamp records the pin and pyproject.toml, so only a new pin or new dependencies reinstall.
 #
@@ -21,7 +22,7 @@ want="$PIN $(sha256sum pyproject.toml | cut -d' ' -f1)"
 in_range() { "$1" -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))' 2>/dev/null; }
 
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] \
-  && "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("tensorflow-cpu"); m.version("envprint")' 2>/dev/null; then
+  && "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("tensorflow-cpu"); m.version("envprint"); m.version("pytest")' 2>/dev/null; then
   echo "$PWD/$VENV/bin/python"
   exit 0
 fi
@@ -45,7 +46,7 @@ rm -rf "$VENV"
 "$base" -m venv "$VENV"
 # The venv's own .gitignore: it must never be committed, whatever the repo's ignores say.
 echo "*" >"$VENV/.gitignore"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PIN" -e . 2>&1 \
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PIN" -e ".[test]" 2>&1 \
   | { grep -v "^WARNING: Location" || true; } >&2
 # pip resolved numpy for TensorFlow 2.15; say so if it did not, before a test trips over it.
 "$VENV/bin/python" -c 'import numpy, sys; sys.exit(f"numpy {numpy.__version__} in the TF 2.15 env; it needs numpy<2" if int(numpy.__version__.split(".")[0]) >= 2 else 0)'

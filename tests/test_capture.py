@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import random
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import jsonschema
 import numpy as np
 import pytest
 import tensorflow as tf
-from envhelpers import capture_in_subprocess
+from envhelpers import capture_in_subprocess, keras_flavor_without_tensorflow
 
 import envprint
 from envprint.diff import diff_fingerprints
@@ -29,11 +30,25 @@ def test_capture_reads_tensorflow_facts(fp):
     assert fp.tensorflow is not None
     assert fp.tensorflow.version == tf.__version__
     assert fp.tensorflow.op_determinism is False
-    assert fp.tensorflow.onednn.enabled in (True, False)
+    # This process's oneDNN: TF_ENABLE_ONEDNN_OPTS when set, else on by default on Linux x86-64 (TF >= 2.9).
+    env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    linux_x86 = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
+    expected = {"0": False, "1": True}.get(env, linux_x86)
+    assert (fp.tensorflow.onednn.env, fp.tensorflow.onednn.enabled, fp.tensorflow.onednn.unavailable) == (
+        env,
+        expected,
+        {},
+    )
     assert fp.packages.tensorflow_distribution in fp.packages.key
     assert any(d.device_type == "CPU" for d in fp.devices.physical)
     assert fp.threads.tf_intra_op == tf.config.threading.get_intra_op_parallelism_threads()
     assert fp.unavailable == {}
+
+
+def test_the_session_runs_the_keras_its_test_pass_asked_for(fp):
+    # scripts/test.sh names the Keras of each pass: a pass that ran another Keras would prove nothing.
+    expected = os.environ.get("ENVPRINT_EXPECT_KERAS") or keras_flavor_without_tensorflow()
+    assert fp.tensorflow.keras_flavor == expected
 
 
 def test_capture_validates_against_committed_schema_and_round_trips(fp):
@@ -56,14 +71,13 @@ def test_capture_leaves_the_process_as_it_found_it():
     assert process_state() == before
 
 
-def test_capture_reads_the_dtype_policy_the_user_set():
-    import keras
-
-    keras.config.set_dtype_policy("mixed_float16")
+def test_capture_reads_the_dtype_policy_the_user_set(keras):
+    # keras.mixed_precision.set_global_policy: the one spelling Keras 2, tf_keras and Keras 3 all have.
+    keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         assert envprint.capture().tensorflow.dtype_policy == "mixed_float16"
     finally:
-        keras.config.set_dtype_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
     assert envprint.capture().tensorflow.dtype_policy == "float32"
 
 

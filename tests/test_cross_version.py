@@ -19,34 +19,26 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from envhelpers import Done, ci_requested, run_two_at_a_time
 
 import envprint
 from envprint import sidecar
 
-pytestmark = pytest.mark.subprocess
+pytestmark = [pytest.mark.subprocess, pytest.mark.keras3]
 
 OLD_PYTHON_VAR = "ENVPRINT_OLD_TF_PYTHON"
 REPO_ROOT = Path(envprint.__file__).resolve().parent.parent
 VERIFIED = ("savedmodel", "tflite")  # formats TensorFlow 2.15 loads when Keras 3 wrote them
+# What TensorFlow 2.15 measures on this MLP's probes (2-core AMD EPYC, x86-64; the README says so):
+# the SavedModel's graph runs bit for bit as under the newest TensorFlow, while the .tflite file
+# runs other TFLite kernels (XNNPACK), 23 of 24 elements off by up to 14 ULP, within tolerance.
+VERDICT = {"savedmodel": "identical", "tflite": "within_tolerance"}
 KERAS3_ONLY = ("keras", "h5")  # formats only Keras 3 reads back
 TIMEOUT = 300  # seconds for one old-env command: importing TensorFlow 2.15 takes ~4 s on 2 cores
-
-
-@dataclass
-class Done:
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:  # what an assertion message shows
-        return f"$ {' '.join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-3000:]}"
 
 
 def _old_env_vars() -> dict[str, str]:
@@ -58,38 +50,25 @@ def _old_env_vars() -> dict[str, str]:
 
 def _run_all(python: str, commands: dict[str, list[str]], cwd: Path) -> dict[str, Done]:
     """Run each command under the old Python, two at a time (this is a 2-core CI machine)."""
-    results: dict[str, Done] = {}
-    pending = list(commands.items())
-    while pending:
-        batch, pending = pending[:2], pending[2:]
-        procs = {
-            key: subprocess.Popen(
-                [python, *args], cwd=cwd, env=_old_env_vars(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-            for key, args in batch
-        }
-        for key, proc in procs.items():
-            try:
-                out, err = proc.communicate(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-            results[key] = Done([python, *commands[key]], proc.returncode, out, err)
-    return results
+    argvs = {key: [python, *args] for key, args in commands.items()}
+    return run_two_at_a_time(argvs, _old_env_vars(), cwd, TIMEOUT)
 
 
 @pytest.fixture(scope="session")
 def old_python() -> str:
+    """The old environment's Python. Outside CI it may be missing (a skip that says how to make it);
+    in CI (CI=true) these tests must run, so a missing one, or ENVPRINT_SKIP_OLD_TF=1, fails them."""
     python = os.environ.get(OLD_PYTHON_VAR)
+    make = f"run scripts/test.sh, or export {OLD_PYTHON_VAR}=$(scripts/old_tf_env.sh)"
     if os.environ.get("ENVPRINT_SKIP_OLD_TF") == "1":
-        pytest.skip("ENVPRINT_SKIP_OLD_TF=1: the cross-version tests are skipped on purpose")
+        why = "ENVPRINT_SKIP_OLD_TF=1: the cross-version tests are skipped on purpose"
+        if ci_requested():
+            pytest.fail(f"{why}, but CI must run them: unset ENVPRINT_SKIP_OLD_TF in CI")
+        pytest.skip(why)
     if not python:
-        why = (
-            f"{OLD_PYTHON_VAR} is not set: no TensorFlow 2.15 environment to verify in; "
-            f"run scripts/test.sh, or export {OLD_PYTHON_VAR}=$(scripts/old_tf_env.sh)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"{why} (CI must run the cross-version tests; ENVPRINT_SKIP_OLD_TF=1 skips them on purpose)")
+        why = f"{OLD_PYTHON_VAR} is not set: no TensorFlow 2.15 environment to verify in; {make}"
+        if ci_requested():
+            pytest.fail(f"{why} (CI must run the cross-version tests)")
         pytest.skip(why)
     if not Path(python).is_file():
         pytest.fail(f"{OLD_PYTHON_VAR}={python}: no such file; rerun scripts/old_tf_env.sh")
@@ -117,9 +96,8 @@ def newest(old_python, tf, keras, flavor, save, tmp_path_factory) -> tuple[dict[
     """The MLP saved in all four formats by this session's Keras 3, each with its envprint record.
 
     Asks for ``old_python`` first: without an old environment the module skips before paying for TensorFlow.
+    The module is marked keras3: it saves under the newest TensorFlow's Keras 3.
     """
-    if flavor != "keras3":
-        pytest.skip(f"the cross-version tests save under Keras 3 (the newest TensorFlow); this session runs {flavor}")
     import numpy as np
 
     def init(seed: int) -> dict[str, Any]:  # seeded initializers: the global random state stays as it was
@@ -193,10 +171,14 @@ def test_verify_in_tf215_passes_for_a_format_it_can_load(fmt, old_runs):
     assert done.returncode == 0, done
     assert "Traceback" not in done.stderr, done
     report = json.loads(done.stdout)
-    assert report["verdict"] in ("identical", "within_tolerance"), done
+    assert report["verdict"] == VERDICT[fmt], done
     assert report["identity"]["weights"] == "same", done
-    for output in report["outputs"]:
-        assert output["n_out_of_tolerance"] == 0, output
+    [output] = report["outputs"]
+    assert output["n_out_of_tolerance"] == 0, output
+    if fmt == "savedmodel":
+        assert (output["n_differ"], output["max_ulp"]) == (0, 0), output
+    else:  # a few ULP: the bound leaves room for another x86-64 CPU's XNNPACK kernels, not for a real change
+        assert output["n_differ"] > 0 and 0 < output["max_ulp"] <= 64, output
 
 
 @pytest.mark.parametrize("fmt", VERIFIED)
@@ -252,11 +234,12 @@ def test_verify_in_tf215_blames_the_framework_versions_only_when_outputs_moved(f
     runs, _, _ = old_runs
     report = json.loads(runs[fmt].stdout)
     causes = [x["cause"] for x in report["explanations"]]
-    if report["verdict"] == "identical":
+    assert report["verdict"] == VERDICT[fmt], runs[fmt]
+    if fmt == "savedmodel":
         # Bit-identical outputs: the version differences did not touch the probes; nothing is blamed.
-        assert not {"tensorflow_version", "keras_version", "numpy_version"} & set(causes), causes
+        assert causes == [], causes
     else:
-        assert causes[0] in ("tensorflow_version", "keras_version"), causes
+        assert causes[0] == "tensorflow_version", causes
 
 
 @pytest.fixture(scope="session")

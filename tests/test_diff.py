@@ -21,7 +21,7 @@ def cpu() -> envprint.Fingerprint:
 
 @pytest.fixture(scope="module")
 def gpu_host() -> envprint.Fingerprint:
-    return read_fingerprint(FIXTURES / "recorded_gpu_host_a100.json")
+    return read_fingerprint(FIXTURES / "handmade_gpu_host_a100.json")
 
 
 def test_a_fingerprint_does_not_differ_from_itself(cpu):

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from envhelpers import run_unprivileged
 
 from envprint.digests import combine, sha256_file, tree_digests
 from envprint.errors import ExitCode, FingerprintError, ModelError
@@ -97,14 +98,19 @@ def test_symlinked_directory_is_refused(tmp_path: Path) -> None:
         tree_digests(tmp_path / "model")
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads files whatever their mode")
-def test_unreadable_file_names_the_file_and_the_fix(tmp_path: Path) -> None:
-    f = tmp_path / "secret.h5"
+@pytest.mark.subprocess
+def test_unreadable_file_names_the_file_and_the_fix(world_tmp: Path) -> None:
+    # Run as a user the mode binds (as root, CI's user, through setpriv): root would read the file.
+    f = world_tmp / "secret.h5"
     f.write_bytes(b"x")
     f.chmod(0)
-    try:
-        with pytest.raises(ModelError) as err:
-            sha256_file(f)
-        assert str(err.value) == f"{f}: cannot be read (Permission denied); check its permissions"
-    finally:
-        f.chmod(0o600)
+    code = (
+        "import sys\n"
+        "from envprint.digests import sha256_file\n"
+        "from envprint.errors import ModelError\n"
+        "try:\n    sha256_file(sys.argv[1])\n"
+        "except ModelError as exc:\n    print(exc)\n"
+    )
+    done = run_unprivileged(code, str(f), home=str(world_tmp / "home"))
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout == f"{f}: cannot be read (Permission denied); check its permissions\n"

@@ -37,7 +37,7 @@ FILE_SHA = "3f" * 32
 @pytest.fixture(scope="module")
 def saved() -> Fingerprint:
     """The recorded A100 host, as `envprint save` would have written it for model.keras."""
-    fp = read_fingerprint(FIXTURES / "recorded_gpu_host_a100.json")
+    fp = read_fingerprint(FIXTURES / "handmade_gpu_host_a100.json")
     model = ModelIdentity(
         format="keras",
         name="model.keras",
@@ -271,7 +271,9 @@ def test_a_distribution_swap_is_graded_by_the_tensorflow_version_not_as_a_remova
     current = tf_setting(saved.model_copy(update={"packages": packages}), version="2.15.2")
     found = by_cause(explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_ONEDNN]))
     assert "tensorflow.version: 2.15.1 -> 2.15.2, a patch release" in found["tensorflow_version"].reasoning
-    assert found["tensorflow_version"].score == pytest.approx(0.8 * 0.4)
+    # a patch release is listed, and weighs less than a minor one would (not the removal of a package)
+    minor = by_cause(explain(saved, diff_fingerprints(saved, tensorflow_at(saved, "2.16.1")), SAME, [MNV2_ONEDNN]))
+    assert 0 < found["tensorflow_version"].score < minor["tensorflow_version"].score
     assert found["tensorflow_version"].remedy == "pip uninstall -y tensorflow-cpu && pip install 'tensorflow==2.15.1'"
 
 
@@ -324,7 +326,7 @@ def test_identical_outputs_blame_no_environment_difference(saved):
 def test_differing_outputs_with_no_difference_anywhere_are_unknown(saved):
     found = explain(saved, diff_fingerprints(saved, saved), SAME, [MNV2_XLA])
     assert causes(found) == ["unknown"]
-    assert found[0].score == 0.5
+    assert 0 < found[0].score < 1  # named as the one candidate, without a certainty nothing supports
     assert found[0].reasoning == (
         "outputs differ (max 274 ULP, max rel 2.6e-05, top-1 100.0%) but neither the model, "
         "the probes nor any recorded environment fact changed"
@@ -431,8 +433,9 @@ def test_an_environment_variable_remedy_exports_the_saved_value(saved):
     with_override = saved.model_copy(update={"env": saved.env.model_copy(update={"variables": variables})})
     found = by_cause(explain(with_override, diff_fingerprints(with_override, saved), SAME, [MNV2_BF16]))
     assert found["determinism_settings"].remedy == "export NVIDIA_TF32_OVERRIDE=0"
-    # TF32 is a precision change: it fits a large relative error better than a reduction-order cause.
-    assert found["determinism_settings"].score == 0.9
+    # TF32 is a precision change: it fits a large relative error better than ULP-level noise.
+    noise = by_cause(explain(with_override, diff_fingerprints(with_override, saved), SAME, [MNV2_XLA]))
+    assert found["determinism_settings"].score > noise["determinism_settings"].score
 
 
 # --------------------------------------------------------------------------- preflight
@@ -461,6 +464,7 @@ def test_preflight_warns_that_a_keras_3_file_cannot_load_under_keras_2(saved):
     keras3 = tf_setting(package_at(saved, "keras", "3.3.3"), keras_version="3.3.3", keras_flavor="keras3")
     found = preflight(keras3, saved)
     assert causes(found)[0] == "keras_version"
+    # Keras 2 reads neither a .keras nor an .h5 file that Keras 3 wrote (tests/test_cross_version.py): only the SavedModel.
     assert found[0].reasoning.startswith(
         "Keras 3 -> Keras 2 (3.3.3 -> 2.15.0): a Keras 3 .keras file cannot load here; save a SavedModel "
         "(model.export) and verify that"
@@ -621,3 +625,16 @@ def test_preflight_gates_only_on_a_likely_change_of_the_outputs(saved, hosts, ex
     assert result.expectations, "every case differs in something"
     assert result.expects_change is expects_change, [(x.cause, x.score) for x in result.expectations]
     assert expects_change == any(x.score >= PREFLIGHT_THRESHOLD for x in result.expectations)
+
+
+# --------------------------------------------------------------------------- causes that must not go quiet
+# (suppressing the environment cause once passed the whole suite; a declared seed is no cause by
+# design: test_a_declared_seed_is_no_difference_from_a_host)
+
+
+def test_a_changed_environment_variable_is_named_as_the_environment(saved):
+    variables = {**saved.env.variables, "TF_GPU_ALLOCATOR": "cuda_malloc_async"}
+    current = saved.model_copy(update={"env": saved.env.model_copy(update={"variables": variables})})
+    found = by_cause(explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_XLA]))
+    assert "environment" in found, list(found)
+    assert "env.variables.TF_GPU_ALLOCATOR" in found["environment"].reasoning

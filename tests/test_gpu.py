@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import types
 
+import pytest
+
 from envprint import gpu
 
 MAPS = """\
@@ -39,10 +41,14 @@ def test_loaded_libraries_absent_with_reason_off_linux():
 
 
 class FakeNvml(types.SimpleNamespace):
-    """The calls nvidia-ml-py answers on a one-A100 host (recorded values)."""
+    """The calls nvidia-ml-py answers on a one-A100 host, with the values NVML gives there.
 
-    def __init__(self):
-        super().__init__(shut=False)
+    Sources in tests/fixtures/README.md. nvidia-ml-py returns ``str`` (its convertStrBytes
+    decorator decodes the C buffers); the older pynvml bindings returned ``bytes``: both occur.
+    """
+
+    def __init__(self, text=str):
+        super().__init__(shut=False, text=text)
 
     def nvmlInit(self):
         pass
@@ -51,7 +57,7 @@ class FakeNvml(types.SimpleNamespace):
         self.shut = True
 
     def nvmlSystemGetDriverVersion(self):
-        return b"535.104.05"
+        return self.text("535.104.05")
 
     def nvmlSystemGetCudaDriverVersion(self):
         return 12020
@@ -63,14 +69,15 @@ class FakeNvml(types.SimpleNamespace):
         return ("handle", i)
 
     def nvmlDeviceGetName(self, handle):
-        return "NVIDIA A100-SXM4-40GB"
+        return self.text("NVIDIA A100-SXM4-40GB")
 
     def nvmlDeviceGetMemoryInfo(self, handle):
         return types.SimpleNamespace(total=42949672960)
 
 
-def test_nvml_gives_driver_cuda_version_and_gpus_and_is_shut_down():
-    nvml = FakeNvml()
+@pytest.mark.parametrize("text", [str, lambda value: value.encode()], ids=["nvidia-ml-py (str)", "old pynvml (bytes)"])
+def test_nvml_gives_driver_cuda_version_and_gpus_and_is_shut_down(text):
+    nvml = FakeNvml(text)
     facts = gpu.nvidia_facts(nvml_import=lambda: nvml)
     assert facts["driver_version"] == "535.104.05"
     assert facts["cuda_driver_version"] == "12.2"

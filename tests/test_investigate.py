@@ -3,20 +3,28 @@
 One MobileNetV2 (alpha 0.35, 64x64, 5 classes) is saved by a child with oneDNN on and verified
 by a child with oneDNN off and one intra-op thread: on x86-64 that moves outputs by a few ULP
 (measured), while the thread count moves nothing. investigate() must then confirm oneDNN, rule
-out the threads, and say why versions cannot be tried in a process. The parent (this pytest
-process) never needs TensorFlow: investigate() only spawns children.
+out the threads, and say why versions cannot be tried in a process. On a CPU where oneDNN on
+and off give the same bits that scenario skips (tests/skip_allowlist.txt says why CI may).
+
+The mechanics are also tested on a drift every CPU makes (``threads_drift``): one wide Dense
+layer (32768 inputs), oneDNN off on both sides so Eigen does the matrix product, saved with two
+intra-op threads and verified with one. Eigen's blocking of a long product depends on the
+thread count, so the sums run in another order (measured: 122 / 128 outputs differ, 126 ULP).
+The deployment host also sets TF_DETERMINISTIC_OPS=1, which changes nothing on that product:
+investigate() must confirm the threads and rule out op determinism.
+
+The parent (this pytest process) never needs TensorFlow: investigate() only spawns children.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from envhelpers import run_python
+from envhelpers import fails_after, run_python
 
 from envprint.constraints import env_export, install_command
 from envprint.diff import diff_fingerprints
@@ -28,7 +36,7 @@ from envprint.store import locate_fingerprint, read_fingerprint
 from envprint.verifier import read_checked
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-A100 = FIXTURES / "recorded_gpu_host_a100.json"
+A100 = FIXTURES / "handmade_gpu_host_a100.json"
 # The deployment host: oneDNN off, one intra-op thread (the saved host: oneDNN on, default threads).
 DEPLOY = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1"}
 UNSET = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_DETERMINISTIC_OPS")
@@ -47,6 +55,16 @@ report = envprint.verify({path!r}, investigate=True, investigate_timeout=300, pr
 same = dict(os.environ) == before
 sys.stdout.write(json.dumps({{"report": report.model_dump(mode="json"), "messages": messages, "env_same": same}}))
 """
+# A drift on every CPU: Eigen's matrix product, two intra-op threads at save and one at verify.
+THREADS_SAVE = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "2"}
+THREADS_DEPLOY = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1", "TF_DETERMINISTIC_OPS": "1"}
+SAVE_WIDE = """
+import keras, envprint
+init = {{"kernel_initializer": keras.initializers.RandomNormal(seed=1), "bias_initializer": keras.initializers.RandomNormal(seed=2)}}
+inp = keras.Input((32768,), name="x")
+keras.Model(inp, keras.layers.Dense(16, name="y", **init)(inp)).save({path!r})
+envprint.save({path!r})
+"""
 # The command line's verify --investigate, in a process started the same way.
 CLI = (
     "from envprint.cli import app; app(['verify', {path!r}, '--investigate', '--investigate-timeout', '300', '--json'])"
@@ -63,21 +81,39 @@ class Drift:
     env_same: bool
 
 
-@pytest.fixture(scope="module")
-def drift(tmp_path_factory) -> Drift:
+def _drift(model: Path, save_code: str, save_env: dict[str, str], deploy: dict[str, str]) -> Drift:
+    """Save ``model`` in a child under ``save_env``; verify it with investigate=True in a child under ``deploy``."""
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed: investigate needs a real one in its child processes")
-    model = tmp_path_factory.mktemp("investigate") / "mobilenet.keras"
-    done = run_python(SAVE.format(path=str(model)), env={"TF_ENABLE_ONEDNN_OPTS": "1"}, drop=UNSET, timeout=300)
+    done = run_python(save_code.format(path=str(model)), env=save_env, drop=UNSET, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    done = run_python(VERIFY.format(path=str(model)), env=DEPLOY, drop=UNSET, timeout=900)
+    done = run_python(VERIFY.format(path=str(model)), env=deploy, drop=UNSET, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
     report = Report.model_validate(out["report"])
-    if all(o.status == "identical" for o in report.outputs):
-        pytest.skip("on this CPU oneDNN on and off give the same bits: nothing to investigate")
     saved = read_fingerprint(model.with_name(model.name + ".envprint") / "fingerprint.json")
     return Drift(model, saved, report, report.investigation, out["messages"], out["env_same"])
+
+
+@pytest.fixture(scope="module")
+def drift(tmp_path_factory) -> Drift:
+    found = _drift(
+        tmp_path_factory.mktemp("investigate") / "mobilenet.keras", SAVE, {"TF_ENABLE_ONEDNN_OPTS": "1"}, DEPLOY
+    )
+    if all(o.status == "identical" for o in found.report.outputs):
+        pytest.skip("on this CPU oneDNN on and off give the same bits: nothing to investigate")
+    return found
+
+
+@pytest.fixture(scope="module")
+def threads_drift(tmp_path_factory) -> Drift:
+    model = tmp_path_factory.mktemp("investigate_threads") / "wide.keras"
+    found = _drift(model, SAVE_WIDE, THREADS_SAVE, THREADS_DEPLOY)
+    assert any(o.status != "identical" for o in found.report.outputs), (
+        "two intra-op threads and one gave the same bits on Eigen's 32768-long product: "
+        "the drift these tests stand on is gone; find another"
+    )
+    return found
 
 
 def run_investigation(model: Path, report: Report, **options) -> list[InvestigationResult]:
@@ -120,16 +156,16 @@ def test_investigate_rules_out_threads_when_restoring_them_changes_nothing(drift
 
 
 @pytest.mark.subprocess
-def test_the_control_reproduces_the_drift_in_a_fresh_process_and_comes_first(drift):
-    control = drift.results[0]
+def test_the_control_reproduces_the_drift_in_a_fresh_process_and_comes_first(threads_drift):
+    control = threads_drift.results[0]
     assert (control.cause, control.status) == ("control", "reproduced"), control.detail
     assert control.setting == "nothing changed (a fresh process)"
-    seen = sum(o.n_differ for o in drift.report.outputs)
+    seen = sum(o.n_differ for o in threads_drift.report.outputs)
     assert control.n_differ == seen > 0
     assert control.detail.startswith(f"a fresh process reproduces the drift: {seen} / ")
     # then the confirmed causes, then the ruled out, then the untestable
     order = {"confirmed": 0, "ruled_out": 1, "untestable": 2}
-    ranks = [order[r.status] for r in drift.results[1:]]
+    ranks = [order[r.status] for r in threads_drift.results[1:]]
     assert ranks == sorted(ranks)
 
 
@@ -144,8 +180,8 @@ def test_progress_names_each_child_and_its_setting(drift):
 
 
 @pytest.mark.subprocess
-def test_investigate_leaves_the_environment_as_it_found_it(drift):
-    assert drift.env_same
+def test_investigate_leaves_the_environment_as_it_found_it(threads_drift):
+    assert threads_drift.env_same
 
 
 @pytest.mark.subprocess
@@ -166,8 +202,8 @@ def test_the_command_line_gives_the_library_s_investigation(drift):
 
 
 @pytest.mark.subprocess
-def test_results_are_json_records(drift):
-    for r in drift.results:
+def test_results_are_json_records(threads_drift):
+    for r in threads_drift.results:
         assert InvestigationResult.model_validate_json(r.model_dump_json()) == r
     assert InvestigationResult.model_json_schema()["properties"]["status"]["enum"] == [
         "confirmed", "ruled_out", "untestable", "reproduced", "not_reproduced",
@@ -175,40 +211,71 @@ def test_results_are_json_records(drift):
 
 
 @pytest.mark.subprocess
-def test_a_child_that_overruns_its_timeout_is_killed_and_untestable(drift, monkeypatch):
-    for name, value in DEPLOY.items():
+def test_a_child_that_overruns_its_timeout_is_killed_and_untestable(threads_drift, monkeypatch):
+    for name, value in THREADS_DEPLOY.items():
         monkeypatch.setenv(name, value)
-    start = time.monotonic()
-    results = run_investigation(drift.model, drift.report, timeout_s=0.5)
-    assert time.monotonic() - start < 5
+    with fails_after(60, "investigate with a 0.5 s timeout per child"):  # the child must be killed, not awaited
+        results = run_investigation(threads_drift.model, threads_drift.report, timeout_s=0.5)
     assert [(r.cause, r.status, r.detail) for r in results] == [
         ("control", "untestable", "timed out after 0.5 s; nothing else was run")
+    ]
+
+
+@pytest.mark.subprocess
+def test_investigate_confirms_the_threads_when_restoring_them_reproduces_the_reference(threads_drift):
+    threads = _by_cause(threads_drift.results)["threads"]
+    assert threads.status == "confirmed", threads.detail
+    assert threads.setting == "TF_NUM_INTRAOP_THREADS=2" == _threads_setting(threads_drift.saved)
+    assert threads.detail.startswith(f"restoring {threads.setting} reproduces the reference bit for bit")
+    assert (threads.n_differ, threads.n_out_of_tolerance, threads.max_ulp) == (0, 0, 0)
+    assert threads_drift.report.explanations[0].cause == "threads"  # confirmed: it leads
+
+
+@pytest.mark.subprocess
+def test_investigate_rules_out_op_determinism_when_restoring_it_changes_nothing(threads_drift):
+    determinism = _by_cause(threads_drift.results)["determinism_settings"]
+    assert determinism.status == "ruled_out", determinism.detail
+    assert determinism.setting == "op determinism: unset TF_DETERMINISTIC_OPS"
+    assert (
+        f"restoring {determinism.setting} changes nothing: outputs bit-identical to the control run"
+        in determinism.detail
+    )
+    assert determinism.remedy is None
+    assert "determinism_settings" not in [x.cause for x in threads_drift.report.explanations]  # ruled out: dropped
+
+
+@pytest.mark.subprocess
+def test_progress_names_each_child_of_the_threads_drift(threads_drift):
+    assert threads_drift.messages == [
+        "investigating 1/3: control, nothing changed (a fresh process)",
+        "investigating 2/3: op determinism: unset TF_DETERMINISTIC_OPS",
+        "investigating 3/3: TF_NUM_INTRAOP_THREADS=2",
     ]
 
 
 # --------------------------------------------------------------------------- no children
 
 
-def test_identical_outputs_leave_nothing_to_investigate(drift):
-    same = [o.model_copy(update={"status": "identical", "n_differ": 0}) for o in drift.report.outputs]
-    assert run_investigation(drift.model, drift.report.model_copy(update={"outputs": same})) == []
+def test_identical_outputs_leave_nothing_to_investigate(threads_drift):
+    same = [o.model_copy(update={"status": "identical", "n_differ": 0}) for o in threads_drift.report.outputs]
+    assert run_investigation(threads_drift.model, threads_drift.report.model_copy(update={"outputs": same})) == []
 
 
-def test_changed_weights_are_not_investigated(drift):
-    report = drift.report.model_copy(update={"identity": IdentityCheck(weights="changed")})
-    [only] = run_investigation(drift.model, report)
+def test_changed_weights_are_not_investigated(threads_drift):
+    report = threads_drift.report.model_copy(update={"identity": IdentityCheck(weights="changed")})
+    [only] = run_investigation(threads_drift.model, report)
     assert (only.cause, only.status) == ("control", "untestable")
     assert (
         only.detail == "not investigated: the weights are not the saved model's: no setting can reproduce the reference"
     )
 
 
-def test_versions_and_the_gpu_of_a_recorded_a100_host_are_untestable_with_their_remedy(drift):
+def test_versions_and_the_gpu_of_a_recorded_a100_host_are_untestable_with_their_remedy(threads_drift):
     saved = read_fingerprint(A100)
-    env = diff_fingerprints(saved, drift.saved, "a100.json", "current host")
+    env = diff_fingerprints(saved, threads_drift.saved, "a100.json", "current host")
     identity = IdentityCheck(weights="same")
-    report = drift.report.model_copy(
-        update={"environment": env, "explanations": explain(saved, env, identity, drift.report.outputs)}
+    report = threads_drift.report.model_copy(
+        update={"environment": env, "explanations": explain(saved, env, identity, threads_drift.report.outputs)}
     )
     steps = plan(saved, report, "a100.json")
     decided = {s.cause: s for s in steps if isinstance(s, Decided)}

@@ -197,12 +197,11 @@ def test_a_model_that_overrides_predict_on_batch_is_predicted_through_it(mlp, mo
     assert calls == [(6, 4)]
 
 
+@pytest.mark.keras3  # trace reuse is specific to Keras 3's TensorFlow trainer
 @pytest.mark.parametrize("which", ["mlp", "two_inputs", "dict_inputs"])
-def test_verify_after_a_warm_up_predict_reuses_its_trace(which: str, flavor: str, request) -> None:
+def test_verify_after_a_warm_up_predict_reuses_its_trace(which: str, request) -> None:
     # A server warms its model with predict() and then calls envprint.verify on it: the probes
     # must run through the function that warm-up traced, not trace it again (~1 s for MobileNetV2).
-    if flavor != "keras3":
-        pytest.skip("trace reuse is specific to Keras 3's TensorFlow trainer")
     m = load_model(request.getfixturevalue(which)["keras"])
     probes, _ = generate_probes(m.inputs, num_probes=6, seed=0)
     warm = _bits(m._named(m.keras_model.predict(m._feed(probes), batch_size=6, verbose=0)))
@@ -290,9 +289,8 @@ def test_missing_signature_names_available_ones(mlp, flavor) -> None:
     )
 
 
-def test_named_signature_is_used(mlp, flavor, mlp_probes) -> None:
-    if flavor != "keras3":
-        pytest.skip("only Keras 3's model.export() writes a second signature ('serve')")
+@pytest.mark.keras3  # only Keras 3's model.export() writes a second signature ('serve')
+def test_named_signature_is_used(mlp, mlp_probes) -> None:
     m = load_model(mlp["savedmodel"], signature="serve")
     assert m.signature == "serve"
     (out,) = m.predict(mlp_probes).values()
