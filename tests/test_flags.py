@@ -127,15 +127,15 @@ def test_save_and_verify_format_override_the_suffix(mlp, tmp_path):
     assert wrong.stderr.startswith("envprint: error: ") and wrong.stderr.count("\n") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: Keras 3's load_model refuses a .keras archive whose name does not end in .keras, "
-    "so --format keras cannot override the suffix (envprint/_tf/loading.py)",
-)
 def test_save_format_keras_loads_an_archive_under_another_name(mlp, tmp_path):
+    # Keras 3 picks the format from the file name; --format keras must win over the suffix.
     model = copy_into(mlp["keras"], tmp_path, "model.bin")
     r = invoke("save", model, "--format", "keras")
     assert r.exit_code == 0, r.stderr
+    assert record_of(model).model.format == "keras"
+    r = invoke("verify", model, "--format", "keras", "--json")
+    assert (r.exit_code, json.loads(r.stdout)["verdict"]) == (0, "identical"), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.bin.envprint"]  # nothing left behind
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,10 @@ implementations, which share its helpers; the next seam, if it grows, is one mod
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
+import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -402,10 +404,32 @@ def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, 
         except Exception:  # noqa: S110 - not registrable: only its plain name applies
             pass
     try:
-        model = keras.models.load_model(str(path), custom_objects=objects or None, compile=False, safe_mode=safe_mode)
+        with _named_for_keras(path, fmt) as name:
+            model = keras.models.load_model(name, custom_objects=objects or None, compile=False, safe_mode=safe_mode)
     except Exception as exc:
         raise _keras_load_error(path, fmt, exc, set(objects), saved, keras.__version__) from exc
     return _KerasModel(path, fmt, model)
+
+
+_KERAS_SUFFIXES = {"keras": (".keras",), "h5": (".h5", ".hdf5")}
+
+
+@contextlib.contextmanager
+def _named_for_keras(path: Path, fmt: Format) -> Iterator[str]:
+    """``path`` under a name Keras accepts for ``fmt``.
+
+    Keras 3's load_model picks the format from the file name alone and refuses a .keras archive
+    called model.bin, so ``--format keras`` could not override the suffix: such a file is loaded
+    through a symbolic link with the right suffix, in a temporary directory (the file is not copied).
+    """
+    suffixes = _KERAS_SUFFIXES[fmt]
+    if path.name.lower().endswith(suffixes):
+        yield str(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="envprint-load-") as folder:
+        alias = Path(folder) / f"model{suffixes[0]}"
+        alias.symlink_to(path.resolve())
+        yield str(alias)
 
 
 # ---------------------------------------------------------------------------------- SavedModel
