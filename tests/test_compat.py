@@ -25,7 +25,7 @@ XEON_FLAGS = ["avx", "avx2", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx51
 
 
 def test_onednn_is_off_by_default_on_an_avx2_only_epyc() -> None:
-    recorded = json.loads((FIXTURES / "recorded_gpu_host_a100.json").read_text())["cpu"]
+    recorded = json.loads((FIXTURES / "handmade_gpu_host_a100.json").read_text())["cpu"]
     assert recorded["model"] == "AMD EPYC 7742 64-Core Processor"
     assert onednn_default((2, 21), "Linux", "x86_64", recorded["flags"]) == (
         False,

@@ -25,7 +25,7 @@ from envprint.models import DiffEntry, FingerprintDiff, IdentityCheck, Report, T
 from envprint.store import canonical_json, read_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
-GPU = ROOT / "tests" / "fixtures" / "recorded_gpu_host_a100.json"
+GPU = ROOT / "tests" / "fixtures" / "handmade_gpu_host_a100.json"
 runner = CliRunner()
 
 

@@ -691,7 +691,7 @@ READER = textwrap.dedent("""
     from pathlib import Path
     from envprint import sidecar, store
 
-    target, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    target, stop, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     counts = {"reads": 0, "mixed": 0, "absent": 0}
     def read(reader):
         fp, payload = reader.read("fingerprint.json"), reader.read("payload.bin")
@@ -709,6 +709,7 @@ READER = textwrap.dedent("""
         elif json.loads(fp)["sha256"] != hashlib.sha256(payload).hexdigest():
             counts["mixed"] += 1
         counts["reads"] += 1
+        ready.touch()  # the writers start only once this reader is reading (a loaded CI machine is slow to start it)
     print(json.dumps(counts))
 """)
 
@@ -720,8 +721,13 @@ def test_publishers_hammering_one_record_never_let_a_reader_see_a_mix(tmp_path):
     (staging / "payload.bin").write_bytes(b"")
     (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(b"").hexdigest()}))
     sidecar.publish_directory(staging, target, force=False)
-    stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(target), str(stop)], stdout=subprocess.PIPE, text=True)
+    stop, ready = tmp_path / "stop", tmp_path / "ready"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(target), str(stop), str(ready)], stdout=subprocess.PIPE, text=True
+    )
+    with fails_after(120, "the reader's first read"):
+        while not ready.exists():
+            time.sleep(0.01)
     writers = [
         subprocess.Popen([sys.executable, "-c", HAMMER, str(target), "40"], stderr=subprocess.PIPE, text=True)
         for _ in range(4)
@@ -734,7 +740,7 @@ def test_publishers_hammering_one_record_never_let_a_reader_see_a_mix(tmp_path):
     assert counts["reads"] > 0 and counts["mixed"] == 0, counts
     if sys.platform.startswith("linux"):  # renameat2 swaps in one step: the record is never absent
         assert counts["absent"] == 0, counts
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.envprint", "stop"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.envprint", "ready", "stop"]
 
 
 # --------------------------------------------------------------------------- a read-only deployment host
