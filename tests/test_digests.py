@@ -97,7 +97,9 @@ def test_symlinked_directory_is_refused(tmp_path: Path) -> None:
         tree_digests(tmp_path / "model")
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads files whatever their mode")
+@pytest.mark.skipif(
+    os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads files whatever their mode"
+)
 def test_unreadable_file_names_the_file_and_the_fix(tmp_path: Path) -> None:
     f = tmp_path / "secret.h5"
     f.write_bytes(b"x")
