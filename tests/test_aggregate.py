@@ -128,3 +128,19 @@ def test_pair_entries_take_the_record_value_where_a_host_has_no_entry(reports):
     assert forward == backward
     assert forward["tensorflow.onednn.enabled"] == (False, True)
     assert pair_entries(a, a) == []
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "fleet"
+
+
+@pytest.mark.parametrize("manifest", ["daemonset.yaml", "aggregate-job.yaml"])
+def test_fleet_recipe_manifests_are_valid_kubernetes(manifest):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / manifest).read_text()) if d]
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    text = (EXAMPLES / manifest).read_text()
+    assert ("envprint verify" in text) if manifest == "daemonset.yaml" else ("envprint aggregate /reports/" in text)
