@@ -47,7 +47,8 @@ def render_sweep_summary(summary: SweepSummary, out: Writer) -> None:
     out.line()
     head = "Sweep interrupted" if summary.interrupted else "Sweep"
     out.line(
-        f"{head}: {summary.done} of {summary.total} models ({summary.engine}, {summary.jobs} workers): "
+        f"{head}: {summary.done} of {summary.total} models "
+        f"({summary.engine}, {summary.jobs} {'workers' if summary.engine == 'local' else 'CPUs in the cluster'}): "
         f"{v['identical']} identical, {v['within_tolerance']} within tolerance, {v['mismatch']} mismatch, "
         f"{v['error']} could not verify"
     )

@@ -337,10 +337,11 @@ def _ray_verify(task: dict[str, Any]) -> dict[str, Any]:
     return {**result, "worker": os.getpid(), "rss": current_rss()}
 
 
-def _ray(tasks: list[dict[str, Any]], options: RayOptions, max_models: int) -> Iterator[Outcome]:
+def _ray(tasks: list[dict[str, Any]], options: RayOptions, max_models: int, seen: dict[str, Any]) -> Iterator[Outcome]:
     ray = import_ray()
     init_ray(ray, options)
     try:
+        seen["cpus"] = int(ray.cluster_resources().get("CPU", 0))
         # max_calls recycles a Ray worker after that many models; max_retries: a worker that dies
         # is retried once in a fresh one, as in the local pool.
         remote = ray.remote(max_calls=max_models, max_retries=1)(_ray_verify).options(
@@ -392,8 +393,9 @@ def sweep(
     options = options or VerifyOptions()
     tasks = [{"model": str(m), "options": options} for m in models]
     jobs = jobs or default_jobs()
+    seen: dict[str, Any] = {}
     if ray is not None:
-        outcomes = _ray(tasks, ray, max_models_per_worker)
+        outcomes = _ray(tasks, ray, max_models_per_worker, seen)
         engine = "ray"
     else:
         outcomes = _local(tasks, jobs, max_models_per_worker, max_worker_rss)
@@ -415,7 +417,7 @@ def sweep(
         if close is not None:
             close()
     if engine == "ray":
-        jobs = int(ray.local_cpus or jobs) if ray.address == "local" else jobs
+        jobs = seen.get("cpus") or jobs  # the cluster's CPUs
     return summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
 
 
