@@ -6,6 +6,7 @@ test-only layer (tests/fleet_layers.py), not a mock.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 from envprint.cli import app
 from envprint.errors import UsageError
 from envprint.models import Report, SweepSummary
+from envprint.render_fleet import Progress
 from envprint.sweep import RayOptions, VerifyOptions, find_models, sweep
 
 TESTS = Path(__file__).resolve().parent
@@ -135,6 +137,26 @@ def test_a_worker_is_recycled_after_its_bounded_number_of_models(zoo):
     warm = sweep([zoo / "a"], jobs=1)
     assert len({i.worker for i in warm.models}) == 1
     assert all(i.worker_rss_bytes and i.worker_rss_bytes > 100 << 20 for i in warm.models)
+    # A worker whose memory passes the bound retires too (any TensorFlow worker passes 1 MiB).
+    bounded = sweep([zoo / "a"], jobs=1, max_worker_rss=1 << 20)
+    assert len({i.worker for i in bounded.models}) == 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only():
+    tty = _Terminal()
+    bar = Progress(4, tty)
+    bar.update(1)
+    assert tty.getvalue().startswith("\r[#######.......................] 1/4 models, ETA 0:")
+    bar.clear()
+    assert tty.getvalue().endswith("\r")
+    pipe = io.StringIO()
+    Progress(4, pipe).update(1)
+    assert pipe.getvalue() == ""
 
 
 @pytest.mark.subprocess
@@ -167,8 +189,9 @@ def test_ctrl_c_prints_what_is_done_and_exits_130(zoo, tmp_path):
     assert "Traceback" not in err
 
 
-def test_ray_sweep_gives_the_results_of_the_local_pool(zoo):
+def test_ray_sweep_gives_the_results_of_the_local_pool(zoo, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'envprint[ray]')")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster: no token written to ~/.ray
     got: dict[str, dict[str, Report]] = {"local": {}, "ray": {}}
     local = sweep([zoo / "a", zoo / "b"], jobs=2, on_item=lambda i, rep, d, t: got["local"].update({i.model: rep}))
     ray = sweep(
