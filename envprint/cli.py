@@ -533,7 +533,7 @@ def _verify_options(fingerprint, rtol, atol, exact, custom_objects, unsafe, requ
 
 
 def _ray_options(address: str, task_cpus: float, task_memory_mb: int | None, resources: list[str] | None, jobs=None):
-    from .sweep import RayOptions
+    from .ray_engine import RayOptions
 
     extra: dict[str, float] = {}
     for spec in resources or []:

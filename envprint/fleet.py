@@ -20,7 +20,8 @@ from typing import Any
 from .aggregate import group, host_result
 from .errors import ExitCode, UsageError
 from .models import FleetReport, HostResult, Report
-from .sweep import RayOptions, VerifyOptions, clear_state, import_ray, init_ray, verify_task, warm
+from .ray_engine import RayOptions, import_ray, init_ray
+from .sweep import VerifyOptions, clear_state, verify_task, warm
 
 # Ray's object store holds the shipped model once per cluster; past this a shared volume is the
 # better road (the limit is stated in --help and the README, and can be raised).

@@ -222,7 +222,8 @@ def test_a_node_that_dies_mid_run_is_unreachable_not_a_mismatch(keras, cluster, 
     import fleet_layers
 
     from envprint.fleet import fleet
-    from envprint.sweep import RayOptions, VerifyOptions
+    from envprint.ray_engine import RayOptions
+    from envprint.sweep import VerifyOptions
 
     model = saved(tiny(keras, 9, fleet_layers.Stall()), tmp_path / "stall.keras")
     head, worker = cluster.labels()

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 from envprint.cli import app
 from envprint.errors import UsageError
 from envprint.models import Report, SweepSummary
+from envprint.ray_engine import RayOptions
 from envprint.render_fleet import Progress
-from envprint.sweep import RayOptions, VerifyOptions, find_models, sweep
+from envprint.sweep import VerifyOptions, find_models, sweep
 
 TESTS = Path(__file__).resolve().parent
 runner = CliRunner()
