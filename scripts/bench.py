@@ -31,6 +31,7 @@ sweep of 20 <= 0.35x of 20 verify processes; the Ray path <= 1.3x the local pool
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -642,9 +643,53 @@ def case_sweepray(ctx: Context) -> list[dict]:
     startup = [run_measured([PY, "-c", "import ray; ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); "
                              "ray.shutdown()"])["s"] for _ in range(runs)]  # fmt: skip
     imp = [run_measured([PY, "-c", "import ray"])["s"] for _ in range(runs)]
-    return [{"case": "envprint sweep of 20 small models, --ray local --jobs 2", "baseline": "the local pool, --jobs 2",
+    rows = [{"case": "envprint sweep of 20 small models, --ray local --jobs 2", "baseline": "the local pool, --jobs 2",
              **row, "ray_import_s": statistics.median(imp), "ray_init_shutdown_s": statistics.median(startup),
              "targets": [target("ratio_median", 1.3, "time <= 1.3x")]}]  # fmt: skip
+    # The same sweep on a Ray cluster already running on this machine (2 CPUs): Ray's start-up is paid
+    # once by `ray start`, not by each sweep. The head runs in its own session, stopped by its group.
+    with _ray_head(2) as address:
+        row = interleave(_sweep_run(twenty, "--jobs", "2"), _sweep_run(twenty, "--ray", address), runs, warmup=0)
+    rows.append({"case": "envprint sweep of 20 small models, --ray ADDRESS (a running 2-CPU cluster)",
+                 "baseline": "the local pool, --jobs 2", **row,
+                 "targets": [target("ratio_median", 1.3, "time <= 1.3x")]})  # fmt: skip
+    return rows
+
+
+@contextlib.contextmanager
+def _ray_head(cpus: int):
+    import shutil
+    import signal
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="epray-", dir="/tmp")  # Ray's socket paths must stay short
+    head = subprocess.Popen(
+        [str(Path(PY).with_name("ray")), "start", "--head", "--block", "--port", str(port), "--num-cpus", str(cpus),
+         "--include-dashboard", "false", "--temp-dir", temp, "--disable-usage-stats"],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ray start --head did not come up")
+            time.sleep(0.5)
+        time.sleep(3)  # the raylet registers after the GCS port opens
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def sweep_growth_table(rows: list[dict]) -> str:
