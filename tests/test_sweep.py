@@ -172,7 +172,16 @@ def test_ctrl_c_prints_what_is_done_and_exits_130(zoo, tmp_path):
     }
     cmd = [sys.executable, "-m", "envprint", "sweep", str(zoo / "a" / "one.keras"), str(zoo / "d"), "-j", "1",
            "--custom-objects", "fleet_layers:Stall"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # A shell's background job starts with SIGINT ignored, and Python then never turns it into
+    # KeyboardInterrupt: give the child the terminal's default, as a user at a prompt has.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         first = proc.stdout.readline()
         assert first.startswith("identical         "), first
