@@ -29,6 +29,7 @@ _LAZY = {
     "read_fingerprint": "store",
     "save": "saver",
     "verify": "verifier",
+    "preflight": "verifier",
     "Report": "models",
     "Tolerance": "models",
 }
@@ -50,6 +51,7 @@ __all__ = [
     "read_fingerprint",
     "save",
     "verify",
+    "preflight",
     "Report",
     "Tolerance",
 ]
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from .models import Fingerprint, FingerprintDiff, Report, Tolerance
     from .saver import save
     from .store import read_fingerprint
-    from .verifier import verify
+    from .verifier import preflight, verify
 
 
 def __getattr__(name: str) -> Any:

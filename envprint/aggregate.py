@@ -215,6 +215,15 @@ def _sources(paths: list[Path], stdin: TextIO | None) -> Iterator[tuple[str, str
                 raise UsageError(f"{f}: cannot be read ({exc}); check its permissions") from None
 
 
+def _host_error(doc: dict) -> dict:
+    """A host that could not verify, from verify --json's error document ({"error": {"exit_code", "message", ...}})
+    or a plain {"error": "...", "exit_code": N, "model": ...} (a sweep item, a hand-made line)."""
+    err = doc.get("error")
+    if isinstance(err, dict):
+        return {"model": doc.get("model"), "exit_code": err.get("exit_code"), "error": err.get("message")}
+    return {"model": doc.get("model"), "exit_code": doc.get("exit_code"), "error": err}
+
+
 def read_reports(paths: Iterable[str | Path], stdin: TextIO | None = None) -> list[tuple[str, Report | dict]]:
     """(source, Report) for each report, (source, {"error", "exit_code", "model"}) for a host that could not verify."""
     out: list[tuple[str, Report | dict]] = []
@@ -223,7 +232,7 @@ def read_reports(paths: Iterable[str | Path], stdin: TextIO | None = None) -> li
             if not isinstance(doc, dict) or doc.get("kind") in _SKIPPED_KINDS:
                 continue
             if "error" in doc and "verdict" not in doc or doc.get("verdict") == "error":
-                out.append((source, doc))
+                out.append((source, _host_error(doc)))
                 continue
             try:
                 out.append((source, Report.model_validate(doc)))
@@ -243,11 +252,15 @@ def aggregate(paths: Iterable[str | Path], stdin: TextIO | None = None) -> Aggre
     if not read:
         raise UsageError("no reports found; aggregate reads the output of 'envprint verify --json'")
     by_model: dict[str, list[tuple[HostResult, Report | None]]] = {}
+    # verify --json's error document does not name the model: with one model among the reports,
+    # a host that could not verify is counted against it.
+    models = {doc.model for _, doc in read if isinstance(doc, Report)}
+    only = next(iter(models)) if len(models) == 1 else None
     for source, doc in read:
         if isinstance(doc, Report):
             by_model.setdefault(doc.model, []).append((host_result(source, doc), doc))
         else:
-            model = str(doc.get("model") or "(unknown model)")
+            model = str(doc.get("model") or only or "(unknown model)")
             code = doc.get("exit_code")
             result = host_result(source, error=str(doc.get("error")), exit_code=code if isinstance(code, int) else None)
             by_model.setdefault(model, []).append((result, None))

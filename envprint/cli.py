@@ -1,8 +1,9 @@
 """The command line: a thin Typer layer over the library.
 
 Owns: arguments, output streams (results on stdout, diagnostics on stderr) and the one place
-where EnvprintError becomes an exit code. Must not import TensorFlow at module level: ``--help``
-and ``diff`` of two files must start fast on hosts without it.
+where EnvprintError becomes an exit code (and, with ``--json``, an error document on stdout).
+Must not import TensorFlow at module level: ``--help`` and ``diff`` of two files must start fast
+on hosts without it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ._version import __version__
-from .errors import EnvprintError, ExitCode, UsageError
+from .errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
+from .streams import CppLogFilter, discard_stdout, emit
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -29,9 +32,43 @@ Exit codes:
   4   model problem (missing, unloadable, cannot predict the probes)
   5   missing dependency (TensorFlow or an extra not importable)
   70  internal error in envprint (a crash never looks like a mismatch)
+A reader that closes the pipe early (| head -1) does not change the code.
 """
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: stdout closed before the command had a result (the shell's convention)
+
+
+def _print_json_error(code: int, message: str) -> None:
+    from .models import ErrorDocument, ErrorInfo
+    from .store import canonical_json
+
+    kind = KINDS.get(code, "interrupted" if code == 130 else "internal")
+    document = ErrorDocument(error=ErrorInfo(exit_code=code, kind=kind, message=message))
+    emit(lambda: sys.stdout.write(canonical_json(document)))
+
+
+class _Group(TyperGroup):
+    """Typer's group, but a usage error Typer itself finds (a bad option value) also prints JSON under --json."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:  # fmt: skip
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or "--json" not in argv:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # click's UsageError, BadParameter, ...
+            _print_json_error(exc.exit_code, one_line(exc.format_message()))
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            sys.stderr.write("Aborted!\n")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="envprint",
     help="Fingerprint the environment of a TensorFlow/Keras model; verify and explain drift on another host.",
     epilog=EXIT_CODES_HELP,
@@ -63,12 +100,23 @@ def _root(
 
 def _quiet_tensorflow() -> None:
     # TensorFlow's C++ start-up chatter would drown the report; the variable is not recorded
-    # (collect.ENV_IGNORED) and a user's own setting wins.
+    # (collect.ENV_IGNORED) and a user's own setting wins. It is not enough on its own: lines
+    # logged before absl is initialised ignore it (see streams.CppLogFilter).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _guard(fn: Callable[[], Any]) -> Any:
-    """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70."""
+def _guard(fn: Callable[[], Any], json_out: bool = False) -> Any:
+    """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70.
+
+    With ``json_out`` stdout also gets the error document, so ``--json > report.json`` is never empty.
+    """
+
+    def fail(code: int, message: str) -> typer.Exit:
+        sys.stderr.write(f"envprint: {message}\n")
+        if json_out:
+            _print_json_error(code, message.removeprefix("error: "))
+        return typer.Exit(code)
+
     try:
         return fn()
     except typer.Exit:
@@ -76,18 +124,17 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except EnvprintError as exc:
         if _state["debug"]:
             traceback.print_exc()
-        sys.stderr.write(f"envprint: error: {exc}\n")
-        raise typer.Exit(int(exc.exit_code)) from None
+        raise fail(int(exc.exit_code), f"error: {exc}") from None
     except KeyboardInterrupt:
-        sys.stderr.write("envprint: interrupted\n")
-        raise typer.Exit(130) from None
+        raise fail(130, "interrupted") from None
+    except BrokenPipeError:  # stdout closed before the command had a result
+        discard_stdout()
+        raise typer.Exit(SIGPIPE_EXIT) from None
     except Exception as exc:
         if _state["debug"]:
             traceback.print_exc()
-        sys.stderr.write(
-            f"envprint: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback and report it)\n"
-        )
-        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+        message = f"internal error: {type(exc).__name__}: {one_line(exc)} (rerun with --debug for the traceback and report it)"
+        raise fail(int(ExitCode.INTERNAL), message) from None
 
 
 def _writer():
@@ -96,13 +143,6 @@ def _writer():
     # Plain text on stdout, never wrapped or cut: paths and versions stay whole in a pipe or a
     # CI log, and "[topic]" tags are data. No rich: diff of two files must start fast.
     return Writer()
-
-
-def with_expectations(result, saved, current):
-    """The diff with what its differences predict (explain.preflight), saved = A, current = B."""
-    from .explain import preflight
-
-    return result.model_copy(update={"expectations": preflight(saved, current, result)})
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
@@ -127,19 +167,26 @@ def show(
         _quiet_tensorflow()
         fp = capture(tensorflow=not no_tensorflow, seed=seed)
         if json_out:
-            sys.stdout.write(canonical_json(fp))
+            emit(lambda: sys.stdout.write(canonical_json(fp)))
         else:
             from .render import render_fingerprint
 
-            render_fingerprint(fp, _writer(), show_all=show_all)
+            emit(lambda: render_fingerprint(fp, _writer(), show_all=show_all))
 
-    _guard(body)
+    _guard(body, json_out)
 
 
 @app.command()
 def diff(
-    a: Annotated[Path, typer.Argument(metavar="A", help="A fingerprint.json.", show_default=False)],
-    b: Annotated[Path | None, typer.Argument(metavar="B", help="Another fingerprint.json (or use --current).")] = None,
+    a: Annotated[
+        Path,
+        typer.Argument(
+            metavar="A", help="A fingerprint.json, or the sidecar directory that holds it.", show_default=False
+        ),
+    ],
+    b: Annotated[
+        Path | None, typer.Argument(metavar="B", help="Another fingerprint.json or sidecar (or use --current).")
+    ] = None,
     current: Annotated[bool, typer.Option("--current", help="Compare A with this host, captured now.")] = False,
     json_out: JsonOpt = False,
     show_all: AllOpt = False,
@@ -151,7 +198,7 @@ def diff(
     """
 
     def body() -> int:
-        from .diff import diff_fingerprints
+        from .explain import expect
         from .store import canonical_json, read_fingerprint
 
         if (b is None) == (not current):
@@ -164,16 +211,17 @@ def diff(
             fb, label_b = capture(), "current host"
         else:
             fb, label_b = read_fingerprint(b), str(b)
-        result = with_expectations(diff_fingerprints(fa, fb, str(a), label_b), fa, fb)
+        result = expect(fa, fb, str(a), label_b)
         if json_out:
-            sys.stdout.write(canonical_json(result))
+            emit(lambda: sys.stdout.write(canonical_json(result)))
         else:
             from .render import render_diff
 
-            render_diff(result, _writer(), show_all=show_all)
+            name = (fa.model or fb.model).name if (fa.model or fb.model) else None
+            emit(lambda: render_diff(result, _writer(), show_all=show_all, model_name=name))
         return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(body))
+    raise typer.Exit(_guard(body, json_out))
 
 
 def _input_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
@@ -230,8 +278,27 @@ ModelArg = Annotated[
         metavar="MODEL", help="A .keras, .h5/.hdf5 or .tflite file, or a SavedModel directory.", show_default=False
     ),
 ]
+
+
+def _format_choice(value: str | None) -> str | None:
+    from ._tf.common import FORMATS  # standard library only: TensorFlow stays out
+
+    if value is not None and value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
+def _custom_objects_syntax(values: list[str] | None) -> list[str] | None:
+    for spec in values or []:
+        module, sep, name = spec.partition(":")
+        if not (sep and module and name):
+            raise typer.BadParameter(f"{spec!r}: expected package.module:NAME, e.g. mypkg.layers:MyLayer")
+    return values
+
+
 FormatOpt = Annotated[
-    str | None, typer.Option("--format", help="keras, h5, savedmodel or tflite (default: from the path).")
+    str | None,
+    typer.Option("--format", help="keras, h5, savedmodel or tflite (default: from the path).", callback=_format_choice),
 ]
 SignatureOpt = Annotated[
     str | None, typer.Option("--signature", help="SavedModel/TFLite signature (default: serving_default).")
@@ -242,6 +309,7 @@ CustomOpt = Annotated[
         "--custom-objects",
         metavar="MODULE:NAME",
         help="A custom layer or function to load the model with (repeatable).",
+        callback=_custom_objects_syntax,
     ),
 ]
 UnsafeOpt = Annotated[
@@ -253,6 +321,12 @@ UnsafeOpt = Annotated[
 RtolOpt = Annotated[float | None, typer.Option("--rtol", help="Relative tolerance (default: per output dtype).")]
 AtolOpt = Annotated[float | None, typer.Option("--atol", help="Absolute tolerance (default: per output dtype).")]
 ExactOpt = Annotated[bool, typer.Option("--exact", help="Demand bit-identical outputs.")]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html", help="Also write the report as one self-contained HTML page with plots (envprint[html] extra)."
+    ),
+]
 
 
 @app.command()
@@ -272,7 +346,7 @@ def save(
             help="Probe inputs: .npy for one input, .npz keyed by input name. Real samples make the best probes.",
         ),
     ] = None,
-    num_probes: Annotated[int, typer.Option("--num-probes", help="How many probes to generate.")] = 8,
+    num_probes: Annotated[int, typer.Option("--num-probes", min=1, help="How many probes to generate.")] = 8,
     probe_seed: Annotated[int, typer.Option("--probe-seed", help="Seed of the probe generator.")] = 0,
     input_shape: Annotated[
         list[str] | None,
@@ -302,15 +376,54 @@ def save(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (exit 4) if the model's outputs change between identical calls.")
     ] = False,
+    tf_serving_warmup: Annotated[
+        bool,
+        typer.Option(
+            "--tf-serving-warmup",
+            help="Also write assets.extra/tf_serving_warmup_requests into the SavedModel from the probes, so "
+            "that the inputs verify checks warm TF Serving.",
+        ),
+    ] = False,
+    allow_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nonfinite",
+            help="Record probes that hold only NaN/Inf, or outputs that are NaN/Inf for every probe, with a warning "
+            "instead of refusing them (they cannot tell one model from another).",
+        ),
+    ] = False,
+    tolerance_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--tolerance-from",
+            metavar="REPORT.json",
+            help="Set the record's tolerance from the drift a verify report measured (envprint verify --json).",
+        ),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option("--margin", help="With --tolerance-from: the factor on the measured drift (>= 1).")
+    ] = 2.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
 
     def body() -> None:
-        from .saver import save as do_save
         from .store import canonical_json
 
+        if tf_serving_warmup:
+            from .integrations.tfserving import save_with_warmup as do_save
+        else:
+            from .saver import save as do_save
+
         _quiet_tensorflow()
+        tolerance = _tolerance(rtol, atol, exact)
+        if tolerance_from is not None:
+            from .compare import tolerance_from_report
+            from .store import read_report
+
+            if tolerance is not None:
+                raise UsageError("--tolerance-from sets rtol from measured drift; drop --rtol/--atol/--exact")
+            tolerance = tolerance_from_report(read_report(tolerance_from), margin, str(tolerance_from))
         result = do_save(
             model,
             out=out,
@@ -323,24 +436,23 @@ def save(
             custom_objects=_custom_objects(custom_objects or []),
             safe_mode=not unsafe,
             seed=seed,
-            tolerance=_tolerance(rtol, atol, exact),
+            tolerance=tolerance,
             force=force,
             strict=strict,
             sign_key=_signing_key(required=True) if sign else None,
+            allow_nonfinite=allow_nonfinite,
         )
         for warning in result.warnings:
             sys.stderr.write(f"envprint: WARNING: {warning}\n")
+        summary = result.summary()
         if json_out:
-            sys.stdout.write(canonical_json(result.fingerprint))
+            emit(lambda: sys.stdout.write(canonical_json(summary)))
         else:
-            ident = result.fingerprint.model
-            sys.stdout.write(
-                f"saved {result.sidecar}/fingerprint.json: {ident.format} model, "
-                f"{result.fingerprint.probes.num_probes} probes, outputs {', '.join(o.name for o in ident.outputs)}"
-                f"{'' if result.fingerprint.self_check.deterministic else ' (NOT deterministic: see the warning)'}\n"
-            )
+            from .render import render_save
 
-    _guard(body)
+            emit(lambda: render_save(summary, _writer()))
+
+    _guard(body, json_out)
 
 
 @app.command()
@@ -382,78 +494,141 @@ def verify(
         typer.Option(
             "--preflight",
             help="Do not load the model: predict from the saved fingerprint and this host alone what drift to "
-            "expect and why (exit 1 when something can change the outputs).",
+            "expect and why (exit 1 when a change of the outputs or a load failure is at least 0.5 likely).",
         ),
     ] = False,
+    junit_xml: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit-xml",
+            metavar="PATH",
+            help="Also write the result as JUnit XML for CI panels: one test case per check (identity, each "
+            "output, the self-check), the environment as properties.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
+    html: HtmlOpt = None,
 ) -> None:
     """Recompute the probes on this host and compare them with the saved reference.
 
+    MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
+    and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
     Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
-    could not verify (see the exit codes below). Writes nothing.
+    could not verify (see the exit codes below). Writes nothing but the --html page.
     """
 
-    def body() -> int:
+    def body(model: Path = model, fingerprint: Path | None = fingerprint, relabel=lambda report: report) -> int:
         from .store import canonical_json
         from .verifier import verify as do_verify
 
         _quiet_tensorflow()
-        if preflight:
-            return _preflight(model, fingerprint, json_out)
-        report = do_verify(
-            model,
-            fingerprint=fingerprint,
-            tolerance=_tolerance(rtol, atol, exact),
-            fmt=fmt,
-            signature=signature,
-            custom_objects=_custom_objects(custom_objects or []),
-            safe_mode=not unsafe,
-            signing_key=_signing_key(required=False),
-            require_signature=require_signature,
-        )
-        if investigate and report.verdict != "identical":
-            from .investigate import investigate as do_investigate
+        if html is not None and preflight:
+            raise UsageError("--html draws a verify report, which --preflight does not make; drop one of them")
+        if html is not None:
+            from .html import require_matplotlib
 
-            results = do_investigate(
+            require_matplotlib()  # before the model loads: a missing extra fails fast
+        if preflight:
+            if junit_xml is not None:
+                raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
+            from .verifier import preflight as do_preflight
+
+            result = do_preflight(model, fingerprint=fingerprint, require_signature=require_signature,
+                                  signing_key=_signing_key(required=False))  # fmt: skip
+            if json_out:
+                emit(lambda: sys.stdout.write(canonical_json(result)))
+            else:
+                from .render import render_diff
+
+                emit(lambda: render_diff(result, _writer()))
+            return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
+        try:
+            report = do_verify(
                 model,
-                fingerprint,
-                report,
-                timeout_s=investigate_timeout,
-                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+                fingerprint=fingerprint,
+                tolerance=_tolerance(rtol, atol, exact),
                 fmt=fmt,
                 signature=signature,
+                custom_objects=_custom_objects(custom_objects or []),
                 safe_mode=not unsafe,
-                custom_objects_specs=custom_objects or [],
-                tolerance=_tolerance(rtol, atol, exact),
+                signing_key=_signing_key(required=False),
+                require_signature=require_signature,
+                investigate=investigate,
+                investigate_timeout=investigate_timeout,
+                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
             )
-            report = report.model_copy(update={"investigation": results})
+        except EnvprintError as exc:
+            if junit_xml is not None:  # the CI panel shows "could not verify" as an error, not as nothing
+                try:
+                    _write_junit(junit_xml, model, exc)
+                except UsageError as unwritable:  # the error that stopped verify is the one to exit with
+                    sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
+            raise
+        report = relabel(report)
+        if junit_xml is not None:
+            _write_junit(junit_xml, model, report)
+        if html is not None:
+            _write_html(report, html)
         if json_out:
-            sys.stdout.write(canonical_json(report))
+            emit(lambda: sys.stdout.write(canonical_json(report)))
         else:
             from .render import render_report
 
-            render_report(report, _writer())
+            emit(lambda: render_report(report, _writer()))
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(body))
+    raise typer.Exit(_guard(lambda: _from_mlflow(model, fingerprint, body), json_out))
 
 
-def _preflight(model: Path, fingerprint: Path | None, json_out: bool) -> int:
+def _from_mlflow(model: Path, fingerprint: Path | None, body: Callable[..., int]) -> int:
+    """``body()``; for a runs:/ or models:/ MODEL, first download it and its record, and name the URIs in the report."""
+    from .integrations.mlflow import is_mlflow_uri, local_copy
+
+    if not is_mlflow_uri(model):
+        return body()
+    with local_copy(str(model), fingerprint) as copy:
+        return body(copy.model, copy.fingerprint, copy.relabel)
+
+
+def _write_html(report, path: Path) -> None:
+    from .html import write_html
+
+    write_html(report, path)
+    sys.stderr.write(f"envprint: wrote {path}\n")
+
+
+@app.command("report")
+def report_command(
+    report_json: Annotated[
+        Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
+    ],
+    html: Annotated[Path, typer.Option("--html", help="Write the report as one self-contained HTML page here.")],
+) -> None:
+    """Draw a saved verify report as one self-contained HTML page with plots (pip install 'envprint[html]')."""
+
+    def body() -> None:
+        from .html import require_matplotlib
+        from .store import read_report
+
+        require_matplotlib()
+        _write_html(read_report(report_json), html)
+
+    _guard(body)
+
+
+def _write_junit(path: Path, model: Path, result: Any) -> None:
+    """--junit-xml: the report (or the error that stopped verify) as JUnit XML, with this host's facts."""
     from .capturer import capture
-    from .diff import diff_fingerprints
-    from .store import canonical_json, locate_fingerprint, read_fingerprint
+    from .integrations.junit import error_suite, write_junit_xml
 
-    fp_path = locate_fingerprint(model, fingerprint)
-    saved = read_fingerprint(fp_path)
-    here = capture()
-    result = with_expectations(diff_fingerprints(saved, here, str(fp_path), "current host"), saved, here)
-    if json_out:
-        sys.stdout.write(canonical_json(result))
-    else:
-        from .render import render_diff
-
-        render_diff(result, _writer())
-    return int(ExitCode.DIFFERENT if result.expectations else ExitCode.OK)
+    host = capture(tensorflow=False)  # TensorFlow's facts when verify imported it; never imported for this
+    suite = error_suite(str(model), str(result), host) if isinstance(result, EnvprintError) else result
+    try:
+        write_junit_xml(path, [suite], host)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot write the JUnit XML ({exc.strerror or exc}); pass a writable --junit-xml PATH"
+        ) from None
 
 
 @app.command("env-export")
@@ -469,9 +644,10 @@ def env_export(
 
     def body() -> None:
         from .constraints import env_export as export
-        from .store import locate_fingerprint, read_fingerprint
+        from .store import read_fingerprint
 
-        sys.stdout.write(export(read_fingerprint(locate_fingerprint(None, fingerprint))))
+        constraints = export(read_fingerprint(fingerprint))
+        emit(lambda: sys.stdout.write(constraints))
 
     _guard(body)
 
@@ -489,9 +665,15 @@ def schema(
 
     def body() -> int:
         from .models import json_schemas
-        from .store import atomic_write_text, canonical_json
+        from .sidecar import atomic_write_text
+        from .store import canonical_json
 
         stale = []
+        if check and not out.is_dir():
+            raise UsageError(
+                f"{out}: no such folder, so nothing to check; run 'envprint schema --check' in a checkout of "
+                "envprint, or pass --out DIR"
+            )
         if not check:
             out.mkdir(parents=True, exist_ok=True)
         for name, document in json_schemas().items():
@@ -625,7 +807,6 @@ def sweep(
     def body() -> int:
         from .render_fleet import Progress, render_sweep_summary, sweep_line
         from .sweep import sweep as do_sweep
-        from .sweep import write_junit
 
         _quiet_tensorflow()
         if not paths and list_file is None:
@@ -634,8 +815,13 @@ def sweep(
             raise UsageError(f"--jobs must be >= 1, got {jobs}")
         out = _writer()
         progress: list[Progress] = []
+        suites: list = []  # for --junit-xml: each report, or the error suite of a model not verified
 
         def on_item(item, report, done, total):
+            if junit_xml is not None:
+                from .integrations.junit import error_suite
+
+                suites.append(report if report is not None else error_suite(item.model, item.error or ""))
             if not progress:
                 progress.append(Progress(total))
             progress[0].clear()
@@ -663,13 +849,15 @@ def sweep(
         else:
             render_sweep_summary(summary, out)
         if junit_xml is not None:
-            write_junit(summary, junit_xml)
+            from .integrations.junit import write_junit_xml
+
+            write_junit_xml(junit_xml, suites, name="envprint sweep")
         if summary.interrupted:
             sys.stderr.write("envprint: interrupted\n")
             return 130
         return summary.exit_code
 
-    raise typer.Exit(_guard(body))
+    raise typer.Exit(_guard(body, json_out))
 
 
 @app.command()
@@ -733,7 +921,7 @@ def fleet(
             render_fleet(report, _writer())
         return report.exit_code
 
-    raise typer.Exit(_guard(body))
+    raise typer.Exit(_guard(body, json_out))
 
 
 @app.command()
@@ -766,7 +954,7 @@ def aggregate(
             render_aggregate(result, _writer())
         return result.exit_code
 
-    raise typer.Exit(_guard(body))
+    raise typer.Exit(_guard(body, json_out))
 
 
 def main() -> None:
@@ -777,4 +965,15 @@ def main() -> None:
     # everything that is not a cycle. Only the command line does this: the library never
     # touches the collector of a process that is not its own (a server's).
     gc.disable()
-    app()
+    args = sys.argv[1:]
+    # Unless --debug, or the user asked TensorFlow for its log lines (a level below 3).
+    quiet = "--debug" not in args and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() == "3"
+    try:
+        log_filter = CppLogFilter() if quiet else None
+    except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
+        log_filter = None
+    try:
+        app()
+    finally:
+        if log_filter is not None:
+            log_filter.close()

@@ -1,9 +1,9 @@
 """Compare the outputs a model gives now (*obtained*) with the saved reference (*expected*).
 
 Owns: per-dtype default tolerances, ULP distance, the element-wise comparison that turns two
-arrays into an ``OutputComparison``, and its one-line summary and worst-elements table.
+arrays into an ``OutputComparison`` (``render`` words it).
 Pure: NumPy (and ml_dtypes when importable, for bfloat16) in, models out. Must not import
-TensorFlow, Keras or any envprint module but ``models``.
+TensorFlow, Keras or any envprint module but ``models`` and ``errors``.
 
 Semantics, as numpy.testing.assert_allclose and pytest-regressions have them:
 - keys, then dtype, then shape, then values; a new, missing, retyped or reshaped output is a
@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .models import OutputComparison, Tolerance, WorstElement
+from .errors import UsageError
+from .models import NONFINITE, OutputComparison, Report, Tolerance, WorstElement
 
 try:  # registers bfloat16 with NumPy; without it no bfloat16 array can exist anyway
     import ml_dtypes  # noqa: F401
@@ -57,7 +58,6 @@ _ULP_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 _INTS = {2: np.int16, 4: np.int32, 8: np.int64}
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _CHUNK = 1 << 18
-_NONFINITE = ("nan_appeared", "nan_vanished", "inf_appeared", "inf_vanished")
 
 
 def default_tolerance(dtype: Any, scale: float = 1.0) -> tuple[float, float]:
@@ -127,7 +127,9 @@ class _Scan:
     max_abs: float | None = None
     max_rel: float | None = None
     max_ulp: int | None = None
-    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_NONFINITE, 0))
+    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NONFINITE, 0))
+    rtol_needed: float | None = 0.0  # None: no rtol passes (a difference where expected is 0, or non-finite)
+    atol_needed: float | None = 0.0  # None: no atol passes (non-finite values differ)
     worst: list[tuple[float, int]] = field(default_factory=list)  # (priority, flat index)
 
 
@@ -153,12 +155,22 @@ def _scan_chunk(s: _Scan, e: np.ndarray, o: np.ndarray, start: int, rtol: float,
             # inf <= atol + rtol * inf would hold: a non-finite pair is close only when equal.
             close = (x == y) | (nan_x & nan_y) | (finite & (diff <= atol + rtol * np.abs(x)))
         oot = differ if rtol == 0 and atol == 0 else ~close
-        neq = x != y
+        neq = (x != y) & ~(nan_x & nan_y)  # complex inf+nanj is NaN too: the same NaN in both is no change
         s.nonfinite["nan_appeared"] += int(np.count_nonzero(nan_y & ~nan_x))
         s.nonfinite["nan_vanished"] += int(np.count_nonzero(nan_x & ~nan_y))
         s.nonfinite["inf_appeared"] += int(np.count_nonzero(np.isinf(y) & neq))
         s.nonfinite["inf_vanished"] += int(np.count_nonzero(np.isinf(x) & neq))
         d, ax = diff[finite], np.abs(x[finite])
+        # The tolerance that would have passed: rtol with this atol, atol with rtol 0. A non-finite
+        # value that differs passes under none; with rtol, neither does a difference where expected == 0.
+        if np.any(~close & ~finite):
+            s.rtol_needed = s.atol_needed = None
+        if s.atol_needed is not None:
+            s.atol_needed = _top(s.atol_needed, d)
+        excess = d - atol
+        over = excess > 0
+        if s.rtol_needed is not None and over.any():
+            s.rtol_needed = None if np.any(over & (ax == 0)) else _top(s.rtol_needed, excess[over] / ax[over])
         s.n_finite += d.size
         s.sum_abs += float(d.sum())
         s.max_abs = _top(s.max_abs, d)
@@ -218,15 +230,37 @@ def _scan(e: np.ndarray, o: np.ndarray, rtol: float, atol: float, max_worst: int
 
 
 def _worst_element(e: np.ndarray, o: np.ndarray, flat: int, shape: tuple[int, ...]) -> WorstElement:
-    # Python scalars, so repr gives 'nan', 'inf', '-0.0', 'True', and integers stay exact.
-    py = {"b": bool, "i": int, "u": int, "c": complex}.get(e.dtype.kind, float if _is_float(e.dtype) else None)
+    index = [int(i) for i in np.unravel_index(flat, shape)]
+    if _is_float(e.dtype):
+        # Each float at its own dtype's shortest round-trip text: float32 0.24133582, not float64's
+        # 0.24133582413196564, which is more digits than the value has.
+        ev, ov = e[flat], o[flat]
+        difference = e.dtype.type(float(ov) - float(ev))
+        return WorstElement(
+            index=index, obtained=_shortest(ov), expected=_shortest(ev), difference=_shortest(difference)
+        )
+    # Python scalars, so repr gives 'True', and integers stay exact.
+    py = {"b": bool, "i": int, "u": int, "c": complex}.get(e.dtype.kind)
     if py is None:  # strings, objects, records
         ev, ov, difference = (v.item() if isinstance(v, np.generic) else v for v in (e[flat], o[flat], "!="))
     else:
         ev, ov = py(e[flat]), py(o[flat])
         difference = repr(int(ov) - int(ev) if py is bool else ov - ev)
-    index = [int(i) for i in np.unravel_index(flat, shape)]
     return WorstElement(index=index, obtained=repr(ov), expected=repr(ev), difference=difference)
+
+
+def _shortest(value: np.generic) -> str:
+    """The fewest digits that read back as the same ``value`` of its own dtype ('nan', 'inf', '-0.0' too)."""
+    if value.dtype.kind == "f":  # NumPy's own float16/32/64 print their shortest round trip
+        return str(value)
+    x = float(value)  # ml_dtypes (bfloat16, float8) print a fixed 6 digits: find the shortest ourselves
+    if not np.isfinite(x):
+        return str(x)
+    for digits in range(1, 18):
+        text = f"{x:.{digits}g}"
+        if value.dtype.type(float(text)) == value:
+            break
+    return text if any(c in text for c in ".en") else text + ".0"
 
 
 def compare_output(
@@ -261,9 +295,12 @@ def compare_output(
     ef, of = _native(e).reshape(-1), _native(o).reshape(-1)
     s = _scan_identical(ef) if _same_bytes(ef, of) else _scan(ef, of, rtol, atol, max_worst)
 
-    top1 = None
+    top1 = top5 = None
     if _is_float(e.dtype) and e.ndim == 2 and e.shape[0] > 0 and e.shape[1] >= 2:
         top1 = float(np.mean(np.argmax(e, axis=1) == np.argmax(o, axis=1)))
+        if e.shape[1] > 5:  # with five classes or fewer every probe's top five agree
+            top5 = _topk_agreement(e, o, 5)
+    floating = _is_float(e.dtype) or e.dtype.kind == "c"
     status = "identical" if s.n_differ == 0 else "within_tolerance" if s.n_oot == 0 else "mismatch"
     return OutputComparison(
         status=status,
@@ -276,12 +313,27 @@ def compare_output(
         max_ulp=s.max_ulp,
         mean_abs=s.sum_abs / s.n_finite if s.n_finite else None,
         top1_agreement=top1,
+        top5_agreement=top5,
+        rtol_needed=_needed(s.rtol_needed) if floating else None,
+        atol_needed=_needed(s.atol_needed) if floating else None,
         atol=atol,
         rtol=rtol,
         worst=[_worst_element(ef, of, flat, e.shape) for _, flat in s.worst],
         **s.nonfinite,
         **info,
     )
+
+
+def _topk_agreement(e: np.ndarray, o: np.ndarray, k: int) -> float:
+    """Share of rows whose k highest-scoring classes are the same set (order within them ignored)."""
+    top_e = np.sort(np.argpartition(-e.astype(np.float64), k - 1, axis=1)[:, :k], axis=1)
+    top_o = np.sort(np.argpartition(-o.astype(np.float64), k - 1, axis=1)[:, :k], axis=1)
+    return float(np.mean(np.all(top_e == top_o, axis=1)))
+
+
+def _needed(value: float | None) -> float | None:
+    # One step up: atol + rtol * |expected| is rounded, and the value must pass, not sit on the edge.
+    return None if value is None else float(np.nextafter(value, np.inf)) if value > 0 else 0.0
 
 
 def max_abs_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -320,42 +372,31 @@ def compare_outputs(
     return [compare_output(n, expected.get(n), obtained.get(n), tolerance) for n in names]
 
 
-def _label(key: str) -> str:
-    return key.replace("nan", "NaN").replace("inf", "Inf").replace("_", " ")
+def tolerance_from_report(report: Report, margin: float, source: str) -> Tolerance:
+    """The tolerance a record should hold after ``report`` measured this host's drift: margin x the rtol needed.
 
-
-def _pct(n: int, size: int) -> str:
-    p = 100.0 * n / size if size else 0.0
-    return f"{p:.1f}%" if p == 0 or p >= 0.1 else f"{p:.1g}%"
-
-
-def summarize(c: OutputComparison) -> str:
-    """One line, pytest-regressions style: counts | non-finite changes | statistics | tolerance."""
-    head = f'output "{c.name}": '
-    if c.problem:
-        return head + c.problem
-    if c.status == "identical":
-        return head + f"bit-identical ({c.size} elements)"
-    verdict = "all within tolerance" if c.status == "within_tolerance" else f"{c.n_out_of_tolerance} out of tolerance"
-    parts = [f"{c.n_differ} / {c.size} differ ({_pct(c.n_differ, c.size)}), {verdict}"]
-    nonfinite = [f"{_label(key)} {getattr(c, key)}" for key in _NONFINITE if getattr(c, key)]
-    if nonfinite:
-        parts.append(", ".join(nonfinite))
-    stats = [f"max abs {c.max_abs:.1e}"] if c.max_abs is not None else []
-    stats += [f"max rel {c.max_rel:.1e}"] if c.max_rel is not None else []
-    stats += [f"max {c.max_ulp} ULP"] if c.max_ulp is not None else []
-    stats += [f"top-1 agreement {c.top1_agreement:.1%}"] if c.top1_agreement is not None else []
-    if stats:
-        parts.append(", ".join(stats))
-    parts.append("exact" if c.atol == 0 and c.rtol == 0 else f"atol={c.atol:g} rtol={c.rtol:g}")
-    return head + " | ".join(parts)
-
-
-def worst_table(c: OutputComparison) -> str:
-    """The worst elements as an aligned ``Index  Obtained  Expected  Difference`` table ('' if none)."""
-    if not c.worst:
-        return ""
-    rows = [("Index", "Obtained", "Expected", "Difference")]
-    rows += [(str(w.index), w.obtained, w.expected, w.difference) for w in c.worst]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    rtol is ``margin`` times the largest rtol any output needed (with the atol it was judged
+    with); atol stays the per-dtype default. A report whose mismatch is not drift (other
+    weights, an edited record, randomness at inference, an output missing or reshaped, NaN
+    where there was a number) says so instead: no tolerance should hide those.
+    """
+    if not margin >= 1:
+        raise UsageError(f"--margin must be a number >= 1 (a factor on the measured drift), got {margin}")
+    where = f"--tolerance-from {source}"
+    ident = report.identity
+    if ident.weights == "changed" or ident.sidecar_files_changed or report.random_at_inference:
+        raise UsageError(
+            f"{where}: that report's mismatch is not numeric drift (other weights, an edited record or randomness "
+            "at inference); fix that first, a tolerance would only hide it"
+        )
+    needed = []
+    for o in report.outputs:
+        if o.status != "identical" and (o.problem or o.rtol_needed is None):
+            why = (
+                o.problem or "NaN or Inf appeared or vanished, a change where the reference is 0, or a non-float output"
+            )
+            raise UsageError(f"{where}: output {o.name!r} passes under no rtol ({why}); choose --rtol/--atol yourself")
+        if o.rtol_needed is not None:
+            needed.append(o.rtol_needed)
+    rtol = float(margin * max(needed, default=0.0))
+    return Tolerance(rtol=rtol, margin=margin, derived_from=source)

@@ -1,8 +1,9 @@
 """Diff two fingerprints: pure data in, a FingerprintDiff out.
 
-Owns: flattening a fingerprint into dotted leaf paths, and the topic table that says what kind
-of difference each path is and whether it can change numerics. The topic names are the cause
-ids that explanations use. Must not import TensorFlow: ``envprint diff A B`` runs on any host.
+Owns: flattening a fingerprint into dotted leaf paths and comparing them. What kind of difference
+each path is (its topic, a cause id) and whether it can change numerics comes from the cause
+registry (``causes.topic_of``); differences are listed in the registry's order.
+Must not import TensorFlow: ``envprint diff A B`` runs on any host.
 """
 
 from __future__ import annotations
@@ -11,87 +12,12 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .causes import ORDER, REGISTRY, topic_of
 from .models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
-
-# Path pattern -> (topic, can change numerics). First match wins; the order of first appearance
-# of each topic is also the order in which differences are listed (most decisive first).
-TOPICS: tuple[tuple[str, str, bool], ...] = (
-    ("tensorflow.dtype_policy", "dtype_policy", True),
-    ("tensorflow.onednn*", "onednn", True),
-    ("env.variables.TF_ENABLE_ONEDNN_OPTS", "onednn", True),
-    ("tensorflow.op_determinism", "determinism_settings", True),
-    ("tensorflow.tensor_float_32", "determinism_settings", True),
-    ("tensorflow.jit", "determinism_settings", True),
-    ("tensorflow.grappler*", "determinism_settings", True),
-    ("env.variables.NVIDIA_TF32_OVERRIDE", "determinism_settings", True),
-    ("env.variables.TF_DETERMINISTIC_OPS", "determinism_settings", True),
-    ("env.variables.TF_CUDNN_DETERMINISTIC", "determinism_settings", True),
-    ("env.variables.*XLA_FLAGS", "determinism_settings", True),
-    ("tensorflow", "tensorflow_version", True),
-    ("tensorflow.version", "tensorflow_version", True),
-    ("tensorflow.git_version", "tensorflow_version", True),
-    ("tensorflow.compiler_version", "tensorflow_version", True),
-    ("packages.tensorflow_distribution", "tensorflow_version", True),
-    ("packages.key.tensorflow*", "tensorflow_version", True),
-    ("packages.key.tf-nightly*", "tensorflow_version", True),
-    ("packages.key.intel-tensorflow", "tensorflow_version", True),
-    ("tensorflow.keras_*", "keras_version", True),
-    ("packages.key.keras", "keras_version", True),
-    ("packages.key.tf-keras", "keras_version", True),
-    ("packages.key.numpy", "numpy_version", True),
-    ("packages.key.*", "other_package", True),
-    ("tensorflow.build*", "cuda_stack", True),
-    ("devices.driver_version", "cuda_stack", True),
-    ("devices.cuda_driver_version", "cuda_stack", True),
-    # Mapped libraries by family: the CUDA stack; oneDNN/MKL and their OpenMP; NumPy's BLAS;
-    # TensorFlow's own framework library (its version is TensorFlow's).
-    ("devices.loaded_libraries.dnnl", "onednn", True),
-    ("devices.loaded_libraries.mkl", "onednn", True),
-    ("devices.loaded_libraries.iomp5", "onednn", True),
-    ("devices.loaded_libraries.gomp", "threads", True),
-    ("devices.loaded_libraries.omp", "threads", True),
-    ("devices.loaded_libraries.openblas", "numpy_version", True),
-    ("devices.loaded_libraries.tensorflow_framework", "tensorflow_version", True),
-    ("devices.loaded_libraries*", "cuda_stack", True),
-    ("devices.nvidia_wheels*", "cuda_stack", True),
-    ("env.variables.LD_LIBRARY_PATH", "cuda_stack", True),
-    ("devices*", "device", True),
-    ("env.variables.CUDA_VISIBLE_DEVICES", "device", True),
-    ("cpu.model", "cpu_isa", True),
-    ("cpu.vendor", "cpu_isa", True),
-    ("cpu.flags", "cpu_isa", True),
-    ("platform.machine", "cpu_isa", True),
-    ("threads*", "threads", True),
-    ("cpu.logical_cores", "threads", True),
-    ("cpu.physical_cores", "threads", True),
-    # A declared seed decides training, and inference only through random ops (which the
-    # stochastic checks catch): listed, but not among the differences that move the numbers.
-    ("seeds*", "seed", False),
-    ("python*", "python_version", True),
-    ("env*", "environment", True),
-    ("packages.installed.*", "other_package", False),
-    ("model.weights_digest*", "model_changed", True),
-    ("model.files*", "model_file_rewritten", True),
-    ("model*", "model_changed", True),
-    ("probes*", "probes_changed", True),
-    ("probe_arrays*", "probes_changed", True),
-    ("reference_arrays*", "probes_changed", True),
-    ("self_check*", "stochastic_inference", True),
-    ("*", "context", False),
-)
 
 # Never compared: when the record was made, and the reasons a fact was unavailable (the fact's
 # own value, None, already shows in the diff).
 IGNORED = ("created_at", "*.unavailable.*", "unavailable.*", "*.unavailable", "unavailable")
-
-_TOPIC_ORDER = {topic: i for i, topic in enumerate(dict.fromkeys(t for _, t, _ in TOPICS))}
-
-
-def topic_of(path: str) -> tuple[str, bool]:
-    for pattern, topic, numerics in TOPICS:
-        if fnmatchcase(path, pattern):
-            return topic, numerics
-    raise AssertionError("the TOPICS table ends with a catch-all")  # pragma: no cover
 
 
 def _summary(value: Any) -> Leaf:
@@ -160,6 +86,18 @@ def _collapse_missing(a: dict, b: dict) -> tuple[dict, dict]:
 # Sections that `envprint save` adds. Compared only when both sides are records of a model:
 # a host captured now has none of them, and that is not a difference.
 MODEL_SECTIONS = ("model", "probes", "probe_arrays", "reference_arrays", "self_check", "tolerance")
+# Fields that describe how a record's reference was produced, not the host: a declared seed.
+# Compared between two model records only, like MODEL_SECTIONS.
+MODEL_FIELDS = (("seeds", "declared"), ("seeds", "source"))
+
+
+def _settled(la: dict[str, Any], lb: dict[str, Any]) -> set[str]:
+    """Causes whose effective state is known and the same on both sides: their other differences changed nothing."""
+    return {
+        cause
+        for cause, c in REGISTRY.items()
+        if c.effective and all(la.get(p) is not None and la.get(p) == lb.get(p) for p in c.effective)
+    }
 
 
 def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_b: str = "b") -> FingerprintDiff:
@@ -168,8 +106,12 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
         for section in MODEL_SECTIONS:
             ca.pop(section, None)
             cb.pop(section, None)
+        for section, key in MODEL_FIELDS:
+            ca.get(section, {}).pop(key, None)
+            cb.get(section, {}).pop(key, None)
     da, db = _collapse_missing(ca, cb)
     la, lb = _leaves(da), _leaves(db)
+    settled = _settled(la, lb)
     entries = []
     for path in sorted(set(la) | set(lb)):
         va, vb = la.get(path), lb.get(path)
@@ -177,6 +119,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
             continue
         status = "only_in_b" if va in (None, {}, []) else "only_in_a" if vb in (None, {}, []) else "changed"
         topic, numerics = topic_of(path)
+        numerics = numerics and topic not in settled
         entries.append(
             DiffEntry(
                 path=path,
@@ -188,7 +131,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
                 numerics=numerics,
             )
         )
-    entries.sort(key=lambda e: (not e.numerics, _TOPIC_ORDER[e.topic], e.path))
+    entries.sort(key=lambda e: (not e.numerics, ORDER[e.topic], e.path))
     return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries)
 
 

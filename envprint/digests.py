@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import EnvprintError, ModelError
+from .errors import EnvprintError, ModelError, one_line, open_user_file
 
 CHUNK = 1 << 20
 
@@ -28,16 +28,13 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK, *, error: type
     """SHA-256 hex digest of one file, read ``chunk`` bytes at a time (models can be gigabytes)."""
     p = Path(path)
     h = hashlib.sha256()
-    try:
-        with open(p, "rb") as f:
+    fix, directory_fix = "check the path (a dangling symlink reads the same)", "pass the directory to tree_digests()"
+    with open_user_file(p, error, fix, directory_fix=directory_fix) as f:
+        try:
             while block := f.read(chunk):
                 h.update(block)
-    except FileNotFoundError:
-        raise error(f"{p}: no such file; check the path (a dangling symlink reads the same)") from None
-    except IsADirectoryError:
-        raise error(f"{p}: is a directory, not a file; pass the directory to tree_digests()") from None
-    except OSError as exc:
-        raise error(f"{p}: cannot be read ({exc.strerror or exc}); check its permissions") from exc
+        except OSError as exc:
+            raise error(f"{p}: cannot be read ({one_line(exc.strerror or exc)}); check its permissions") from exc
     return h.hexdigest()
 
 

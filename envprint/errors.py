@@ -1,12 +1,16 @@
-"""Exit codes and the EnvprintError family.
+"""Exit codes and the EnvprintError family, and the two helpers every error message is made with.
 
-Owns: the mapping from a kind of failure to the exit code the CLI returns.
+Owns: the mapping from a kind of failure to the exit code the CLI returns; ``one_line`` (any
+text, an exception's included, made safe for a one-line message) and ``open_user_file`` (a file
+the user named, with one line saying what is wrong with it).
 Must not import anything outside the standard library: every layer may raise these.
 """
 
 from __future__ import annotations
 
 import enum
+import os
+from typing import IO
 
 
 class ExitCode(enum.IntEnum):
@@ -59,3 +63,49 @@ class MismatchError(EnvprintError):
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+# What a failure is called in JSON ("kind") and by the CLI's error line, by exit code.
+KINDS: dict[int, str] = {
+    ExitCode.USAGE: "usage",
+    ExitCode.FINGERPRINT: "fingerprint",
+    ExitCode.MODEL: "model",
+    ExitCode.DEPENDENCY: "dependency",
+    ExitCode.INTERNAL: "internal",
+}
+
+
+def one_line(text: object, limit: int = 240) -> str:
+    """``text`` (a string or an exception) as one line of at most ``limit`` characters.
+
+    Runs of whitespace, line breaks included, become one space; any other character that does
+    not print is escaped (``\\x1b``), so a hostile file name or an exception quoting one can
+    neither break the line nor move the cursor. An exception without text gives its type's name.
+    """
+    if isinstance(text, BaseException):
+        text = str(text) or type(text).__name__
+    flat = " ".join(str(text).split())
+    clean = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in flat)
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+def open_user_file(
+    path: str | os.PathLike[str],
+    error: type[EnvprintError],
+    fix: str,
+    *,
+    directory_fix: str | None = None,
+) -> IO[bytes]:
+    """``open(path, "rb")`` of a file the user named, or ``error`` of one line saying what is wrong.
+
+    ``fix`` ends the message for a missing file (and a directory, unless ``directory_fix``).
+    Not only regular files: ``envprint diff <(ssh host cat fp.json) b.json`` reads a pipe.
+    """
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise error(f"{path}: no such file; {fix}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory; {directory_fix or fix}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({one_line(exc.strerror or exc)}); check its permissions") from None

@@ -1,9 +1,11 @@
 """Explain a verify result: rank what differs by how well it accounts for what the outputs did.
 
-Owns: the cause catalogue (title, numeric signature, fit to each observed signature, remedy
-template), the reading of the outputs' signature, the scoring, and ``preflight`` predictions from
+Owns: the reading of the outputs' signature, the scoring of the cause registry (``causes``:
+each cause's fit, remedy template and preflight rules), the values remedies are filled with
+(``VALUES``), the conditions preflight rules name (``WHEN``), and ``preflight`` predictions from
 two fingerprints alone. Pure: models in, ``Explanation`` models out. Must not import TensorFlow,
-Keras or NumPy, nor any envprint module but ``models`` and ``diff``. Every number is in a table.
+Keras or NumPy, nor any envprint module but ``models``, ``causes``, ``diff`` and ``_tf.settings``
+(pure data). Every number is in a table.
 
 Scoring:
 1. ``observe`` reads the outputs' signature, the most severe over all outputs: identical <
@@ -11,15 +13,18 @@ Scoring:
    (top-1 flips, NaN/Inf, a missing or reshaped output) < dtype; 'stochastic' when two identical
    calls disagreed on this host.
 2. Identity evidence is decisive (``IDENTITY_RULES``): a changed weights digest or edited probes
-   score 1.0 (ties: catalogue order, so model_changed first); randomness at inference 0.97, above
+   score 1.0 (ties: registry order, so model_changed first); randomness at inference 0.97, above
    any environment cause (at most 0.95).
-3. An environment cause scores ``FIT[observed] x grade`` over its diff entries, best entry wins.
-   grade is 1 for a setting; for a version, major 1 / minor 0.7 / patch 0.4 / other 0.3
-   (packaging.version); an entry diff marks as not numerics-relevant counts half.
+3. An environment cause scores ``FIT[observed] x grade`` over its numerics-relevant diff entries,
+   best entry wins. grade is 1 for a setting; for a version, major 1 / minor 0.7 / patch 0.4 /
+   other 0.3 (packaging.version). An entry diff marks as not numerics-relevant (an unrelated
+   installed package, NumPy's own BLAS, a declared seed, a variable whose effective state is the
+   same on both hosts) is never a cause.
 4. Bit-identical outputs blame no environment cause: only identity findings are returned,
    usually none, and the renderer says the environment differences did not touch the probes.
 5. Outputs differ and no cause reaches ``UNKNOWN_BELOW``: 'unknown' (0.5 with no candidate at
    all, else 0.3), whose remedy is ``envprint verify --investigate``.
+6. After an investigation (``rerank``): a confirmed cause leads, a ruled-out one drops out.
 """
 
 from __future__ import annotations
@@ -32,13 +37,22 @@ from string import Formatter
 
 from packaging.version import InvalidVersion, Version
 
+from ._tf.settings import SETTINGS
+from .causes import FIT_KINDS, ORDER, REGISTRY
 from .diff import diff_fingerprints
-from .models import DiffEntry, Explanation, Fingerprint, FingerprintDiff, IdentityCheck, OutputComparison
+from .models import (
+    DiffEntry,
+    Explanation,
+    Fingerprint,
+    FingerprintDiff,
+    IdentityCheck,
+    InvestigationResult,
+    OutputComparison,
+)
 
 # fmt: off
-# Observed signatures, least severe first; FIT columns follow FIT_KINDS.
+# Observed signatures, least severe first; a cause's fit columns follow causes.FIT_KINDS.
 SEVERITY = ("identical", "reduction_order", "precision", "semantic", "dtype")
-FIT_KINDS = ("reduction_order", "precision", "semantic", "dtype", "stochastic")
 OBSERVED_WORDS = {"reduction_order": "ULP-level noise", "precision": "a large relative change with top-1 agreeing",
                   "semantic": "top-1 flips, NaN/Inf or a changed output", "dtype": "a changed output dtype",
                   "stochastic": "outputs that vary between identical calls"}
@@ -50,70 +64,7 @@ UNKNOWN_BELOW = 0.3
 GRADE = {"major": 1.0, "minor": 0.7, "patch": 0.4, "other": 0.3}
 CHANGE_WORDS = {"major": "a major change", "minor": "a minor release", "patch": "a patch release",
                 "other": "a build change"}
-# The entry that decides a version cause's grade when both sides have it: a distribution swap
-# (tensorflow -> tensorflow-cpu) leaves packages.key.tensorflow on one side only, not a major change.
-VERSION_PATH = {"tensorflow_version": "tensorflow.version", "keras_version": "tensorflow.keras_version",
-                "python_version": "python.version"}
-NOT_NUMERICS = 0.5  # weight of a diff entry that diff.py marks numerics=False
 # fmt: on
-
-
-@dataclass(frozen=True)
-class Cause:
-    title: str
-    signature: str  # what it typically does: semantic, reduction_order, precision, stochastic or identity
-    fit: tuple[float, ...]  # per FIT_KINDS: how well it explains that observation; () for identity causes
-    graded: bool  # a version: fit is scaled by GRADE
-    remedy: tuple[str, ...]  # parts joined by '; ', {names} filled from VALUES, empty parts dropped
-
-
-# Dict order is the tie-break order. fit columns: reduction_order, precision, semantic, dtype, stochastic.
-# fmt: off
-CATALOGUE: dict[str, Cause] = {
-    "model_changed": Cause("the model is not the one fingerprinted", "semantic", (), False, (
-        "this is not the model that was fingerprinted: deploy the saved model file ({model_digest}) "
-        "or re-run envprint save on the new one",)),
-    "model_file_rewritten": Cause("model files rewritten, weights identical", "identity", (), False, (
-        "no action needed: the weights are the saved ones",)),
-    "probes_changed": Cause("probe or reference arrays edited after save", "identity", (), False, (
-        "restore {sidecar_files} from the saved sidecar (fingerprint.json holds their sha256), "
-        "or re-run envprint save on the training host",)),
-    "stochastic_inference": Cause("a random layer is active at inference", "stochastic", (), False, (
-        "call the model with training=False (model.predict(x) or model(x, training=False))",
-        "remove any call with training=True on {stochastic_layers}", "or seed random ops: {seed_call}")),
-    "tensorflow_version": Cause("TensorFlow version", "reduction_order", (0.8, 0.6, 0.6, 0.5, 0.1), True, (
-        "{tf_install}",)),
-    "keras_version": Cause("Keras version", "semantic", (0.4, 0.5, 0.8, 0.7, 0.1), True, ("{pins}", "{settings}")),
-    "numpy_version": Cause("NumPy version", "semantic", (0.3, 0.3, 0.5, 0.4, 0.1), True, ("{pins}",)),
-    "python_version": Cause("Python version", "reduction_order", (0.15, 0.1, 0.2, 0.1, 0.05), True, (
-        "run under Python {python_version} like the saved host (e.g. uv venv --python {python_version})",)),
-    "other_package": Cause("another package", "reduction_order", (0.15, 0.15, 0.2, 0.1, 0.05), True, ("{pins}",)),
-    "cuda_stack": Cause("CUDA stack", "reduction_order", (0.75, 0.4, 0.2, 0.05, 0.1), False, (
-        "{cuda}", "{cuda_pins}")),
-    "device": Cause("device", "reduction_order", (0.8, 0.7, 0.2, 0.1, 0.1), False, ("{device}",)),
-    "cpu_isa": Cause("CPU model or instruction set", "reduction_order", (0.8, 0.3, 0.1, 0.05, 0.05), False, (
-        "run on a CPU like the saved host ({cpu_model}; flags {cpu_flags})",
-        "or accept the drift: verify --rtol, or re-run envprint save on this host")),
-    "threads": Cause("thread counts", "reduction_order", (0.5, 0.15, 0.05, 0.0, 0.1), False, (
-        "export TF_NUM_INTRAOP_THREADS={intra} TF_NUM_INTEROP_THREADS={inter}, or call "
-        "tf.config.threading.set_intra_op_parallelism_threads({intra}) and "
-        "set_inter_op_parallelism_threads({inter}) before the first op",)),
-    "onednn": Cause("oneDNN setting", "reduction_order", (0.9, 0.3, 0.1, 0.05, 0.05), False, (
-        "export TF_ENABLE_ONEDNN_OPTS={onednn_flag} before TensorFlow is imported "
-        "(the saved host ran with oneDNN {onednn_state})",)),
-    "determinism_settings": Cause("determinism or XLA settings", "reduction_order", (0.85, 0.3, 0.1, 0.05, 0.1),
-                                  False, ("{settings}",)),
-    "dtype_policy": Cause("Keras dtype policy", "precision", (0.2, 0.95, 0.85, 0.95, 0.05), False, (
-        "keras.mixed_precision.set_global_policy('{dtype_policy}') before loading the model",)),
-    "seed": Cause("declared seed", "stochastic", (0.05, 0.05, 0.05, 0.05, 0.6), False, ("{seed_call}", "{settings}")),
-    "environment": Cause("environment variable", "reduction_order", (0.2, 0.2, 0.2, 0.1, 0.1), False, ("{settings}",)),
-    "unknown": Cause("no recorded difference explains it", "semantic", (), False, (
-        "run envprint verify --investigate",)),
-}
-# Per-entry fit overrides: TF32 is a precision change, not a reduction-order one.
-PATH_FIT = (("tensorflow.tensor_float_32|env.variables.NVIDIA_TF32_OVERRIDE", (0.4, 0.9, 0.2, 0.05, 0.1)),)
-# fmt: on
-_ORDER = {cause: i for i, cause in enumerate(CATALOGUE)}
 
 
 # --------------------------------------------------------------------------- what the outputs did
@@ -181,18 +132,17 @@ def change(a: object, b: object) -> str:
 
 
 def _deciding(cause: str, entries: list[DiffEntry]) -> list[DiffEntry]:
-    decisive = [e for e in entries if e.path == VERSION_PATH.get(cause) and None not in (e.a, e.b)]
+    decisive = [e for e in entries if e.path == REGISTRY[cause].decisive and None not in (e.a, e.b)]
     return decisive or entries
 
 
 def _grade(cause: str, e: DiffEntry) -> float:
-    g = GRADE[change(e.a, e.b)] if CATALOGUE[cause].graded else 1.0
-    return g if e.numerics else g * NOT_NUMERICS
+    return GRADE[change(e.a, e.b)] if REGISTRY[cause].graded else 1.0
 
 
 def _fit(cause: str, e: DiffEntry, observed: str) -> float:
     """How well this kind of difference explains the observation, before grading."""
-    row = next((fit for pattern, fit in PATH_FIT if _matches(e.path, pattern)), CATALOGUE[cause].fit)
+    row = next((fit for pattern, fit in REGISTRY[cause].path_fit if _matches(e.path, pattern)), REGISTRY[cause].fit)
     return row[FIT_KINDS.index(observed)]
 
 
@@ -206,6 +156,12 @@ class _Ctx:
     current: Fingerprint | None = None
     stochastic_now: bool = False
     observed: str = "identical"
+    changed: tuple[DiffEntry, ...] = ()  # every difference from the saved host, to read this host's values
+    record: str | None = None  # the saved record as the diff names it, for a remedy to quote
+
+    def now(self, path: str, saved: object) -> object:
+        """This host's value at ``path``: the diff's when it differs, else the saved one."""
+        return next((e.b for e in self.changed if e.path == path), saved)
 
 
 def _fmt(v: object) -> str:
@@ -230,10 +186,10 @@ def _package(e: DiffEntry, saved: Fingerprint) -> str | None:
 def _pins(c: _Ctx, entries: list[DiffEntry]) -> str:
     pins: dict[str, str] = {}
     drop: list[str] = []
-    for e in sorted(entries, key=lambda e: not e.numerics):
-        name = _package(e, c.saved)
+    for e in entries:
+        name = _package(e, c.saved) if e.numerics else None  # never pin what cannot change the numbers
         if name and e.a is None:
-            drop += [name] if e.numerics else []  # never advise removing what the host merely has besides
+            drop.append(name)
         elif name:
             pins.setdefault(name, f"'{name}=={e.a}'")
     shown = list(pins.values())[:10]
@@ -252,29 +208,32 @@ def _tf_install(c: _Ctx, entries: list[DiffEntry]) -> str:
 
 
 # Settings whose saved value a line of code or a variable restores: path -> {saved value: remedy, "*": otherwise}.
+# {call} is the tf.config call that sets the saved value (envprint._tf.settings), {a} the saved value.
 # fmt: off
-SETTINGS: tuple[tuple[str, dict], ...] = (
-    ("tensorflow.op_determinism", {True: "tf.config.experimental.enable_op_determinism()",
-                                   "*": "do not enable op determinism (no enable_op_determinism(), unset TF_DETERMINISTIC_OPS)"}),
-    ("tensorflow.tensor_float_32", {False: "export NVIDIA_TF32_OVERRIDE=0 or "
-                                           "tf.config.experimental.enable_tensor_float_32_execution(False)",
-                                    "*": "tf.config.experimental.enable_tensor_float_32_execution(True), unset NVIDIA_TF32_OVERRIDE"}),
-    ("tensorflow.jit", {"": "tf.config.optimizer.set_jit(False), and load without jit_compile=True",
-                        "*": "tf.config.optimizer.set_jit('{a}')"}),
-    ("tensorflow.grappler.*", {"*": "tf.config.optimizer.set_experimental_options({{'{name}': {a}}})"}),
+SETTING_WORDS: tuple[tuple[str, dict], ...] = (
+    ("tensorflow.tensor_float_32", {False: "export NVIDIA_TF32_OVERRIDE=0 or {call}", "*": "{call}, unset NVIDIA_TF32_OVERRIDE"}),
+    ("tensorflow.jit", {"": "{call}, and load without jit_compile=True", "*": "{call}"}),
     ("tensorflow.keras_flavor", {"tf_keras": "export TF_USE_LEGACY_KERAS=1", "*": "unset TF_USE_LEGACY_KERAS"}),
     ("tensorflow.keras_backend", {"*": "export KERAS_BACKEND={a}"}),
     ("env.variables.*", {None: "unset {name}", "*": "export {name}={quoted}"}),
 )
 # fmt: on
+_CALLS = {
+    s.path: s for s in SETTINGS.values() if s.path.startswith("tensorflow.") and s.path != "tensorflow.dtype_policy"
+}
 
 
 def _setting(e: DiffEntry) -> str | None:
-    for pattern, by_value in SETTINGS:
-        if _matches(e.path, pattern):
-            key = e.a if isinstance(e.a, (str, bool, type(None))) and e.a in by_value else "*"
-            return by_value[key].format(a=e.a, name=e.path.rsplit(".", 1)[1], quoted=shlex.quote(str(e.a)))
-    return None
+    name = e.path.rsplit(".", 1)[1]
+    call = next((s for pattern, s in _CALLS.items() if _matches(e.path, pattern)), None)
+    words = call and call.words({name: e.a} if call.path.endswith("*") else e.a)
+    by_value = next(
+        (by for pattern, by in SETTING_WORDS if _matches(e.path, pattern)), {"*": "{call}"} if call else None
+    )
+    if by_value is None:
+        return None
+    key = e.a if isinstance(e.a, (str, bool, type(None))) and e.a in by_value else "*"
+    return by_value[key].format(a=e.a, name=name, quoted=shlex.quote(str(e.a)), call=words)
 
 
 def _settings(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -295,7 +254,7 @@ def _seed_call(c: _Ctx, entries: list[DiffEntry]) -> str:
     seed = c.saved.seeds.declared
     if seed is None:
         return "envprint.seed_everything(SEED) before predicting"
-    return f"envprint.seed_everything({seed}) before predicting, as on the saved host"
+    return f"{SETTINGS['seed'].words(seed)} before predicting, as on the saved host"
 
 
 def _model_digest(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -305,9 +264,87 @@ def _model_digest(c: _Ctx, entries: list[DiffEntry]) -> str:
     return f"{m.name}, {'sha256' if '.' in m.files else 'weights sha256'} {digest[:16]}…"
 
 
-def _onednn(c: _Ctx) -> bool | None:
+def _onednn_remedy(c: _Ctx, entries: list[DiffEntry]) -> str:
+    """Put back the saved effective state, never the value this host already has."""
     o = c.saved.tensorflow.onednn if c.saved.tensorflow else None
-    return None if o is None else o.enabled if o.enabled is not None else o.default
+    want = None if o is None else o.enabled if o.enabled is not None else o.default
+    here = c.now("env.variables.TF_ENABLE_ONEDNN_OPTS", c.saved.env.variables.get("TF_ENABLE_ONEDNN_OPTS"))
+    if want is None:  # the saved state is unknown: put back the saved variable
+        saved_var = c.saved.env.variables.get("TF_ENABLE_ONEDNN_OPTS")
+        if saved_var == here:
+            return "run with the saved host's oneDNN setting (its state was not recorded; envprint diff lists the rest)"
+        return (
+            f"{'unset TF_ENABLE_ONEDNN_OPTS' if saved_var is None else f'export TF_ENABLE_ONEDNN_OPTS={saved_var}'} "
+            "before TensorFlow is imported, as on the saved host"
+        )
+    flag, state = ("1", "on") if want else ("0", "off")
+    if here == flag:
+        return (
+            f"TF_ENABLE_ONEDNN_OPTS is already {flag} here, yet oneDNN is not {state}: this CPU or TensorFlow "
+            "build decides it; run on a host like the saved one, or accept the drift (verify --rtol)"
+        )
+    return f"export TF_ENABLE_ONEDNN_OPTS={flag} before TensorFlow is imported (the saved host ran with oneDNN {state})"
+
+
+_THREAD_VARIABLES = {"intra": "TF_NUM_INTRAOP_THREADS", "inter": "TF_NUM_INTEROP_THREADS"}
+
+
+def _threads(c: _Ctx, entries: list[DiffEntry]) -> str:
+    """Set the thread counts that differ to the saved ones; a count this host already has is left alone."""
+    counts = {
+        key: e.a for key in _THREAD_VARIABLES for e in entries if e.path == SETTINGS[key].path and e.a is not None
+    }
+    if counts:
+        env = " ".join(f"{_THREAD_VARIABLES[k]}={v}" for k, v in counts.items())
+        calls = " and ".join(SETTINGS[k].words(v) for k, v in counts.items())
+        return f"export {env}, or call {calls} before the first op"
+    variables = {e.path.split(".", 2)[2]: e.a for e in entries if e.path.startswith("threads.variables.")}
+    if variables:
+        return "; ".join(
+            f"unset {k}" if v is None else f"export {k}={shlex.quote(str(v))}" for k, v in variables.items()
+        )
+    return "run with the saved host's thread counts (envprint diff lists them)"
+
+
+def _minor(version: object) -> tuple[int, int] | None:
+    try:
+        return Version(str(version)).release[:2] if version is not None else None  # type: ignore[return-value]
+    except InvalidVersion:
+        return None
+
+
+def _keras(c: _Ctx, entries: list[DiffEntry]) -> str:
+    """Restore the saved Keras in a way this host's TensorFlow can run.
+
+    Keras 3 needs TensorFlow 2.16 or newer; Keras 2 must match TensorFlow's minor release, and
+    beside TensorFlow 2.16+ it is the tf-keras package with TF_USE_LEGACY_KERAS=1. A pin that
+    breaks the installed TensorFlow is never the remedy.
+    """
+    tf = c.saved.tensorflow
+    saved_keras = tf.keras_version if tf else None
+    tf_now = _minor(c.now("tensorflow.version", tf.version if tf else None))
+    major = _major(saved_keras)
+    if saved_keras is None or tf_now is None or major not in (2, 3):
+        return "; ".join(p for p in (_pins(c, entries), _settings(c, entries)) if p)
+    here = f"{tf_now[0]}.{tf_now[1]}"
+    if major == 3 and tf_now < (2, 16):
+        return (
+            f"Keras 3 needs TensorFlow 2.16 or newer and this host has {here}: install the saved stack: "
+            f"{_tf_install(c, entries)} 'keras=={saved_keras}'"
+        )
+    if major == 3:
+        legacy = c.now("tensorflow.keras_flavor", tf.keras_flavor) == "tf_keras"
+        return f"pip install 'keras=={saved_keras}'" + ("; unset TF_USE_LEGACY_KERAS" if legacy else "")
+    same_minor = _minor(saved_keras) == tf_now
+    if tf_now >= (2, 16):
+        version = f"=={saved_keras}" if same_minor else f"~={here}.0"
+        return (
+            f"Keras 2 runs beside TensorFlow {here} as tf-keras: pip install 'tf-keras{version}' and export "
+            f"TF_USE_LEGACY_KERAS=1; or install the saved TensorFlow: {_tf_install(c, entries)}"
+        )
+    if same_minor:
+        return f"pip install 'keras=={saved_keras}'"
+    return f"Keras {saved_keras} belongs to another TensorFlow than this host's {here}: {_tf_install(c, entries)}"
 
 
 def _cuda(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -331,12 +368,9 @@ VALUES: dict[str, Callable[[_Ctx, list[DiffEntry]], str]] = {
     "python_version": lambda c, _: c.saved.python.version,
     "cpu_model": lambda c, _: _fmt(c.saved.cpu.model),
     "cpu_flags": lambda c, _: _fmt(c.saved.cpu.flags),
-    "intra": lambda c, _: _fmt(c.saved.threads.tf_intra_op_effective or c.saved.threads.cpu_count),
-    "inter": lambda c, _: _fmt(c.saved.threads.tf_inter_op_effective or c.saved.threads.cpu_count),
-    "onednn_flag": lambda c, _: {True: "1", False: "0"}.get(_onednn(c), "1"),
-    "onednn_state": lambda c, _: {True: "on", False: "off"}.get(_onednn(c), "unknown; 1 is TensorFlow's default on x86 Linux"),
-    "dtype_policy": lambda c, _: (c.saved.tensorflow and c.saved.tensorflow.dtype_policy)
-                                 or (c.saved.model and c.saved.model.dtype_policy) or "float32",
+    "threads": _threads, "onednn": _onednn_remedy, "keras": _keras,
+    "dtype_policy": lambda c, _: SETTINGS["dtype_policy"].words((c.saved.tensorflow and c.saved.tensorflow.dtype_policy)
+                                                                or (c.saved.model and c.saved.model.dtype_policy) or "float32"),
 }
 # fmt: on
 
@@ -344,10 +378,11 @@ VALUES: dict[str, Callable[[_Ctx, list[DiffEntry]], str]] = {
 def _remedy(cause: str, entries: list[DiffEntry], ctx: _Ctx) -> str:
     """The cause's remedy template filled in from the saved fingerprint and the cause's diff entries."""
     parts = []
-    for part in CATALOGUE[cause].remedy:
+    for part in REGISTRY[cause].remedy:
         names = {name for _, name, _, _ in Formatter().parse(part) if name}
         parts.append(part.format(**{name: VALUES[name](ctx, entries) for name in names}))
-    return "; ".join(p for p in parts if p) or "match the saved host: envprint diff FINGERPRINT --current lists it"
+    listing = f"envprint diff {shlex.quote(ctx.record)} --current" if ctx.record else "envprint diff RECORD --current"
+    return "; ".join(p for p in parts if p) or f"match the saved host: {listing} lists it"
 
 
 # --------------------------------------------------------------------------- explain (verify)
@@ -361,7 +396,7 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
                                                                               or c.identity.files_missing),
      "the weights could not be compared and model files changed ({files}): this may not be the model that was saved"),
     ("probes_changed", 1.0, lambda c: bool(c.identity.sidecar_files_changed),
-     "{sidecar_files} no longer match the sha256 in fingerprint.json: the reference was edited after save"),
+     "{sidecar_files} {match_verb} the sha256 in fingerprint.json: the reference was edited after save"),
     ("stochastic_inference", 0.97, lambda c: c.stochastic_now,
      "two identical predictions on this host disagreed: the model is random at inference, "
      "which explains differences without any environment change"),
@@ -374,24 +409,26 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
 )
 # fmt: on
 # Diff topics that are not environment causes: identity evidence comes from the IdentityCheck.
-NOT_ENVIRONMENT = {"context", "model_changed", "model_file_rewritten", "probes_changed", "stochastic_inference"}
+# Scored from the diff: the causes whose fit is a row (identity causes say why not).
+SCORED = {cause for cause, c in REGISTRY.items() if not isinstance(c.fit, str)}
 
 
-def _by_cause(entries: list[DiffEntry], numerics_only: bool = False) -> dict[str, list[DiffEntry]]:
+def _by_cause(entries: list[DiffEntry]) -> dict[str, list[DiffEntry]]:
+    """The numerics-relevant differences of each cause scored from the diff."""
     out: dict[str, list[DiffEntry]] = {}
     for e in entries:
-        if e.topic in CATALOGUE and e.topic not in NOT_ENVIRONMENT and (e.numerics or not numerics_only):
+        if e.topic in SCORED and e.numerics:
             out.setdefault(e.topic, []).append(e)
     return out
 
 
 def _reason(cause: str, e: DiffEntry, n: int, fit: float, observed: str, evidence: str) -> str:
-    grade = f", {CHANGE_WORDS[change(e.a, e.b)]}" if CATALOGUE[cause].graded else ""
+    grade = f", {CHANGE_WORDS[change(e.a, e.b)]}" if REGISTRY[cause].graded else ""
     more = f"; +{n - 1} more" if n > 1 else ""
     fits = "typical of it" if fit >= 0.7 else "consistent with it" if fit >= 0.35 else "not typical of it"
     return (
-        f"{CATALOGUE[cause].title} changed ({e.path}: {_moved_to(e)}{grade}{more}): "
-        f"{OBSERVED_WORDS[observed]} ({evidence}) is {fits}"
+        f"{REGISTRY[cause].title} changed ({e.path}: {_moved_to(e)}{grade}{more}): "
+        f"what the outputs did, {OBSERVED_WORDS[observed]} ({evidence}), is {fits}"
     )
 
 
@@ -403,7 +440,7 @@ def _explanation(cause: str, score: float, reasoning: str, entries: list[DiffEnt
 
 
 def _ranked(found: list[Explanation]) -> list[Explanation]:
-    return sorted(found, key=lambda x: (-x.score, _ORDER[x.cause]))
+    return sorted(found, key=lambda x: (-x.score, ORDER[x.cause]))
 
 
 def explain(
@@ -420,10 +457,13 @@ def explain(
     then only identity or randomness findings are returned, usually none.
     """
     observed = observe(outputs)
-    ctx = _Ctx(saved, identity, stochastic_now=stochastic_now, observed=observed)
+    ctx = _Ctx(
+        saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries), record=env.a
+    )
     words = {
         "files": ", ".join(identity.files_changed + identity.files_missing + identity.files_added),
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
+        "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
     }
     found: dict[str, Explanation] = {}
     for cause, score, applies, why in IDENTITY_RULES:
@@ -449,6 +489,20 @@ def explain(
     return _ranked(list(found.values()))
 
 
+def rerank(found: list[Explanation], investigation: list[InvestigationResult]) -> list[Explanation]:
+    """The ranking after ``verify --investigate``: experiments outrank inference from differences.
+
+    A cause that a restored setting confirmed leads (confirmed causes in score order); a cause
+    whose every run was ruled out drops out; untestable and untried causes keep their place.
+    """
+    status: dict[str, set[str]] = {}
+    for r in investigation:
+        status.setdefault(r.cause, set()).add(r.status)
+    confirmed = [x for x in found if "confirmed" in status.get(x.cause, ())]
+    kept = [x for x in found if x not in confirmed and status.get(x.cause) != {"ruled_out"}]
+    return confirmed + kept
+
+
 # --------------------------------------------------------------------------- preflight (two fingerprints)
 
 
@@ -463,6 +517,10 @@ def _major(v: object) -> int | None:
         return None
 
 
+def _format(c: _Ctx) -> str | None:
+    return c.saved.model.format if c.saved.model else None
+
+
 def _moved(kind: str) -> Callable[[_Ctx, DiffEntry], bool]:
     return lambda c, e: change(e.a, e.b) == kind
 
@@ -473,6 +531,8 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
     "gpu": lambda c, e: _gpu(c.saved) or _gpu(c.current),
     "gpu_off_to_on": lambda c, e: (_gpu(c.saved) or _gpu(c.current)) and e.a is False and e.b is True,
     "keras3_to_2": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2,
+    "keras3_to_2_file": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2 and _format(c) in ("keras", "h5"),
+    "keras_major_savedmodel": lambda c, e: {_major(e.a), _major(e.b)} == {2, 3} and _format(c) == "savedmodel",
     "keras2_to_3": lambda c, e: _major(e.a) == 2 and _major(e.b) == 3,
     "numpy1_to_2": lambda c, e: _major(e.a) == 1 and _major(e.b) == 2,
     "cpu_to_gpu": lambda c, e: not _gpu(c.saved) and _gpu(c.current),
@@ -481,67 +541,14 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
     **{kind: _moved(kind) for kind in GRADE},
 }
 
-# (cause, path pattern, WHEN key, score, expectation with {a} {b} {path} {change}). First match per entry.
-# Measured: 2-core CPU, TF 2.21, Keras 3, 32 probes; MLP 64-256-256-10, a small CNN, MobileNetV2 96x96.
-PREDICTIONS: tuple[tuple[str, str, str, float, str], ...] = (
-    ("dtype_policy", "*", "any", 0.95, "saved with dtype policy {a}, this host uses {b}: expect a large relative change "
-     "and possibly top-1 flips (measured float32 -> mixed_bfloat16: max rel 2.8e-01 and 97% top-1 on an MLP)"),
-    ("onednn", "tensorflow.onednn.enabled", "any", 0.7, "saved with oneDNN {a_onoff}, this host has it {b_onoff}: "
-     "expect float noise of up to a few hundred ULP (measured: 720 ULP on MobileNetV2, 0 on an MLP and a small CNN)"),
-    ("onednn", "*", "any", 0.5, "{path} {a} -> {b}: oneDNN kernels may switch: expect ULP-level noise"),
-    ("determinism_settings", "tensorflow.tensor_float_32", "gpu_off_to_on", 0.85,
-     "TF32 off -> on on a GPU: expect relative error near 1e-3 in matmuls and convolutions"),
-    ("determinism_settings", "tensorflow.tensor_float_32|*TF32*", "gpu", 0.6, "{path} {a} -> {b} on a GPU: TF32 rounding differs "
-     "between the reference and this host: expect relative error near 1e-3"),
-    ("determinism_settings", "tensorflow.tensor_float_32|*TF32*", "any", 0.05, "{path} {a} -> {b}, but neither host has a GPU: "
-     "no effect expected"),
-    ("determinism_settings", "tensorflow.jit", "any", 0.7, "XLA {a} -> {b}: fusion reorders float operations: expect "
-     "ULP-level noise (measured with jit_compile: 805 ULP on an MLP, 274 on MobileNetV2)"),
-    ("determinism_settings", "*XLA_FLAGS", "any", 0.5, "{path} {a} -> {b}: XLA may fuse differently: expect ULP noise"),
-    ("determinism_settings", "tensorflow.op_determinism", "any", 0.15, "op determinism {a} -> {b}: no change measured "
-     "on CPU (0 ULP on three models); on a GPU, reductions and convolutions may pick other kernels"),
-    ("determinism_settings", "*", "any", 0.3, "{path} {a} -> {b}: graph rewrites can reorder float operations"),
-    ("keras_version", "*", "keras3_to_2", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a .keras file cannot load here; "
-     "use the SavedModel or .h5"),
-    ("keras_version", "*", "keras2_to_3", 0.9, "Keras 2 -> Keras 3 ({a} -> {b}): keras.models.load_model cannot read a "
-     "SavedModel here (use keras.layers.TFSMLayer), and layers were reimplemented: expect ULP noise or more"),
-    ("keras_version", "tensorflow.keras_flavor", "any", 0.9, "tf.keras is {a} at save and {b} here: another Keras "
-     "loads the model: expect load errors or changed numerics"),
-    ("numpy_version", "*", "numpy1_to_2", 0.4, "NumPy {a} -> {b}: NumPy 2 changed scalar type promotion (NEP 50): "
-     "preprocessing in NumPy may change dtype and rounding"),
-    ("threads", "*", "any", 0.2, "thread counts changed ({path}: {a} -> {b}): usually bit-identical (measured 2 -> 1: "
-     "0 ULP on an MLP, a small CNN and MobileNetV2), though some reductions depend on the thread count"),
-    ("device", "*", "cpu_to_gpu", 0.9, "saved on CPU, this host runs on a GPU: expect ULP noise, and relative error "
-     "near 1e-3 where TF32 is on (the default on Ampere and newer)"),
-    ("device", "*", "gpu_to_cpu", 0.9, "saved on a GPU, this host has none: expect ULP noise, and relative error "
-     "near 1e-3 if the reference used TF32"),
-    ("device", "*", "any", 0.6, "{path} {a} -> {b}: other devices run other kernels: expect ULP-level noise"),
-    ("cuda_stack", "*", "any", 0.5, "CUDA stack differs ({path}: {a} -> {b}): cuDNN and cuBLAS may choose other "
-     "algorithms: expect ULP-level noise"),
-    ("cpu_isa", "*", "any", 0.5, "CPU differs ({path}: {moved}): oneDNN and Eigen dispatch on the instruction set: "
-     "expect ULP-level noise"),
-    ("seed", "*", "random_layers", 0.5, "seed {a} -> {b} matters: the model has random layers"),
-    ("seed", "*", "any", 0.05, "seed {a} -> {b}: the probes are stored, so a seed only matters to random layers"),
-    ("environment", "*", "any", 0.2, "{path} {a} -> {b}: a variable that can change numerics or device choice"),
-    ("python_version", "*", "any", 0.1, "Python {a} -> {b} ({change}): rarely changes numerics by itself"),
-    ("other_package", "*", "any", 0.2, "{path} {a} -> {b} ({change}): not a framework package; unlikely to matter"),
-)
-# fmt: on
-# A version difference no row matched: score VERSION_SCORE x GRADE.
-VERSION_PREDICTION = (
-    "{path} {a} -> {b} ({change}): expect identical outputs or ULP-level noise, more for a major change"
-)
-VERSION_SCORE = {"tensorflow_version": 0.9, "keras_version": 0.7, "numpy_version": 0.4}
-
 
 def _predict(cause: str, e: DiffEntry, ctx: _Ctx) -> tuple[float, str]:
     words = {"a": _fmt(e.a), "b": _fmt(e.b), "path": e.path, "change": change(e.a, e.b), "moved": _moved_to(e)}
-    words |= {"a_onoff": "on" if e.a else "off", "b_onoff": "on" if e.b else "off"}
-    grade = _grade(cause, e) if cause in ("python_version", "other_package") else 1.0
-    for row_cause, pattern, when, score, text in PREDICTIONS:
-        if row_cause == cause and _matches(e.path, pattern) and WHEN[when](ctx, e):
-            return score * grade, text.format(**words)
-    return VERSION_SCORE.get(cause, 0.3) * _grade(cause, e), VERSION_PREDICTION.format(**words)
+    words |= {"a_onoff": "on" if e.a else "off", "b_onoff": "on" if e.b else "off", "format": f".{_format(ctx)}"}
+    for rule in REGISTRY[cause].preflight:
+        if _matches(e.path, rule.paths) and WHEN[rule.when](ctx, e):
+            return rule.score * (_grade(cause, e) if rule.graded else 1.0), rule.text.format(**words)
+    raise AssertionError(f"causes.REGISTRY[{cause!r}].preflight ends with a rule for any path")  # pragma: no cover
 
 
 def preflight(saved: Fingerprint, current: Fingerprint, env: FingerprintDiff | None = None) -> list[Explanation]:
@@ -550,15 +557,21 @@ def preflight(saved: Fingerprint, current: Fingerprint, env: FingerprintDiff | N
     Same causes and remedies as ``explain``; ``score`` is how likely the difference changes the
     outputs, ``reasoning`` the expected effect, with a measurement where one was made.
     """
-    ctx = _Ctx(saved, IdentityCheck(weights="unknown"), current=current)
+    if env is None:
+        env = diff_fingerprints(saved, current, "saved", "current host")
+    ctx = _Ctx(saved, IdentityCheck(weights="unknown"), current=current, changed=tuple(env.entries), record=env.a)
     found = []
     if saved.self_check is not None and not saved.self_check.deterministic:
         why = "at save, two identical calls disagreed: verify will differ until inference is deterministic"
         found.append(_explanation("stochastic_inference", 0.9, why, [], ctx))
-    if env is None:
-        env = diff_fingerprints(saved, current, "saved", "current host")
-    for cause, entries in _by_cause(env.entries, numerics_only=True).items():
+    for cause, entries in _by_cause(env.entries).items():
         score, text = max((_predict(cause, e, ctx) for e in _deciding(cause, entries)), key=lambda t: t[0])
         more = f" (+{len(entries) - 1} more of this kind)" if len(entries) > 1 else ""
         found.append(_explanation(cause, score, text + more, entries, ctx))
     return _ranked(found)
+
+
+def expect(saved: Fingerprint, current: Fingerprint, label_a: str, label_b: str) -> FingerprintDiff:
+    """The diff of ``saved`` (A) and ``current`` (B) with what its differences predict on B."""
+    env = diff_fingerprints(saved, current, label_a, label_b)
+    return env.model_copy(update={"expectations": preflight(saved, current, env)})

@@ -120,7 +120,7 @@ def fleet(
     A node whose task never finished (it died, or nothing ran within ``timeout`` seconds) is
     'unreachable'; one whose verification failed is 'error' with verify's exit code.
     """
-    from . import store
+    from . import sidecar
 
     options = options or VerifyOptions()
     model = Path(model)
@@ -129,7 +129,7 @@ def fleet(
     if ship:
         if not model.exists():
             raise UsageError(f"{model}: no such file or directory to ship")
-        record = store.locate_fingerprint(model, options.fingerprint).parent
+        record = sidecar.locate_fingerprint(model, options.fingerprint).parent
         payload = pack(model, record, ship_limit)
     rt = import_ray()
     init_ray(rt, ray)
@@ -226,7 +226,7 @@ def _result(
         return host_result(label, node_id=node_id, error=result["error"], exit_code=result["exit_code"]), None
     report = Report.model_validate_json(result["report"])
     if report.model != str(model):  # verified from a shipped copy: name the model and record as the user has them
-        from .store import locate_fingerprint
+        from .sidecar import locate_fingerprint
 
         report = report.model_copy(
             update={"model": str(model), "fingerprint": str(locate_fingerprint(model, options.fingerprint))}

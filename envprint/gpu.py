@@ -31,8 +31,11 @@ LIBRARY_FAMILIES = {
     "scipy_openblas": "openblas", "scipy_openblas64_": "openblas", "tensorflow_framework": "tensorflow_framework",
     "rocblas": "rocblas", "MIOpen": "miopen", "amdhip64": "hip",
 }  # fmt: skip
+# NumPy's wheels vendor OpenBLAS under a mangled name: libscipy_openblas64_-<hash>.so (NumPy 2),
+# libopenblas64_p-r0-<hash>.3.23.dev.so (NumPy 1.26; the version sits before .so and is not recorded).
 _LIB_RE = re.compile(
-    r"lib(?P<stem>[A-Za-z_]+?[A-Za-z_0-9]*?)(?:64_?)?(?:-[0-9a-f]{8})?\.(?:so|dylib)(?:\.(?P<ver>[0-9][0-9.]*))?$"
+    r"lib(?P<stem>[A-Za-z_]+?[A-Za-z_0-9]*?)(?:64_?)?(?:p-r[0-9]+)?(?:-[0-9a-f]{8})?(?:\.[0-9][0-9A-Za-z.]*?)?"
+    r"\.(?:so|dylib)(?:\.(?P<ver>[0-9][0-9.]*))?$"
 )
 
 

@@ -27,13 +27,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import compare, store
+from . import compare
 from .models import (
+    Fingerprint,
     InvestigationResult,
     InvestigationStatus,
     OutputComparison,
@@ -247,10 +248,13 @@ class _Session:
 
 
 def investigate(
-    model_path: str | Path,
-    fingerprint_path: str | Path | None,
+    model_path: str | Path | None,
     report: Report,
     *,
+    saved: Fingerprint,
+    fp_path: Path,
+    probes: Mapping[str, Any],
+    reference: Mapping[str, Any],
     timeout_s: float = 120,
     progress: Callable[[str], None] | None = None,
     fmt: str | None = None,
@@ -261,22 +265,22 @@ def investigate(
 ) -> list[InvestigationResult]:
     """Re-run the probes in child processes, each with one saved setting restored, and judge each.
 
-    ``report`` is what ``verify`` returned for the same model and fingerprint (``tolerance`` the
-    one it used; default: the saved one). Returns [] when the outputs were bit-identical. The
+    ``report`` is what ``verify`` returned for the model at ``model_path``; ``saved``, ``probes``
+    and ``reference`` the record it read from ``fp_path`` and checked (signature, digests, shapes):
+    the children predict exactly these probes. ``tolerance`` is the one verify used (default: the
+    saved one); ``envprint.verify(..., investigate=True)`` is the public way in. Returns [] when the outputs were bit-identical. The
     first result is the control (a fresh process, nothing changed); when it already matches the
     reference the drift is not reproducible and nothing else runs. Then the settings that differ
     from the saved host, confirmed first, and the causes that cannot be restored here
-    ('untestable', with their remedy). Raises FingerprintError when the record cannot be read.
+    ('untestable', with their remedy).
     """
-    from .probes import load_arrays
+    from .probes import save_arrays
 
     if all(o.status == "identical" for o in report.outputs):
         return []
-    fp_path = store.locate_fingerprint(model_path, fingerprint_path)
-    saved = store.read_fingerprint(fp_path)
     blocked = _blocker(report)
-    if blocked is None and (saved.reference_arrays is None or saved.probe_arrays is None or saved.model is None):
-        blocked = f"{fp_path} records no probes"
+    if blocked is None and model_path is None:
+        blocked = "the model was given in memory; the child processes load it from its file: pass its path"
     if blocked is not None:
         return [_result(CONTROL, "untestable", f"not investigated: {blocked}")]
     steps = plan(saved, report, str(fp_path))
@@ -289,12 +293,13 @@ def investigate(
         "signature": signature or saved.model.signature,
         "safe_mode": safe_mode,
         "custom_objects": list(custom_objects_specs),
-        "probes": str(fp_path.parent / saved.probe_arrays.file),
     }
     with tempfile.TemporaryDirectory(prefix="envprint-investigate-") as tmp:
+        base["probes"] = str(Path(tmp) / "probes.npz")  # the arrays verify checked, not the file again
+        save_arrays(Path(base["probes"]), dict(probes))
         s = _Session(
             _Runner(Path(tmp), base, timeout_s),
-            load_arrays(fp_path.parent / saved.reference_arrays.file),
+            dict(reference),
             tolerance or saved.tolerance or Tolerance(),
             progress or (lambda _message: None),
             total=1 + len(restores),

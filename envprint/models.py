@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FINGERPRINT_SCHEMA_VERSION = 1
 DIFF_SCHEMA_VERSION = 1
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: typed fields instead of notes, passed, tolerance needed
+ERROR_SCHEMA_VERSION = 1
+SAVE_SCHEMA_VERSION = 1
 
 # A leaf value as it appears in a diff: JSON scalars, or a list of strings (CPU flags, ...).
 Scalar = str | int | float | bool | None
@@ -213,11 +215,13 @@ class ModelIdentity(Record):
     )
     weights_digest: str | None = Field(
         None,
-        description="sha256 over every weight's name, dtype, shape and bytes: the same when the same weights are "
-        "saved again, different when any weight changes.",
+        description="sha256 over every weight's dtype, shape and bytes (scheme 'tensors-v2'): the same for the same "
+        "weights however the model was built or saved, different when any weight changes.",
     )
     weights_digest_scheme: str | None = Field(
-        None, description="'named-v1' (.keras, .h5, SavedModel: comparable across them) or 'tflite-constants-v1'."
+        None,
+        description="'tensors-v2' (.keras, .h5, SavedModel, in-memory Keras: comparable across them), "
+        "'tflite-constants-v1', or 'named-v1' (envprint 0.1.0: weight names included; still checked).",
     )
     saved_model_fingerprint: dict[str, int] | None = Field(
         None, description="tf.saved_model.experimental.read_fingerprint() of a SavedModel."
@@ -242,6 +246,14 @@ class ProbeRecipe(Record):
     distribution: str | None = Field(None, description="How float and integer inputs were drawn (generated probes).")
     file: str | None = Field(None, description="Name of the --probes file they came from.")
     inputs: list[TensorSpec] = Field(description="Shape and dtype of each probe array.")
+    cast_rule: str | None = Field(
+        None,
+        description="How probes are cast to the model's input dtypes, at save and at verify: 'value-preserving-v1' "
+        "(floats rounded to nearest; integers only when every value survives; nothing else). None: envprint 0.1.0.",
+    )
+    casts: dict[str, str] = Field(
+        default_factory=dict, description="Inputs whose --probes array was cast at save, e.g. {'ids': 'int64 -> int32'}."
+    )
 
 
 class ArrayFile(Record):
@@ -266,6 +278,13 @@ class Tolerance(Record):
     exact: bool = Field(False, description="Demand bit equality.")
     rtol: float | None = Field(None, description="Relative tolerance; None: the per-dtype default.")
     atol: float | None = Field(None, description="Absolute tolerance; None: the per-dtype default.")
+    margin: float | None = Field(
+        None,
+        description="save --tolerance-from: the factor the measured drift was multiplied by to give rtol/atol.",
+    )
+    derived_from: str | None = Field(
+        None, description="save --tolerance-from: the verify report (JSON) whose measured drift set rtol/atol."
+    )
 
 
 class Fingerprint(Record):
@@ -322,6 +341,11 @@ class Explanation(Record):
     remedy: str
 
 
+# verify --preflight fails (exit 1) when an expectation is at least this likely: a change of the
+# outputs beyond tolerance, or a load failure. Below it an expectation is a note.
+PREFLIGHT_THRESHOLD = 0.5
+
+
 class FingerprintDiff(Record):
     schema_version: Literal[1] = DIFF_SCHEMA_VERSION
     a: str = Field(description="Label of the first fingerprint (its path, or 'current host').")
@@ -332,6 +356,11 @@ class FingerprintDiff(Record):
         default_factory=list,
         description="Predicted from the two fingerprints alone: what drift each difference would cause, most likely first.",
     )
+
+    @property
+    def expects_change(self) -> bool:
+        """Whether an expectation is likely enough (PREFLIGHT_THRESHOLD) to fail ``verify --preflight``."""
+        return any(x.score >= PREFLIGHT_THRESHOLD for x in self.expectations)
 
 
 # --------------------------------------------------------------------------- verify report
@@ -346,6 +375,26 @@ class WorstElement(Record):
     obtained: str
     expected: str
     difference: str
+
+
+class ErrorHistogram(Record):
+    """How one output's error is distributed, for plots (finite pairs of a float dtype with a ULP)."""
+
+    ulp_edges: list[int] = Field(
+        description="Bin i counts elements with ulp_edges[i] <= ULP distance < ulp_edges[i+1]; bin 0 is 0 ULP."
+    )
+    ulp_counts: list[int]
+    rel_edges: list[float] = Field(
+        description="Bin i counts elements with rel_edges[i] <= |obtained - expected| / |expected| < rel_edges[i+1] "
+        "(errors outside the range counted in the first or last bin)."
+    )
+    rel_counts: list[int]
+    rel_zero: int = Field(description="Elements with relative error 0.")
+    rel_skipped: int = Field(description="Elements without a relative error: expected == 0, or a value not finite.")
+    sample_expected: list[float] = Field(description="A strided sample of finite expected values ...")
+    sample_obtained: list[float] = Field(description="... and the obtained values at the same elements.")
+# The OutputComparison fields that count non-finite values appearing or vanishing, in report order.
+NONFINITE = ("nan_appeared", "nan_vanished", "inf_appeared", "inf_vanished")
 
 
 class OutputComparison(Record):
@@ -374,13 +423,51 @@ class OutputComparison(Record):
     top1_agreement: float | None = Field(
         None, description="Share of probes whose argmax agrees (classifier-shaped outputs)."
     )
+    top5_agreement: float | None = Field(
+        None,
+        description="Share of probes whose five highest-scoring classes are the same set (classifier-shaped "
+        "outputs with more than five classes).",
+    )
+    rtol_needed: float | None = Field(
+        None,
+        description="The smallest rtol that would have passed with this atol; None when no rtol would (a value "
+        "differs where the reference is 0, NaN or Inf appear or vanish) or the output is not floating.",
+    )
+    atol_needed: float | None = Field(
+        None,
+        description="The smallest atol that would have passed with rtol 0; None when no atol would (NaN or Inf "
+        "appear or vanish) or the output is not floating.",
+    )
     atol: float | None = None
     rtol: float | None = None
     worst: list[WorstElement] = Field(default_factory=list, description="The first offending elements, worst first.")
+    error_histogram: ErrorHistogram | None = Field(
+        None, description="Distribution of the error (outputs that differ, float dtypes): drawn by the HTML report."
+    )
+
+
+class ModelDifference(Record):
+    """One way the model verified is not the fingerprinted one (inputs and outputs as 'name shape dtype')."""
+
+    field: Literal["inputs", "outputs", "parameter_count", "layer_classes"]
+    saved: Leaf = None
+    current: Leaf = None
 
 
 class IdentityCheck(Record):
     weights: Literal["same", "changed", "unknown"]
+    differences: list[ModelDifference] = Field(
+        default_factory=list,
+        description="What differs between the fingerprinted model and this one: inputs, outputs, parameter count, "
+        "layer classes (only what both sides could read).",
+    )
+    model_name: str | None = Field(
+        None, description="File or directory name of the model verified: what '.' in the file lists stands for."
+    )
+    weights_digest_scheme_saved: str | None = Field(None, description="How the saved weights digest was computed.")
+    weights_digest_scheme_now: str | None = Field(
+        None, description="How this model's weights digest was computed; weights are 'unknown' when the two differ."
+    )
     files_changed: list[str] = Field(default_factory=list)
     files_missing: list[str] = Field(default_factory=list)
     files_added: list[str] = Field(default_factory=list)
@@ -418,13 +505,36 @@ class InvestigationResult(Record):
 
 
 class Report(Record):
-    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    """What verify found. ``str(report)`` and ``report.to_text()`` give the text the CLI prints."""
+
+    schema_version: Literal[2] = REPORT_SCHEMA_VERSION
     verdict: Verdict
+    passed: bool = Field(description="verdict is 'identical' or 'within_tolerance' (exit 0).")
     model: str = Field(description="The model that was verified (path, or the object's name).")
     fingerprint: str = Field(description="The fingerprint.json it was verified against.")
     identity: IdentityCheck
+    probes_run: bool = Field(
+        True, description="False when the probes were not fed: another model that does not take the recorded inputs."
+    )
+    inputs_by_position: dict[str, str] = Field(
+        default_factory=dict,
+        description="Recorded input name -> this model's input name, where a single input was fed by position "
+        "(formats rename tensors).",
+    )
+    outputs_by_position: dict[str, str] = Field(
+        default_factory=dict,
+        description="Recorded output name -> this model's output name, where a single output was compared by position.",
+    )
+    probe_casts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Probe inputs cast for this model by the record's cast rule, e.g. {'tokens': 'int64 -> int32'}.",
+    )
     outputs: list[OutputComparison]
-    notes: list[str] = Field(default_factory=list)
+    random_at_inference: list[str] = Field(
+        default_factory=list,
+        description="Outputs that changed between two identical predictions on this host (a random layer active "
+        "at inference); outputs compares the first prediction with the reference.",
+    )
     environment: FingerprintDiff = Field(description="Saved fingerprint (a) against this host (b).")
     explanations: list[Explanation] = Field(default_factory=list, description="Most likely cause first.")
     investigation: list[InvestigationResult] = Field(
@@ -432,35 +542,98 @@ class Report(Record):
         description="verify --investigate: the control run first, then one entry per setting tried or cause "
         "that cannot be tried here.",
     )
+    seed_applied: int | None = Field(
+        None,
+        description="The record's declared seed, applied before the model loaded and predicted because the model may "
+        "be random at inference (as save did); None when no seed was applied.",
+    )
     record_signature: Literal["verified", "unchecked", "unsigned"] = Field(
         "unsigned",
         description="The record's signature.json: 'verified' with the key given, 'unchecked' (signed, but no key "
         "was given), 'unsigned' (none). A bad signature is an error, never a report.",
     )
+    signing_key_id: str | None = Field(
+        None, description="Id of the key the signature was checked with (a digest of the key, never the key)."
+    )
     outputs_digest: str | None = Field(
         None,
         description="sha256 over the outputs obtained here (each output's name, dtype, shape and bytes, by name): "
-        "hosts with the same digest gave bit-identical outputs. Used to group hosts (fleet, aggregate).",
+        "hosts with the same digest gave bit-identical outputs. Used to group hosts (fleet, aggregate). "
+        "None when the probes could not be fed.",
     )
 
-    @property
-    def passed(self) -> bool:
-        return self.verdict != "mismatch"
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_verdict(cls, data: object) -> object:
+        if isinstance(data, dict) and "passed" not in data and "verdict" in data:
+            data = {**data, "passed": data["verdict"] != "mismatch"}
+        return data
+
+    @model_validator(mode="after")
+    def _passed_agrees(self) -> Report:
+        if self.passed != (self.verdict != "mismatch"):
+            raise ValueError(f"passed={self.passed} contradicts verdict {self.verdict!r}")
+        return self
+
+    def to_text(self) -> str:
+        """The report as the CLI prints it, without colour: for a log line or an e-mail."""
+        from .render import report_text
+
+        return report_text(self)
+
+    def __str__(self) -> str:
+        return self.to_text()
 
     def raise_for_status(self) -> Report:
         """Raise MismatchError (carrying this report) when the verdict is 'mismatch'; return self otherwise."""
         if self.verdict == "mismatch":
             from .errors import MismatchError
+            from .render import first_problem
 
-            first = self.notes[0] if self.notes else "outputs differ from the saved reference"
-            raise MismatchError(f"{self.model}: mismatch against {self.fingerprint}: {first}", report=self)
+            raise MismatchError(
+                f"{self.model}: mismatch against {self.fingerprint}: {first_problem(self)}", report=self
+            )
         return self
+
+
+# --------------------------------------------------------------------------- what the CLI prints besides
+
+
+class ErrorInfo(Record):
+    exit_code: int = Field(description="The exit code of the command (2 usage, 3 fingerprint, 4 model, ...).")
+    kind: Literal["usage", "fingerprint", "model", "dependency", "internal", "interrupted"]
+    message: str = Field(description="The one line also printed on stderr: what, where, what next.")
+
+
+class ErrorDocument(Record):
+    """What ``--json`` prints when a command could not run: never an empty file."""
+
+    schema_version: Literal[1] = ERROR_SCHEMA_VERSION
+    verdict: Literal["error"] = "error"
+    passed: Literal[False] = False
+    error: ErrorInfo
+
+
+class SaveSummary(Record):
+    """What ``envprint save --json`` prints: what was written where, its digests and the self-check."""
+
+    schema_version: Literal[1] = SAVE_SCHEMA_VERSION
+    sidecar: str = Field(description="The directory the record was written to.")
+    written: dict[str, str] = Field(description="File name inside the sidecar -> sha256 of its bytes.")
+    model: ModelIdentity
+    probes: ProbeRecipe
+    self_check: SelfCheck
+    tolerance: Tolerance
+    signed: bool = Field(description="Whether signature.json was written.")
+    warnings: list[str] = Field(default_factory=list)
 
 
 PERSISTED_MODELS: dict[str, tuple[type[BaseModel], int]] = {
     "fingerprint": (Fingerprint, FINGERPRINT_SCHEMA_VERSION),
     "diff": (FingerprintDiff, DIFF_SCHEMA_VERSION),
     "report": (Report, REPORT_SCHEMA_VERSION),
+    "error": (ErrorDocument, ERROR_SCHEMA_VERSION),
+    "save": (SaveSummary, SAVE_SCHEMA_VERSION),
 }
 
 

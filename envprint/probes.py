@@ -9,10 +9,14 @@ never the other way round).
 Rules that every function here keeps:
 - ``allow_pickle=False`` on every load: a probes file is data, never code.
 - dimension 0 of every input is the batch dimension; the others must be known.
-- a probe array is cast to the model's dtype only when the cast cannot surprise: same kind
-  widening or narrowing of floats (round to nearest, identical on every IEEE host), and
-  integer -> integer or integer -> float when every value survives the round trip.
-  Float -> integer, bool <-> number and strings <-> numbers are refused.
+- a probe array is cast to the model's dtype only when the cast cannot surprise (rule
+  ``CAST_RULE``, the same at save and at verify, and the casts made are recorded): float ->
+  float (round to nearest, identical on every IEEE host), and integer -> integer or integer ->
+  float when every value survives the round trip (int64 ids for an int32 input). Float ->
+  integer, bool <-> number and strings <-> numbers are refused.
+- probes that cannot tell one model from another are refused (``check_informative``): an input
+  whose every value is NaN or infinite.
+- an integer input an Embedding reads must hold indices inside its vocabulary (``check_int_ranges``).
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import FingerprintError
+from .errors import FingerprintError, one_line, open_user_file
 
 RECIPE_VERSION = 1
+CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
 FLOAT_DISTRIBUTION = "standard_normal"
 INTEGER_DISTRIBUTION = "uniform_integers"
 STRING_DTYPE = "string"  # tf.string has no NumPy dtype name of its own
@@ -222,8 +227,62 @@ def probes_from_recipe(recipe: Mapping[str, Any]) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------- load
 
 
-def _safe_cast(arr: np.ndarray, spec: SpecLike, where: str) -> np.ndarray:
-    """``arr`` as the input's dtype, or FingerprintError when the cast could change values."""
+def _safe_cast(arr: np.ndarray, spec: SpecLike, where: str, casts: dict[str, str] | None = None) -> np.ndarray:
+    """``arr`` as the input's dtype, or FingerprintError when the cast could change values (``CAST_RULE``).
+
+    Each cast made goes into ``casts`` as ``{input: "int64 -> int32"}``.
+    """
+    out = _cast(arr, spec, where)
+    if casts is not None and out.dtype != arr.dtype:
+        casts[spec.name] = f"{arr.dtype} -> {out.dtype}"
+    return out
+
+
+def cast_to_inputs(
+    arrays: Mapping[str, np.ndarray], inputs: Sequence[SpecLike], where: str, casts: dict[str, str] | None = None
+) -> dict[str, np.ndarray]:
+    """``arrays`` (keyed by input name) cast to each input's dtype by the rule ``load_probes`` applies.
+
+    Verify feeds the recorded probes through this, so a model whose input became int64 (or a
+    SavedModel of the same weights that declares it so) gets the same values, and a cast that
+    would change a value is refused the same way as at save.
+    """
+    specs = {s.name: s for s in inputs}
+    return {k: _safe_cast(v, specs[k], f"{where}[{k!r}]", casts) if k in specs else v for k, v in arrays.items()}
+
+
+def uninformative(arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """The names of float arrays that hold no finite value (all NaN or infinite): they verify nothing.
+
+    A model fed only NaN answers NaN on any host and for any weights, so verify would pass
+    forever; an output that is all NaN or infinite compares equal whatever the weights.
+    """
+    bad = []
+    for name, arr in arrays.items():
+        a = np.asarray(arr)
+        if a.size and _is_float(a.dtype) and not np.isfinite(a.astype(np.float64)).any():
+            bad.append(name)
+    return sorted(bad)
+
+
+def check_int_ranges(arrays: Mapping[str, np.ndarray], ranges: Mapping[str, tuple[int, int]], where: str) -> None:
+    """FingerprintError naming the input, the index and the vocabulary when an Embedding index is out of range."""
+    for name, (low, high) in ranges.items():
+        arr = arrays.get(name)
+        if arr is None or not _is_int(np.asarray(arr).dtype) or not np.asarray(arr).size:
+            continue
+        a = np.asarray(arr)
+        outside = np.argwhere((a < low) | (a >= high))
+        if len(outside):
+            index = tuple(int(i) for i in outside[0])
+            raise FingerprintError(
+                f"{where}: input {name!r} holds index {int(a[index])} at {list(index)}, outside the vocabulary of the "
+                f"Embedding that reads it (input_dim {high}: indices {low} to {high - 1}); "
+                f"{len(outside)} of {a.size} values are outside; fix the probes"
+            )
+
+
+def _cast(arr: np.ndarray, spec: SpecLike, where: str) -> np.ndarray:
     if spec.dtype == STRING_DTYPE:
         if arr.dtype.kind in "SU":
             return arr
@@ -309,27 +368,22 @@ def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None =
 
 def _short(exc: BaseException) -> str:
     """An exception as one short line: a hostile file must not put line breaks into a message."""
-    text = str(exc) or type(exc).__name__
-    text = "".join(c if c.isprintable() else " " for c in text)
-    return text if len(text) <= 160 else text[:157] + "..."
+    return one_line(exc, 160)
 
 
 def _open(path: Path, data: bytes | None = None, fix: str | None = None) -> Any:
     """``np.load`` of ``path`` (or of ``data``, the bytes read from it), never unpickling."""
     fix = fix or "re-create it with np.save/np.savez"
-    try:
-        if data is None:
-            with open(path, "rb") as fh:
+    if data is None:
+        fix_path = "check the path passed to --probes"
+        with open_user_file(path, FingerprintError, fix_path, directory_fix="pass a .npy or .npz file") as fh:
+            try:
                 head = fh.read(len(_NPY_MAGIC))
-            source: Any = path
-        else:
-            head, source = data[: len(_NPY_MAGIC)], io.BytesIO(data)
-    except FileNotFoundError:
-        raise FingerprintError(f"{path}: no such file; check the path passed to --probes") from None
-    except IsADirectoryError:
-        raise FingerprintError(f"{path}: is a directory; pass a .npy or .npz file") from None
-    except OSError as exc:
-        raise FingerprintError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+            except OSError as exc:
+                raise FingerprintError(f"{path}: cannot be read ({_short(exc)}); check its permissions") from None
+        source: Any = path
+    else:
+        head, source = data[: len(_NPY_MAGIC)], io.BytesIO(data)
     if not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
         if head.startswith(b"\x80"):  # pickle protocol 2 and later
             raise _objects_refused(path, "an object array or a pickle")
@@ -345,12 +399,21 @@ def _open(path: Path, data: bytes | None = None, fix: str | None = None) -> Any:
         raise FingerprintError(f"{path}: truncated or corrupt ({_short(exc)}); {fix}") from None
 
 
-def load_probes(path: str | os.PathLike[str], inputs: Sequence[SpecLike]) -> dict[str, np.ndarray]:
+def load_probes(
+    path: str | os.PathLike[str],
+    inputs: Sequence[SpecLike],
+    *,
+    notes: list[str] | None = None,
+    casts: dict[str, str] | None = None,
+) -> dict[str, np.ndarray]:
     """The user's probes, checked against the model's inputs and cast as the module rules allow.
 
     ``.npy`` holds the one input of a single-input model; ``.npz`` holds one array per input,
-    keyed by input name, and nothing else. All inputs must share the batch size.
+    keyed by input name, and nothing else; for a single-input model an ``.npz`` holding one
+    array is taken whatever its key (and ``notes`` says which). All inputs must share the batch
+    size. Each cast made goes into ``casts`` as ``{input: "int64 -> int32"}``.
     """
+    notes = notes if notes is not None else []
     p = Path(path)
     names = [s.name for s in inputs]
     if p.suffix.lower() not in (".npy", ".npz"):
@@ -368,15 +431,20 @@ def load_probes(path: str | os.PathLike[str], inputs: Sequence[SpecLike]) -> dic
         spec = inputs[0]
         arr = _read_array(loaded, "", str(p), p)
         _check_shape(arr, spec, f"{p}")
-        out[spec.name] = _safe_cast(arr, spec, f"{p}")
+        out[spec.name] = _safe_cast(arr, spec, f"{p}", casts)
     else:
         with loaded:
             try:
                 keys = list(loaded.files)
             except _CORRUPT as exc:
                 raise FingerprintError(f"{p}: truncated or corrupt ({_short(exc)}); re-create it with np.savez") from None
-            missing = [n for n in names if n not in keys]
-            extra = [k for k in keys if k not in names]
+            keyed = {n: n for n in names}
+            if len(names) == 1 and len(keys) == 1 and keys != names:
+                # One array for one input: nothing to match, whatever np.savez called it ('arr_0').
+                keyed = {names[0]: keys[0]}
+                notes.append(f"{p}: took the array {keys[0]!r} for the model's only input {names[0]!r}")
+            missing = [n for n in names if keyed[n] not in keys]
+            extra = [k for k in keys if k not in keyed.values()]
             if missing or extra:
                 parts = []
                 if missing:
@@ -387,10 +455,10 @@ def load_probes(path: str | os.PathLike[str], inputs: Sequence[SpecLike]) -> dic
                     f"{p}: {'; '.join(parts)}; its keys must be exactly the model's input names: {', '.join(names)}"
                 )
             for spec in inputs:
-                where = f"{p}[{spec.name!r}]"
-                arr = _read_array(loaded, spec.name, where, p)
+                where = f"{p}[{keyed[spec.name]!r}]"
+                arr = _read_array(loaded, keyed[spec.name], where, p)
                 _check_shape(arr, spec, where)
-                out[spec.name] = _safe_cast(arr, spec, where)
+                out[spec.name] = _safe_cast(arr, spec, where, casts)
     batches = {n: a.shape[0] for n, a in out.items() if a.ndim}
     if len(set(batches.values())) > 1:
         raise FingerprintError(

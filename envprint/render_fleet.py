@@ -117,7 +117,7 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
         out.line(f"  hosts: {', '.join(c.hosts)}")
         for o in c.outputs:
             if o.status != "identical":
-                from .compare import summarize
+                from .render import summarize
 
                 out.line(f"  {summarize(o)}")
         if c.environment:

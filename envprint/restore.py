@@ -1,8 +1,9 @@
-"""The restore catalogue: which saved setting each cause id maps to, and how a child process puts it back.
+"""Restore: from a cause's differences to the steps that put the saved setting back in a child process.
 
 Owns: ``plan`` (from a verify report's numerics-relevant differences to the steps that test
-them), the ``Restore`` and ``Decided`` steps, ``RESTORERS`` (cause id -> the function that
-builds its steps, one per cause, as data like explain.py's catalogue), ``DETERMINISM`` (the
+them), the ``Restore`` and ``Decided`` steps, ``BUILDERS`` (the restorer named by each cause's
+registry entry, ``causes.REGISTRY[cause].restorer`` -> the function that builds its steps; a
+``causes.Cannot`` becomes an 'untestable' step with ``INSTEAD``'s remedy), ``DETERMINISM`` (the
 sub-settings of 'determinism_settings') and ``remedy_for`` (what to do once a setting is
 confirmed). A ``Restore`` carries environment variables, set before TensorFlow starts, and
 runtime settings, applied before the model loads (by ``envprint._tf.child``).
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from ._tf.settings import SETTINGS
+from .causes import REGISTRY, Cannot
 from .constraints import install_command
 from .models import DiffEntry, Fingerprint, InvestigationStatus, Report
 
@@ -111,13 +114,11 @@ def _onednn(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
 
 
 def _threads(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
-    t = c.saved.threads
     env: dict[str, str | None] = dict(_variables(entries))
     runtime = {}
-    for key, var, value in (
-        ("intra", "TF_NUM_INTRAOP_THREADS", t.tf_intra_op_effective),
-        ("inter", "TF_NUM_INTEROP_THREADS", t.tf_inter_op_effective),
-    ):
+    # Only the counts that differ: a count this host already has is not a setting to restore.
+    for key, var in (("intra", "TF_NUM_INTRAOP_THREADS"), ("inter", "TF_NUM_INTEROP_THREADS")):
+        value = next((e.a for e in entries if e.path == SETTINGS[key].path), None)
         if value:
             env[var], runtime[key] = str(value), value
     if not env:
@@ -228,41 +229,11 @@ def _device(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
     return _untestable(c, entries, "the devices differ and a device cannot be swapped here")
 
 
-def _seed(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
-    seed = c.saved.seeds.declared
-    env = _variables(entries, ("env.variables.PYTHONHASHSEED",))
-    if any(e.path == "seeds.pythonhashseed" for e in entries):
-        env["PYTHONHASHSEED"] = c.saved.seeds.pythonhashseed
-    if seed is None and not env:
-        return _untestable(c, entries, "the saved host declared no seed")
-    runtime = {"seed": seed} if seed is not None else {}
-    return [
-        Restore("seed", _label(env, f"seed {seed}" if seed is not None else ""), env, runtime, fields=_paths(entries))
-    ]
-
-
 def _environment(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
     env = _variables(entries, ("env.variables.*",))
     if not env:
         return _untestable(c, entries, "no saved variable value to restore")
     return [Restore("environment", _label(env), env, fields=_paths(entries))]
-
-
-def _cannot(why: str, remedy: Callable[[_Ctx, str], str | None]) -> Callable[[_Ctx, list[DiffEntry]], list[Step]]:
-    def steps(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
-        cause = entries[0].topic
-        return [
-            Decided(
-                cause,
-                _span(entries),
-                "untestable",
-                f"cannot be restored by a process: {why}",
-                remedy(c, cause),
-                _paths(entries),
-            )
-        ]
-
-    return steps
 
 
 def _pins(c: _Ctx, cause: str) -> str:
@@ -273,35 +244,49 @@ def _python(c: _Ctx, cause: str) -> str:
     return f"uv venv --python {c.saved.python.version}, then in it: {install_command(c.saved, c.fingerprint)}"
 
 
-# Cause id (diff topic) -> the steps that test it. Topics not listed (identity, context) are not
-# environment settings. Order of the report's diff (most decisive first) is the order of the runs.
+# What a cause that no process can restore offers instead (causes.Cannot.remedy).
+INSTEAD: dict[str, Callable[[_Ctx, str], str | None]] = {
+    "pins": _pins,
+    "python": _python,
+    "explanation": lambda c, cause: c.remedies.get(cause),
+}
+
+
+def _cannot(c: _Ctx, entries: list[DiffEntry], cannot: Cannot) -> list[Step]:
+    cause = entries[0].topic
+    why = f"cannot be restored by a process: {cannot.why}"
+    return [Decided(cause, _span(entries), "untestable", why, INSTEAD[cannot.remedy](c, cause), _paths(entries))]
+
+
+# A cause's restorer (causes.REGISTRY[cause].restorer) -> the function that builds its steps.
 # fmt: off
-RESTORERS: dict[str, Callable[[_Ctx, list[DiffEntry]], list[Step]]] = {
+BUILDERS: dict[str, Callable[[_Ctx, list[DiffEntry]], list[Step]]] = {
     "dtype_policy": _dtype_policy,
     "onednn": _onednn,
-    "determinism_settings": _determinism,
+    "determinism": _determinism,
     "device": _device,
     "threads": _threads,
-    "seed": _seed,
     "environment": _environment,
-    "tensorflow_version": _cannot("another TensorFlow is installed here; a process cannot swap it", _pins),
-    "keras_version": _cannot("another Keras is installed here; a process cannot swap it", _pins),
-    "numpy_version": _cannot("another NumPy is installed here; a process cannot swap it", _pins),
-    "other_package": _cannot("other package versions are installed here", _pins),
-    "python_version": _cannot("this host runs another Python", _python),
-    "cuda_stack": _cannot("the CUDA stack is part of the host", lambda c, cause: c.remedies.get(cause)),
-    "cpu_isa": _cannot("the CPU is part of the host", lambda c, cause: c.remedies.get(cause)),
 }
 # fmt: on
+
+
+def _steps(c: _Ctx, cause: str, entries: list[DiffEntry]) -> list[Step]:
+    restorer = REGISTRY[cause].restorer
+    return _cannot(c, entries, restorer) if isinstance(restorer, Cannot) else BUILDERS[restorer](c, entries)
+
+
+def _restorable(cause: str) -> bool:
+    """A cause with steps to build: a builder, or a reason no process can restore it (not 'not a setting')."""
+    restorer = REGISTRY[cause].restorer if cause in REGISTRY else None
+    return isinstance(restorer, Cannot) or restorer in BUILDERS
 
 
 def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -> list[Step]:
     """What to try for each numerics-relevant difference in ``report.environment``, in the diff's order."""
     by_cause: dict[str, list[DiffEntry]] = {}
     for e in report.environment.entries:
-        # A seed moves inference only through random layers (diff.py marks it not numerics-relevant).
-        relevant = e.numerics or (e.topic == "seed" and bool(saved.model and saved.model.stochastic_layers))
-        if relevant and e.topic in RESTORERS:
+        if e.numerics and _restorable(e.topic):
             by_cause.setdefault(e.topic, []).append(e)
     ctx = _Ctx(
         saved,
@@ -309,22 +294,14 @@ def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -
         {x.cause: x.remedy for x in report.explanations},
         _current_gpus(saved, report.environment.entries),
     )
-    return [step for cause, entries in by_cause.items() for step in RESTORERS[cause](ctx, entries)]
+    return [step for cause, entries in by_cause.items() for step in _steps(ctx, cause, entries)]
 
 
 def remedy_for(r: Restore) -> str:
     env = {k: v for k, v in r.env.items() if v is not None}
     parts = [f"export {_label(env)} before TensorFlow is imported"] if env else []
     parts += [f"unset {k}" for k, v in sorted(r.env.items()) if v is None]
-    calls = {
-        "op_determinism": lambda v: "tf.config.experimental.enable_op_determinism()",
-        "tensor_float_32": lambda v: f"tf.config.experimental.enable_tensor_float_32_execution({v})",
-        "jit": lambda v: f"tf.config.optimizer.set_jit({v or False!r})",
-        "grappler": lambda v: f"tf.config.optimizer.set_experimental_options({v!r})",
-        "dtype_policy": lambda v: f"keras.mixed_precision.set_global_policy({v!r})",
-        "seed": lambda v: f"envprint.seed_everything({v})",
-    }
-    made = [calls[k](v) for k, v in r.runtime.items() if k in calls]
+    made = [SETTINGS[k].words(v) for k, v in r.runtime.items() if k in SETTINGS and SETTINGS[k].in_remedy]
     if made:
         parts.append("call " + " and ".join(made) + " before loading the model")
     return "; ".join(parts)

@@ -2,7 +2,7 @@
 
 Owns: the order of the save — refuse to overwrite and check that the record can be written
 before any work, load, probe, self-check, capture, sign, then publish the whole record at once
-(``store.publish_directory``). A save that fails or is killed at any point leaves the previous
+(``sidecar.publish_directory``). A save that fails or is killed at any point leaves the previous
 record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.identity``, ``probes``, ``digests``,
 ``capture``, ``signing`` and ``store``; holds no TensorFlow code.
 """
@@ -12,20 +12,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import compare, digests, signing, store
+from . import compare, digests, sidecar, signing, store
 from .errors import FingerprintError, ModelError, UsageError
 from .models import (
     ArrayFile,
     Fingerprint,
     ModelIdentity,
     ProbeRecipe,
+    SaveSummary,
     SelfCheck,
     TensorSpec,
     Tolerance,
@@ -40,6 +41,24 @@ class SaveResult:
     sidecar: Path
     fingerprint: Fingerprint
     warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> SaveSummary:
+        """What was written (each file of the record with its sha256), the self-check, the tolerance."""
+        fp = self.fingerprint
+        written = {name: digests.sha256_file(self.sidecar / name, error=FingerprintError)
+                   for name in (sidecar.FINGERPRINT_FILE, signing.SIGNATURE_FILE)
+                   if (self.sidecar / name).is_file()}  # fmt: skip
+        written.update({a.file: a.sha256 for a in (fp.probe_arrays, fp.reference_arrays) if a is not None})
+        return SaveSummary(
+            sidecar=str(self.sidecar),
+            written=written,
+            model=fp.model,
+            probes=fp.probes,
+            self_check=fp.self_check,
+            tolerance=fp.tolerance or Tolerance(),
+            signed=signing.SIGNATURE_FILE in written,
+            warnings=self.warnings,
+        )
 
 
 def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> SelfCheck:
@@ -102,18 +121,27 @@ def probe_inputs(
     num_probes: int,
     seed: int,
     input_shapes: Mapping[str, tuple[int, ...]] | None,
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], ProbeRecipe]:
+    """The probes and their recipe: the user's file (checked, cast by ``probes.CAST_RULE``), or generated.
+
+    What was taken from the file or cast is appended to ``notes``.
+    """
     from . import probes as probe_mod
     from ._tf.identity import integer_input_ranges
 
     if probes_path is not None:
-        arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs)
+        casts: dict[str, str] = {}
+        arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs, notes=notes, casts=casts)
+        probe_mod.check_int_ranges(arrays, integer_input_ranges(loaded), str(probes_path))
         n = len(next(iter(arrays.values()))) if arrays else 0
         recipe = ProbeRecipe(
             source="file",
             num_probes=n,
             file=Path(probes_path).name,
             inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
+            cast_rule=probe_mod.CAST_RULE,
+            casts=casts,
         )
         return arrays, recipe
     shapes = dict(input_shapes or {})
@@ -135,8 +163,41 @@ def probe_inputs(
         seed=seed,
         distribution=raw.get("distribution"),
         inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
+        cast_rule=probe_mod.CAST_RULE,
     )
     return arrays, recipe
+
+
+def _refuse_uninformative(
+    model_path: Path,
+    probes_path: Path | None,
+    inputs: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray] | None,
+    allow: bool,
+) -> list[str]:
+    """Refuse probes (``reference`` None) or reference outputs that hold no finite value; warnings if ``allow``."""
+    from .probes import uninformative
+
+    bad = uninformative(inputs if reference is None else reference)
+    if not bad:
+        return []
+    names = ", ".join(repr(n) for n in bad)
+    one = len(bad) == 1
+    if reference is None:
+        where, error = probes_path or "generated probes", FingerprintError
+        text = (
+            f"{where}: probe input{'' if one else 's'} {names} hold{'s' if one else ''} only NaN or infinite values: "
+            "any model on any host gives the same answer to them, so verify could never fail; give real samples"
+        )
+    else:
+        where, error = model_path, ModelError
+        text = (
+            f"{where}: output{'' if one else 's'} {names} {'is' if one else 'are'} NaN or infinite for every probe, "
+            "so verify could never tell this model from another; check the model and the probes"
+        )
+    if not allow:
+        raise error(f"{text}; pass --allow-nonfinite (allow_nonfinite=True) to record them anyway")
+    return [f"{text} (recorded anyway: --allow-nonfinite)"]
 
 
 def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
@@ -190,6 +251,8 @@ def save(
     force: bool = False,
     strict: bool = False,
     sign_key: bytes | str | None = None,
+    allow_nonfinite: bool = False,
+    model_files_hook: Callable[[Any, Mapping[str, np.ndarray]], Callable[[], None]] | None = None,
 ) -> SaveResult:
     """Write the record of ``model`` into its sidecar (or ``out``) and return where it went.
 
@@ -198,31 +261,51 @@ def save(
     or when ``strict`` and the model's outputs change between identical calls. With
     ``sign_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) the record also gets
     signature.json, an HMAC-SHA256 of fingerprint.json (see ``envprint.signing``).
+    ``model_files_hook(loaded, probes)`` runs after the self-check and before the model's files
+    are digested, to add a file to the model (TF Serving's warm-up: ``integrations.tfserving``);
+    it returns an undo that runs if the save fails.
+
+    Probes that cannot verify anything are refused: an input holding only NaN or infinite values
+    (FingerprintError), or an output that is NaN or infinite for every probe (ModelError); with
+    ``allow_nonfinite`` they are recorded with a warning instead.
+    A declared seed (``seed``, else the one from ``seed_everything``) is recorded and applied
+    before the model loads, so that verify, which applies it at the same point, can reproduce
+    a model random at inference.
     """
-    from ._tf import loading
+    from ._tf import loading, set_random_seed
     from ._tf.identity import model_identity
-    from .capturer import capture
+    from .capturer import capture, declared_seed
 
     model_path = Path(model)
-    target = Path(out) if out is not None else store.default_sidecar(model_path)
+    target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
     existed = target.exists()
     if existed and not force:
-        raise store.already_exists(target)
+        raise sidecar.already_exists(target)
     if num_probes < 1:
-        raise ModelError(f"--num-probes must be at least 1, got {num_probes}")
+        raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
     key = signing.signing_key(sign_key) if sign_key is not None else None
     created = _prepare_parent(target)
+    undo_hook = None
     try:
+        declared = seed if seed is not None else declared_seed()[0]
+        if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
+            set_random_seed(declared)
         loaded = loading.load_model(
             model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
         )
-        inputs, recipe = probe_inputs(loaded, Path(probes) if probes else None, num_probes, probe_seed, input_shapes)
+        notes: list[str] = []
+        probes_path = Path(probes) if probes else None
+        inputs, recipe = probe_inputs(loaded, probes_path, num_probes, probe_seed, input_shapes, notes)
+        notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
         reference = loaded.predict(inputs)
+        notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
         check = self_check(loaded, inputs, reference)
         if strict and not check.deterministic:
             raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
+        if model_files_hook is not None:
+            undo_hook = model_files_hook(loaded, inputs)
 
-        files = digests.tree_digests(model_path, exclude=store.sidecar_exclusions(model_path, target))
+        files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
         identity = identity_record(model_identity(loaded), model_path, files)
         fp = capture(seed=seed).model_copy(
             update={
@@ -234,9 +317,11 @@ def save(
         )
         fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed)
     except BaseException:
+        if undo_hook is not None:
+            undo_hook()
         _remove_created(created)  # the directories this save made for a record it did not write
         raise
-    return SaveResult(sidecar=target, fingerprint=fp, warnings=list(check.warnings))
+    return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
 
 
 def _write_and_publish(
@@ -251,24 +336,24 @@ def _write_and_publish(
 ) -> Fingerprint:
     """Write the whole record into a staging directory beside ``target``, then publish it at once."""
     try:
-        staging = store.make_staging_dir(target)
+        staging = sidecar.make_staging_dir(target)
     except OSError as exc:
         raise _cannot_write(target, exc) from None
     try:
         fp = fp.model_copy(
             update={
-                "probe_arrays": _array_file(staging, store.PROBES_FILE, inputs),
-                "reference_arrays": _array_file(staging, store.REFERENCE_FILE, reference),
+                "probe_arrays": _array_file(staging, sidecar.PROBES_FILE, inputs),
+                "reference_arrays": _array_file(staging, sidecar.REFERENCE_FILE, reference),
             }
         )
         fp = Fingerprint.model_validate(fp.model_dump())  # model_copy does not validate
-        store.write_fingerprint(staging / store.FINGERPRINT_FILE, fp)
+        store.write_fingerprint(staging / sidecar.FINGERPRINT_FILE, fp)
         if key is not None:
             # Signed from the bytes on disk, so the signature covers exactly what verify will read.
-            payload = (staging / store.FINGERPRINT_FILE).read_bytes()
-            signature = signing.sign(payload, key, store.FINGERPRINT_FILE)
-            store.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
-        store.publish_directory(staging, target, force, existed=existed)
+            payload = (staging / sidecar.FINGERPRINT_FILE).read_bytes()
+            signature = signing.sign(payload, key, sidecar.FINGERPRINT_FILE)
+            sidecar.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
+        sidecar.publish_directory(staging, target, force, existed=existed)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise _cannot_write(target, exc) from None

@@ -54,10 +54,10 @@ _FIELDS = {"algorithm", "envprint_version", "key_id", "signature", "signature_ve
 
 @dataclass(frozen=True)
 class SignatureCheck:
-    """What ``check`` found: ``status`` for the report, and a note for people (None when nothing to say)."""
+    """What ``check`` found, for the report: its ``status``, and the id of the key it was checked with."""
 
     status: SignatureStatus
-    note: str | None = None
+    key_id: str | None = None
 
 
 def key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -163,10 +163,9 @@ def check(
                 f"{where}: missing: the record is not signed and a signed record is required; "
                 f"sign it on the training host: {KEY_ENV}=... envprint save --sign --force MODEL"
             )
-        note = "record is not signed; a signature is not required, so the key was not used" if key else None
-        return SignatureCheck("unsigned", note)
+        return SignatureCheck("unsigned", key_id(_as_key(key)) if key else None)
     if not key:
-        return SignatureCheck("unchecked", f"record is signed; pass {KEY_ENV} to check it")
+        return SignatureCheck("unchecked")
     document = _parse(signature, where)
     key = _as_key(key)
     if not _same(document["key_id"], key_id(key)):
@@ -179,4 +178,4 @@ def check(
             f"{fingerprint_path}: does not match its signature (key {key_id(key)}): the record was changed "
             "after it was signed; do not deploy it: re-save it on the training host with --sign"
         )
-    return SignatureCheck("verified", f"record signature verified ({ALGORITHM}, key {key_id(key)})")
+    return SignatureCheck("verified", key_id(key))

@@ -118,7 +118,7 @@ def verify_task(task: dict[str, Any]) -> dict[str, Any]:
 
 def _model_of_record(fingerprint: Path) -> Path | None:
     """The model a fingerprint.json at its default place belongs to (None for a record elsewhere)."""
-    from .store import SAVEDMODEL_SIDECAR, SIDECAR_SUFFIX
+    from .sidecar import SAVEDMODEL_SIDECAR, SIDECAR_SUFFIX
 
     sidecar = fingerprint.parent
     if sidecar.name.endswith(SIDECAR_SUFFIX):
@@ -136,7 +136,7 @@ def find_models(paths: Iterable[Path], list_file: Path | None = None) -> list[Pa
     ``assets.extra/envprint/`` inside a SavedModel); a model given by name is taken as it is, and
     verify then says if it has no record. Sorted, each once.
     """
-    from .store import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, SIDECAR_SUFFIX
+    from .sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, SIDECAR_SUFFIX
 
     given = list(paths)
     if list_file is not None:
@@ -208,6 +208,8 @@ def item_from(
             worker_rss_bytes=rss,
         )
         return item, None
+    from .render import first_problem, summarize
+
     report = Report.model_validate_json(result["report"])
     ulps = [o.max_ulp for o in report.outputs if o.max_ulp is not None]
     rels = [o.max_rel for o in report.outputs if o.max_rel is not None]
@@ -217,7 +219,7 @@ def item_from(
         verdict=report.verdict,
         exit_code=int(ExitCode.DIFFERENT if report.verdict == "mismatch" else ExitCode.OK),
         leading_cause=report.explanations[0].cause if differs and report.explanations else None,
-        note=report.notes[0] if differs and report.notes else None,
+        note=_first_difference(report, first_problem, summarize) if differs else None,
         max_ulp=max(ulps) if ulps else None,
         max_rel=max(rels) if rels else None,
         attempts=attempts,
@@ -226,6 +228,13 @@ def item_from(
         worker_rss_bytes=rss,
     )
     return item, report
+
+
+def _first_difference(report: Report, first_problem: Callable[[Report], str], summarize: Callable[[Any], str]) -> str:
+    """What differs, in one line: the mismatch's first problem, else the first output not bit-identical."""
+    if report.verdict == "mismatch":
+        return first_problem(report)
+    return next((summarize(o) for o in report.outputs if o.status != "identical"), "outputs differ")
 
 
 def exit_code_of(codes: Iterable[int]) -> int:
@@ -353,38 +362,3 @@ def sweep(
     if engine == "ray":
         jobs = seen.get("cpus") or jobs  # the cluster's CPUs
     return summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
-
-
-# --------------------------------------------------------------------------- JUnit XML
-
-
-def write_junit(summary: SweepSummary, path: str | Path) -> None:
-    """One <testcase> per model: a <failure> for a mismatch, an <error> when it could not be verified.
-
-    A small writer of our own until envprint.integrations.junit lands; same conventions
-    (classname 'envprint.sweep', the model as the test name, time in seconds).
-    """
-    import xml.etree.ElementTree as ET
-
-    from .store import atomic_write_text
-
-    suite = ET.Element(
-        "testsuite",
-        name="envprint sweep",
-        tests=str(summary.done),
-        failures=str(summary.by_verdict.get("mismatch", 0)),
-        errors=str(summary.by_verdict.get("error", 0)),
-        time=f"{sum(i.seconds or 0.0 for i in summary.models):.3f}",
-    )
-    for item in sorted(summary.models, key=lambda i: i.model):
-        case = ET.SubElement(
-            suite, "testcase", classname="envprint.sweep", name=item.model, time=f"{item.seconds or 0.0:.3f}"
-        )
-        if item.verdict == "mismatch":
-            failure = ET.SubElement(case, "failure", message=item.note or "outputs differ from the saved reference")
-            failure.text = f"leading cause: {item.leading_cause or 'unknown'}"
-        elif item.verdict == "error":
-            error = ET.SubElement(case, "error", message=item.error or "could not verify")
-            error.text = f"exit code {item.exit_code}"
-    ET.indent(suite)
-    atomic_write_text(Path(path), ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")

@@ -32,6 +32,9 @@ expect 0 envprint verify "$out/classifier.keras"
 step "deployment host with oneDNN off and one intra-op thread: envprint verify $out/classifier_export"
 TF_ENABLE_ONEDNN_OPTS=0 TF_NUM_INTRAOP_THREADS=1 expect 0 envprint verify "$out/classifier_export"
 
+step "the same host as a picture: envprint verify $out/classifier.keras --exact --html $out/report.html (docs/report.png)"
+TF_ENABLE_ONEDNN_OPTS=0 TF_NUM_INTRAOP_THREADS=1 expect 1 envprint verify "$out/classifier.keras" --exact --html "$out/report.html"
+
 step "deployment host shipped a retrained model under the same name: envprint verify (exit 1 blocks the deploy)"
 mkdir -p "$out/deploy"
 cp "$out/classifier_retrained.keras" "$out/deploy/classifier.keras"

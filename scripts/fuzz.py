@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envprint import probes, signing, store, verifier
+from envprint import probes, sidecar, signing, store, verifier
 from envprint.errors import EnvprintError
 
 KEY = b"fuzzing-key-0123456789abcdef0123"
@@ -100,8 +100,8 @@ def build_seed(directory: Path) -> Seed:
                 distribution="standard_normal",
                 inputs=[TensorSpec(name="features", shape=[8, 4], dtype="float32")],
             ),  # fmt: skip
-            "probe_arrays": _array_file(directory, store.PROBES_FILE, inputs),
-            "reference_arrays": _array_file(directory, store.REFERENCE_FILE, reference),
+            "probe_arrays": _array_file(directory, sidecar.PROBES_FILE, inputs),
+            "reference_arrays": _array_file(directory, sidecar.REFERENCE_FILE, reference),
             "self_check": SelfCheck(
                 repeat_max_abs={"logits": 0.0}, batch1_max_abs={"logits": float("inf")}, deterministic=True
             ),
@@ -113,8 +113,8 @@ def build_seed(directory: Path) -> Seed:
     return Seed(
         fingerprint=text,
         signature=signing.sign(text, KEY).encode(),
-        probes=(directory / store.PROBES_FILE).read_bytes(),
-        reference=(directory / store.REFERENCE_FILE).read_bytes(),
+        probes=(directory / sidecar.PROBES_FILE).read_bytes(),
+        reference=(directory / sidecar.REFERENCE_FILE).read_bytes(),
         inputs=[probes.TensorSpecInfo("features", (None, 4), "float32")],
         host=host.read_bytes() if host.exists() else b"",
     )
@@ -422,23 +422,23 @@ def run_target(target: str, rng: random.Random, seed: Seed, workdir: Path) -> tu
         return data, lambda: probes.load_probes(path, seed.inputs)
     if target == "sidecar":
         files = {
-            store.FINGERPRINT_FILE: seed.fingerprint,
+            sidecar.FINGERPRINT_FILE: seed.fingerprint,
             signing.SIGNATURE_FILE: seed.signature,
-            store.PROBES_FILE: seed.probes,
-            store.REFERENCE_FILE: seed.reference,
+            sidecar.PROBES_FILE: seed.probes,
+            sidecar.REFERENCE_FILE: seed.reference,
         }
         name = rng.choice(list(files))
         mutators = JSON_MUTATORS if name.endswith(".json") else NPZ_MUTATORS
         files[name] = mutate(rng, files[name], mutators)
-        sidecar = workdir / "sidecar"
-        sidecar.mkdir(exist_ok=True)
+        folder = workdir / "sidecar"
+        folder.mkdir(exist_ok=True)
         for n, d in files.items():
-            _write(sidecar, n, d)
+            _write(folder, n, d)
         key = KEY if rng.random() < 0.5 else None
 
         def read_sidecar() -> object:
-            fp_path = sidecar / store.FINGERPRINT_FILE
-            with store.RecordReader(sidecar) as reader:
+            fp_path = folder / sidecar.FINGERPRINT_FILE
+            with sidecar.RecordReader(folder) as reader:
                 fp, _ = verifier.read_record(fp_path, reader, signing_key=key, require_signature=False)
                 return verifier.sidecar_arrays(fp, fp_path, reader)
 

@@ -16,5 +16,15 @@ elif [ -z "${ENVPRINT_OLD_TF_PYTHON:-}" ]; then
   ENVPRINT_OLD_TF_PYTHON=$(bash scripts/old_tf_env.sh)
   export ENVPRINT_OLD_TF_PYTHON
 fi
+# tests/test_html_report.py opens the HTML report in a real headless browser: Debian's chromium.
+if ! command -v chromium > /dev/null && ! command -v chromium-browser > /dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    echo "== chromium (for tests/test_html_report.py)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
+      || echo "== chromium could not be installed: the browser tests of tests/test_html_report.py will skip"
+  else
+    echo "== chromium not installed and not root: the browser tests of tests/test_html_report.py will skip"
+  fi
+fi
 echo "== pytest"
 python -m pytest "$@"

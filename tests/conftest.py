@@ -35,6 +35,15 @@ class Saved:
         return self.files[fmt]
 
 
+@pytest.fixture(autouse=True)
+def _cli_json_matches_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test runs with --json, stdout must hold one document valid under schemas/ (tests/jsoncheck.py)."""
+    from jsoncheck import checked_invoke
+    from typer.testing import CliRunner
+
+    monkeypatch.setattr(CliRunner, "invoke", checked_invoke(CliRunner.invoke))
+
+
 @pytest.fixture(scope="session")
 def tf() -> ModuleType:
     pytest.importorskip("tensorflow", reason="TensorFlow is not installed: the loading tests need a real one")
@@ -233,3 +242,24 @@ def dropout_left_active(keras, save, models_dir) -> Path:
     x = AlwaysDropout(0.5, name="drop")(x)
     model = keras.Model(inp, keras.layers.Dense(2, name="out")(x))
     return save(model, models_dir / "dropout_active", ("keras",))["keras"]
+
+
+@pytest.fixture(scope="session")
+def mlp_retrained(keras, mlp, save, models_dir) -> Path:
+    """Another model: the MLP with its output kernel x 1.01, as .keras; its logits differ beyond any tolerance."""
+    model = keras.models.clone_model(mlp.model)
+    weights = mlp.model.get_weights()
+    weights[2] = weights[2] * 1.01
+    model.set_weights(weights)
+    return save(model, models_dir / "mlp_retrained", ("keras",))["keras"]
+
+
+@pytest.fixture(scope="session")
+def mlp_recorded(mlp, tmp_path_factory) -> Path:
+    """The MLP's .keras file with its envprint record beside it (copy them before changing either)."""
+    import envprint
+
+    model = tmp_path_factory.mktemp("mlp_recorded") / "model.keras"
+    model.write_bytes(mlp["keras"].read_bytes())
+    envprint.save(model)
+    return model

@@ -26,3 +26,25 @@ def capture_in_subprocess(
     done = run_python(code, env=env, drop=drop)
     assert done.returncode == 0, done.stderr
     return Fingerprint.model_validate(json.loads(done.stdout))
+
+
+def readme_block(section: str, fence: str) -> str:
+    """The one code block fenced ``fence`` (e.g. 'bash', 'python mlflow') under the README's '## section'."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(rf"```{re.escape(fence)}\n(.*?)```", body, flags=re.DOTALL)
+    return block
+
+
+def run_shell(script: str, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``script`` under bash -e in ``cwd``, with this interpreter's ``envprint`` first on PATH."""
+    from pathlib import Path
+
+    environ = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"
+    return subprocess.run(
+        ["bash", "-e", "-c", script], cwd=cwd, capture_output=True, text=True, env=environ, timeout=timeout
+    )

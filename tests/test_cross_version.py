@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import envprint
-from envprint import store
+from envprint import sidecar
 
 pytestmark = pytest.mark.subprocess
 
@@ -156,7 +156,7 @@ def old_runs(old_python, newest) -> tuple[dict[str, Done], dict[str, tuple[int, 
         "from envprint.store import canonical_json\n"
         "print(json.dumps({p: json.loads(canonical_json(envprint.read_fingerprint(p))) for p in sys.argv[1:]}))\n"
     )
-    records = [str(store.default_sidecar(p) / store.FINGERPRINT_FILE) for p in files.values()]
+    records = [str(sidecar.default_sidecar(p) / sidecar.FINGERPRINT_FILE) for p in files.values()]
     commands["read"] = ["-c", code, *records]
     runs = _run_all(old_python, commands, folder)
     return runs, before, _listing(folder)
@@ -233,12 +233,13 @@ def test_verify_in_tf215_of_a_keras3_file_exits_4_with_one_line(fmt, newest, old
     runs, _, _ = old_runs
     done = runs[fmt]
     assert done.returncode == 4, done
-    assert done.stdout == "", done
-    assert done.stderr.splitlines() == [
-        f"envprint: error: {files[fmt]}: saved by Keras {new['keras']}, which this host's Keras "
+    message = (
+        f"{files[fmt]}: saved by Keras {new['keras']}, which this host's Keras "
         f"{old_versions['keras']} cannot read; load it where Keras 3 is installed, "
         "or export a SavedModel with model.export()"
-    ], done
+    )
+    assert done.stderr.splitlines() == [f"envprint: error: {message}"], done
+    assert json.loads(done.stdout)["error"] == {"exit_code": 4, "kind": "model", "message": message}, done  # --json
 
 
 def test_verify_in_old_env_writes_nothing(old_runs):
@@ -256,3 +257,32 @@ def test_verify_in_tf215_blames_the_framework_versions_only_when_outputs_moved(f
         assert not {"tensorflow_version", "keras_version", "numpy_version"} & set(causes), causes
     else:
         assert causes[0] in ("tensorflow_version", "keras_version"), causes
+
+
+@pytest.fixture(scope="session")
+def old_preflights(old_python, newest) -> dict[str, Done]:
+    """``envprint verify --preflight --json`` in the old environment, of the SavedModel and the .keras record."""
+    files, _ = newest
+    commands = {
+        fmt: ["-m", "envprint", "verify", str(files[fmt]), "--preflight", "--json"] for fmt in ("savedmodel", "keras")
+    }
+    return _run_all(old_python, commands, files["keras"].parent)
+
+
+def test_preflight_in_tf215_expects_a_savedmodel_to_load_and_a_keras3_file_not_to(newest, old_versions, old_preflights):
+    _, new = newest
+    expected = {fmt: json.loads(done.stdout) for fmt, done in old_preflights.items()}
+    keras = {fmt: next(x for x in r["expectations"] if x["cause"] == "keras_version") for fmt, r in expected.items()}
+    assert "cannot load" not in keras["savedmodel"]["reasoning"], keras["savedmodel"]
+    assert keras["savedmodel"]["score"] < 0.5
+    assert keras["keras"]["reasoning"].startswith(
+        f"Keras 3 -> Keras 2 ({new['keras']} -> {old_versions['keras']}): a Keras 3 .keras file cannot load here"
+    )
+    assert old_preflights["keras"].returncode == 1, old_preflights["keras"]
+    # A remedy never installs Keras 3 beside TensorFlow 2.15: it installs the saved stack.
+    assert keras["keras"]["remedy"].startswith("Keras 3 needs TensorFlow 2.16 or newer and this host has 2.15")
+    # NumPy 1.26's OpenBLAS (libopenblas64_p-r0-<hash>.<version>.so) is recognised, and never a cause.
+    entries = expected["savedmodel"]["entries"]
+    openblas = next((e for e in entries if e["path"] == "devices.loaded_libraries.openblas"), None)
+    assert openblas is None or (openblas["b"] is not None and not openblas["numerics"]), openblas
+    assert "threads" not in [x["cause"] for x in expected["savedmodel"]["expectations"]]

@@ -8,6 +8,7 @@ import pytest
 
 import envprint
 from envprint.diff import diff_fingerprints, topic_of
+from envprint.gpu import library_from_path
 from envprint.store import read_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -89,6 +90,22 @@ def test_topics_cover_the_documented_causes():
 
 def test_loaded_libraries_are_topics_of_their_own_family():
     assert topic_of("devices.loaded_libraries.cudnn") == ("cuda_stack", True)
-    assert topic_of("devices.loaded_libraries.openblas") == ("numpy_version", True)
+    # NumPy's own BLAS: TensorFlow's kernels never call it, so it is listed, never a cause.
+    assert topic_of("devices.loaded_libraries.openblas") == ("numpy_version", False)
+    assert topic_of("threads.blas") == ("numpy_version", False)
     assert topic_of("devices.loaded_libraries.dnnl") == ("onednn", True)
     assert topic_of("devices.loaded_libraries.tensorflow_framework") == ("tensorflow_version", True)
+
+
+@pytest.mark.parametrize(
+    ("path", "family", "version"),
+    [
+        ("/v/numpy.libs/libopenblas64_p-r0-0cf96a72.3.23.dev.so", "openblas", None),  # NumPy 1.26
+        ("/v/numpy.libs/libscipy_openblas64_-ff651d7f.so", "openblas", None),  # NumPy 2
+        ("/usr/lib/libcudnn.so.8.9.7", "cudnn", "8.9.7"),
+        ("/v/tensorflow/libtensorflow_framework.so.2", "tensorflow_framework", "2"),
+    ],
+)
+def test_numerics_libraries_are_recognised_by_file_name(path, family, version):
+    lib = library_from_path(path)
+    assert (lib.name, lib.version) == (family, version)

@@ -7,14 +7,26 @@ over outputs) for an MLP 64-256-256-10, a small CNN and MobileNetV2 96x96.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from string import Formatter
 
 import pytest
 from envhelpers import run_python
 
-from envprint.diff import TOPICS, diff_fingerprints
-from envprint.explain import CATALOGUE, change, explain, observe, preflight
-from envprint.models import Device, Fingerprint, IdentityCheck, ModelIdentity, OutputComparison, SelfCheck
+from envprint.causes import FIT_KINDS, NOT_A_SETTING, REGISTRY, SEED_NOT_HOST, TOPICS, Cannot
+from envprint.diff import diff_fingerprints
+from envprint.explain import VALUES, WHEN, change, expect, explain, observe, preflight
+from envprint.models import (
+    PREFLIGHT_THRESHOLD,
+    Device,
+    Fingerprint,
+    IdentityCheck,
+    ModelIdentity,
+    OutputComparison,
+    SelfCheck,
+)
+from envprint.restore import BUILDERS, INSTEAD
 from envprint.store import read_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -182,7 +194,7 @@ def test_edited_probes_rank_first(saved):
     identity = IdentityCheck(weights="same", sidecar_files_changed=["reference.npz"])
     found = explain(saved, diff_fingerprints(saved, onednn_off(saved)), identity, [MNV2_ONEDNN])
     assert causes(found)[:2] == ["probes_changed", "onednn"]
-    assert "reference.npz no longer match the sha256 in fingerprint.json" in found[0].reasoning
+    assert "reference.npz no longer matches the sha256 in fingerprint.json" in found[0].reasoning
     assert found[0].remedy.startswith("restore reference.npz from the saved sidecar")
 
 
@@ -206,7 +218,7 @@ def test_ulp_noise_with_a_onednn_change_ranks_onednn_above_a_tensorflow_patch(sa
     assert causes(found) == ["onednn", "tensorflow_version"]
     assert found[0].reasoning == (
         "oneDNN setting changed (tensorflow.onednn.enabled: True -> False): "
-        "ULP-level noise (max 720 ULP, max rel 4.6e-05, top-1 100.0%) is typical of it"
+        "what the outputs did, ULP-level noise (max 720 ULP, max rel 4.6e-05, top-1 100.0%), is typical of it"
     )
     assert "2.15.1 -> 2.15.2, a patch release; +1 more" in found[1].reasoning
     assert found[0].score > found[1].score
@@ -263,10 +275,17 @@ def test_a_distribution_swap_is_graded_by_the_tensorflow_version_not_as_a_remova
     assert found["tensorflow_version"].remedy == "pip uninstall -y tensorflow-cpu && pip install 'tensorflow==2.15.1'"
 
 
-def test_package_remedies_never_uninstall_what_the_host_merely_has_besides(saved):
-    current = package_at(package_at(saved, "rich", "13.7.1", key=False), "typer", "0.13.0", key=False)
-    found = by_cause(explain(saved, diff_fingerprints(saved, current), SAME, [MNV2_XLA]))
-    assert found["other_package"].remedy == "pip install 'typer==0.12.3'"
+def test_unrelated_installed_packages_are_never_a_cause_nor_pinned(saved):
+    current = saved
+    for name, version in (("rich", "13.7.1"), ("typer", "0.13.0"), ("cffi", "1.17.1"), ("cryptography", "43.0.1"),
+                          ("google-auth", "2.35.0")):  # fmt: skip
+        current = package_at(current, name, version, key=False)
+    env = diff_fingerprints(saved, current)
+    assert {e.path for e in env.entries} >= {"packages.installed.cffi", "packages.installed.google-auth"}
+    found = explain(saved, env, SAME, [MNV2_XLA])
+    assert causes(found) == ["unknown"]
+    assert "pip install" not in found[0].remedy
+    assert preflight(saved, current, env) == []
 
 
 def test_cpu_flag_changes_name_what_was_gained_and_lost(saved):
@@ -328,9 +347,37 @@ def test_every_explanation_is_scored_in_the_unit_interval_and_sorted(saved):
     assert all(x.fields and x.remedy for x in found)
 
 
-def test_every_diff_topic_has_a_catalogue_entry():
+def test_every_diff_topic_has_a_registry_entry():
     topics = {topic for _, topic, _ in TOPICS} - {"context"}
-    assert topics <= set(CATALOGUE)
+    assert topics <= set(REGISTRY)
+
+
+def test_the_readmes_cause_list_is_the_registry_in_its_order():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    listed = readme.split("Cause ids (one entry each in the cause", 1)[1].split("; each with a score", 1)[0]
+    assert re.findall(r"`([a-z0-9_]+)`", listed.split("):", 1)[1]) == list(REGISTRY)
+
+
+@pytest.mark.parametrize("cause", list(REGISTRY))
+def test_every_cause_has_each_part_or_says_why_not(cause):
+    c = REGISTRY[cause]
+    assert c.title and c.signature in ("semantic", "reduction_order", "precision", "stochastic", "identity")
+    if isinstance(c.fit, str):
+        assert c.fit, "a cause the diff does not score says why"
+    else:
+        assert len(c.fit) == len(FIT_KINDS) and all(0.0 <= f <= 1.0 for f in c.fit)
+        assert c.paths or c.listed, "a cause scored from the diff owns fingerprint paths"
+    names = {name for part in c.remedy for _, name, _, _ in Formatter().parse(part) if name}
+    assert c.remedy and names <= set(VALUES), names - set(VALUES)
+    if isinstance(c.preflight, str):
+        assert c.preflight, "a cause without preflight rules says why"
+    else:
+        assert all(rule.when in WHEN and 0.0 <= rule.score <= 1.0 for rule in c.preflight)
+        assert (c.preflight[-1].paths, c.preflight[-1].when) == ("*", "any"), "the last rule covers every path"
+    if isinstance(c.restorer, Cannot):
+        assert c.restorer.why and c.restorer.remedy in INSTEAD
+    else:
+        assert c.restorer in BUILDERS or c.restorer in (NOT_A_SETTING, SEED_NOT_HOST)
 
 
 # --------------------------------------------------------------------------- remedies with saved values
@@ -415,7 +462,8 @@ def test_preflight_warns_that_a_keras_3_file_cannot_load_under_keras_2(saved):
     found = preflight(keras3, saved)
     assert causes(found)[0] == "keras_version"
     assert found[0].reasoning.startswith(
-        "Keras 3 -> Keras 2 (3.3.3 -> 2.15.0): a .keras file cannot load here; use the SavedModel or .h5"
+        "Keras 3 -> Keras 2 (3.3.3 -> 2.15.0): a Keras 3 .keras file cannot load here; save a SavedModel "
+        "(model.export) and verify that"
     )
 
 
@@ -445,3 +493,131 @@ def test_explain_imports_neither_tensorflow_nor_numpy():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- false differences and causes
+
+
+def onednn_at(fp: Fingerprint, enabled: bool, variable: str | None) -> Fingerprint:
+    variables = {k: v for k, v in fp.env.variables.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    variables |= {"TF_ENABLE_ONEDNN_OPTS": variable} if variable is not None else {}
+    fp = fp.model_copy(update={"env": fp.env.model_copy(update={"variables": variables})})
+    return tf_setting(fp, onednn=fp.tensorflow.onednn.model_copy(update={"enabled": enabled, "env": variable}))
+
+
+def test_a_declared_seed_is_no_difference_from_a_host(saved):
+    seeded = saved.model_copy(update={"seeds": saved.seeds.model_copy(update={"declared": 7, "source": "cli"})})
+    host = saved.model_copy(update={"model": None, "seeds": saved.seeds.model_copy(update={"declared": None})})
+    assert diff_fingerprints(seeded, host).identical
+    # Between two records, a seed is how each reference was produced: listed, never a cause.
+    other = seeded.model_copy(update={"seeds": seeded.seeds.model_copy(update={"declared": 8})})
+    env = diff_fingerprints(seeded, other)
+    assert [(e.path, e.topic, e.numerics) for e in env.entries] == [("seeds.declared", "seed", False)]
+    assert causes(explain(seeded, env, SAME, [MNV2_XLA])) == ["unknown"]
+    assert preflight(seeded, other, env) == []
+
+
+def test_the_onednn_variable_on_a_host_where_onednn_is_already_off_is_no_numerics_difference(saved):
+    off = onednn_at(saved, False, None)
+    off_by_variable = onednn_at(saved, False, "0")
+    env = diff_fingerprints(off, off_by_variable)
+    assert {e.path for e in env.entries} == {"env.variables.TF_ENABLE_ONEDNN_OPTS", "tensorflow.onednn.env"}
+    assert not any(e.numerics for e in env.entries)
+    assert preflight(off, off_by_variable, env) == []
+    assert causes(explain(off, env, SAME, [MNV2_ONEDNN])) == ["unknown"]
+
+
+def test_a_onednn_remedy_never_names_this_hosts_own_value(saved):
+    on, off = onednn_at(saved, True, None), onednn_at(saved, False, "0")
+    assert by_cause(explain(on, diff_fingerprints(on, off), SAME, [MNV2_ONEDNN]))["onednn"].remedy == (
+        "export TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported (the saved host ran with oneDNN on)"
+    )
+    assert by_cause(explain(off, diff_fingerprints(off, on), SAME, [MNV2_ONEDNN]))["onednn"].remedy == (
+        "export TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow is imported (the saved host ran with oneDNN off)"
+    )
+    ignored = onednn_at(saved, False, "1")  # the variable asks for oneDNN and this host still runs without it
+    remedy = by_cause(explain(on, diff_fingerprints(on, ignored), SAME, [MNV2_ONEDNN]))["onednn"].remedy
+    assert remedy.startswith("TF_ENABLE_ONEDNN_OPTS is already 1 here, yet oneDNN is not on")
+    assert "export" not in remedy
+
+
+def test_numpys_openblas_is_not_a_threads_cause_and_does_not_grade_numpy(saved):
+    """TensorFlow 2.15 / NumPy 1.26 saved; 2.21 / NumPy 2.x here: NumPy's BLAS moved with NumPy."""
+    blas = saved.threads.model_copy(update={"blas": ["openblas 0.3.23.dev threads=2"]})
+    old = saved.model_copy(update={"threads": blas})
+    new_blas = saved.threads.model_copy(update={"blas": ["openblas 0.3.31.188.0 threads=2"]})
+    new = tensorflow_at(package_at(saved, "numpy", "2.1.3"), "2.21.0").model_copy(update={"threads": new_blas})
+    found = by_cause(explain(old, diff_fingerprints(old, new), SAME, [MNV2_ONEDNN]))
+    assert "threads" not in found
+    assert "packages.key.numpy: 1.26.4 -> 2.1.3, a major change" in found["numpy_version"].reasoning
+    assert not any(e.numerics for e in found["numpy_version"].fields if e.path == "threads.blas")
+
+
+def test_a_threads_remedy_sets_only_the_counts_that_differ(saved):
+    two = threads_at(saved, 2)
+    one = two.model_copy(update={"threads": two.threads.model_copy(update={"tf_intra_op_effective": 1})})
+    remedy = by_cause(explain(two, diff_fingerprints(two, one), SAME, [MLP_XLA]))["threads"].remedy
+    assert remedy == (
+        "export TF_NUM_INTRAOP_THREADS=2, or call tf.config.threading.set_intra_op_parallelism_threads(2) "
+        "before the first op"
+    )
+    # Logical cores differ but TensorFlow runs the same thread counts: nothing to blame.
+    cores = two.model_copy(update={"cpu": two.cpu.model_copy(update={"logical_cores": 64})})
+    assert causes(explain(two, diff_fingerprints(two, cores), SAME, [MLP_XLA])) == ["unknown"]
+
+
+def keras_host(fp: Fingerprint, tf_version: str, keras_version: str, flavor: str) -> Fingerprint:
+    keras_pkg = "tf-keras" if flavor == "tf_keras" else "keras"
+    fp = package_at(tensorflow_at(fp, tf_version), keras_pkg, keras_version)
+    return tf_setting(fp, keras_version=keras_version, keras_flavor=flavor)
+
+
+def test_a_keras_3_record_on_tensorflow_2_15_installs_the_saved_tensorflow_not_keras_3_alone(saved):
+    keras3 = keras_host(saved, "2.21.0", "3.15.1", "keras3")
+    here = keras_host(saved, "2.15.1", "2.15.0", "keras2")
+    remedy = by_cause(explain(keras3, diff_fingerprints(keras3, here), SAME, [MLP_BF16]))["keras_version"].remedy
+    assert remedy == (
+        "Keras 3 needs TensorFlow 2.16 or newer and this host has 2.15: install the saved stack: "
+        "pip install 'tensorflow==2.21.0' 'keras==3.15.1'"
+    )
+
+
+def test_a_keras_2_record_on_tensorflow_2_21_uses_tf_keras_not_keras_2(saved):
+    here = keras_host(saved, "2.21.0", "3.15.1", "keras3")
+    remedy = by_cause(explain(saved, diff_fingerprints(saved, here), SAME, [MLP_BF16]))["keras_version"].remedy
+    assert remedy == (
+        "Keras 2 runs beside TensorFlow 2.21 as tf-keras: pip install 'tf-keras~=2.21.0' and export "
+        "TF_USE_LEGACY_KERAS=1; or install the saved TensorFlow: pip install 'tensorflow==2.15.1'"
+    )
+    assert "'keras==2.15.0'" not in remedy
+
+
+def test_preflight_of_a_keras_3_savedmodel_on_keras_2_expects_it_to_load(saved):
+    keras3 = keras_host(saved, "2.21.0", "3.15.1", "keras3")
+    exported = keras3.model_copy(update={"model": keras3.model.model_copy(update={"format": "savedmodel"})})
+    keras_rule = by_cause(preflight(exported, saved))["keras_version"]
+    assert "cannot load" not in keras_rule.reasoning
+    assert keras_rule.score < 0.5
+    assert keras_rule.reasoning.startswith("Keras 3.15.1 -> 2.15.0: TensorFlow loads a SavedModel without Keras")
+
+
+def with_variable(fp: Fingerprint, name: str, value: str) -> Fingerprint:
+    return fp.model_copy(update={"env": fp.env.model_copy(update={"variables": {**fp.env.variables, name: value}})})
+
+
+@pytest.mark.parametrize(
+    ("hosts", "expects_change"),
+    [
+        (lambda fp: (cpu_only(fp), with_variable(cpu_only(fp), "NVIDIA_TF32_OVERRIDE", "0")), False),
+        (lambda fp: (fp, with_variable(fp, "KERAS_HOME", "/srv/keras")), False),
+        (lambda fp: (fp, threads_at(fp, 2)), False),
+        (lambda fp: (fp, onednn_off(fp)), True),
+        (lambda fp: (fp, tf_setting(fp, dtype_policy="mixed_bfloat16")), True),
+    ],
+)
+def test_preflight_gates_only_on_a_likely_change_of_the_outputs(saved, hosts, expects_change):
+    base, current = hosts(saved)
+    result = expect(base, current, "saved", "current host")
+    assert result.expectations, "every case differs in something"
+    assert result.expects_change is expects_change, [(x.cause, x.score) for x in result.expectations]
+    assert expects_change == any(x.score >= PREFLIGHT_THRESHOLD for x in result.expectations)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import envprint
+from envprint.cli import app
+from envprint.store import canonical_json
 
 
 def saved_copy(src: Path, folder: Path) -> Path:
@@ -19,7 +23,7 @@ def saved_copy(src: Path, folder: Path) -> Path:
 
 
 def first_cause(report: envprint.Report) -> str:
-    assert report.explanations, report.notes
+    assert report.explanations, str(report)
     return report.explanations[0].cause
 
 
@@ -85,3 +89,50 @@ def test_serving_code_under_another_dtype_policy_ranks_dtype_policy_first(keras,
     assert report.verdict == "mismatch"
     assert first_cause(report) == "dtype_policy"
     assert "float32" in report.explanations[0].remedy
+
+
+# --------------------------------------------------------------------------- same host, any seed
+
+
+def test_same_host_with_a_declared_seed_shows_no_environment_difference(mlp, tmp_path):
+    model = tmp_path / mlp["keras"].name
+    shutil.copy2(mlp["keras"], model)
+    envprint.save(model, seed=7)
+    report = envprint.verify(model)
+    assert report.verdict == "identical"
+    assert report.environment.entries == [], [(e.path, e.a, e.b) for e in report.environment.entries]
+    assert report.explanations == []
+    assert report.seed_applied is None  # a deterministic model: the seed does not matter
+    r = CliRunner().invoke(app, ["diff", str(model) + ".envprint/fingerprint.json", "--current"])
+    assert r.exit_code == 0, r.output
+
+
+def test_verify_applies_the_records_seed_to_a_model_random_at_inference(dropout_left_active, keras, flavor, tmp_path):
+    if flavor != "keras3":
+        pytest.skip("Keras 3 creates a random layer's seed generator when the model loads, from the global seed")
+    model = tmp_path / dropout_left_active.name
+    shutil.copy2(dropout_left_active, model)
+    envprint.save(model, seed=7)
+    report = envprint.verify(model)
+    assert report.seed_applied == 7
+    assert [o.status for o in report.outputs] == ["identical"], [o.max_abs for o in report.outputs]
+    assert report.verdict == "mismatch"  # still random between two calls, and verify says so
+    assert report.explanations[0].cause == "stochastic_inference"
+    assert "seed" not in [x.cause for x in report.explanations]
+
+
+# --------------------------------------------------------------------------- library and command line agree
+
+
+def test_preflight_in_the_library_is_the_command_lines(mlp, tmp_path, monkeypatch):
+    model = tmp_path / mlp["keras"].name
+    shutil.copy2(mlp["keras"], model)
+    envprint.save(model)
+    # This host now runs with a dtype policy variable the saved host did not have: a note, not a gate.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    library = envprint.preflight(model)
+    r = CliRunner().invoke(app, ["verify", str(model), "--preflight", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == json.loads(canonical_json(library))
+    assert [(x.cause, x.score) for x in library.expectations] == [("environment", 0.2)]
+    assert not library.expects_change

@@ -26,7 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 import envprint
-from envprint import signing, store
+from envprint import sidecar, signing, store
 from envprint.cli import app
 from envprint.errors import ExitCode, FingerprintError, UsageError
 from envprint.store import read_fingerprint
@@ -117,22 +117,22 @@ def test_a_signed_save_writes_an_hmac_of_the_exact_fingerprint_bytes(signed):
 def test_verify_with_the_key_checks_the_signature(signed):
     report = envprint.verify(signed, signing_key=KEY, require_signature=True)
     assert report.verdict == "identical" and report.record_signature == "verified"
-    assert f"record signature verified (hmac-sha256, key {KEY_ID})" in report.notes
+    assert report.signing_key_id == KEY_ID
+    assert f"  signature:   verified (hmac-sha256, key {KEY_ID})\n" in str(report)
 
 
 def test_verify_without_a_key_notes_that_the_record_is_signed(signed):
     report = envprint.verify(signed)
     assert report.verdict == "identical" and report.record_signature == "unchecked"
-    assert report.notes == ["record is signed; pass ENVPRINT_SIGNING_KEY to check it"]
     r = invoke("verify", signed)
-    assert r.exit_code == 0 and "note: record is signed; pass ENVPRINT_SIGNING_KEY to check it" in r.output
+    assert r.exit_code == 0 and "  signature:   signed, not checked: pass ENVPRINT_SIGNING_KEY to check it\n" in r.output
 
 
 def test_an_unsigned_record_reports_unsigned_and_says_nothing_without_a_key(unsigned):
     report = envprint.verify(unsigned)
-    assert report.record_signature == "unsigned" and report.notes == []
+    assert report.record_signature == "unsigned" and "signature:" not in str(report)
     report = envprint.verify(unsigned, signing_key=KEY)
-    assert report.notes == ["record is not signed; a signature is not required, so the key was not used"]
+    assert "  signature:   not signed; a signature is not required, so the key was not used\n" in str(report)
 
 
 def test_the_wrong_key_is_named_by_id_without_revealing_either_key(signed):
@@ -334,7 +334,7 @@ def test_an_invalid_field_with_a_hostile_name_stays_one_line(unsigned):
     message = _verify_error(unsigned)
     assert "\n" not in message
     assert message.startswith(
-        f"{sidecar_of(unsigned) / 'fingerprint.json'}: invalid fingerprint: field 'cpu.evil\\nkeyxxx"
+        f"{sidecar_of(unsigned) / 'fingerprint.json'}: invalid fingerprint: field 'cpu.evil keyxxx"
     )
     assert message.endswith("...': Extra inputs are not permitted")
 
@@ -382,7 +382,7 @@ def test_a_save_interrupted_while_publishing_leaves_the_old_record(unsigned, mon
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "publish_directory", interrupted)
+    monkeypatch.setattr(sidecar, "publish_directory", interrupted)
     with pytest.raises(KeyboardInterrupt):
         envprint.save(unsigned, force=True, num_probes=3)
     assert tree_state(unsigned.parent) == before  # no staging directory left either
@@ -391,12 +391,12 @@ def test_a_save_interrupted_while_publishing_leaves_the_old_record(unsigned, mon
 def test_a_failed_rename_puts_the_old_record_back(unsigned, monkeypatch):
     """Where the two directories cannot be swapped in one step, the old one is moved aside and restored."""
     before = tree_state(sidecar_of(unsigned))
-    monkeypatch.setattr(store, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(sidecar, "_exchange", lambda a, b: False)
 
     def rename(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
-    monkeypatch.setattr(store.os, "rename", rename)
+    monkeypatch.setattr(sidecar.os, "rename", rename)
     with pytest.raises(FingerprintError) as err:
         envprint.save(unsigned, force=True, num_probes=3)
     assert str(err.value) == (
@@ -408,7 +408,7 @@ def test_a_failed_rename_puts_the_old_record_back(unsigned, monkeypatch):
 
 
 def _fake_staging(parent: Path, target: Path, content: str) -> Path:
-    staging = store.make_staging_dir(target)
+    staging = sidecar.make_staging_dir(target)
     (staging / "fingerprint.json").write_text(content)
     return staging
 
@@ -416,25 +416,25 @@ def _fake_staging(parent: Path, target: Path, content: str) -> Path:
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "move-aside"])
 def test_publish_with_force_replaces_the_whole_record_and_leaves_nothing_beside_it(tmp_path, monkeypatch, exchange):
     if not exchange:
-        monkeypatch.setattr(store, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(sidecar, "_exchange", lambda a, b: False)
     target = tmp_path / "m.envprint"
-    store.publish_directory(_fake_staging(tmp_path, target, "old"), target, force=False)
-    store.publish_directory(_fake_staging(tmp_path, target, "new"), target, force=True)
+    sidecar.publish_directory(_fake_staging(tmp_path, target, "old"), target, force=False)
+    sidecar.publish_directory(_fake_staging(tmp_path, target, "new"), target, force=True)
     assert (target / "fingerprint.json").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["m.envprint"]
 
 
 def test_publish_without_force_names_the_other_save(tmp_path):
     target = tmp_path / "m.envprint"
-    store.publish_directory(_fake_staging(tmp_path, target, "first"), target, force=False)
+    sidecar.publish_directory(_fake_staging(tmp_path, target, "first"), target, force=False)
     staging = _fake_staging(tmp_path, target, "second")
     with pytest.raises(FingerprintError) as err:
-        store.publish_directory(staging, target, force=False, existed=False)
+        sidecar.publish_directory(staging, target, force=False, existed=False)
     assert str(err.value) == (
         f"{target}: another envprint save wrote this fingerprint at the same time; rerun with --force to replace it"
     )
     with pytest.raises(FingerprintError, match="a fingerprint already exists; pass --force to replace it"):
-        store.publish_directory(staging, target, force=False)
+        sidecar.publish_directory(staging, target, force=False)
     assert (target / "fingerprint.json").read_text() == "first"
 
 
@@ -449,19 +449,19 @@ def test_leftovers_of_killed_saves_are_cleaned_by_the_next_publish_but_young_one
     unrelated = tmp_path / ".other.envprint.abc.tmp"
     unrelated.mkdir()
     os.utime(unrelated, (old_time, old_time))
-    store.publish_directory(_fake_staging(tmp_path, target, "new"), target, force=False)
+    sidecar.publish_directory(_fake_staging(tmp_path, target, "new"), target, force=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.envprint", young.name, unrelated.name])
 
 
 def test_without_flock_a_lock_file_serializes_publishers_and_is_removed(tmp_path, monkeypatch):
     # Windows has no fcntl: publishers take turns through an O_EXCL lock file instead.
-    monkeypatch.setattr(store, "_flock_directory", lambda directory, target, timeout: None)
+    monkeypatch.setattr(sidecar, "_flock_directory", lambda directory, target, timeout: None)
     target = tmp_path / "m.envprint"
-    store.publish_directory(_fake_staging(tmp_path, target, "one"), target, force=False)
+    sidecar.publish_directory(_fake_staging(tmp_path, target, "one"), target, force=False)
     assert [p.name for p in tmp_path.iterdir()] == ["m.envprint"]
     lock = tmp_path / ".m.envprint.lock"
     lock.write_text("12345\n")  # a save publishing right now
-    with pytest.raises(FingerprintError) as err, store.publish_lock(target, timeout=0.1):
+    with pytest.raises(FingerprintError) as err, sidecar.publish_lock(target, timeout=0.1):
         pass
     assert str(err.value) == (
         f"{lock}: another envprint save is publishing a record here, or a killed one left this lock file; "
@@ -469,7 +469,7 @@ def test_without_flock_a_lock_file_serializes_publishers_and_is_removed(tmp_path
     )
     hour_ago = time.time() - 3600
     os.utime(lock, (hour_ago, hour_ago))  # its save was killed long ago: the lock is broken
-    store.publish_directory(_fake_staging(tmp_path, target, "two"), target, force=True)
+    sidecar.publish_directory(_fake_staging(tmp_path, target, "two"), target, force=True)
     assert (target / "fingerprint.json").read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["m.envprint"]
 
@@ -483,23 +483,23 @@ def test_a_publisher_waits_for_the_lock_and_says_so_when_it_never_comes(tmp_path
         assert holder.stdout.readline() == "locked\n"
         if holder.poll() is not None or not hasattr(os, "O_DIRECTORY"):
             pytest.skip("no flock on this platform")
-        with pytest.raises(FingerprintError) as err, store.publish_lock(target, timeout=0.2):
+        with pytest.raises(FingerprintError) as err, sidecar.publish_lock(target, timeout=0.2):
             pass
         assert str(err.value) == (
             f"{target}: another envprint save held the lock on {tmp_path} for 0.2 s; wait for it to finish, then rerun"
         )
     finally:
         holder.communicate("", timeout=30)
-    with store.publish_lock(target, timeout=5):  # released when its holder ends
+    with sidecar.publish_lock(target, timeout=5):  # released when its holder ends
         pass
 
 
 HOLD_LOCK = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from envprint import store
+    from envprint import sidecar
 
-    with store.publish_lock(Path(sys.argv[1])):
+    with sidecar.publish_lock(Path(sys.argv[1])):
         print("locked", flush=True)
         sys.stdin.read()
 """)
@@ -514,13 +514,13 @@ def test_a_fingerprint_that_never_ends_is_cut_off(tmp_path):
 
 
 def test_verify_points_at_the_old_record_a_killed_replace_moved_aside(unsigned):
-    sidecar = sidecar_of(unsigned)
-    backup = sidecar.with_name(".model.keras.envprint.old-4242")
-    sidecar.rename(backup)
+    folder = sidecar_of(unsigned)
+    backup = folder.with_name(".model.keras.envprint.old-4242")
+    folder.rename(backup)
     with pytest.raises(FingerprintError) as err:
-        store.locate_fingerprint(unsigned, None)
+        sidecar.locate_fingerprint(unsigned, None)
     assert str(err.value) == (
-        f"{sidecar / 'fingerprint.json'}: missing; an interrupted 'envprint save --force' left the previous record "
+        f"{folder / 'fingerprint.json'}: missing; an interrupted 'envprint save --force' left the previous record "
         f"in {backup}: rename it to model.keras.envprint, or save again"
     )
 
@@ -547,13 +547,13 @@ DRIVER = (
     "import json, os, sys, time\nfrom pathlib import Path\n"
     + inspect.getsource(gate_publish)
     + textwrap.dedent("""
-    from envprint import store
+    from envprint import sidecar
     from envprint.cli import main
 
-    gates, saves, publish, codes = Path(sys.argv[1]), json.loads(sys.argv[2]), store.publish_directory, []
+    gates, saves, publish, codes = Path(sys.argv[1]), json.loads(sys.argv[2]), sidecar.publish_directory, []
     for i, args in enumerate(saves):
         (gates / str(i)).mkdir(parents=True, exist_ok=True)
-        store.publish_directory = gate_publish(publish, gates / str(i))
+        sidecar.publish_directory = gate_publish(publish, gates / str(i))
         sys.argv = ["envprint", "save", *args]
         try:
             main()
@@ -588,7 +588,7 @@ def racing_saves(mlp, tmp_path_factory) -> dict:
         with pytest.MonkeyPatch.context() as mp:
             for i, args in enumerate(saves("3")):
                 (gates / str(i)).mkdir(parents=True, exist_ok=True)
-                mp.setattr(store, "publish_directory", gate_publish(store.publish_directory, gates / str(i)))
+                mp.setattr(sidecar, "publish_directory", gate_publish(sidecar.publish_directory, gates / str(i)))
                 r = invoke("save", *args)
                 here = (here[0] + [r.exit_code], here[1] + r.stderr)
                 mp.undo()
@@ -640,14 +640,14 @@ def test_two_saves_without_force_at_once_one_wins_the_other_says_why(racing_save
 KILLED = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from envprint import store
+    from envprint import sidecar
 
     target, ready = Path(sys.argv[1]), Path(sys.argv[2])
-    staging = store.make_staging_dir(target)
+    staging = sidecar.make_staging_dir(target)
     (staging / "fingerprint.json").write_text("new")
     ready.touch()
     time.sleep(600)
-    store.publish_directory(staging, target, force=True)
+    sidecar.publish_directory(staging, target, force=True)
 """)
 
 
@@ -675,21 +675,21 @@ def test_a_save_killed_mid_way_leaves_the_old_record_and_the_next_save_cleans_up
 HAMMER = textwrap.dedent("""
     import hashlib, json, os, sys
     from pathlib import Path
-    from envprint import store
+    from envprint import sidecar
 
     target, rounds = Path(sys.argv[1]), int(sys.argv[2])
     for i in range(rounds):
-        staging = store.make_staging_dir(target)
+        staging = sidecar.make_staging_dir(target)
         payload = os.urandom(4096)
         (staging / "payload.bin").write_bytes(payload)
         (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(payload).hexdigest()}))
-        store.publish_directory(staging, target, force=True)
+        sidecar.publish_directory(staging, target, force=True)
 """)
 
 READER = textwrap.dedent("""
     import hashlib, json, sys, time
     from pathlib import Path
-    from envprint import store
+    from envprint import sidecar, store
 
     target, stop = Path(sys.argv[1]), Path(sys.argv[2])
     counts = {"reads": 0, "mixed": 0, "absent": 0}
@@ -701,7 +701,7 @@ READER = textwrap.dedent("""
 
     while not stop.exists():
         try:  # four writers swap the record every few ms here: let a read start over more than verify's 3 times
-            fp, payload = store.read_consistent(target, read, attempts=50)
+            fp, payload = sidecar.read_consistent(target, read, attempts=50)
         except store.FingerprintError:
             fp = payload = None
         if fp is None:
@@ -716,10 +716,10 @@ READER = textwrap.dedent("""
 @pytest.mark.subprocess
 def test_publishers_hammering_one_record_never_let_a_reader_see_a_mix(tmp_path):
     target = tmp_path / "m.envprint"
-    staging = store.make_staging_dir(target)
+    staging = sidecar.make_staging_dir(target)
     (staging / "payload.bin").write_bytes(b"")
     (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(b"").hexdigest()}))
-    store.publish_directory(staging, target, force=False)
+    sidecar.publish_directory(staging, target, force=False)
     stop = tmp_path / "stop"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(target), str(stop)], stdout=subprocess.PIPE, text=True)
     writers = [

@@ -10,7 +10,7 @@ process) never needs TensorFlow: investigate() only spawns children.
 from __future__ import annotations
 
 import importlib.util
-import os
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,8 @@ from envprint.explain import explain
 from envprint.investigate import _judge, _Numbers, investigate
 from envprint.models import Fingerprint, IdentityCheck, InvestigationResult, Report
 from envprint.restore import Decided, Restore, plan
-from envprint.store import read_fingerprint
+from envprint.store import locate_fingerprint, read_fingerprint
+from envprint.verifier import read_checked
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 A100 = FIXTURES / "recorded_gpu_host_a100.json"
@@ -38,7 +39,18 @@ model = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, weig
 model.save({path!r})
 envprint.save({path!r})
 """
-VERIFY = "import sys, envprint; sys.stdout.write(envprint.verify({path!r}).model_dump_json())"
+# The library's verify with investigate=True, in a process started as the deployment host.
+VERIFY = """
+import json, os, sys, envprint, tensorflow  # importing TensorFlow sets TPU_ML_PLATFORM*: before the snapshot
+messages, before = [], dict(os.environ)
+report = envprint.verify({path!r}, investigate=True, investigate_timeout=300, progress=messages.append)
+same = dict(os.environ) == before
+sys.stdout.write(json.dumps({{"report": report.model_dump(mode="json"), "messages": messages, "env_same": same}}))
+"""
+# The command line's verify --investigate, in a process started the same way.
+CLI = (
+    "from envprint.cli import app; app(['verify', {path!r}, '--investigate', '--investigate-timeout', '300', '--json'])"
+)
 
 
 @dataclass
@@ -48,9 +60,7 @@ class Drift:
     report: Report
     results: list[InvestigationResult]
     messages: list[str]
-    env_before: dict[str, str]
-    env_after: dict[str, str]
-    seconds: float
+    env_same: bool
 
 
 @pytest.fixture(scope="module")
@@ -60,25 +70,21 @@ def drift(tmp_path_factory) -> Drift:
     model = tmp_path_factory.mktemp("investigate") / "mobilenet.keras"
     done = run_python(SAVE.format(path=str(model)), env={"TF_ENABLE_ONEDNN_OPTS": "1"}, drop=UNSET, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    done = run_python(VERIFY.format(path=str(model)), env=DEPLOY, drop=UNSET, timeout=300)
+    done = run_python(VERIFY.format(path=str(model)), env=DEPLOY, drop=UNSET, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = Report.model_validate_json(done.stdout)
+    out = json.loads(done.stdout)
+    report = Report.model_validate(out["report"])
     if all(o.status == "identical" for o in report.outputs):
         pytest.skip("on this CPU oneDNN on and off give the same bits: nothing to investigate")
-    messages: list[str] = []
-    with pytest.MonkeyPatch.context() as mp:
-        for name in UNSET:
-            mp.delenv(name, raising=False)
-        for name, value in DEPLOY.items():
-            mp.setenv(name, value)
-        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-        before = dict(os.environ)
-        start = time.monotonic()
-        results = investigate(model, None, report, progress=messages.append, timeout_s=300)
-        seconds = time.monotonic() - start
-        after = dict(os.environ)
     saved = read_fingerprint(model.with_name(model.name + ".envprint") / "fingerprint.json")
-    return Drift(model, saved, report, results, messages, before, after, seconds)
+    return Drift(model, saved, report, report.investigation, out["messages"], out["env_same"])
+
+
+def run_investigation(model: Path, report: Report, **options) -> list[InvestigationResult]:
+    """investigate() on the record as verify reads and checks it."""
+    fp_path = locate_fingerprint(model, None)
+    saved, _, probes, reference, _ = read_checked(fp_path)
+    return investigate(model, report, saved=saved, fp_path=fp_path, probes=probes, reference=reference, **options)
 
 
 def _by_cause(results: list[InvestigationResult]) -> dict[str, InvestigationResult]:
@@ -86,8 +92,8 @@ def _by_cause(results: list[InvestigationResult]) -> dict[str, InvestigationResu
 
 
 def _threads_setting(saved: Fingerprint) -> str:
-    t = saved.threads
-    return f"TF_NUM_INTEROP_THREADS={t.tf_inter_op_effective} TF_NUM_INTRAOP_THREADS={t.tf_intra_op_effective}"
+    # Only the intra-op count differs on the deployment host: the inter-op one is not restored.
+    return f"TF_NUM_INTRAOP_THREADS={saved.threads.tf_intra_op_effective}"
 
 
 # --------------------------------------------------------------------------- real children
@@ -139,7 +145,24 @@ def test_progress_names_each_child_and_its_setting(drift):
 
 @pytest.mark.subprocess
 def test_investigate_leaves_the_environment_as_it_found_it(drift):
-    assert drift.env_after == drift.env_before
+    assert drift.env_same
+
+
+@pytest.mark.subprocess
+def test_a_confirmed_cause_leads_the_ranking_and_a_ruled_out_one_drops_out(drift):
+    assert drift.report.explanations[0].cause == "onednn"
+    assert "threads" not in [x.cause for x in drift.report.explanations]
+
+
+@pytest.mark.subprocess
+def test_the_command_line_gives_the_library_s_investigation(drift):
+    done = run_python(CLI.format(path=str(drift.model)), env=DEPLOY, drop=UNSET, timeout=900)
+    assert done.returncode == (0 if drift.report.passed else 1), done.stderr[-3000:]
+    cli = Report.model_validate_json(done.stdout)
+    assert [(r.cause, r.status, r.setting, r.remedy) for r in cli.investigation] == [
+        (r.cause, r.status, r.setting, r.remedy) for r in drift.results
+    ]
+    assert [(x.cause, x.score) for x in cli.explanations] == [(x.cause, x.score) for x in drift.report.explanations]
 
 
 @pytest.mark.subprocess
@@ -156,7 +179,7 @@ def test_a_child_that_overruns_its_timeout_is_killed_and_untestable(drift, monke
     for name, value in DEPLOY.items():
         monkeypatch.setenv(name, value)
     start = time.monotonic()
-    results = investigate(drift.model, None, drift.report, timeout_s=0.5)
+    results = run_investigation(drift.model, drift.report, timeout_s=0.5)
     assert time.monotonic() - start < 5
     assert [(r.cause, r.status, r.detail) for r in results] == [
         ("control", "untestable", "timed out after 0.5 s; nothing else was run")
@@ -168,12 +191,12 @@ def test_a_child_that_overruns_its_timeout_is_killed_and_untestable(drift, monke
 
 def test_identical_outputs_leave_nothing_to_investigate(drift):
     same = [o.model_copy(update={"status": "identical", "n_differ": 0}) for o in drift.report.outputs]
-    assert investigate(drift.model, None, drift.report.model_copy(update={"outputs": same})) == []
+    assert run_investigation(drift.model, drift.report.model_copy(update={"outputs": same})) == []
 
 
 def test_changed_weights_are_not_investigated(drift):
     report = drift.report.model_copy(update={"identity": IdentityCheck(weights="changed")})
-    [only] = investigate(drift.model, None, report)
+    [only] = run_investigation(drift.model, report)
     assert (only.cause, only.status) == ("control", "untestable")
     assert (
         only.detail == "not investigated: the weights are not the saved model's: no setting can reproduce the reference"

@@ -457,6 +457,38 @@ def test_keras_file_from_a_newer_keras_major_is_refused_cleanly(mlp, keras, tmp_
     )
 
 
+def test_a_keras_file_from_a_newer_keras_minor_that_fails_names_both_versions(
+    mlp, keras, flavor, tmp_path: Path
+) -> None:
+    # What Keras 3.12 meets in a file from Keras 3.15: a config key it does not know (quantization_config).
+    if flavor != "keras3":
+        pytest.skip("the newer-minor rule is a Keras 3 one")
+    future = tmp_path / "future.keras"
+    major, minor = (int(p) for p in keras.__version__.split(".")[:2])
+    newer = f"{major}.{minor + 1}.0"
+    with zipfile.ZipFile(mlp["keras"]) as src, zipfile.ZipFile(future, "w") as dst:
+        for item in src.namelist():
+            data = json.loads(src.read(item)) if item.endswith(".json") else src.read(item)
+            if item == "metadata.json":
+                data["keras_version"] = newer
+            if item == "config.json":
+                for layer in data["config"]["layers"]:
+                    layer["config"]["option_from_the_future"] = None
+            dst.writestr(item, json.dumps(data).encode() if item.endswith(".json") else data)
+    with pytest.raises(ModelError) as err:
+        load_model(future)
+    text = str(err.value)
+    assert text.startswith(
+        f"{future}: saved by Keras {newer}, newer than this host's Keras {keras.__version__}, which cannot read it ("
+    )
+    assert text.endswith(
+        f"); upgrade Keras here to at least {newer} (pip install 'keras>={newer}'), "
+        "or export a SavedModel on the training host (model.export(...))"
+    )
+    assert "\n" not in text
+    assert err.value.exit_code == ExitCode.MODEL
+
+
 def test_h5_from_a_newer_keras_major_is_refused_cleanly(mlp, keras, tmp_path: Path) -> None:
     import h5py
 
@@ -488,7 +520,7 @@ def _reference_digest(weights: list[tuple[str, np.ndarray]], scheme: str) -> str
         leaf = hashlib.sha256(f"{name}\0{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
         leaf.update(a.tobytes())
         leaves.append((name, leaf.hexdigest()))
-    leaves.sort(key=(lambda nl: nl[1]) if scheme == "tflite-constants-v1" else (lambda nl: nl[0]))
+    leaves.sort(key=(lambda nl: nl[1]) if scheme in ("tflite-constants-v1", "tensors-v2") else (lambda nl: nl[0]))
     h = hashlib.sha256(f"envprint-weights-{scheme}\n".encode())
     for name, leaf in leaves:
         h.update(f"{name}\0{leaf}\n".encode())
@@ -523,24 +555,34 @@ def _odd_weights() -> list[tuple[str, np.ndarray]]:
         ("named-v1", False, "9fd9bb7570fdf59fb40e498bcc4a2df32902fcd45692ce8e0b959b29746dbf7c"),
         ("tflite-constants-v1", False, "96bf8341e97d2a5d87c422422aac8057799ebaf6f5b6becaec1a32d9a79c8a2c"),
         ("tflite-constants-v1", True, "7fc35913c875bd36461b08f7605e8ea8eaae060da8437b05af75fca46d4ce73f"),
+        # tensors-v2 hashes no names: the named and unnamed weights give the digest of the unnamed ones.
+        ("tensors-v2", True, "8789ddb742fe673d24956d33e583ca7a111c49aee7baff5fbca9de83415084ee"),
+        ("tensors-v2", False, "8789ddb742fe673d24956d33e583ca7a111c49aee7baff5fbca9de83415084ee"),
     ],
 )
 def test_weights_digest_is_unchanged_for_every_dtype_and_layout(scheme: str, unnamed: bool, expected: str) -> None:
     from envprint._tf.identity import _digest
 
-    # The expected digests were computed by the first release's implementation (_reference_digest).
+    # named-v1 and tflite-constants-v1 digests were computed by the first release's implementation
+    # (_reference_digest); tensors-v2 is the same computation without names. Records carry them all.
     weights = [("" if unnamed else n, a) for n, a in _odd_weights()]
-    assert _reference_digest(weights, scheme) == expected
+    assert _reference_digest([("", a) for _, a in weights] if scheme == "tensors-v2" else weights, scheme) == expected
     assert _digest(iter(weights), scheme) == (expected, 13, 85)
 
 
 @pytest.mark.parametrize("fmt", MLP_FORMATS)
-def test_weights_digest_matches_the_first_release_for_every_format(mlp, fmt: str) -> None:
+def test_weights_digest_matches_the_reference_for_every_format(mlp, fmt: str) -> None:
+    from envprint._tf.identity import legacy_weights_digests
+
     loaded = load_model(mlp[fmt])
     weights = [(name, np.array(value, copy=True)) for name, value in loaded._weights()]
     ident = model_identity(loaded)
-    assert ident["weights_digest"] == _reference_digest(weights, ident["weights_digest_scheme"])
-    assert ident["weights_digest_scheme"] == ("tflite-constants-v1" if fmt == "tflite" else "named-v1")
+    scheme = ident["weights_digest_scheme"]
+    assert scheme == ("tflite-constants-v1" if fmt == "tflite" else "tensors-v2")
+    unnamed = [("" if scheme == "tensors-v2" else n, a) for n, a in weights]
+    assert ident["weights_digest"] == _reference_digest(unnamed, scheme)
+    if fmt != "tflite":  # a 0.1.0 record of this file is still checked with 0.1.0's digest
+        assert _reference_digest(weights, "named-v1") in legacy_weights_digests(loaded, "named-v1")
     assert ident["weights_count"] == len(weights) == 4
     assert ident["parameter_count"] == 4 * 8 + 8 + 8 * 3 + 3
     assert "weights_digest" not in ident["unavailable"]
@@ -594,7 +636,7 @@ def test_tflite_weights_digest_same_when_converted_again_and_changes_with_one_we
 def test_identity_of_a_keras_model(embedding_dropout) -> None:
     ident = model_identity(load_model(embedding_dropout["keras"]))
     assert ident["format"] == "keras"
-    assert ident["weights_digest_scheme"] == "named-v1" and len(ident["weights_digest"]) == 64
+    assert ident["weights_digest_scheme"] == "tensors-v2" and len(ident["weights_digest"]) == 64
     assert ident["parameter_count"] == 50 * 4 + 4 * 1 + 1
     assert {"Embedding", "Dropout", "Dense", "GlobalAveragePooling1D"} <= set(ident["layer_classes"])
     assert ident["layer_classes"] == sorted(ident["layer_classes"])

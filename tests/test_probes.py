@@ -208,13 +208,28 @@ def test_truncated_npy_refused(tmp_path: Path) -> None:
 
 
 def test_missing_and_unexpected_names_are_listed(tmp_path: Path) -> None:
-    np.savez(tmp_path / "p.npz", feature=np.ones((2, 4), np.float32))
+    np.savez(tmp_path / "p.npz", feature=np.ones((2, 4), np.float32), tokens=np.zeros((2, 5), np.int32))
     with pytest.raises(FingerprintError) as err:
-        load_probes(tmp_path / "p.npz", [FEATURES])
+        load_probes(tmp_path / "p.npz", [FEATURES, TOKENS])
     assert str(err.value) == (
         f"{tmp_path / 'p.npz'}: missing 'features'; unexpected 'feature'; "
-        "its keys must be exactly the model's input names: features"
+        "its keys must be exactly the model's input names: features, tokens"
     )
+
+
+def test_a_single_input_takes_the_one_array_of_an_npz_whatever_its_key(tmp_path: Path) -> None:
+    x = np.ones((2, 4), np.float32)
+    np.savez(tmp_path / "p.npz", x)  # np.savez names it 'arr_0'
+    notes: list[str] = []
+    got = load_probes(tmp_path / "p.npz", [FEATURES], notes=notes)
+    np.testing.assert_array_equal(got["features"], x)
+    assert notes == [f"{tmp_path / 'p.npz'}: took the array 'arr_0' for the model's only input 'features'"]
+
+
+def test_a_single_input_with_two_arrays_still_needs_its_name(tmp_path: Path) -> None:
+    np.savez(tmp_path / "p.npz", a=np.ones((2, 4), np.float32), b=np.ones((2, 4), np.float32))
+    with pytest.raises(FingerprintError, match="missing 'features'; unexpected 'a', 'b'"):
+        load_probes(tmp_path / "p.npz", [FEATURES])
 
 
 def test_missing_probes_file(tmp_path: Path) -> None:
@@ -243,7 +258,54 @@ def test_float64_probes_are_rounded_to_a_float32_input(tmp_path: Path) -> None:
 
 def test_int64_ids_are_cast_to_an_int32_input_when_every_value_fits(tmp_path: Path) -> None:
     np.save(tmp_path / "p.npy", np.arange(10, dtype=np.int64).reshape(2, 5))
-    assert load_probes(tmp_path / "p.npy", [TOKENS])["tokens"].dtype == np.int32
+    casts: dict[str, str] = {}
+    assert load_probes(tmp_path / "p.npy", [TOKENS], casts=casts)["tokens"].dtype == np.int32
+    assert casts == {"tokens": "int64 -> int32"}
+
+
+def test_verify_casts_recorded_probes_by_the_same_rule(tmp_path: Path) -> None:
+    from envprint.probes import cast_to_inputs
+
+    int64_input = TensorSpecInfo("tokens", (None, 5), "int64")
+    casts: dict[str, str] = {}
+    got = cast_to_inputs({"tokens": np.arange(10, dtype=np.int32).reshape(2, 5)}, [int64_input], "probes.npz", casts)
+    assert got["tokens"].dtype == np.int64 and casts == {"tokens": "int32 -> int64"}
+    with pytest.raises(FingerprintError) as err:
+        cast_to_inputs({"tokens": np.full((2, 5), 2**40, np.int64)}, [TOKENS], "probes.npz")
+    assert str(err.value) == (
+        "probes.npz['tokens']: int64 values do not all fit int32 exactly; "
+        "save it as int32: np.savez(path, tokens=arr.astype('int32'))"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arrays", "expected"),
+    [
+        ({"x": np.full((2, 3), np.nan, np.float32)}, ["x"]),
+        ({"x": np.array([np.inf, -np.inf, np.nan])}, ["x"]),
+        ({"x": np.array([np.nan, 1.0]), "y": np.full(2, np.nan, np.float16)}, ["y"]),
+        ({"ids": np.zeros((2, 3), np.int32)}, []),  # integers are always finite
+        ({"x": np.zeros((0, 3), np.float32)}, []),  # nothing to judge
+    ],
+)
+def test_arrays_without_a_finite_value_cannot_verify_anything(arrays, expected) -> None:
+    from envprint.probes import uninformative
+
+    assert uninformative(arrays) == expected
+
+
+def test_an_index_outside_the_embedding_vocabulary_names_the_input_index_and_size() -> None:
+    from envprint.probes import check_int_ranges
+
+    ids = np.zeros((2, 5), np.int32)
+    ids[1, 3] = 57
+    with pytest.raises(FingerprintError) as err:
+        check_int_ranges({"tokens": ids}, {"tokens": (0, 50)}, "p.npz")
+    assert str(err.value) == (
+        "p.npz: input 'tokens' holds index 57 at [1, 3], outside the vocabulary of the Embedding that reads it "
+        "(input_dim 50: indices 0 to 49); 1 of 10 values are outside; fix the probes"
+    )
+    check_int_ranges({"tokens": ids % 50}, {"tokens": (0, 50)}, "p.npz")  # in range: nothing to say
 
 
 def test_int64_ids_that_overflow_int32_are_refused(tmp_path: Path) -> None:
@@ -327,3 +389,112 @@ def test_any_numeric_array_round_trips_bit_for_bit(arr: np.ndarray, tmp_path_fac
     got = load_arrays(path)["x"]
     assert got.dtype == arr.dtype and got.shape == arr.shape
     assert got.tobytes() == arr.tobytes()
+
+
+# ---------------------------------------------------------------------------------- save and verify
+
+
+def _save(*args: object):
+    from typer.testing import CliRunner
+
+    from envprint.cli import app
+
+    return CliRunner().invoke(app, ["save", *map(str, args)])
+
+
+def _copy(src: Path, folder: Path) -> Path:
+    import shutil
+
+    dest = folder / src.name
+    (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
+    return dest
+
+
+def test_save_refuses_probes_that_are_all_nan(mlp, tmp_path: Path) -> None:
+    model = _copy(mlp["keras"], tmp_path)
+    np.savez(tmp_path / "p.npz", features=np.full((3, 4), np.nan, np.float32))
+    r = _save(model, "--probes", tmp_path / "p.npz")
+    assert r.exit_code == ExitCode.FINGERPRINT, r.output
+    assert r.stderr == (
+        f"envprint: error: {tmp_path / 'p.npz'}: probe input 'features' holds only NaN or infinite values: any model on any "
+        "host gives the same answer to them, so verify could never fail; give real samples; "
+        "pass --allow-nonfinite (allow_nonfinite=True) to record them anyway\n"
+    )
+    assert not (tmp_path / "model.keras.envprint").exists()
+
+
+def test_allow_nonfinite_records_them_with_a_loud_warning(mlp, tmp_path: Path) -> None:
+    model = _copy(mlp["keras"], tmp_path)
+    np.savez(tmp_path / "p.npz", features=np.full((3, 4), np.inf, np.float32))
+    r = _save(model, "--probes", tmp_path / "p.npz", "--allow-nonfinite")
+    assert r.exit_code == 0, r.output
+    assert "envprint: WARNING: " in r.stderr
+    assert "probe input 'features' holds only NaN or infinite values" in r.stderr
+    assert "(recorded anyway: --allow-nonfinite)" in r.stderr
+
+
+def test_save_refuses_a_model_whose_outputs_are_all_nan(keras, tmp_path: Path) -> None:
+    inp = keras.Input((4,), name="features")
+    model = keras.Model(inp, keras.layers.Dense(2, name="logits")(inp))
+    model.set_weights([np.full((4, 2), np.nan, np.float32), np.zeros(2, np.float32)])
+    path = tmp_path / "nan.keras"
+    model.save(path)
+    r = _save(path)
+    assert r.exit_code == ExitCode.MODEL, r.output
+    assert r.stderr == (
+        f"envprint: error: {path}: output 'logits' is NaN or infinite for every probe, so verify could never tell this model "
+        "from another; check the model and the probes; pass --allow-nonfinite (allow_nonfinite=True) to record them "
+        "anyway\n"
+    )
+
+
+def test_a_one_array_npz_is_taken_for_a_single_input_and_save_says_which_key(mlp, tmp_path: Path) -> None:
+    model = _copy(mlp["keras"], tmp_path)
+    np.savez(tmp_path / "samples.npz", np.ones((3, 4), np.float32))
+    r = _save(model, "--probes", tmp_path / "samples.npz")
+    assert r.exit_code == 0, r.output
+    assert (
+        f"envprint: WARNING: {tmp_path / 'samples.npz'}: took the array 'arr_0' for the model's only input 'features'"
+        in r.stderr
+    )
+
+
+def test_int64_ids_are_cast_at_save_the_cast_is_recorded_and_verify_passes(embedding_dropout, tmp_path: Path) -> None:
+    import envprint
+    from envprint.store import read_fingerprint
+
+    model = _copy(embedding_dropout["keras"], tmp_path)
+    np.savez(tmp_path / "ids.npz", tokens=np.arange(20, dtype=np.int64).reshape(4, 5))
+    r = _save(model, "--probes", tmp_path / "ids.npz")
+    assert r.exit_code == 0, r.output
+    recipe = read_fingerprint(tmp_path / "model.keras.envprint" / "fingerprint.json").probes
+    assert (recipe.cast_rule, recipe.casts) == ("value-preserving-v1", {"tokens": "int64 -> int32"})
+    assert envprint.verify(model).verdict == "identical"
+
+
+def test_save_names_an_index_outside_the_embedding_vocabulary(embedding_dropout, tmp_path: Path) -> None:
+    model = _copy(embedding_dropout["keras"], tmp_path)
+    ids = np.zeros((2, 5), np.int32)
+    ids[1, 3] = 57
+    np.savez(tmp_path / "ids.npz", tokens=ids)
+    r = _save(model, "--probes", tmp_path / "ids.npz")
+    assert r.exit_code == ExitCode.FINGERPRINT, r.output
+    assert r.stderr == (
+        f"envprint: error: {tmp_path / 'ids.npz'}: input 'tokens' holds index 57 at [1, 3], outside the vocabulary of the "
+        "Embedding that reads it (input_dim 50: indices 0 to 49); 1 of 10 values are outside; fix the probes\n"
+    )
+
+
+def test_a_savedmodel_fed_an_index_outside_its_vocabulary_says_so_in_one_line(embedding_dropout) -> None:
+    from envprint._tf.loading import load_model
+    from envprint.errors import ModelError
+
+    loaded = load_model(embedding_dropout["savedmodel"])  # no layer graph: TensorFlow's Gather finds it
+    ids = np.zeros((2, 5), np.int32)
+    ids[1, 3] = 57
+    with pytest.raises(ModelError) as err:
+        loaded.predict({loaded.inputs[0].name: ids})
+    assert str(err.value) == (
+        f"{embedding_dropout['savedmodel']}: input {loaded.inputs[0].name!r} holds index 57 at [1, 3], outside the "
+        "vocabulary of the Embedding that reads it (input_dim 50: indices 0 to 49); fix the probes"
+    )

@@ -88,7 +88,7 @@ def test_verify_passes_bit_identical_for_every_format(saved_mlp, fmt):
     assert report["verdict"] == "identical"
     assert report["identity"]["weights"] == "same"
     assert [o["status"] for o in report["outputs"]] == ["identical"] * len(report["outputs"])
-    jsonschema.validate(report, json.loads((SCHEMAS / "report.v1.schema.json").read_text()))
+    jsonschema.validate(report, json.loads((SCHEMAS / "report.v2.schema.json").read_text()))
 
 
 def test_verify_never_writes_next_to_the_model(saved_mlp):
@@ -104,12 +104,14 @@ def test_verify_fails_when_one_weight_changes(mlp, mlp_one_weight_changed, tmp_p
     shutil.copy2(mlp_one_weight_changed["keras"], model)  # the deployment got another model
     r = invoke("verify", model)
     assert r.exit_code == ExitCode.DIFFERENT, r.output + r.stderr
-    assert "envprint verify: MISMATCH" in r.output
+    assert r.output.startswith(
+        "envprint verify: MISMATCH: the model's weights differ from the fingerprinted model's: "
+        "this is not the model that was saved\n"
+    )
     assert "weights:     CHANGED: this is not the model that was saved" in r.output
-    assert "files changed: ." in r.output
+    assert "files changed: model.keras\n" in r.output  # the file named, not "."
     report = envprint.verify(model)
-    assert report.identity.weights == "changed"
-    assert report.notes[0].startswith("the model's weights differ from the fingerprinted model's")
+    assert report.identity.weights == "changed" and not report.passed
     with pytest.raises(MismatchError) as info:
         report.raise_for_status()
     assert info.value.report is report
@@ -127,7 +129,7 @@ def test_a_file_rewritten_with_identical_weights_passes_with_a_note(mlp, tmp_pat
     report = envprint.verify(model)
     assert report.verdict == "identical"
     assert report.identity.weights == "same" and report.identity.files_changed == ["."]
-    assert "model files were rewritten but the weights are identical" in report.notes
+    assert "weights:     same as saved (the files were rewritten, the weights are identical)" in str(report)
 
 
 def test_in_process_verify_of_a_model_the_server_already_loaded(saved_mlp, keras):
@@ -169,7 +171,10 @@ def test_edited_probes_are_a_mismatch_naming_the_file(mlp, tmp_path):
     report = envprint.verify(model)
     assert report.verdict == "mismatch"
     assert report.identity.sidecar_files_changed == ["probes.npz"]
-    assert report.notes[0] == "probes.npz differs from the digest in fingerprint.json: the record was edited after save"
+    assert str(report).startswith(
+        "envprint verify: MISMATCH: probes.npz no longer matches the sha256 in fingerprint.json: "
+        "the record was edited after save\n"
+    )
 
 
 def test_supplied_probes_for_two_named_inputs(two_inputs, tmp_path):
@@ -199,7 +204,8 @@ def test_dropout_left_active_warns_at_save_and_strict_refuses(dropout_left_activ
     assert fp.model.stochastic_layers == ["drop (AlwaysDropout)"]
     report = envprint.verify(model)
     assert report.verdict == "mismatch"
-    assert any("outputs changed between two identical predictions on this host" in n for n in report.notes)
+    assert report.random_at_inference == ["out"]
+    assert "outputs changed between two identical predictions on this host (out)" in str(report)
 
 
 def test_verify_without_a_record_says_to_save_first(mlp, tmp_path):

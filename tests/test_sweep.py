@@ -110,10 +110,14 @@ def test_sweep_json_is_one_report_per_model_then_the_summary_and_junit_agrees(zo
     assert summary.by_cause == {"model_changed": 1}
     assert [i.model for i in summary.models][0] == str(zoo / "b" / "changed.keras")
     assert summary.exit_code == 1 and summary.jobs == 1
-    suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "0")
-    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
-    assert failed == [str(zoo / "b" / "changed.keras")]
+    root = ET.parse(junit).getroot()  # envprint.integrations.junit: one <testsuite> per model
+    assert (root.tag, root.get("name"), root.get("errors")) == ("testsuites", "envprint sweep", "0")
+    suites = {s.get("name"): int(s.get("failures")) for s in root.iter("testsuite")}
+    assert suites == {
+        f"envprint verify {zoo / 'a' / 'one.keras'}": 0,
+        f"envprint verify {zoo / 'a' / 'two.keras'}": 0,
+        f"envprint verify {zoo / 'b' / 'changed.keras'}": 1,
+    }
 
 
 def test_a_model_that_kills_its_worker_costs_only_itself_and_is_retried_once(zoo, tmp_path, monkeypatch):

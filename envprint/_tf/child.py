@@ -2,12 +2,13 @@
 
 Owns: ``_child_main``, the entry point that ``envprint.investigate`` runs through
 ``python -c`` (its ``_BOOT`` names this module), and ``_child_run``: apply the spec's runtime
-settings (thread pools, determinism, TF32, XLA, grappler, dtype policy, seed) before the model
-loads, predict the probes, and write the outputs (``.npz``) and the facts the process ended up
+settings (``envprint._tf.settings``: thread pools, determinism, TF32, XLA, grappler, dtype policy,
+seed) before the model loads, predict the probes, and write the outputs (``.npz``) and the facts the process ended up
 with (JSON) where the spec says. The environment variables were set by the parent.
 
 TensorFlow and Keras are imported inside functions only, through ``envprint._tf`` (ruff
-TID253). Must not import ``investigate`` or ``restore``: the spec arrives as plain JSON.
+TID253). Must not import ``investigate``, ``restore`` or ``capturer`` (nothing above ``_tf`` but
+``probes`` and ``errors``): the spec arrives as plain JSON.
 """
 
 from __future__ import annotations
@@ -32,33 +33,11 @@ def _child_main(spec_path: str) -> int:
 
 def _child_run(spec: dict[str, Any]) -> None:
     from .. import _tf
-    from ..capturer import seed_everything
     from ..probes import load_arrays, save_arrays
-    from . import loading, runtime
+    from . import loading, runtime, settings
 
     tf = _tf.import_tensorflow()
-    rt = spec["runtime"]
-    # Thread pools are created by the first op: set them first.
-    if "intra" in rt:
-        tf.config.threading.set_intra_op_parallelism_threads(rt["intra"])
-    if "inter" in rt:
-        tf.config.threading.set_inter_op_parallelism_threads(rt["inter"])
-    if rt.get("op_determinism"):
-        tf.config.experimental.enable_op_determinism()
-    if "tensor_float_32" in rt:
-        tf.config.experimental.enable_tensor_float_32_execution(bool(rt["tensor_float_32"]))
-    if "jit" in rt:
-        tf.config.optimizer.set_jit(rt["jit"] or False)
-    if "grappler" in rt:
-        tf.config.optimizer.set_experimental_options(rt["grappler"])
-    if "dtype_policy" in rt:
-        keras = _tf.import_keras()
-        if _tf.keras_flavor(tf) == "keras3":
-            keras.config.set_dtype_policy(rt["dtype_policy"])
-        else:
-            keras.mixed_precision.set_global_policy(rt["dtype_policy"])
-    if "seed" in rt:
-        seed_everything(rt["seed"])
+    settings.apply(tf, spec["runtime"])
     loaded = loading.load_model(
         spec["model"],
         fmt=spec["format"],

@@ -2,7 +2,8 @@
 
 Owns: ``model_identity`` (weights digest and counts, layer classes, stochastic layers, dtype
 policy, SavedModel fingerprint), the weights-digest schemes and their hashing (``_digest``, one
-weight at a time and in place), and ``integer_input_ranges`` (the vocabulary of each input an
+weight at a time and in place; ``keras_weights_digest`` for any Keras object;
+``legacy_weights_digests`` to check envprint 0.1.0's records), and ``integer_input_ranges`` (the vocabulary of each input an
 Embedding reads). TensorFlow and Keras are imported inside functions only, through
 ``envprint._tf`` (ruff TID253). Reads models through ``loading``; neither ``loading`` nor
 ``keras_checks`` may import this module, so the dependencies point one way.
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import import_tensorflow, keras_flavor
 from .common import _LABEL, _one_line
-from .loading import LoadedModel, _KerasModel
+from .loading import LoadedModel, _KerasModel, keras_weights
 
 # Layers whose output is random in training mode (or always, when a custom call forces it).
 STOCHASTIC_CLASSES = frozenset(
@@ -27,8 +28,17 @@ STOCHASTIC_CLASSES = frozenset(
      "GaussianNoise", "GaussianDropout", "RandAugment", "AugMix", "MixUp", "CutMix"}
 )
 
-WEIGHTS_SCHEME_NAMED = "named-v1"  # keras, h5, savedmodel: name, dtype, shape, bytes, sorted by name
+# The weights digest of .keras, .h5, SavedModel and in-memory Keras models: each weight's dtype,
+# shape and bytes, as a set (sorted by their own digests), without names. Names are not stable:
+# Keras 3 calls one kernel 'sequential/dense/kernel' in a Sequential built in code or read from
+# .h5 and 'dense/kernel' read from .keras; auto-generated layer names ('dense_3') depend on what
+# the process built before; Keras 2, Keras 3 and SavedModel order the weights differently. The
+# price: two equal-shaped weights swapped between layers keep the digest (the probes see it).
+WEIGHTS_SCHEME = "tensors-v2"
+# envprint 0.1.0's scheme, kept to check the records it wrote: name, dtype, shape, bytes, by name.
+WEIGHTS_SCHEME_NAMED = "named-v1"
 WEIGHTS_SCHEME_TFLITE = "tflite-constants-v1"  # dtype, shape, bytes of constant tensors, sorted by content
+_UNNAMED = (WEIGHTS_SCHEME, WEIGHTS_SCHEME_TFLITE)
 
 
 def _keras_layers(model: Any) -> list[Any]:
@@ -101,10 +111,10 @@ def _leaf_digest(name: str, arr: np.ndarray) -> str:
 
 
 def _digest_leaves(leaves: Iterable[tuple[str, str]], scheme: str) -> str:
-    """SHA-256 over (name, leaf digest) pairs: named weights in name order (a stable sort, so
-    equal names keep the model's order); TFLite constants, which have no stable names, in order
-    of their own digests."""
-    ordered = sorted(leaves, key=(lambda nl: nl[1]) if scheme == WEIGHTS_SCHEME_TFLITE else (lambda nl: nl[0]))
+    """SHA-256 over (name, leaf digest) pairs: named weights (``named-v1``) in name order (a stable
+    sort, so equal names keep the model's order); unnamed ones (``tensors-v2``, TFLite constants)
+    in order of their own digests, so that neither names nor order count."""
+    ordered = sorted(leaves, key=(lambda nl: nl[1]) if scheme in _UNNAMED else (lambda nl: nl[0]))
     h = hashlib.sha256(f"envprint-weights-{scheme}\n".encode())
     for name, leaf in ordered:
         h.update(f"{name}\0{leaf}\n".encode())
@@ -115,14 +125,58 @@ def _digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str
     """(digest, weight count, parameter count), hashing each weight as it is read.
 
     Only the leaf digests are kept, so peak memory is one weight (zero for a CPU variable
-    NumPy can view), not a copy of the whole model.
+    NumPy can view), not a copy of the whole model. ``tensors-v2`` ignores the names given.
     """
     leaves = []
     count = 0
     for name, arr in weights:
+        name = "" if scheme == WEIGHTS_SCHEME else name  # TFLite constants come unnamed already
         leaves.append((name, _leaf_digest(name, arr)))
         count += int(arr.size)
     return _digest_leaves(leaves, scheme), len(leaves), count
+
+
+def keras_weights_digest(model: Any) -> str:
+    """The weights digest (``tensors-v2``) of a Keras model object, however it was built: Sequential,
+    functional or subclassed, in code, from any file, trained in this process. Equal to the
+    ``weights_digest`` that ``model_identity`` records for a file holding the same weights."""
+    return _digest(keras_weights(model), WEIGHTS_SCHEME)[0]
+
+
+def _named_v1_variants(names: list[str], model_name: str | None) -> list[list[str]]:
+    """The weight names a 0.1.0 record may have hashed for these weights.
+
+    0.1.0 hashed Keras 3 weight paths, which carry the model's name or not depending on how the
+    model was built ('sequential/dense/kernel' in code and from .h5, 'dense/kernel' from .keras):
+    the names as read, without the model-name prefix, and with it.
+    """
+    variants = [names]
+    if model_name:
+        prefix = f"{model_name}/"
+        variants.append([n.removeprefix(prefix) for n in names])
+        variants.append([n if n.startswith(prefix) else prefix + n for n in names])
+    unique: list[list[str]] = []
+    for v in variants:
+        if v not in unique:
+            unique.append(v)
+    return unique
+
+
+def legacy_weights_digests(loaded: LoadedModel, scheme: str | None) -> list[str]:
+    """Digests of ``loaded``'s weights under an old scheme, to check a record that used it.
+
+    For ``named-v1`` (envprint 0.1.0), one digest per naming the record may have used (see
+    ``_named_v1_variants``): any of them equal to the record's means the same weights. Other
+    schemes have no legacy form: an empty list.
+    """
+    if scheme != WEIGHTS_SCHEME_NAMED:
+        return []
+    names = [name for name, _ in loaded._weights()]  # views, not copies: cheap
+    variants = _named_v1_variants(names, getattr(loaded.keras_model, "name", None))
+    return [
+        _digest(((name, arr) for name, (_, arr) in zip(variant, loaded._weights(), strict=True)), scheme)[0]
+        for variant in variants
+    ]
 
 
 _FINGERPRINT_FIELDS = ("saved_model_checksum", "graph_def_program_hash", "signature_def_hash",
@@ -149,12 +203,12 @@ def model_identity(loaded: LoadedModel) -> dict[str, Any]:
     """What the model is, independent of the file's bytes: weights digest, layers, signature.
 
     A field that cannot be read for this format is None, with the reason in ``unavailable``.
-    ``weights_digest`` is equal across .keras, .h5 and SavedModel copies of the same weights
-    (scheme ``named-v1``); TFLite constants are transposed and fused by the converter, so a
+    ``weights_digest`` is equal across .keras, .h5, SavedModel and in-memory copies of the same
+    weights however the model was built (scheme ``tensors-v2``); TFLite constants are transposed and fused by the converter, so a
     .tflite digest (scheme ``tflite-constants-v1``) compares only with other .tflite files.
     """
     unavailable: dict[str, str] = {}
-    scheme = WEIGHTS_SCHEME_TFLITE if loaded.format == "tflite" else WEIGHTS_SCHEME_NAMED
+    scheme = WEIGHTS_SCHEME_TFLITE if loaded.format == "tflite" else WEIGHTS_SCHEME
     digest: str | None = None
     weights_count: int | None = None
     parameter_count: int | None = None

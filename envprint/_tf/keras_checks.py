@@ -164,6 +164,24 @@ def _custom_object_error(path: Path, name: str) -> ModelError:
     )
 
 
+def _newer_keras_error(path: Path, exc: BaseException, text: str, saved: str | None, running: str) -> ModelError | None:
+    """A file written by a newer Keras of the same major that this Keras failed to read: say so.
+
+    Keras 3 adds config keys in minor releases (3.15's ``quantization_config``), which an older
+    Keras 3 refuses with a TypeError about an unexpected keyword; the file itself is fine.
+    """
+    from ..compat import keras_can_load
+
+    verdict, _ = keras_can_load("keras", saved, running)
+    if verdict != "may_fail":
+        return None
+    return ModelError(
+        f"{path}: saved by Keras {saved}, newer than this host's Keras {running}, which cannot read it "
+        f"({type(exc).__name__}: {_one_line(text, 120)}); upgrade Keras here to at least {saved} "
+        f"(pip install 'keras>={saved}'), or export a SavedModel on the training host (model.export(...))"
+    )
+
+
 def _keras_load_error(path: Path, fmt: Format, exc: BaseException, known: set[str], saved: str | None,
                       running: str) -> ModelError:
     text = _one_line(exc, limit=100_000)
@@ -179,6 +197,9 @@ def _keras_load_error(path: Path, fmt: Format, exc: BaseException, known: set[st
         missing = None
     if missing:
         return _custom_object_error(path, missing)
+    newer = _newer_keras_error(path, exc, text, saved, running)
+    if newer is not None:
+        return newer
     if _major(saved) is not None and _major(saved) != _major(running):
         return ModelError(
             f"{path}: saved by Keras {saved}, which this host's Keras {running} cannot read "

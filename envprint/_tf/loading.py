@@ -1,7 +1,7 @@
 """Load a saved model in any of its formats and run it on probes.
 
 Owns: ``detect_format``, ``load_model`` -> ``LoadedModel`` (``.keras``, ``.h5``, SavedModel,
-``.tflite``), ``wrap_model`` and ``parse_custom_objects``.
+``.tflite``), ``wrap_model``, ``keras_weights`` and ``parse_custom_objects``.
 TensorFlow and Keras are imported inside functions only, through ``envprint._tf`` (ruff TID253):
 importing this module costs nothing. Everything it returns is plain Python and NumPy.
 
@@ -157,11 +157,11 @@ class LoadedModel:
         x, n = self._check_inputs(inputs)
         if batch_size is not None and batch_size < 1:
             raise ModelError(f"batch size must be at least 1, got {batch_size}; pass --batch-size N")
-        return self._guard(lambda: self._predict(x, min(batch_size or n, n)))
+        return self._guard(lambda: self._predict(x, min(batch_size or n, n)), x)
 
     def call(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         x, n = self._check_inputs(inputs)
-        return self._guard(lambda: self._call(x, n))
+        return self._guard(lambda: self._call(x, n), x)
 
     # -- subclasses implement these
     def _predict(self, x: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
@@ -178,12 +178,15 @@ class LoadedModel:
         raise NotImplementedError
 
     # -- shared
-    def _guard(self, run: Any) -> dict[str, np.ndarray]:
+    def _guard(self, run: Any, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             out = run()
         except EnvprintError:
             raise
         except Exception as exc:
+            oov = _out_of_vocabulary(self.path, exc, x)
+            if oov is not None:
+                raise oov from exc
             raise ModelError(
                 f"{self.path}: prediction failed ({type(exc).__name__}: {_one_line(exc)}); "
                 "check that the probes fit the model's inputs"
@@ -224,6 +227,34 @@ class LoadedModel:
         if len(sizes) > 1:
             raise ModelError(f"{self.path}: probe inputs disagree on the batch size {sorted(sizes)}; give every input the same number")
         return x, sizes.pop() if sizes else 1
+
+
+# TensorFlow's Gather on CPU: "indices[1,3] = 57 is not in [0, 50)", deep inside a graph traceback.
+_OOV = re.compile(r"indices\[([\d,]+)\] = (-?\d+) is not in \[0, (\d+)\)")
+
+
+def _out_of_vocabulary(path: Path, exc: BaseException, x: Mapping[str, np.ndarray]) -> ModelError | None:
+    """An Embedding index outside its vocabulary, in one line naming the input, the index and the vocabulary.
+
+    The index is found in the integer inputs at the position TensorFlow reports (the position in
+    the batch that failed, so the first batch's when probes run in several); when no single input
+    holds it there, the message names none.
+    """
+    m = _OOV.search(str(exc))
+    if m is None:
+        return None
+    where, value, size = tuple(int(i) for i in m.group(1).split(",")), int(m.group(2)), int(m.group(3))
+    holders = [
+        name
+        for name, arr in x.items()
+        if arr.dtype.kind in "iu" and arr.ndim == len(where) and all(i < d for i, d in zip(where, arr.shape, strict=True))
+        and int(arr[where]) == value
+    ]
+    what = f"input {holders[0]!r} holds" if len(holders) == 1 else "an input holds"
+    return ModelError(
+        f"{path}: {what} index {value} at {list(where)}, outside the vocabulary of the Embedding that reads it "
+        f"(input_dim {size}: indices 0 to {size - 1}); fix the probes"
+    )
 
 
 def _batches(x: dict[str, np.ndarray], n: int, size: int) -> Iterable[dict[str, np.ndarray]]:
@@ -344,10 +375,19 @@ class _KerasModel(LoadedModel):
         return self._named(self.keras_model(self._feed(x), training=False))
 
     def _weights(self) -> Iterator[tuple[str, np.ndarray]]:
-        tf = import_tensorflow()
-        for w in self.keras_model.weights:
-            path = getattr(w, "path", None)  # Keras 3: 'dense/kernel'; its .name is only 'kernel'
-            yield _strip_var_suffix(path if isinstance(path, str) else w.name), _read_numpy(w, tf)
+        return keras_weights(self.keras_model)
+
+
+def keras_weights(model: Any) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, value) of each weight of a Keras model (any Keras, built in any way), read in place.
+
+    The names are Keras 3 paths ('dense/kernel') or Keras 2 names without ':0'; only envprint
+    0.1.0's ``named-v1`` digest uses them. Works for subclassed models too, which have no inputs.
+    """
+    tf = import_tensorflow()
+    for w in model.weights:
+        path = getattr(w, "path", None)  # Keras 3: 'dense/kernel'; its .name is only 'kernel'
+        yield _strip_var_suffix(path if isinstance(path, str) else w.name), _read_numpy(w, tf)
 
 
 def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, safe_mode: bool) -> _KerasModel:

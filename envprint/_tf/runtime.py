@@ -15,12 +15,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .. import collect
 from ..collect import why
 from ..models import BuildInfo, Device, OneDnnInfo, TensorflowInfo
 from . import keras_flavor, tf_version_tuple
-
-_TRUTHY = {"1", "true", "yes", "on"}
-_FALSY = {"0", "false", "no", "off"}
 
 
 def _read(unavailable: dict[str, str], field: str, getter: Callable[[], Any]) -> Any:
@@ -44,27 +42,21 @@ def build_info(tf: ModuleType) -> BuildInfo:
     )
 
 
-def onednn_default(tf_version: tuple[int, int], system: str, machine: str) -> bool:
-    """TensorFlow's default for TF_ENABLE_ONEDNN_OPTS when unset.
+def onednn_info(tf: ModuleType, cpu_flags: Callable[[], list[str] | None] | None = None) -> OneDnnInfo:
+    """oneDNN as this process runs it: ``enabled`` (the runtime's answer), ``env``, ``default``.
 
-    On by default on Linux x86-64 since 2.9 and on Windows x86-64 since 2.16 (TensorFlow's
-    release notes); on Linux aarch64 builds with oneDNN+ACL since 2.12 (for CPUs with
-    Neoverse-class features); off elsewhere (macOS never ships oneDNN).
+    TensorFlow decides once, at its first oneDNN question: TF_ENABLE_ONEDNN_OPTS when it is
+    '0'/'1'/'false'/'true', else its default, which on Linux x86-64 depends on the CPU's
+    instructions (``envprint.compat.onednn_default``). With the variable unset (or not a boolean)
+    the runtime's answer *is* the default; with it set, the default cannot be observed and is
+    inferred from TensorFlow's rule and ``cpu_flags`` (this host's, read only then), and
+    ``unavailable['default']`` says so.
     """
-    x86 = machine.lower() in ("x86_64", "amd64")
-    if system == "Linux" and x86:
-        return tf_version >= (2, 9)
-    if system == "Windows" and x86:
-        return tf_version >= (2, 16)
-    if system == "Linux" and machine.lower() in ("aarch64", "arm64"):
-        return tf_version >= (2, 12)
-    return False
+    from ..compat import onednn_default, onednn_env_value
 
-
-def onednn_info(tf: ModuleType) -> OneDnnInfo:
     unavailable: dict[str, str] = {}
     env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    default = onednn_default(tf_version_tuple(tf), platform.system(), platform.machine())
+    explicit = onednn_env_value(env)
 
     def enabled() -> bool:
         # The C++ runtime's own answer (it reads the variable and applies the platform default).
@@ -73,11 +65,15 @@ def onednn_info(tf: ModuleType) -> OneDnnInfo:
         return bool(_pywrap_util_port.IsMklEnabled())
 
     value = _read(unavailable, "enabled", enabled)
+    if value is not None and explicit is None:
+        return OneDnnInfo(enabled=value, env=env, default=value, unavailable=unavailable)
+    read_flags = cpu_flags or (lambda: collect.cpu_info().flags)
+    default, rule = onednn_default(tf_version_tuple(tf), platform.system(), platform.machine(), read_flags())
+    unavailable["default"] = f"not observable with TF_ENABLE_ONEDNN_OPTS={env}; inferred from TensorFlow's rule: {rule}"
     if value is None:
-        # Fall back to the documented rule: an explicit variable wins over the default.
-        text = (env or "").strip().lower()
-        value = True if text in _TRUTHY else False if text in _FALSY else default
-        unavailable["enabled"] += "; derived from TF_ENABLE_ONEDNN_OPTS and the platform default"
+        # TensorFlow's rule: a boolean variable wins over the default.
+        value = explicit if explicit is not None else default
+        unavailable["enabled"] += "; derived from TF_ENABLE_ONEDNN_OPTS and TensorFlow's default rule"
     return OneDnnInfo(enabled=value, env=env, default=default, unavailable=unavailable)
 
 

@@ -1,0 +1,271 @@
+"""MLflow: log a saved model's envprint record to a run, and verify a model straight from MLflow.
+
+Owns: ``log_record`` (the model and its record as run artifacts, the record's key facts as run
+tags), and ``local_copy`` / ``verify``: a ``runs:/<run_id>/<path>`` or ``models:/<name>/<version>``
+(or ``models:/<name>@<alias>``) URI downloaded, with its record, to a temporary directory that is
+removed afterwards. The public path is ``envprint.mlflow``.
+
+mlflow is an optional extra (``envprint[mlflow]``; mlflow-skinny is enough), imported only inside
+these functions. Imports envprint's lower layers only (store, models, errors), never the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DependencyError, FingerprintError, ModelError, UsageError
+
+SCHEMES = ("runs:/", "models:/")
+RECORD_ARTIFACT_PATH = "envprint"
+MODEL_ARTIFACT_PATH = "model"
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
+
+
+def _mlflow() -> Any:
+    try:
+        import mlflow
+        from mlflow.artifacts import download_artifacts  # noqa: F401
+        from mlflow.tracking import MlflowClient  # noqa: F401
+    except ImportError:
+        raise DependencyError(
+            "MLflow support needs mlflow, which is not installed; install it: pip install 'envprint[mlflow]'"
+        ) from None
+    return mlflow
+
+
+def is_mlflow_uri(model: Any) -> bool:
+    """Whether ``model`` names a model in MLflow (``runs:/...`` or ``models:/...``) rather than a local path."""
+    return isinstance(model, (str, Path)) and str(model).startswith(SCHEMES)
+
+
+def _one_line(exc: BaseException) -> str:
+    from ..errors import one_line
+
+    return one_line(f"{type(exc).__name__}: {exc}", 300)
+
+
+@dataclass(frozen=True)
+class LoggedRecord:
+    """What ``log_record`` logged: verify ``model_uri`` (or register it) to check the model elsewhere."""
+
+    run_id: str
+    model_uri: str | None
+    record_uri: str
+    tags: dict[str, str]
+    model_version: str | None = None
+
+
+def record_tags(fp: Any, signed: bool) -> dict[str, str]:
+    """The record's key facts as MLflow run tags (``envprint.*``): facts of the saved host, no verdicts."""
+    model, tf = fp.model, fp.tensorflow
+    facts: dict[str, Any] = {
+        "envprint_version": fp.envprint_version,
+        "fingerprint_schema_version": fp.schema_version,
+        "model_format": model.format if model else None,
+        "model_name": model.name if model else None,
+        "weights_digest": model.weights_digest if model else None,
+        "weights_digest_scheme": model.weights_digest_scheme if model else None,
+        "num_probes": fp.probes.num_probes if fp.probes else None,
+        "deterministic": fp.self_check.deterministic if fp.self_check else None,
+        "tensorflow_version": tf.version if tf else None,
+        "tensorflow_distribution": fp.packages.tensorflow_distribution,
+        "keras_version": tf.keras_version if tf else None,
+        "keras_flavor": tf.keras_flavor if tf else None,
+        "onednn_enabled": tf.onednn.enabled if tf else None,
+        "python_version": fp.python.version,
+        "platform": f"{fp.platform.system} {fp.platform.machine}",
+        "cpu_model": fp.cpu.model,
+        "signed": signed,
+    }
+    return {
+        f"envprint.{k}": (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in facts.items() if v is not None
+    }
+
+
+def log_record(
+    model_path: str | Path,
+    *,
+    fingerprint: str | Path | None = None,
+    run_id: str | None = None,
+    log_model: bool = True,
+    registered_model_name: str | None = None,
+) -> LoggedRecord:
+    """Log a saved model's envprint record to an MLflow run, and tag the run with its key facts.
+
+    ``model_path`` is a model that ``envprint.save`` (or ``envprint save``) recorded; ``fingerprint``
+    its sidecar directory or fingerprint.json when not in the default place. The record's files go
+    to the run's ``envprint/`` artifacts; with ``log_model`` the model goes to ``model/`` too, and
+    ``envprint verify runs:/<run_id>/model`` (or the model registered from that URI) checks it on
+    another host. The run is ``run_id``, else the active run (``with mlflow.start_run():``).
+    ``registered_model_name`` also registers ``model/`` as a new version of that registered model,
+    so that ``envprint verify models:/<name>/<version>`` finds the model and, through its run, the record.
+    Raises FingerprintError when the model has no record, UsageError when there is no run.
+    """
+    mlflow = _mlflow()
+    from ..sidecar import locate_fingerprint
+    from ..signing import SIGNATURE_FILE
+    from ..store import read_fingerprint
+
+    model_path = Path(model_path)
+    fp_path = locate_fingerprint(model_path, fingerprint)
+    fp = read_fingerprint(fp_path)
+    if fp.model is None:
+        raise FingerprintError(
+            f"{fp_path}: a fingerprint of a host, not of a model; record the model first: envprint save {model_path}"
+        )
+    if registered_model_name and not log_model:
+        raise UsageError("log_record: registered_model_name needs log_model=True (the registry points at the model)")
+    if run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            raise UsageError(
+                "log_record: no active MLflow run; call it inside 'with mlflow.start_run():' or pass run_id"
+            )
+        run_id = active.info.run_id
+    client = mlflow.tracking.MlflowClient()
+    tags = record_tags(fp, signed=(fp_path.parent / SIGNATURE_FILE).is_file())
+    try:
+        model_uri = None
+        if log_model:
+            if model_path.is_dir():  # a SavedModel: its files are the artifact, its record inside it
+                client.log_artifacts(run_id, str(model_path), MODEL_ARTIFACT_PATH)
+            else:
+                client.log_artifact(run_id, str(model_path), MODEL_ARTIFACT_PATH)
+            model_uri = f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}"
+        client.log_artifacts(run_id, str(fp_path.parent), RECORD_ARTIFACT_PATH)
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        version = None
+        if registered_model_name:
+            version = _register(client, mlflow, registered_model_name, model_uri, run_id, tags)
+    except mlflow.exceptions.MlflowException as exc:
+        raise UsageError(f"MLflow run {run_id}: cannot log the record ({_one_line(exc)})") from None
+    return LoggedRecord(
+        run_id=run_id,
+        model_uri=model_uri,
+        record_uri=f"runs:/{run_id}/{RECORD_ARTIFACT_PATH}",
+        tags=tags,
+        model_version=version,
+    )
+
+
+def _register(client: Any, mlflow: Any, name: str, source: str, run_id: str, tags: dict[str, str]) -> str:
+    """A new version of registered model ``name`` (created if new) pointing at the run's model/ artifacts."""
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    # Not mlflow.register_model: MLflow 3 registers only models logged by a flavor (a LoggedModel);
+    # these are plain artifacts, which a model version may point at directly.
+    return str(client.create_model_version(name, source=source, run_id=run_id, tags=tags).version)
+
+
+def _model_in(path: Path, uri: str) -> Path:
+    """The model inside a downloaded artifact: the file itself, a SavedModel, or the one model file in a folder."""
+    if path.is_file() or (path / "saved_model.pb").is_file():
+        return path
+    found = sorted(p for p in path.iterdir() if p.suffix in _MODEL_SUFFIXES or (p / "saved_model.pb").is_file())
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(p.name for p in sorted(path.iterdir())) or "nothing"
+    raise ModelError(
+        f"{uri}: holds {names}, not one model; point at the model inside it, e.g. {uri.rstrip('/')}/model.keras"
+    )
+
+
+def _run_id(uri: str, mlflow: Any) -> str:
+    """The run that logged the model a URI names (whose envprint/ artifacts are its record)."""
+    if uri.startswith("runs:/"):
+        return uri[len("runs:/") :].split("/", 1)[0]
+    name_version = uri[len("models:/") :].strip("/")
+    client = mlflow.tracking.MlflowClient()
+    try:
+        if "@" in name_version:
+            name, alias = name_version.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, number = name_version.rpartition("/")
+            version = client.get_model_version(name, number)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ModelError(f"{uri}: no such registered model version ({_one_line(exc)})") from None
+    if not version.run_id:
+        raise FingerprintError(f"{uri}: the model version was registered without a run, so it has no envprint record")
+    return version.run_id
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """A model and its record downloaded from MLflow, and the URIs to name them by in a report."""
+
+    model: Path
+    fingerprint: Path | None
+    uri: str
+    record_uri: str | None
+
+    def relabel(self, report: Any) -> Any:
+        """``report`` naming the MLflow URIs, not the temporary files it was verified from."""
+        update = {"model": self.uri}
+        if self.record_uri:
+            update["fingerprint"] = self.record_uri
+        return report.model_copy(update=update)
+
+
+@contextlib.contextmanager
+def local_copy(uri: str | Path, fingerprint: str | Path | None = None) -> Iterator[LocalCopy]:
+    """Download the model ``uri`` names and its run's ``envprint/`` record; removed again on exit.
+
+    A ``fingerprint`` given (a local path) is used instead of the run's record.
+    """
+    mlflow = _mlflow()
+    from mlflow.artifacts import download_artifacts
+
+    from ..sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, default_sidecar
+
+    uri = str(uri)
+    with tempfile.TemporaryDirectory(prefix="envprint-mlflow-") as tmp:
+        try:
+            downloaded = Path(download_artifacts(artifact_uri=uri, dst_path=str(Path(tmp) / "model")))
+        except Exception as exc:  # MlflowException, OSError: whatever the store raises
+            raise ModelError(f"{uri}: cannot download the model from MLflow ({_one_line(exc)})") from None
+        model = _model_in(downloaded, uri)
+        record_uri = None
+        inside = default_sidecar(model) / FINGERPRINT_FILE
+        if fingerprint is None and model.is_dir() and inside.is_file():
+            # A SavedModel carries its record inside (assets.extra/envprint/): verify against that copy,
+            # whose files the digest of the model directory leaves out.
+            fingerprint = inside
+            record_uri = f"{uri.rstrip('/')}/{SAVEDMODEL_SIDECAR.as_posix()}"
+        elif fingerprint is None:
+            run_id = _run_id(uri, mlflow)
+            record_uri = f"runs:/{run_id}/{RECORD_ARTIFACT_PATH}"
+            try:
+                fingerprint = Path(
+                    download_artifacts(
+                        run_id=run_id, artifact_path=RECORD_ARTIFACT_PATH, dst_path=str(Path(tmp) / "record")
+                    )
+                )
+            except Exception as exc:
+                raise FingerprintError(
+                    f"{record_uri}: no envprint record in the run ({_one_line(exc)}); "
+                    "log one with envprint.mlflow.log_record(MODEL)"
+                ) from None
+        yield LocalCopy(model=model, fingerprint=Path(fingerprint), uri=uri, record_uri=record_uri)
+
+
+def verify(uri: str, *, fingerprint: str | Path | None = None, **options: Any) -> Any:
+    """``envprint.verify`` for a model in MLflow: a ``runs:/`` or ``models:/`` URI. Returns the Report.
+
+    ``options`` are ``envprint.verify``'s (tolerance, safe_mode, signing_key, ...).
+    """
+    import envprint
+
+    with local_copy(uri, fingerprint) as copy:
+        return copy.relabel(envprint.verify(copy.model, fingerprint=copy.fingerprint, **options))

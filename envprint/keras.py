@@ -1,0 +1,8 @@
+"""``envprint.keras``: the Keras callback, ``FingerprintCallback`` (see envprint/integrations/keras.py).
+
+Importing this module imports TensorFlow and Keras; ``import envprint`` does not import it.
+"""
+
+from .integrations.keras import FingerprintCallback
+
+__all__ = ["FingerprintCallback"]

@@ -1,0 +1,159 @@
+"""Verify settles which model it holds before it feeds a probe: another model is model_changed, whatever it is.
+
+A different model copied over model.keras beside its old record, the same weights in another
+format (the format comes from the path), and records written by envprint 0.1.0 (weights digest
+scheme named-v1, which hashed weight names) still checked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import envprint
+from envprint.cli import app
+from envprint.models import Report
+from envprint.render import first_problem
+from envprint.store import read_fingerprint, write_fingerprint
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def recorded_mlp(mlp, tmp_path: Path) -> Path:
+    """The MLP as model.keras with its record, in a folder of its own."""
+    model = tmp_path / "model.keras"
+    shutil.copy2(mlp["keras"], model)
+    envprint.save(model)
+    return model
+
+
+CHANGED = (
+    "the model's weights differ from the fingerprinted model's: this is not the model that was saved: "
+    "inputs [features (None, 4) float32] -> [a (None, 3) float32, b (None, 2) float32]; "
+    "outputs [logits (None, 3) float32] -> [score (None, 2) float32, aux (None, 1) float32]; "
+    "parameters 67 -> 18; layer classes [Dense, InputLayer] -> [Concatenate, Dense, InputLayer]"
+)
+
+
+def test_another_model_over_the_file_is_model_changed_not_a_probe_error(recorded_mlp, two_inputs) -> None:
+    shutil.copy2(two_inputs["keras"], recorded_mlp)  # other architecture, other input names
+    r = invoke("verify", recorded_mlp, "--json")
+    assert r.exit_code == 1, r.output + r.stderr
+    report = json.loads(r.stdout)
+    assert report["verdict"] == "mismatch"
+    assert report["identity"]["weights"] == "changed"
+    assert [d["field"] for d in report["identity"]["differences"]] == [
+        "inputs", "outputs", "parameter_count", "layer_classes"
+    ]  # fmt: skip
+    assert first_problem(Report.model_validate(report)) == CHANGED
+    assert report["probes_run"] is False
+    assert report["outputs"] == []
+    assert report["explanations"][0]["cause"] == "model_changed"
+
+
+def test_another_model_is_model_changed_in_the_text_report_too(recorded_mlp, two_inputs) -> None:
+    shutil.copy2(two_inputs["keras"], recorded_mlp)
+    r = invoke("verify", recorded_mlp)
+    assert r.exit_code == 1, r.output + r.stderr
+    assert "weights:     CHANGED: this is not the model that was saved" in r.stdout
+    assert r.stdout.splitlines()[0] == f"envprint verify: MISMATCH: {CHANGED}"
+    assert "  probes:      not run: this model does not take the recorded inputs" in r.stdout.splitlines()
+    assert "1. model_changed (score 1.00)" in r.stdout
+
+
+def test_the_library_says_model_changed_for_another_model_in_memory(recorded_mlp, two_inputs) -> None:
+    report = envprint.verify(two_inputs.model, fingerprint=recorded_mlp.with_name("model.keras.envprint"))
+    assert report.verdict == "mismatch"
+    assert report.identity.weights == "changed"
+    assert first_problem(report) == CHANGED
+    assert report.explanations[0].cause == "model_changed"
+    with pytest.raises(envprint.MismatchError, match="this is not the model that was saved: inputs"):
+        report.raise_for_status()
+
+
+def test_same_architecture_other_weights_still_runs_the_probes(recorded_mlp, mlp_one_weight_changed) -> None:
+    shutil.copy2(mlp_one_weight_changed["keras"], recorded_mlp)
+    report = envprint.verify(recorded_mlp)
+    assert report.identity.weights == "changed" and report.identity.differences == []
+    assert (
+        first_problem(report)
+        == "the model's weights differ from the fingerprinted model's: this is not the model that was saved"
+    )
+    assert [o.name for o in report.outputs] == ["logits"]  # the probes ran: their drift is evidence too
+
+
+@pytest.mark.parametrize("fmt", ["h5", "savedmodel"])
+def test_the_same_weights_in_another_format_pass_against_the_keras_record(mlp, recorded_mlp, fmt: str) -> None:
+    other = recorded_mlp.parent / mlp[fmt].name
+    (shutil.copytree if mlp[fmt].is_dir() else shutil.copy2)(mlp[fmt], other)
+    r = invoke("verify", other, "--fingerprint", recorded_mlp.with_name("model.keras.envprint"), "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    report = json.loads(r.stdout)
+    assert report["identity"]["weights"] == "same"
+    assert report["verdict"] in ("identical", "within_tolerance")
+    assert "weights:     same as saved (the files were rewritten, the weights are identical)" in (
+        Report.model_validate(report).to_text()
+    )
+
+
+def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras, tmp_path: Path) -> None:
+    # 0.1.0 hashed Keras 3 weight paths: 'dense/kernel' read from .keras, 'sequential/dense/kernel'
+    # for the same Sequential in memory. Its records must keep verifying the model that was saved.
+    import numpy as np
+
+    from envprint._tf.identity import _digest
+    from envprint._tf.loading import load_model
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, bias_initializer="ones")])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    envprint.save(path)
+    fp_path = tmp_path / "m.keras.envprint" / "fingerprint.json"
+    fp = read_fingerprint(fp_path)
+    old_digest, _, _ = _digest(load_model(path)._weights(), "named-v1")  # what 0.1.0 recorded for this file
+    old = fp.model.model_copy(update={"weights_digest": old_digest, "weights_digest_scheme": "named-v1"})
+    write_fingerprint(fp_path, fp.model_copy(update={"model": old}))
+
+    report = envprint.verify(model, fingerprint=fp_path.parent)
+    assert (report.identity.weights, report.verdict) == ("same", "identical"), report.to_text()
+
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, bias_initializer="zeros")])
+    other.set_weights([w + np.float32(1) for w in model.get_weights()])
+    report = envprint.verify(other, fingerprint=fp_path.parent)
+    assert report.identity.weights == "changed"
+    assert (
+        "(the record's digest uses envprint 0.1.0's scheme named-v1, which also hashed weight names; "
+        "if this model was only rebuilt or re-saved, re-save the record to get scheme tensors-v2)"
+    ) in report.to_text()
+
+
+def test_a_tflite_with_its_batch_fixed_at_1_is_not_called_another_model(recorded_mlp, mlp_fixed_batch_tflite) -> None:
+    # Same weights converted to .tflite: the digests cannot be compared, and [1, 4] is [None, 4] with the batch fixed.
+    other = recorded_mlp.parent / "model.tflite"
+    shutil.copy2(mlp_fixed_batch_tflite, other)
+    report = envprint.verify(other, fingerprint=recorded_mlp.with_name("model.keras.envprint"))
+    assert report.identity.weights == "unknown"
+    assert [d.field for d in report.identity.differences] == ["inputs", "outputs"]
+    assert report.verdict in ("identical", "within_tolerance"), report.to_text()
+
+
+def test_another_single_input_model_gets_no_advice_about_the_probes(recorded_mlp, keras) -> None:
+    x = keras.Input((6,), name="x")
+    keras.Model(x, keras.layers.Dense(2, name="y")(x)).save(recorded_mlp)
+    report = envprint.verify(recorded_mlp)
+    assert report.identity.weights == "changed" and report.outputs == []
+    assert first_problem(report) == (
+        "the model's weights differ from the fingerprinted model's: this is not the model that was saved: "
+        "inputs [features (None, 4) float32] -> [x (None, 6) float32]; "
+        "outputs [logits (None, 3) float32] -> [y (None, 2) float32]; parameters 67 -> 14"  # same layer classes
+    )
+    assert report.probes_run is False and report.inputs_by_position == {}
