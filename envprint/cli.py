@@ -696,6 +696,13 @@ def schema(
 # --------------------------------------------------------------------------- many models, many hosts
 
 
+def _error_document(item: Any) -> Any:
+    from .models import ErrorDocument, ErrorInfo
+
+    kind = KINDS.get(item.exit_code, "internal")
+    return ErrorDocument(error=ErrorInfo(exit_code=item.exit_code, kind=kind, message=item.error or "could not verify"))
+
+
 def _json_line(model: Any) -> str:
     import json
 
@@ -825,8 +832,8 @@ def sweep(
             if not progress:
                 progress.append(Progress(total))
             progress[0].clear()
-            if json_out:
-                sys.stdout.write(_json_line(report if report is not None else item))
+            if json_out:  # each line what `envprint verify MODEL --json` prints: a report, or the error document
+                sys.stdout.write(_json_line(report if report is not None else _error_document(item)))
             else:
                 out.line(sweep_line(item))
             sys.stdout.flush()

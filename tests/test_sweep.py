@@ -116,7 +116,7 @@ def test_sweep_json_is_one_report_per_model_then_the_summary_and_junit_agrees(zo
     assert suites == {
         f"envprint verify {zoo / 'a' / 'one.keras'}": 0,
         f"envprint verify {zoo / 'a' / 'two.keras'}": 0,
-        f"envprint verify {zoo / 'b' / 'changed.keras'}": 1,
+        f"envprint verify {zoo / 'b' / 'changed.keras'}": 2,  # its identity, and its output
     }
 
 
