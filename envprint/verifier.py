@@ -219,6 +219,16 @@ def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochasti
     return "within_tolerance"
 
 
+def outputs_digest(outputs: Mapping[str, Any]) -> str:
+    """sha256 over every output's name, dtype, shape and bytes, by name: equal means bit-identical."""
+    h = hashlib.sha256()
+    for name in sorted(outputs):
+        a = np.ascontiguousarray(outputs[name])
+        h.update(f"{name}\0{a.dtype.str}\0{list(a.shape)}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> tuple[Any, dict[str, str]]:
     """Load the model and digest its files at once: (LoadedModel, {relative path: sha256}).
 
@@ -433,6 +443,7 @@ def verify(
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
         seed_applied=seed,
+        outputs_digest=None if obtained is None else outputs_digest(obtained),
     )
     if investigate and report.verdict != "identical":
         report = _investigate(

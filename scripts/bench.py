@@ -18,15 +18,20 @@ Cases (baseline -> envprint):
   save       load, model.save() and one predict -> envprint save MODEL
   growth     verify vs the bare job as probes, outputs and weights grow; digest time vs load time
              (--big adds the ~1 GB model: ~2 GB of disk, ~5 GB of RAM, a few minutes)
+  sweep      20 `envprint verify` processes one after another -> envprint sweep --jobs 2 of the same
+             20 small models; then sweeps of 10, 20, 50, 100 (per-model cost, peak RSS per worker)
+  sweepray   the local pool -> sweep --ray local (Ray tasks) of the same 20; Ray's own start-up
 
 Targets: --help and diff <= 1.5x; whole-process verify <= 1.10x time and peak RSS; in-process
 verify adds <= 5% to the bare start-up; capture() <= 3% of import tensorflow; a ~1 GB model's
-integrity check (file digest + weights digest) <= 10% of its load (applied to every size row).
+integrity check (file digest + weights digest) <= 10% of its load (applied to every size row);
+sweep of 20 <= 0.35x of 20 verify processes; the Ray path <= 1.3x the local pool.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -49,8 +54,8 @@ _EXE = Path(PY).with_name("envprint")
 ENVPRINT = [str(_EXE)] if _EXE.exists() else [PY, "-m", "envprint"]
 
 # Pairs per case: the default run fits in ~15 minutes on 2 cores; raise --runs on a noisy host.
-DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "growth": 2}
-QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "growth": 1}
+DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "growth": 2, "sweep": 2, "sweepray": 2}
+QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "growth": 1, "sweep": 1, "sweepray": 1}
 
 Sample = dict  # {"s": wall seconds, "cpu_s": user+sys seconds, "rss_mb": peak RSS, "out": stdout}
 
@@ -543,8 +548,165 @@ def case_growth(ctx: Context) -> list[dict]:
     return rows + size_rows
 
 
+# ---------------------------------------------------------------------------------- sweep (many models)
+
+SWEEP_BUILD_CHILD = r"""
+import sys
+from pathlib import Path
+import keras, envprint
+root, n = Path(sys.argv[1]), int(sys.argv[2])
+g = lambda s: keras.initializers.GlorotUniform(seed=s)
+for i in range(n):  # small MLPs and CNNs, as the test suite builds them
+    if i % 2:
+        inp = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(8, 3, activation="relu", kernel_initializer=g(i))(inp)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    else:
+        inp = keras.Input((32,))
+        x = keras.layers.Dense(64, activation="relu", kernel_initializer=g(i))(inp)
+    model = keras.Model(inp, keras.layers.Dense(10, kernel_initializer=g(i + 1000))(x))
+    path = root / f"m{i:03d}.keras"
+    model.save(path)
+    envprint.save(path, force=True)
+    keras.backend.clear_session()
+"""
+SWEEP_SIZES = (10, 20, 50, 100)
+
+
+def _sweep_models(ctx: Context) -> list[Path]:
+    root = ctx.workdir / "sweep"
+    if not root.exists():
+        root.mkdir()
+        t0 = time.perf_counter()
+        run_measured([PY, "-c", SWEEP_BUILD_CHILD, str(root), str(max(SWEEP_SIZES))])
+        print(f"built {max(SWEEP_SIZES)} sweep models in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return sorted(root.glob("m*.keras"))
+
+
+def _listing(ctx: Context, models: list[Path]) -> Path:
+    path = ctx.workdir / f"sweep_{len(models)}.txt"
+    path.write_text("".join(f"{m}\n" for m in models))
+    return path
+
+
+def _sweep_run(listing: Path, *flags: str) -> Callable[[], Sample]:
+    argv = [*ENVPRINT, "sweep", "--list", str(listing), "--json", *flags]
+    return lambda: run_measured(argv, capture=True)
+
+
+def _one_after_another(models: list[Path]) -> Callable[[], Sample]:
+    def run() -> Sample:
+        samples = [run_measured([*ENVPRINT, "verify", str(m)]) for m in models]
+        return {"s": sum(x["s"] for x in samples), "cpu_s": sum(x["cpu_s"] for x in samples),
+                "rss_mb": max(x["rss_mb"] for x in samples)}
+    return run
+
+
+def _summary(sample: Sample) -> dict:
+    return json.loads(sample["out"].strip().splitlines()[-1])
+
+
+def case_sweep(ctx: Context) -> list[dict]:
+    """sweep --jobs 2 vs `envprint verify` per model; per-model cost as N grows; worker RSS over 100 models."""
+    models = _sweep_models(ctx)
+    runs = ctx.runs.get("sweep", 2)
+    twenty = _listing(ctx, models[:20])
+    row = interleave(_one_after_another(models[:20]), _sweep_run(twenty, "--jobs", "2"), runs, warmup=0)
+    rows = [{"case": "envprint sweep of 20 small models, --jobs 2", "baseline": "20 envprint verify processes, one after another",
+             **row, "targets": [target("ratio_median", 0.35, "time <= 0.35x")]}]  # fmt: skip
+    for n in SWEEP_SIZES:
+        # No recycling here: a leak must show in the RSS, not be hidden by fresh workers.
+        sample = _sweep_run(_listing(ctx, models[:n]), "--jobs", "2", "--max-models-per-worker", "1000")()
+        items = _summary(sample)["models"]
+        per_worker: dict[int, list[int]] = {}
+        for item in sorted(items, key=lambda i: i["model"]):  # handed out in name order: each worker's history
+            per_worker.setdefault(item["worker"], []).append(item["worker_rss_bytes"])
+        rows.append({
+            "case": f"sweep growth {n}", "series": "sweep", "size": n, "unit": "models", "sweep_s": sample["s"],
+            "model_s_median": statistics.median(i["seconds"] for i in items),
+            # per worker: RSS after its 3rd model (warm), after its last, and its peak
+            "worker_rss_mb": {str(k): [v[min(2, len(v) - 1)] / 2**20, v[-1] / 2**20, max(v) / 2**20]
+                              for k, v in per_worker.items()},
+        })  # fmt: skip
+    return rows
+
+
+def case_sweepray(ctx: Context) -> list[dict]:
+    """The same sweep of 20 as Ray tasks on a local Ray started by the command, vs the local pool; Ray's start-up."""
+    models = _sweep_models(ctx)
+    runs = ctx.runs.get("sweepray", 2)
+    twenty = _listing(ctx, models[:20])
+    env = {"RAY_AUTH_MODE": "disabled"}  # a throwaway local cluster: no token written to ~/.ray
+    os.environ.update(env)
+    ENV.update(env)
+    row = interleave(_sweep_run(twenty, "--jobs", "2"), _sweep_run(twenty, "--ray", "local", "--jobs", "2"), runs, warmup=0)
+    startup = [run_measured([PY, "-c", "import ray; ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); "
+                             "ray.shutdown()"])["s"] for _ in range(runs)]  # fmt: skip
+    imp = [run_measured([PY, "-c", "import ray"])["s"] for _ in range(runs)]
+    rows = [{"case": "envprint sweep of 20 small models, --ray local --jobs 2", "baseline": "the local pool, --jobs 2",
+             **row, "ray_import_s": statistics.median(imp), "ray_init_shutdown_s": statistics.median(startup),
+             "targets": [target("ratio_median", 1.3, "time <= 1.3x")]}]  # fmt: skip
+    # The same sweep on a Ray cluster already running on this machine (2 CPUs): Ray's start-up is paid
+    # once by `ray start`, not by each sweep. The head runs in its own session, stopped by its group.
+    with _ray_head(2) as address:
+        row = interleave(_sweep_run(twenty, "--jobs", "2"), _sweep_run(twenty, "--ray", address), runs, warmup=0)
+    rows.append({"case": "envprint sweep of 20 small models, --ray ADDRESS (a running 2-CPU cluster)",
+                 "baseline": "the local pool, --jobs 2", **row,
+                 "targets": [target("ratio_median", 1.3, "time <= 1.3x")]})  # fmt: skip
+    return rows
+
+
+@contextlib.contextmanager
+def _ray_head(cpus: int):
+    import shutil
+    import signal
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="epray-", dir="/tmp")  # Ray's socket paths must stay short
+    head = subprocess.Popen(
+        [str(Path(PY).with_name("ray")), "start", "--head", "--block", "--port", str(port), "--num-cpus", str(cpus),
+         "--include-dashboard", "false", "--temp-dir", temp, "--disable-usage-stats"],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ray start --head did not come up")
+            time.sleep(0.5)
+        time.sleep(3)  # the raylet registers after the GCS port opens
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def sweep_growth_table(rows: list[dict]) -> str:
+    lines = ["| models | sweep --jobs 2 | per model (overall) | marginal per model | one model in its worker (median) | "
+             "RSS per worker: after its 3rd model -> after its last (peak) |", "|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    prev = None
+    for r in rows:
+        marginal = "" if prev is None else _ms((r["sweep_s"] - prev["sweep_s"]) / (r["size"] - prev["size"]))
+        rss = "; ".join(f"{a:.0f} -> {b:.0f} MB ({c:.0f})" for a, b, c in r["worker_rss_mb"].values())
+        lines.append(f"| {r['size']} | {_ms(r['sweep_s'])} | {_ms(r['sweep_s'] / r['size'])} | {marginal} | "
+                     f"{_ms(r['model_s_median'])} | {rss} |")  # fmt: skip
+        prev = r
+    return "\n".join(lines)
+
+
 CASES = {"cli": case_cli, "capture": case_capture, "verify": case_verify, "inprocess": case_inprocess,
-         "save": case_save, "growth": case_growth}
+         "save": case_save, "growth": case_growth, "sweep": case_sweep, "sweepray": case_sweepray}
 
 
 # ---------------------------------------------------------------------------------- report
@@ -668,6 +830,8 @@ def main() -> None:
             print(f"case {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     total = time.perf_counter() - t_start
 
+    sweep_rows = [r for r in results if r.get("series") == "sweep"]
+    results = [r for r in results if r.get("series") != "sweep"]
     main_rows = [r for r in results if "series" not in r]
     growth_rows = [r for r in results if "series" in r]
     print(f"Machine: {machine()}; {'quick' if args.quick else 'default'} runs {runs}; total {total:.0f} s\n")
@@ -694,6 +858,14 @@ def main() -> None:
         if size_rows:
             print("\nIntegrity check vs load (in one process; the load alone, then verify's load with the file digest beside it):\n")
             print(size_table(size_rows))
+    for r in main_rows:
+        if "ray_init_shutdown_s" in r:
+            print(f"  {r['case']}: Ray's own start-up: import ray {_ms(r['ray_import_s'])}, "
+                  f"ray.init() + shutdown of a local cluster {_ms(r['ray_init_shutdown_s'])}")
+    if sweep_rows:
+        print("\nSweep as the number of models grows (--jobs 2, workers never recycled):\n")
+        print(sweep_growth_table(sweep_rows))
+        results += sweep_rows
     misses = [f"{r['case']}: {t['label']} ({t['value']:.3g})" for r in results for t in r.get("targets", [])
               if t["status"] == "MISS"]
     print("\nMissed targets:" if misses else "\nAll targets met.")

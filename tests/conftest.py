@@ -76,7 +76,9 @@ def _init(keras: ModuleType, seed: int) -> dict[str, Any]:
     }
 
 
-def save_formats(tf: ModuleType, keras: ModuleType, flavor: str, model: Any, folder: Path, formats: tuple[str, ...]) -> dict[str, Path]:
+def save_formats(
+    tf: ModuleType, keras: ModuleType, flavor: str, model: Any, folder: Path, formats: tuple[str, ...]
+) -> dict[str, Path]:
     """Save ``model`` as each of ``formats`` under ``folder``, the way users do on this Keras."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
@@ -119,7 +121,9 @@ def mlp(tf, keras, flavor, models_dir) -> Saved:
     x = keras.layers.Dense(8, activation="relu", name="hidden", **_init(keras, 1))(inp)
     out = keras.layers.Dense(3, name="logits", **_init(keras, 2))(x)
     model = keras.Model(inp, out, name="mlp")
-    return Saved(model, save_formats(tf, keras, flavor, model, models_dir / "mlp", ("keras", "h5", "savedmodel", "tflite")))
+    return Saved(
+        model, save_formats(tf, keras, flavor, model, models_dir / "mlp", ("keras", "h5", "savedmodel", "tflite"))
+    )
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +178,9 @@ def dict_inputs(tf, keras, flavor, models_dir) -> Saved:
 def embedding_dropout(tf, keras, flavor, models_dir) -> Saved:
     """tokens (None, 5) int32 -> Embedding(50, 4) -> mean -> Dropout(0.5) -> Dense(1)."""
     tokens = keras.Input((5,), dtype="int32", name="tokens")
-    x = keras.layers.Embedding(50, 4, name="emb", embeddings_initializer=keras.initializers.RandomUniform(seed=5))(tokens)
+    x = keras.layers.Embedding(50, 4, name="emb", embeddings_initializer=keras.initializers.RandomUniform(seed=5))(
+        tokens
+    )
     x = keras.layers.GlobalAveragePooling1D(name="mean")(x)
     x = keras.layers.Dropout(0.5, name="drop")(x)
     out = keras.layers.Dense(1, name="out", **_init(keras, 6))(x)
@@ -199,7 +205,8 @@ def custom_layer(keras, tf, flavor, models_dir, tmp_path_factory) -> tuple[Saved
     ``sys.modules`` are restored, so loading must be told where ``Doubler`` lives.
     """
     src = tmp_path_factory.mktemp("custom_src")
-    (src / f"{CUSTOM_MODULE}.py").write_text(textwrap.dedent("""
+    (src / f"{CUSTOM_MODULE}.py").write_text(
+        textwrap.dedent("""
         from envprint._tf import import_keras
 
         keras = import_keras()
@@ -208,7 +215,8 @@ def custom_layer(keras, tf, flavor, models_dir, tmp_path_factory) -> tuple[Saved
         class Doubler(keras.layers.Layer):
             def call(self, x):
                 return x * 2.0
-    """))
+    """)
+    )
     sys.path.insert(0, str(src))
     try:
         module = importlib.import_module(CUSTOM_MODULE)

@@ -31,17 +31,30 @@ def schema_for(argv: list[str], document: Any) -> str:
     command = next(a for a in argv if not a.startswith("-"))
     if command == "verify":
         return "diff" if "--preflight" in argv else "report"
-    return {"show": "fingerprint", "diff": "diff", "save": "save"}[command]
+    if command == "sweep":  # JSON Lines: what verify --json prints per model, then the summary
+        return "sweep-summary" if document.get("kind") == "sweep_summary" else "report"
+    return {"show": "fingerprint", "diff": "diff", "save": "save", "fleet": "fleet-report",
+            "aggregate": "aggregate-report"}[command]  # fmt: skip
 
 
 def check_json_output(argv: list[str], stdout: str, exit_code: int) -> None:
+    assert stdout.strip(), f"envprint {' '.join(argv)} printed no JSON (exit {exit_code})"
+    sweep = next(a for a in argv if not a.startswith("-")) == "sweep"
+    if sweep and not stdout.startswith("{\n"):  # JSON Lines, unless the sweep could not start (one document)
+        lines = stdout.splitlines()
+        assert json.loads(lines[-1])["kind"] == "sweep_summary", lines[-1][:200]
+        for line in lines:  # one document per line
+            _check_document(argv, json.loads(line), exit_code if line is lines[-1] else None)
+        return
+    _check_document(argv, json.loads(stdout), exit_code)  # one document, nothing before or after it
+
+
+def _check_document(argv: list[str], document: Any, exit_code: int | None) -> None:
     import jsonschema
 
-    assert stdout.strip(), f"envprint {' '.join(argv)} printed no JSON (exit {exit_code})"
-    document = json.loads(stdout)  # one document, nothing before or after it
     name = schema_for(argv, document)
     jsonschema.validate(document, _schema(name))
-    if name == "error":
+    if name == "error" and exit_code is not None:
         assert document["error"]["exit_code"] == exit_code, (document, exit_code)
     CHECKED.append((argv, name))
 

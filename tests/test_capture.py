@@ -60,9 +60,14 @@ def test_capture_validates_against_committed_schema_and_round_trips(fp):
 
 def process_state() -> tuple:
     """What capture() must not change: environment, TensorFlow settings, random generators."""
-    return (dict(os.environ), tf.config.threading.get_intra_op_parallelism_threads(),
-            tf.config.threading.get_inter_op_parallelism_threads(), random.getstate(),
-            np.random.get_state()[1].tolist(), tf.config.experimental.tensor_float_32_execution_enabled())
+    return (
+        dict(os.environ),
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+        random.getstate(),
+        np.random.get_state()[1].tolist(),
+        tf.config.experimental.tensor_float_32_execution_enabled(),
+    )
 
 
 def test_capture_leaves_the_process_as_it_found_it():

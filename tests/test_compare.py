@@ -351,17 +351,19 @@ def test_ten_million_float32_elements_compare_in_bounded_memory():
 
 
 def _with_specials(dt):
-    elements = hnp.from_dtype(np.dtype(dt)) if np.dtype(dt).kind in "biuSU" else hnp.from_dtype(
-        np.dtype(dt), allow_nan=True, allow_infinity=True
+    elements = (
+        hnp.from_dtype(np.dtype(dt))
+        if np.dtype(dt).kind in "biuSU"
+        else hnp.from_dtype(np.dtype(dt), allow_nan=True, allow_infinity=True)
     )
     return hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6), elements=elements)
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.sampled_from([np.float16, np.float32, np.float64, np.complex64, np.int32, np.uint8, np.bool_, "U3", "S2"]).flatmap(
-        _with_specials
-    )
+    st.sampled_from(
+        [np.float16, np.float32, np.float64, np.complex64, np.int32, np.uint8, np.bool_, "U3", "S2"]
+    ).flatmap(_with_specials)
 )
 def test_a_byte_identical_output_is_reported_exactly_as_the_full_scan_reports_it(x):
     # The fast path for obtained == expected byte for byte must change nothing in the report.

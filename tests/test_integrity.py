@@ -803,8 +803,9 @@ def test_cli_sign_and_require_signature(mlp, tmp_path, monkeypatch):
     monkeypatch.delenv("ENVPRINT_SIGNING_KEY", raising=False)
     r = runner.invoke(app, ["save", str(model), "--sign"])
     assert r.exit_code == 2
-    assert r.stderr == ("envprint: error: --sign needs a key: set ENVPRINT_SIGNING_KEY "
-                        "(a shared secret of at least 16 bytes)\n")
+    assert r.stderr == (
+        "envprint: error: --sign needs a key: set ENVPRINT_SIGNING_KEY (a shared secret of at least 16 bytes)\n"
+    )
     monkeypatch.setenv("ENVPRINT_SIGNING_KEY", "a-shared-secret-of-32-characters")
     assert runner.invoke(app, ["save", str(model), "--sign"]).exit_code == 0
     ok = runner.invoke(app, ["verify", str(model), "--require-signature", "--json"])

@@ -66,7 +66,9 @@ def test_unknown_format_names_the_accepted_ones_and_the_override(tmp_path: Path)
 def test_missing_model_path(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as err:
         load_model(tmp_path / "gone.keras")
-    assert str(err.value).startswith(f"{tmp_path / 'gone.keras'}: no such file or directory; pass the path of a .keras file")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'gone.keras'}: no such file or directory; pass the path of a .keras file"
+    )
 
 
 def test_format_override_loads_a_file_with_any_name(mlp, mlp_probes, tmp_path: Path) -> None:
@@ -367,7 +369,10 @@ def test_custom_objects_from_the_command_line_load_the_model(custom_layer, keras
     ("spec_", "message"),
     [
         ("no_colon", "--custom-objects 'no_colon': expected package.module:NAME, e.g. mypkg.layers:MyLayer"),
-        ("json:NoSuchThing", "--custom-objects 'json:NoSuchThing': 'json' has no attribute 'NoSuchThing'; check the name"),
+        (
+            "json:NoSuchThing",
+            "--custom-objects 'json:NoSuchThing': 'json' has no attribute 'NoSuchThing'; check the name",
+        ),
     ],
 )
 def test_bad_custom_objects_spec(spec_: str, message: str) -> None:
@@ -644,8 +649,13 @@ def test_identity_of_a_keras_model(embedding_dropout) -> None:
 def test_identity_of_a_savedmodel_reads_its_fingerprint_and_matches_the_keras_digest(embedding_dropout) -> None:
     ident = model_identity(load_model(embedding_dropout["savedmodel"]))
     fp = ident["saved_model_fingerprint"]
-    assert set(fp) >= {"saved_model_checksum", "graph_def_program_hash", "signature_def_hash",
-                       "saved_object_graph_hash", "checkpoint_hash"}
+    assert set(fp) >= {
+        "saved_model_checksum",
+        "graph_def_program_hash",
+        "signature_def_hash",
+        "saved_object_graph_hash",
+        "checkpoint_hash",
+    }
     assert all(isinstance(v, int) for v in fp.values())
     assert ident["layer_classes"] is None
     assert ident["unavailable"]["layer_classes"] == "a SavedModel carries no Keras layer graph"

@@ -50,9 +50,7 @@ def test_float_probes_are_standard_normal_drawn_in_float64_then_cast() -> None:
 
 def test_adding_an_input_does_not_change_the_others() -> None:
     alone, _ = generate_probes([FEATURES], num_probes=4, seed=7)
-    with_more, _ = generate_probes(
-        [TensorSpecInfo("aaa_first", (None, 2), "float32"), FEATURES], num_probes=4, seed=7
-    )
+    with_more, _ = generate_probes([TensorSpecInfo("aaa_first", (None, 2), "float32"), FEATURES], num_probes=4, seed=7)
     np.testing.assert_array_equal(alone["features"], with_more["features"])
 
 
@@ -83,7 +81,9 @@ def test_integer_range_for_a_float_input_gives_whole_numbers() -> None:
 
 def test_integer_range_that_does_not_fit_the_dtype_is_refused() -> None:
     with pytest.raises(FingerprintError, match=r"integer range \[0, 1000\) does not fit uint8"):
-        generate_probes([TensorSpecInfo("ids", (None, 3), "uint8")], num_probes=2, seed=0, int_ranges={"ids": (0, 1000)})
+        generate_probes(
+            [TensorSpecInfo("ids", (None, 3), "uint8")], num_probes=2, seed=0, int_ranges={"ids": (0, 1000)}
+        )
 
 
 @pytest.mark.parametrize("dtype", ["bool", "string", "complex64"])
@@ -364,7 +364,9 @@ def test_saved_arrays_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
 def test_save_arrays_refuses_object_arrays_and_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(FingerprintError) as err:
         save_arrays(tmp_path / "ref.npz", {"x": np.array([None], dtype=object)})
-    assert str(err.value) == f"{tmp_path / 'ref.npz'}: array 'x' holds Python objects; envprint stores numeric arrays only"
+    assert (
+        str(err.value) == f"{tmp_path / 'ref.npz'}: array 'x' holds Python objects; envprint stores numeric arrays only"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -63,8 +63,10 @@ def test_save_writes_the_record_beside_a_keras_file(saved_mlp):
     assert (fp.probes.source, fp.probes.num_probes, fp.probes.seed) == ("generated", 8, 0)
     assert fp.self_check.deterministic and fp.self_check.warnings == []
     assert fp.tensorflow is not None and fp.tensorflow.version
-    jsonschema.validate(json.loads((sidecar / "fingerprint.json").read_text()),
-                        json.loads((SCHEMAS / "fingerprint.v1.schema.json").read_text()))
+    jsonschema.validate(
+        json.loads((sidecar / "fingerprint.json").read_text()),
+        json.loads((SCHEMAS / "fingerprint.v1.schema.json").read_text()),
+    )
     with np.load(sidecar / "reference.npz", allow_pickle=False) as ref:
         assert ref["logits"].shape == (8, 3)
 
@@ -131,7 +133,7 @@ def test_a_file_rewritten_with_identical_weights_passes_with_a_note(mlp, tmp_pat
 
 def test_in_process_verify_of_a_model_the_server_already_loaded(saved_mlp, keras):
     model = keras.models.load_model(saved_mlp["keras"], compile=False)
-    before = (keras.config.dtype_policy().name if hasattr(keras, "config") else None)
+    before = keras.config.dtype_policy().name if hasattr(keras, "config") else None
     collector = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
     report = envprint.verify(model, fingerprint=saved_mlp["keras"].with_name("model.keras.envprint"))
     assert report.verdict == "identical" and report.passed
@@ -209,8 +211,10 @@ def test_verify_without_a_record_says_to_save_first(mlp, tmp_path):
     model = copy_model(mlp["keras"], tmp_path)
     r = invoke("verify", model)
     assert r.exit_code == ExitCode.FINGERPRINT
-    assert r.stderr == (f"envprint: error: {model}.envprint/fingerprint.json: no fingerprint beside the model; "
-                        f"run 'envprint save {model}' on the training host, or pass --fingerprint PATH\n")
+    assert r.stderr == (
+        f"envprint: error: {model}.envprint/fingerprint.json: no fingerprint beside the model; "
+        f"run 'envprint save {model}' on the training host, or pass --fingerprint PATH\n"
+    )
 
 
 def test_a_host_fingerprint_is_not_a_model_record(saved_mlp, tmp_path):
