@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ._version import __version__
 from .errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
@@ -47,12 +47,20 @@ def _print_json_error(code: int, message: str) -> None:
     emit(lambda: sys.stdout.write(canonical_json(document)))
 
 
+def _debug_first(argv: list[str]) -> list[str]:
+    """--debug is the root's option; accept it after the command too (envprint verify m --debug)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" not in argv[:end]:
+        return argv
+    return ["--debug", *(a for i, a in enumerate(argv) if not (i < end and a == "--debug"))]
+
+
 class _Group(TyperGroup):
     """Typer's group, but a usage error Typer itself finds (a bad option value) also prints JSON under --json."""
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
              **extra: Any) -> Any:  # fmt: skip
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = _debug_first(list(sys.argv[1:] if args is None else args))
         if not standalone_mode or "--json" not in argv:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -65,6 +73,16 @@ class _Group(TyperGroup):
             sys.stderr.write("Aborted!\n")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class _Command(TyperCommand):
+    """Typer's command, with arguments in the usage line as plain MODEL, A [B] (Typer 0.2x writes a required one as {MODEL})."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [
+            piece[1:].replace("}", "", 1) if piece.startswith("{") and "}" in piece else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
 
 
 app = typer.Typer(
@@ -149,7 +167,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, so
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
 
 
-@app.command()
+@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
 def show(
     json_out: JsonOpt = False,
     show_all: AllOpt = False,
@@ -176,7 +194,7 @@ def show(
     _guard(body, json_out)
 
 
-@app.command()
+@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
 def diff(
     a: Annotated[
         Path,
@@ -288,6 +306,12 @@ def _format_choice(value: str | None) -> str | None:
     return value
 
 
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"{value:g} is not a number of seconds > 0")
+    return value
+
+
 def _custom_objects_syntax(values: list[str] | None) -> list[str] | None:
     for spec in values or []:
         module, sep, name = spec.partition(":")
@@ -329,7 +353,7 @@ HtmlOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
 def save(
     model: ModelArg,
     out: Annotated[
@@ -455,7 +479,7 @@ def save(
     _guard(body, json_out)
 
 
-@app.command()
+@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
 def verify(
     model: ModelArg,
     fingerprint: Annotated[
@@ -480,7 +504,8 @@ def verify(
         ),
     ] = False,
     investigate_timeout: Annotated[
-        float, typer.Option("--investigate-timeout", help="Seconds each child process may run.")
+        float,
+        typer.Option("--investigate-timeout", callback=_positive, help="Seconds each child process may run (> 0)."),
     ] = 120.0,
     require_signature: Annotated[
         bool,
@@ -514,7 +539,7 @@ def verify(
     MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
     and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
     Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
-    could not verify (see the exit codes below). Writes nothing but the --html page.
+    could not verify (the exit codes are below). Writes nothing but the --html page.
     """
 
     def body(model: Path = model, fingerprint: Path | None = fingerprint, relabel=lambda report: report) -> int:
@@ -529,6 +554,8 @@ def verify(
 
             require_matplotlib()  # before the model loads: a missing extra fails fast
         if preflight:
+            if investigate:
+                raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
             if junit_xml is not None:
                 raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
             from .verifier import preflight as do_preflight
@@ -597,7 +624,7 @@ def _write_html(report, path: Path) -> None:
     sys.stderr.write(f"envprint: wrote {path}\n")
 
 
-@app.command("report")
+@app.command("report", cls=_Command, epilog=EXIT_CODES_HELP)
 def report_command(
     report_json: Annotated[
         Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
@@ -631,7 +658,7 @@ def _write_junit(path: Path, model: Path, result: Any) -> None:
         ) from None
 
 
-@app.command("env-export")
+@app.command("env-export", cls=_Command, epilog=EXIT_CODES_HELP)
 def env_export(
     fingerprint: Annotated[
         Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
@@ -652,7 +679,7 @@ def env_export(
     _guard(body)
 
 
-@app.command()
+@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
 def schema(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the JSON Schema files into.")] = Path(
         "schemas"
