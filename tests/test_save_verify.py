@@ -38,6 +38,9 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
+SAVE_STDOUT: dict[str, str] = {}  # format -> what `envprint save` printed in saved_mlp
+
+
 @pytest.fixture(scope="module")
 def saved_mlp(mlp, tmp_path_factory) -> dict[str, Path]:
     """The MLP in every format, each with its record written by `envprint save`."""
@@ -47,7 +50,20 @@ def saved_mlp(mlp, tmp_path_factory) -> dict[str, Path]:
         r = invoke("save", model)
         assert r.exit_code == 0, r.output + r.stderr
         out[fmt] = model
+        SAVE_STDOUT[fmt] = r.stdout
     return out
+
+
+@pytest.mark.parametrize(
+    ("fmt", "words"),
+    [("keras", "a Keras (.keras) model"), ("h5", "an HDF5 (.h5) model"), ("savedmodel", "a SavedModel"),
+     ("tflite", "a TFLite model")],
+)  # fmt: skip
+def test_save_names_the_model_format_in_words(saved_mlp, fmt, words):
+    from envprint.sidecar import default_sidecar
+
+    sidecar = default_sidecar(saved_mlp[fmt])
+    assert SAVE_STDOUT[fmt].startswith(f"saved {sidecar}/fingerprint.json: {words}, 8 probes, outputs ")
 
 
 def test_save_writes_the_record_beside_a_keras_file(saved_mlp):
