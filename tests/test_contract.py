@@ -339,12 +339,13 @@ def test_tolerance_from_a_report_is_the_margin_times_the_drift_and_passes_that_d
 
 
 def test_tolerance_from_a_report_within_tolerance_is_never_0_nor_stricter_than_the_default():
-    e, o = drifted()  # max rel ~3e-5: within float32's default rtol 1e-4; the atol covers the other element
+    e, o = drifted(3e-6)  # max rel 1.5e-5, all covered by the default atol: rtol_needed is 0
     within = compare_output("logits", e, o, Tolerance())
     assert within.status == "within_tolerance" and within.rtol_needed == 0.0 and within.max_rel > 0
     assert tolerance_from_report(report_of(within), 2.0, "r.json") == Tolerance(margin=2.0, derived_from="r.json")
     tol = tolerance_from_report(report_of(within), 10.0, "r.json")
     assert tol.rtol == pytest.approx(10 * within.max_rel) and tol.rtol > 1e-4
+    assert compare_output("logits", e, o, Tolerance(rtol=tol.rtol, atol=0.0)).status == "within_tolerance"
     same = compare_output("logits", e, e.copy(), Tolerance())
     assert tolerance_from_report(report_of(same), 3.0, "r.json").rtol is None
 
