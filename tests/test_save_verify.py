@@ -203,6 +203,27 @@ def test_supplied_probes_for_two_named_inputs(two_inputs, tmp_path):
     assert invoke("verify", model).exit_code == 0
 
 
+def test_save_warns_when_every_probe_gives_the_same_outputs(keras, tmp_path):
+    inp = keras.Input((4,), name="x")
+    out = keras.layers.Dense(3, kernel_initializer="zeros", bias_initializer="ones", name="out")(inp)
+    model = tmp_path / "constant.keras"
+    keras.Model(inp, out).save(model)  # the output is the bias, whatever the input
+    r = invoke("save", model, "--json")
+    assert r.exit_code == 0, r.output
+    warning = (
+        "outputs are the same for all 8 probes: the record cannot tell much drift apart (a model that ignores "
+        "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
+    )
+    assert json.loads(r.stdout)["warnings"] == [warning]
+    assert r.stderr == f"envprint: WARNING: {warning}\n"
+
+
+def test_save_of_a_model_that_uses_its_inputs_does_not_warn(mlp, tmp_path):
+    r = invoke("save", copy_model(mlp["keras"], tmp_path), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["warnings"] == [] and r.stderr == ""
+
+
 def test_dropout_left_active_warns_at_save_and_strict_refuses(dropout_left_active, tmp_path):
     model = copy_model(dropout_left_active, tmp_path)
     r = invoke("save", model, "--strict")
