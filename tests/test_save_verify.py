@@ -203,6 +203,46 @@ def test_supplied_probes_for_two_named_inputs(two_inputs, tmp_path):
     assert invoke("verify", model).exit_code == 0
 
 
+def test_diff_and_env_export_given_a_model_read_its_record(saved_mlp):
+    from envprint.sidecar import default_sidecar
+
+    for fmt in ("keras", "savedmodel"):
+        model, record = saved_mlp[fmt], default_sidecar(saved_mlp[fmt]) / "fingerprint.json"
+        r = invoke("env-export", model)
+        assert r.exit_code == 0, r.output
+        assert r.stdout == invoke("env-export", record).stdout
+        r = invoke("diff", model, record)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.endswith("No differences.\n")
+
+
+def test_a_model_or_npz_without_a_record_is_named_for_what_it_is(saved_mlp, mlp, tmp_path):
+    from envprint.sidecar import default_sidecar
+
+    probes = default_sidecar(saved_mlp["keras"]) / "probes.npz"
+    r = invoke("diff", probes, probes)
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (
+        f"envprint: error: {probes}: a NumPy .npz archive (probes or reference outputs), not a fingerprint; "
+        "give the fingerprint.json of the same record\n"
+    )
+    bare = copy_model(mlp["keras"], tmp_path)
+    r = invoke("env-export", bare)
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (
+        f"envprint: error: {bare}: a Keras (.keras) model, not a fingerprint; a model's record is "
+        "MODEL.envprint/fingerprint.json (MODEL/assets.extra/envprint/ in a SavedModel), written by "
+        "'envprint save MODEL'\n"
+    )
+    export = copy_model(mlp["savedmodel"], tmp_path)
+    r = invoke("diff", export, "--current")
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (
+        f"envprint: error: {export}: a SavedModel without a record ({export}/assets.extra/envprint/fingerprint.json "
+        f"is missing); run 'envprint save {export}' on the training host\n"
+    )
+
+
 def test_save_warns_when_every_probe_gives_the_same_outputs(keras, tmp_path):
     inp = keras.Input((4,), name="x")
     out = keras.layers.Dense(3, kernel_initializer="zeros", bias_initializer="ones", name="out")(inp)
