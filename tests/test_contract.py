@@ -401,7 +401,8 @@ def test_another_models_differences_have_their_own_label_and_no_double_blank_lin
     text = str(report_of(identity=identity, probes_run=False))
     assert "\n  differs:     parameters 67 -> 18\n" in text
     assert text.count("  model:") == 1
-    assert "  probes:      not run: this model does not take the recorded inputs\n\nEnvironment: same as at save.\n" in text
+    probes = "  probes:      not run: this model does not take the recorded inputs\n"
+    assert probes + "\nEnvironment: same as at save.\n" in text
     assert "\n\n\n" not in text
 
 
