@@ -9,6 +9,7 @@ choices show up in its outputs as they do in production. It learns a synthetic t
 actually solve (each class is a bright patch in its own place on noise), so its outputs depend on
 its input and the report's top-1 agreement means something: trained on labels it could not
 learn, with batch norm's moving statistics barely moved, it gave one 5-vector for every input.
+It trains in well under a minute on two cores.
 """
 
 from __future__ import annotations
@@ -42,13 +43,19 @@ def main() -> None:
     import keras
 
     model = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, weights=None, classes=CLASSES)
-    for layer in model.layers:  # 0.999 (the ImageNet setting) leaves the moving statistics at their start
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.9
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(7)
     x, y = images(rng, 320)
-    model.fit(x, y, epochs=6, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+    # 50 steps barely move batch norm's moving statistics (momentum 0.999): at inference the model
+    # would still answer one 5-vector for every input. Set them to the training set's, in one pass.
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momentum = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(x, training=True)
+    for layer, m in zip(norms, momentum, strict=True):
+        layer.momentum = m
     samples, labels = images(rng, 16)
     scores = model.predict(samples, verbose=0)
     accuracy = float(np.mean(scores.argmax(axis=1) == labels))
