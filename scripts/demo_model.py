@@ -60,6 +60,8 @@ def main() -> None:
     scores = model.predict(samples, verbose=0)
     accuracy = float(np.mean(scores.argmax(axis=1) == labels))
     distinct = len(np.unique(scores, axis=0))
+    if distinct < 2:
+        sys.exit("demo: the classifier gives one output for every sample; its top-1 agreement would mean nothing")
     model.save(out / "classifier.keras")
     model.export(out / "classifier_export", verbose=False)
     np.save(out / "samples.npy", samples)
