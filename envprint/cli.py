@@ -167,7 +167,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, so
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
 
 
-@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
+@app.command()
 def show(
     json_out: JsonOpt = False,
     show_all: AllOpt = False,
@@ -194,7 +194,7 @@ def show(
     _guard(body, json_out)
 
 
-@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
+@app.command()
 def diff(
     a: Annotated[
         Path,
@@ -353,7 +353,7 @@ HtmlOpt = Annotated[
 ]
 
 
-@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
+@app.command()
 def save(
     model: ModelArg,
     out: Annotated[
@@ -479,7 +479,7 @@ def save(
     _guard(body, json_out)
 
 
-@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
+@app.command()
 def verify(
     model: ModelArg,
     fingerprint: Annotated[
@@ -624,7 +624,7 @@ def _write_html(report, path: Path) -> None:
     sys.stderr.write(f"envprint: wrote {path}\n")
 
 
-@app.command("report", cls=_Command, epilog=EXIT_CODES_HELP)
+@app.command("report")
 def report_command(
     report_json: Annotated[
         Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
@@ -658,7 +658,7 @@ def _write_junit(path: Path, model: Path, result: Any) -> None:
         ) from None
 
 
-@app.command("env-export", cls=_Command, epilog=EXIT_CODES_HELP)
+@app.command("env-export")
 def env_export(
     fingerprint: Annotated[
         Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
@@ -679,7 +679,7 @@ def env_export(
     _guard(body)
 
 
-@app.command(cls=_Command, epilog=EXIT_CODES_HELP)
+@app.command()
 def schema(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the JSON Schema files into.")] = Path(
         "schemas"
@@ -740,3 +740,11 @@ def main() -> None:
     finally:
         if log_filter is not None:
             log_filter.close()
+
+
+# Every command's --help shows the exit codes and plain argument names, commands defined above
+# in any order included (Typer shows the app's epilog only at the top level).
+for _info in app.registered_commands:
+    if _info.cls in (None, TyperCommand):  # Typer's default, not a class a command chose
+        _info.cls = _Command
+    _info.epilog = _info.epilog or EXIT_CODES_HELP
