@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ._version import __version__
 from .errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
@@ -47,12 +47,20 @@ def _print_json_error(code: int, message: str) -> None:
     emit(lambda: sys.stdout.write(canonical_json(document)))
 
 
+def _debug_first(argv: list[str]) -> list[str]:
+    """--debug is the root's option; accept it after the command too (envprint verify m --debug)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" not in argv[:end]:
+        return argv
+    return ["--debug", *(a for i, a in enumerate(argv) if not (i < end and a == "--debug"))]
+
+
 class _Group(TyperGroup):
     """Typer's group, but a usage error Typer itself finds (a bad option value) also prints JSON under --json."""
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
              **extra: Any) -> Any:  # fmt: skip
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = _debug_first(list(sys.argv[1:] if args is None else args))
         if not standalone_mode or "--json" not in argv:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -65,6 +73,16 @@ class _Group(TyperGroup):
             sys.stderr.write("Aborted!\n")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class _Command(TyperCommand):
+    """Typer's command, with arguments in the usage line as plain MODEL, A [B] (Typer 0.2x writes a required one as {MODEL})."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [
+            piece[1:].replace("}", "", 1) if piece.startswith("{") and "}" in piece else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
 
 
 app = typer.Typer(
@@ -288,6 +306,12 @@ def _format_choice(value: str | None) -> str | None:
     return value
 
 
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"{value:g} is not a number of seconds > 0")
+    return value
+
+
 def _custom_objects_syntax(values: list[str] | None) -> list[str] | None:
     for spec in values or []:
         module, sep, name = spec.partition(":")
@@ -480,7 +504,8 @@ def verify(
         ),
     ] = False,
     investigate_timeout: Annotated[
-        float, typer.Option("--investigate-timeout", help="Seconds each child process may run.")
+        float,
+        typer.Option("--investigate-timeout", callback=_positive, help="Seconds each child process may run (> 0)."),
     ] = 120.0,
     require_signature: Annotated[
         bool,
@@ -514,7 +539,7 @@ def verify(
     MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
     and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
     Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
-    could not verify (see the exit codes below). Writes nothing but the --html page.
+    could not verify (the exit codes are below). Writes nothing but the --html page.
     """
 
     def body(model: Path = model, fingerprint: Path | None = fingerprint, relabel=lambda report: report) -> int:
@@ -529,6 +554,8 @@ def verify(
 
             require_matplotlib()  # before the model loads: a missing extra fails fast
         if preflight:
+            if investigate:
+                raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
             if junit_xml is not None:
                 raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
             from .verifier import preflight as do_preflight
@@ -984,3 +1011,11 @@ def main() -> None:
     finally:
         if log_filter is not None:
             log_filter.close()
+
+
+# Every command's --help shows the exit codes and plain argument names, commands defined above
+# in any order included (Typer shows the app's epilog only at the top level).
+for _info in app.registered_commands:
+    if _info.cls in (None, TyperCommand):  # Typer's default, not a class a command chose
+        _info.cls = _Command
+    _info.epilog = _info.epilog or EXIT_CODES_HELP

@@ -150,13 +150,16 @@ def _table(header: list[str] | None, rows: list[list[str]], raw: bool = False, c
     return f"<table{attr}>{head}{body}</table>"
 
 
-def _output_section(c: OutputComparison) -> str:
-    from .render import summarize
+def _output_section(c: OutputComparison, random: bool = False) -> str:
+    """One output; ``random``: a second, identical prediction on this host differed from the first."""
+    from .render import random_at_inference_line, summarize
 
     parts = [f"<h3>Output <code>{_e(c.name)}</code></h3>", f"<p class='mono'>{_e(summarize(c))}</p>"]
+    if random:
+        parts.append(f"<p><b>{_e(random_at_inference_line(c))}</b></p>")
     if c.error_histogram is not None:
         parts.append(f"<figure>{_plot_output(c, c.error_histogram)}</figure>")
-    elif c.status == "identical":
+    elif c.status == "identical" and not random:
         parts.append("<p class='muted'>Bit-identical: no error to plot.</p>")
     elif c.problem is None:
         parts.append("<p class='muted'>No error distribution in this report (not a floating output).</p>")
@@ -183,7 +186,7 @@ def _fmt(value: Any) -> str:
 
 def render_html(report: Report) -> str:
     """The report as one HTML document (str): no script, no fetch, plots inline."""
-    from .render import STATUS_MARK, VERDICT_WORDS
+    from .render import STATUS_MARK, VERDICT_WORDS, describe_differences, file_names, first_problem
 
     require_matplotlib()  # fail before any work when the extra is missing
     verdict = VERDICT_WORDS[report.verdict]
@@ -202,12 +205,20 @@ def render_html(report: Report) -> str:
         ("record files edited", ident.sidecar_files_changed),
     ):
         if files:
-            facts.append([label, ", ".join(files)])
+            facts.append([label, file_names(files, ident.model_name)])
+    if ident.differences:
+        facts.append(["differs", describe_differences(ident.differences)])
+    if not report.probes_run:
+        facts.append(["probes", "not run: this model does not take the recorded inputs"])
+    badge = f"<span class='verdict' style='background:{_COLORS[report.verdict]}'>{_e(verdict)}</span>"
+    reason = "" if report.passed else f"<p><b>{_e(first_problem(report))}</b></p>"
+    outputs = [_output_section(c, c.name in report.random_at_inference) for c in report.outputs]
     body = [
-        f"<h1>envprint verify: <span class='verdict' style='background:{_COLORS[report.verdict]}'>{_e(verdict)}</span></h1>",
+        f"<h1>envprint verify: {badge}</h1>",
+        reason,
         _table(None, facts),
         "<h2>Outputs</h2>",
-        *(_output_section(c) for c in report.outputs),
+        *(outputs or ["<p class='muted'>None compared: the probes were not run.</p>"]),
     ]
     # Everything the CLI prints, for what the page does not draw (positions, casts, signature, ...).
     body += ["<details><summary>The report as text</summary>", f"<pre>{_e(report.to_text())}</pre>", "</details>"]

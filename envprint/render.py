@@ -206,7 +206,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _names(files: list[str], model_name: str | None) -> str:
+def file_names(files: list[str], model_name: str | None) -> str:
     """File lists of a model: '.' is the single-file model itself, so it is named."""
     return ", ".join(model_name or "the model file" if f == "." else f for f in files)
 
@@ -282,6 +282,16 @@ def _tolerance_needed(c: OutputComparison) -> str | None:
     return "  would pass at " + ", or ".join(options) + (f"; {', '.join(top)}" if top else "")
 
 
+def random_at_inference_line(o: OutputComparison) -> str:
+    """An output that changed between two identical predictions on this host."""
+    if o.status == "identical":
+        return (
+            f'output "{o.name}": the first prediction is bit-identical to the reference ({o.size} elements); '
+            "a second, identical prediction differed from it: random at inference"
+        )
+    return f'output "{o.name}": a second, identical prediction differed from the first: random at inference'
+
+
 def render_report(report: Report, out: Writer) -> None:
     """The verify report: verdict first, then identity, outputs, environment, explanations."""
     head = VERDICT_WORDS[report.verdict]
@@ -316,9 +326,9 @@ def render_report(report: Report, out: Writer) -> None:
         ("added", ident.files_added),
     ):
         if files:
-            out.line(f"  files {label}: {_names(files, name)}")
+            out.line(f"  files {label}: {file_names(files, name)}")
     if ident.differences:
-        out.line(f"  model:       {describe_differences(ident.differences)}")
+        out.line(f"  differs:     {describe_differences(ident.differences)}")
     for label, mapping in (("input", report.inputs_by_position), ("output", report.outputs_by_position)):
         for recorded, now in sorted(mapping.items()):
             out.line(f"  {label} by position: the recorded {label} {recorded!r} is {now!r} in this model")
@@ -336,10 +346,7 @@ def render_report(report: Report, out: Writer) -> None:
     out.line()
     for o in report.outputs:
         if o.name in report.random_at_inference and o.status == "identical":
-            out.line(
-                f'output "{o.name}": the first prediction is bit-identical to the reference ({o.size} elements); '
-                "a second, identical prediction differed from it: random at inference"
-            )
+            out.line(random_at_inference_line(o))
             continue
         out.line(
             summarize(o) + (" | changed between identical predictions" if o.name in report.random_at_inference else "")
@@ -350,15 +357,16 @@ def render_report(report: Report, out: Writer) -> None:
         if needed:
             out.line(needed)
     env = report.environment
-    out.line()
+    if report.outputs:  # the header already ends with a blank line
+        out.line()
     numerics = [e for e in env.entries if e.numerics]
     differences = _plural(len(env.entries), "difference")
     if env.identical:
         out.line("Environment: same as at save.")
     elif report.verdict == "identical":
         out.line(
-            f"Environment: {differences} from the saved host ({len(numerics)} can change numerics) did not change "
-            f"the probes; {_rerun_diff(report)} lists them"
+            f"Environment: {differences} from the saved host ({len(numerics)} can change numerics), "
+            f"and the probes did not change; {_rerun_diff(report)} lists them"
         )
     elif not numerics:
         out.line(
@@ -393,20 +401,28 @@ def report_text(report: Report) -> str:
     return buffer.getvalue()
 
 
+FORMAT_WORDS = {
+    "keras": "a Keras (.keras) model", "h5": "an HDF5 (.h5) model", "savedmodel": "a SavedModel",
+    "tflite": "a TFLite model",
+}  # fmt: skip
+
+
 def render_save(summary: SaveSummary, out: Writer) -> None:
     """What ``envprint save`` prints: where the record went and what it holds."""
     ident = summary.model
     random = "" if summary.self_check.deterministic else " (NOT deterministic: see the warning)"
     out.line(
-        f"saved {summary.sidecar}/fingerprint.json: {ident.format} model, {summary.probes.num_probes} probes, "
+        f"saved {summary.sidecar}/fingerprint.json: {FORMAT_WORDS[ident.format]}, {summary.probes.num_probes} probes, "
         f"outputs {', '.join(o.name for o in ident.outputs)}{random}"
     )
     tol = summary.tolerance
     if tol.margin is not None:
         atol = "the per-dtype default" if tol.atol is None else f"{tol.atol:g}"
-        out.line(
-            f"tolerance: rtol={tol.rtol:g} ({tol.margin:g} x the drift measured in {tol.derived_from}), atol {atol}"
-        )
+        drift = f"{tol.margin:g} x the largest relative error measured in {tol.derived_from}"
+        if tol.rtol is None:
+            out.line(f"tolerance: rtol the per-dtype default ({drift} is below it), atol {atol}")
+        else:
+            out.line(f"tolerance: rtol={tol.rtol:g} ({drift}, never below the per-dtype default), atol {atol}")
 
 
 def _label(key: str) -> str:

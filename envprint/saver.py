@@ -200,6 +200,18 @@ def _refuse_uninformative(
     return [f"{text} (recorded anyway: --allow-nonfinite)"]
 
 
+def _same_for_every_probe(reference: Mapping[str, np.ndarray]) -> list[str]:
+    """A warning when every probe gave the same outputs: the record then tells little drift apart."""
+    arrays = [np.asarray(a) for a in reference.values()]
+    n = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
+    if n < 2 or not all(a.ndim and a.shape[0] == n and bool((a == a[:1]).all()) for a in arrays):
+        return []
+    return [
+        f"outputs are the same for all {n} probes: the record cannot tell much drift apart (a model that ignores "
+        "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
+    ]
+
+
 def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
     return FingerprintError(
         f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory, or pass --out DIR"
@@ -299,6 +311,7 @@ def save(
         notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
         reference = loaded.predict(inputs)
         notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
+        notes += _same_for_every_probe(reference)
         check = self_check(loaded, inputs, reference)
         if strict and not check.deterministic:
             raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")

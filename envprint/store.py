@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import FingerprintError, one_line, open_user_file
 from .models import FINGERPRINT_SCHEMA_VERSION, REPORT_SCHEMA_VERSION, Fingerprint, Report
-from .sidecar import atomic_write_text, locate_fingerprint
+from .sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, atomic_write_text, default_sidecar, locate_fingerprint
 
 # Upgraders from an older schema version to the next one: {old_version: function(dict) -> dict}.
 # Version 1 is the first; the table grows with each version so old fingerprints stay readable.
@@ -73,11 +73,36 @@ def parse_fingerprint(data: Any, source: str) -> Fingerprint:
         raise FingerprintError(f"{source}: invalid fingerprint: {describe_validation_error(exc)}") from None
 
 
+def _binary_kind(raw: bytes, source: str) -> str | None:
+    """What a binary file given for a record is, from its first bytes: a model or NumPy data (None: unknown)."""
+    if raw.startswith(b"PK\x03\x04"):  # a zip: .keras models and .npz archives both are
+        if source.endswith(".npz"):
+            return "a NumPy .npz archive (probes or reference outputs)"
+        return "a Keras (.keras) model" if source.endswith(".keras") else None
+    if raw.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy array"
+    if raw.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 (.h5) model"
+    if raw[4:8] == b"TFL3":
+        return "a TFLite model"
+    return None
+
+
 def decode_json(raw: bytes, source: str) -> Any:
     """The JSON document in ``raw``, or FingerprintError (one line) whatever the bytes."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        kind = _binary_kind(raw, source)
+        if kind and "model" in kind:
+            raise FingerprintError(
+                f"{source}: {kind}, not a fingerprint; a model's record is MODEL.envprint/fingerprint.json "
+                "(MODEL/assets.extra/envprint/ in a SavedModel), written by 'envprint save MODEL'"
+            ) from None
+        if kind:
+            raise FingerprintError(
+                f"{source}: {kind}, not a fingerprint; give the fingerprint.json of the same record"
+            ) from None
         raise FingerprintError(
             f"{source}: not UTF-8 text (byte {exc.start}); give the path of a fingerprint.json"
         ) from None
@@ -103,9 +128,31 @@ def read_json(path: Path) -> Any:
     return decode_json(raw, str(path))
 
 
+def record_path(path: Path) -> Path:
+    """Where a record given as ``path`` is: a fingerprint.json, its sidecar, or a model with its record.
+
+    ``diff`` and ``env-export`` take a record; given the model instead (a .keras file with
+    MODEL.envprint/ beside it, a SavedModel with assets.extra/envprint/ inside), they read its record.
+    """
+    path = Path(path)
+    inside = path / SAVEDMODEL_SIDECAR / FINGERPRINT_FILE
+    if path.is_dir() and not (path / FINGERPRINT_FILE).exists():
+        if inside.exists():
+            return inside
+        if (path / "saved_model.pb").exists():
+            raise FingerprintError(
+                f"{path}: a SavedModel without a record ({inside} is missing); run 'envprint save {path}' "
+                "on the training host"
+            )
+    beside = default_sidecar(path) / FINGERPRINT_FILE
+    if path.is_file() and path.name != FINGERPRINT_FILE and beside.exists():
+        return beside
+    return path
+
+
 def read_fingerprint(path: Path) -> Fingerprint:
-    """The fingerprint at ``path``: a fingerprint.json, or the sidecar directory that holds one."""
-    path = locate_fingerprint(None, path)
+    """The fingerprint at ``path``: a fingerprint.json, the sidecar directory that holds one, or its model."""
+    path = locate_fingerprint(None, record_path(path))
     return parse_fingerprint(read_json(path), str(path))
 
 

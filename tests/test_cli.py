@@ -39,6 +39,41 @@ def test_help_documents_every_exit_code():
         assert any(words[:1] == [str(int(code))] for words in lines), code
 
 
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [("verify", "verify [OPTIONS] MODEL"), ("save", "save [OPTIONS] MODEL"), ("diff", "diff [OPTIONS] A [B]"),
+     ("env-export", "env-export [OPTIONS] FINGERPRINT"), ("report", "report [OPTIONS] REPORT")],
+)  # fmt: skip
+def test_each_commands_help_shows_plain_arguments_and_the_exit_codes(command, usage):
+    r = invoke(command, "--help")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[0].endswith(f" {usage}"), r.output
+    assert "{" not in r.output.splitlines()[0]
+    assert "\n  Exit codes:\n    0   passed / no differences\n" in r.output
+    assert "    70  internal error in envprint" in r.output
+
+
+def test_debug_is_accepted_after_the_command_too(tmp_path):
+    missing = tmp_path / "nope.json"
+    before = invoke("--debug", "diff", str(missing), str(missing))
+    after = invoke("diff", str(missing), str(missing), "--debug")
+    assert before.exit_code == after.exit_code == ExitCode.FINGERPRINT
+    assert after.stderr.startswith("Traceback (most recent call last):"), after.output
+    assert after.stderr == before.stderr
+
+
+def test_investigate_timeout_must_be_positive_and_preflight_refuses_investigate(tmp_path):
+    model = str(tmp_path / "model.keras")
+    r = invoke("verify", model, "--investigate", "--investigate-timeout", "0")
+    assert r.exit_code == ExitCode.USAGE
+    assert "Invalid value for '--investigate-timeout': 0 is not a number of seconds > 0" in r.stderr
+    r = invoke("verify", model, "--preflight", "--investigate")
+    assert r.exit_code == ExitCode.USAGE
+    assert r.stderr == (
+        "envprint: error: --investigate re-runs a verify's probes; --preflight runs none: drop one of them\n"
+    )
+
+
 def test_diff_of_identical_files_exits_0(cpu_json):
     r = invoke("diff", str(cpu_json), str(cpu_json))
     assert r.exit_code == 0, r.output

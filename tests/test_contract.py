@@ -21,7 +21,7 @@ import envprint
 from envprint.cli import app
 from envprint.compare import compare_output, tolerance_from_report
 from envprint.errors import ExitCode, FingerprintError, UsageError, one_line, open_user_file
-from envprint.models import DiffEntry, FingerprintDiff, IdentityCheck, Report, Tolerance
+from envprint.models import DiffEntry, FingerprintDiff, IdentityCheck, ModelDifference, Report, Tolerance
 from envprint.store import canonical_json, read_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,9 +320,12 @@ def test_the_report_shows_the_tolerance_that_would_have_passed():
 def test_tolerance_from_a_report_is_the_margin_times_the_drift_and_passes_that_drift():
     e, o = drifted()
     c = compare_output("logits", e, o, Tolerance(rtol=1e-7, atol=1e-7))
-    tol = tolerance_from_report(report_of(c), 2.0, "report.json")
-    assert tol == Tolerance(rtol=2 * c.rtol_needed, margin=2.0, derived_from="report.json")
+    tol = tolerance_from_report(report_of(c), 20.0, "report.json")
+    assert c.max_rel > 1e-5 and c.max_rel > c.rtol_needed
+    assert tol == Tolerance(rtol=20 * c.max_rel, margin=20.0, derived_from="report.json")
     assert compare_output("logits", e, o, tol).status == "within_tolerance"
+    # margin x the drift passes by rtol alone, whatever atol covered in the report
+    assert compare_output("logits", e, o, Tolerance(rtol=tol.rtol / 20, atol=0.0)).status == "within_tolerance"
     with pytest.raises(UsageError, match=r"--margin must be a number >= 1"):
         tolerance_from_report(report_of(c), 0.5, "report.json")
     nan = e.copy()
@@ -335,15 +338,30 @@ def test_tolerance_from_a_report_is_the_margin_times_the_drift_and_passes_that_d
         tolerance_from_report(other, 2.0, "r.json")
 
 
+def test_tolerance_from_a_report_within_tolerance_is_never_0_nor_stricter_than_the_default():
+    e, o = drifted(3e-6)  # max rel 1.5e-5, all covered by the default atol: rtol_needed is 0
+    within = compare_output("logits", e, o, Tolerance())
+    assert within.status == "within_tolerance" and within.rtol_needed == 0.0 and within.max_rel > 0
+    assert tolerance_from_report(report_of(within), 2.0, "r.json") == Tolerance(margin=2.0, derived_from="r.json")
+    tol = tolerance_from_report(report_of(within), 10.0, "r.json")
+    assert tol.rtol == pytest.approx(10 * within.max_rel) and tol.rtol > 1e-4
+    assert compare_output("logits", e, o, Tolerance(rtol=tol.rtol, atol=0.0)).status == "within_tolerance"
+    same = compare_output("logits", e, e.copy(), Tolerance())
+    assert tolerance_from_report(report_of(same), 3.0, "r.json").rtol is None
+
+
 def test_save_tolerance_from_a_verify_report_states_the_margin_in_the_record(mlp, tmp_path):
     model = saved_copy(mlp["keras"], tmp_path)
     report = tmp_path / "report.json"
     report.write_text(invoke("verify", model, "--json").stdout)
     r = invoke("save", model, "--force", "--tolerance-from", report, "--margin", "3")
     assert r.exit_code == 0, r.stderr
-    assert r.stdout.endswith(f"tolerance: rtol=0 (3 x the drift measured in {report}), atol the per-dtype default\n")
+    assert r.stdout.endswith(
+        f"tolerance: rtol the per-dtype default (3 x the largest relative error measured in {report} is below it), "
+        "atol the per-dtype default\n"
+    )
     fp = read_fingerprint(model.with_name("model.keras.envprint"))
-    assert fp.tolerance == Tolerance(rtol=0.0, margin=3.0, derived_from=str(report))
+    assert fp.tolerance == Tolerance(margin=3.0, derived_from=str(report))
     assert invoke("verify", model).exit_code == 0
     r = invoke("save", model, "--force", "--tolerance-from", report, "--rtol", "1e-3")
     assert r.exit_code == ExitCode.USAGE
@@ -372,9 +390,20 @@ def test_the_environment_line_names_the_record_and_never_promises_a_list_it_does
     same = compare_output("logits", e, e.copy(), Tolerance())
     text = str(report_of(same, environment=FingerprintDiff(a="fp", b="h", identical=False, entries=[entry])))
     assert (
-        "Environment: 1 difference from the saved host (0 can change numerics) did not change the probes; "
+        "Environment: 1 difference from the saved host (0 can change numerics), and the probes did not change; "
         "envprint diff model.keras.envprint/fingerprint.json --current lists them\n"
     ) in text
+
+
+def test_another_models_differences_have_their_own_label_and_no_double_blank_line():
+    differs = ModelDifference(field="parameter_count", saved=67, current=18)
+    identity = IdentityCheck(weights="changed", model_name="model.keras", differences=[differs])
+    text = str(report_of(identity=identity, probes_run=False))
+    assert "\n  differs:     parameters 67 -> 18\n" in text
+    assert text.count("  model:") == 1
+    probes = "  probes:      not run: this model does not take the recorded inputs\n"
+    assert probes + "\nEnvironment: same as at save.\n" in text
+    assert "\n\n\n" not in text
 
 
 def test_a_mismatch_from_randomness_says_which_prediction_matched():

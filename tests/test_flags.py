@@ -339,7 +339,7 @@ def test_verify_investigate_timeout_bounds_each_child(drifted):
     run = drifted["timeout"]
     assert run.returncode == 0, run  # the verdict stands (within tolerance); only the investigation gave up
     assert [(r["cause"], r["status"], r["detail"]) for r in run.json["investigation"]] == [
-        ("control", "untestable", "timed out after 0.5 s; nothing else was run")
+        ("control", "untestable", "timed out after 0.5 s (raise --investigate-timeout); nothing else was run")
     ], run
 
 

@@ -133,6 +133,40 @@ def test_identical_verify_page_says_there_is_no_error_to_plot(drifted, tmp_path)
     assert "<p class='muted'>Bit-identical: no error to plot.</p>" in text and "<svg" not in text
 
 
+def test_page_says_a_second_identical_prediction_differed(dropout_left_active, tmp_path):
+    model = tmp_path / "model.keras"
+    shutil.copy2(dropout_left_active, model)
+    assert run_cli("save", str(model)).exit_code == 0
+    page = tmp_path / "random.html"
+    r = run_cli("verify", str(model), "--html", str(page))
+    assert r.exit_code == 1, r.output
+    text = page.read_text(encoding="utf-8")
+    assert (
+        "<p><b>outputs changed between two identical predictions on this host (out): "
+        "a random layer is active at inference</b></p>"
+    ) in text
+    assert "a second, identical prediction differed" in text
+    assert "Bit-identical: no error to plot." not in text
+
+
+def test_page_of_another_model_names_the_file_the_differences_and_the_probes_not_run(mlp, two_inputs, tmp_path):
+    model = tmp_path / "model.keras"
+    shutil.copy2(mlp["keras"], model)
+    assert run_cli("save", str(model)).exit_code == 0
+    shutil.copy2(two_inputs["keras"], model)  # another model over the recorded file
+    page = tmp_path / "other.html"
+    r = run_cli("verify", str(model), "--html", str(page))
+    assert r.exit_code == 1, r.output
+    text = page.read_text(encoding="utf-8")
+    assert "<tr><td>files changed</td><td>model.keras</td></tr>" in text
+    assert "<td>files changed</td><td>.</td>" not in text
+    assert "<tr><td>probes</td><td>not run: this model does not take the recorded inputs</td></tr>" in text
+    assert "<tr><td>differs</td><td>inputs [features (None, 4) float32] -&gt; [a (None, 3) float32" in text
+    assert "parameters 67 -&gt; 18" in text
+    assert "<p><b>the model&#x27;s weights differ from the fingerprinted model&#x27;s: this is not the model" in text
+    assert "<p class='muted'>None compared: the probes were not run.</p>" in text
+
+
 def test_report_of_a_file_that_is_not_a_report_exits_3(tmp_path):
     fp = tmp_path / "fingerprint.json"
     fp.write_text('{"schema_version": 1}', encoding="utf-8")

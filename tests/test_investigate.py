@@ -217,7 +217,7 @@ def test_a_child_that_overruns_its_timeout_is_killed_and_untestable(threads_drif
     with fails_after(60, "investigate with a 0.5 s timeout per child"):  # the child must be killed, not awaited
         results = run_investigation(threads_drift.model, threads_drift.report, timeout_s=0.5)
     assert [(r.cause, r.status, r.detail) for r in results] == [
-        ("control", "untestable", "timed out after 0.5 s; nothing else was run")
+        ("control", "untestable", "timed out after 0.5 s (raise --investigate-timeout); nothing else was run")
     ]
 
 

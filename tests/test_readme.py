@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from envhelpers import run_python
 
 from envprint.store import read_fingerprint
 
@@ -35,6 +36,10 @@ def test_readme_python_examples_run(mlp, keras, tmp_path, monkeypatch, caplog):
         exec(compile(blocks[2], "README.md (logging)", "exec"), {"model": model})
     logged = caplog.records[-1].getMessage()
     assert logged.startswith("envprint verify: PASSED (bit-identical)\n  model:       <in-memory")
+    # Copied as is into a fresh Python (no logging set up by pytest), the snippet logs the report.
+    done = run_python(f"import os\nos.chdir({str(tmp_path)!r})\nmodel = 'model.keras'\n" + blocks[2], timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "INFO:envprint:envprint verify: PASSED (bit-identical)\n  model:       model.keras\n" in done.stderr
 
 
 # The README's shell blocks: every line either runs here as written (an envprint command, in a

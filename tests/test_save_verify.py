@@ -38,6 +38,9 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
+SAVE_STDOUT: dict[str, str] = {}  # format -> what `envprint save` printed in saved_mlp
+
+
 @pytest.fixture(scope="module")
 def saved_mlp(mlp, tmp_path_factory) -> dict[str, Path]:
     """The MLP in every format, each with its record written by `envprint save`."""
@@ -47,7 +50,20 @@ def saved_mlp(mlp, tmp_path_factory) -> dict[str, Path]:
         r = invoke("save", model)
         assert r.exit_code == 0, r.output + r.stderr
         out[fmt] = model
+        SAVE_STDOUT[fmt] = r.stdout
     return out
+
+
+@pytest.mark.parametrize(
+    ("fmt", "words"),
+    [("keras", "a Keras (.keras) model"), ("h5", "an HDF5 (.h5) model"), ("savedmodel", "a SavedModel"),
+     ("tflite", "a TFLite model")],
+)  # fmt: skip
+def test_save_names_the_model_format_in_words(saved_mlp, fmt, words):
+    from envprint.sidecar import default_sidecar
+
+    sidecar = default_sidecar(saved_mlp[fmt])
+    assert SAVE_STDOUT[fmt].startswith(f"saved {sidecar}/fingerprint.json: {words}, 8 probes, outputs ")
 
 
 def test_save_writes_the_record_beside_a_keras_file(saved_mlp):
@@ -187,6 +203,67 @@ def test_supplied_probes_for_two_named_inputs(two_inputs, tmp_path):
     assert (fp.probes.source, fp.probes.file, fp.probes.num_probes) == ("file", "samples.npz", 5)
     assert sorted(fp.reference_arrays.arrays) == ["aux", "score"]
     assert invoke("verify", model).exit_code == 0
+
+
+def test_diff_and_env_export_given_a_model_read_its_record(saved_mlp):
+    from envprint.sidecar import default_sidecar
+
+    for fmt in ("keras", "savedmodel"):
+        model, record = saved_mlp[fmt], default_sidecar(saved_mlp[fmt]) / "fingerprint.json"
+        r = invoke("env-export", model)
+        assert r.exit_code == 0, r.output
+        assert r.stdout == invoke("env-export", record).stdout
+        r = invoke("diff", model, record)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.endswith("No differences.\n")
+
+
+def test_a_model_or_npz_without_a_record_is_named_for_what_it_is(saved_mlp, mlp, tmp_path):
+    from envprint.sidecar import default_sidecar
+
+    probes = default_sidecar(saved_mlp["keras"]) / "probes.npz"
+    r = invoke("diff", probes, probes)
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (
+        f"envprint: error: {probes}: a NumPy .npz archive (probes or reference outputs), not a fingerprint; "
+        "give the fingerprint.json of the same record\n"
+    )
+    bare = copy_model(mlp["keras"], tmp_path)
+    r = invoke("env-export", bare)
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (
+        f"envprint: error: {bare}: a Keras (.keras) model, not a fingerprint; a model's record is "
+        "MODEL.envprint/fingerprint.json (MODEL/assets.extra/envprint/ in a SavedModel), written by "
+        "'envprint save MODEL'\n"
+    )
+    export = copy_model(mlp["savedmodel"], tmp_path)
+    r = invoke("diff", export, "--current")
+    assert r.exit_code == ExitCode.FINGERPRINT
+    assert r.stderr == (
+        f"envprint: error: {export}: a SavedModel without a record ({export}/assets.extra/envprint/fingerprint.json "
+        f"is missing); run 'envprint save {export}' on the training host\n"
+    )
+
+
+def test_save_warns_when_every_probe_gives_the_same_outputs(keras, tmp_path):
+    inp = keras.Input((4,), name="x")
+    out = keras.layers.Dense(3, kernel_initializer="zeros", bias_initializer="ones", name="out")(inp)
+    model = tmp_path / "constant.keras"
+    keras.Model(inp, out).save(model)  # the output is the bias, whatever the input
+    r = invoke("save", model, "--json")
+    assert r.exit_code == 0, r.output
+    warning = (
+        "outputs are the same for all 8 probes: the record cannot tell much drift apart (a model that ignores "
+        "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
+    )
+    assert json.loads(r.stdout)["warnings"] == [warning]
+    assert r.stderr == f"envprint: WARNING: {warning}\n"
+
+
+def test_save_of_a_model_that_uses_its_inputs_does_not_warn(mlp, tmp_path):
+    r = invoke("save", copy_model(mlp["keras"], tmp_path), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["warnings"] == [] and r.stderr == ""
 
 
 def test_dropout_left_active_warns_at_save_and_strict_refuses(dropout_left_active, tmp_path):
