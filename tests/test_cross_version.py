@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,12 @@ def test_verify_in_tf215_blames_the_framework_versions_only_when_outputs_moved(f
         assert causes == [], causes
     else:
         assert causes[0] == "tensorflow_version", causes
+        # Beside TensorFlow 2.15 (numpy<2, protobuf<5, ml-dtypes~=0.3.1), TensorFlow 2.21's NumPy, ml-dtypes or
+        # protobuf are never pinned alone: the remedy installs the saved stack together.
+        remedies = {x["cause"]: x["remedy"] for x in report["explanations"]}
+        for cause in ("numpy_version", "other_package"):
+            assert re.search(r"'(numpy|ml-dtypes|protobuf|h5py)==", remedies[cause]) is None, remedies[cause]
+            assert "install the saved stack together: envprint env-export" in remedies[cause], remedies[cause]
 
 
 @pytest.fixture(scope="session")
