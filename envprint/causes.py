@@ -30,6 +30,10 @@ class Rule:
     score: float  # how likely the outputs change (x the version grade when ``graded``)
     text: str  # {a} {b} {path} {change} {moved} {a_onoff} {b_onoff}
     graded: bool = False
+    # What the change would be: 'noise' (ULP-level, within the default tolerance: never fails
+    # preflight), 'precision' (beyond tolerance, top-1 mostly agrees), 'semantic' (changed results
+    # or a load failure). Only a change beyond tolerance fails verify --preflight.
+    predicts: str = "noise"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class Cause:
     # Paths that hold the cause's effective state: known and equal on both sides, the cause's other
     # differences (a variable, a library) changed nothing here and are listed only.
     effective: tuple[str, ...] = ()
+    # Paths that only ask for the effective state (a variable, a default): when the effective state
+    # is recorded on both sides, it alone is counted; these are listed only.
+    follows: tuple[str, ...] = ()
     listed: tuple[str, ...] = ()  # paths that are this cause's differences but cannot change numerics
     graded: bool = False  # a version: fit is scaled by the grade of the change (major, minor, patch)
     decisive: str | None = None  # the path that grades a version when both sides have it
@@ -61,7 +68,8 @@ class Cause:
 NOT_FROM_DIFF = "identity evidence (explain.IDENTITY_RULES), not a fingerprint difference"
 NOT_A_SETTING = "not a setting of the host: nothing to restore"
 SEED_NOT_HOST = "a declared seed is how the reference was produced, not a fact of the host; verify applies it"
-VERSION_TEXT = "{path} {a} -> {b} ({change}): expect identical outputs or ULP-level noise, more for a major change"
+VERSION_TEXT = "{path} {a} -> {b} ({change}): expect identical outputs or ULP-level noise"
+VERSION_MAJOR = "{path} {a} -> {b} ({change}): a major change may change results beyond tolerance or fail to load"
 
 # Measured: 2-core CPU, TF 2.21, Keras 3, 32 probes; MLP 64-256-256-10, a small CNN, MobileNetV2 96x96.
 # fit columns: reduction_order, precision, semantic, dtype, stochastic.
@@ -78,6 +86,11 @@ REGISTRY: dict[str, Cause] = {
         ("no action needed: the weights are the saved ones",),
         "the files are checked when the model loads, not predicted from fingerprints", NOT_A_SETTING,
         paths=("model.files*",)),
+    "model_other_format": Cause(
+        "the model in another format", "identity", NOT_FROM_DIFF,
+        ("none needed when the outputs pass: weights cannot be compared across formats, so the outputs are the "
+         "check; for a weights check too, run envprint save on this format",),
+        "the format is checked when the model loads, not predicted from fingerprints", NOT_A_SETTING),
     "probes_changed": Cause(
         "probe or reference arrays edited after save", "identity", NOT_FROM_DIFF,
         ("restore {sidecar_files} from the saved sidecar (fingerprint.json holds their sha256), "
@@ -94,7 +107,8 @@ REGISTRY: dict[str, Cause] = {
         "Keras dtype policy", "precision", (0.2, 0.95, 0.85, 0.95, 0.05),
         ("{dtype_policy} before loading the model",),
         (Rule("*", "any", 0.95, "saved with dtype policy {a}, this host uses {b}: expect a large relative change "
-              "and possibly top-1 flips (measured float32 -> mixed_bfloat16: max rel 2.8e-01 and 97% top-1 on an MLP)"),),
+              "and possibly top-1 flips (measured float32 -> mixed_bfloat16: max rel 2.8e-01 and 97% top-1 on an MLP)",
+              predicts="precision"),),
         "dtype_policy",
         paths=("tensorflow.dtype_policy",)),
     "onednn": Cause(
@@ -108,14 +122,16 @@ REGISTRY: dict[str, Cause] = {
         # oneDNN/MKL and their OpenMP, as mapped into the process.
         paths=("tensorflow.onednn*", "env.variables.TF_ENABLE_ONEDNN_OPTS", "devices.loaded_libraries.dnnl",
                "devices.loaded_libraries.mkl", "devices.loaded_libraries.iomp5"),
-        effective=("tensorflow.onednn.enabled",)),
+        effective=("tensorflow.onednn.enabled",),
+        follows=("tensorflow.onednn.env", "tensorflow.onednn.default", "env.variables.TF_ENABLE_ONEDNN_OPTS")),
     "determinism_settings": Cause(
         "determinism or XLA settings", "reduction_order", (0.85, 0.3, 0.1, 0.05, 0.1),
         ("{settings}",),
         (Rule("tensorflow.tensor_float_32", "gpu_off_to_on", 0.85,
-              "TF32 off -> on on a GPU: expect relative error near 1e-3 in matmuls and convolutions"),
+              "TF32 off -> on on a GPU: expect relative error near 1e-3 in matmuls and convolutions",
+              predicts="precision"),
          Rule("tensorflow.tensor_float_32|*TF32*", "gpu", 0.6, "{path} {a} -> {b} on a GPU: TF32 rounding differs "
-              "between the reference and this host: expect relative error near 1e-3"),
+              "between the reference and this host: expect relative error near 1e-3", predicts="precision"),
          Rule("tensorflow.tensor_float_32|*TF32*", "any", 0.05, "{path} {a} -> {b}, but neither host has a GPU: "
               "no effect expected"),
          Rule("tensorflow.jit", "any", 0.7, "XLA {a} -> {b}: fusion reorders float operations: expect "
@@ -133,7 +149,8 @@ REGISTRY: dict[str, Cause] = {
     "tensorflow_version": Cause(
         "TensorFlow version", "reduction_order", (0.8, 0.6, 0.6, 0.5, 0.1),
         ("{tf_install}",),
-        (Rule("*", "any", 0.9, VERSION_TEXT, graded=True),),
+        (Rule("*", "major", 0.9, VERSION_MAJOR, graded=True, predicts="semantic"),
+         Rule("*", "any", 0.9, VERSION_TEXT, graded=True)),
         Cannot("another TensorFlow is installed here; a process cannot swap it", "pins"),
         # TensorFlow's own framework library: its version is TensorFlow's.
         paths=("tensorflow", "tensorflow.version", "tensorflow.git_version", "tensorflow.compiler_version",
@@ -145,15 +162,17 @@ REGISTRY: dict[str, Cause] = {
         ("{keras}",),
         # What loads depends on the record's format: TensorFlow, not Keras, loads a SavedModel.
         (Rule("*", "keras3_to_2_file", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a Keras 3 {format} file cannot load "
-              "here; save a SavedModel (model.export) and verify that"),
+              "here; save a SavedModel (model.export) and verify that", predicts="semantic"),
          Rule("*", "keras_major_savedmodel", 0.1, "Keras {a} -> {b}: TensorFlow loads a SavedModel without Keras: "
               "no effect of Keras itself expected"),
          Rule("*", "keras3_to_2", 0.9, "Keras 3 -> Keras 2 ({a} -> {b}): a Keras 3 .keras or .h5 file cannot load "
-              "here; a SavedModel can"),
+              "here; a SavedModel can", predicts="semantic"),
          Rule("*", "keras2_to_3", 0.9, "Keras 2 -> Keras 3 ({a} -> {b}): layers were reimplemented and Keras 2 "
-              "files load through a compatibility path: expect ULP noise or more, or a load error"),
+              "files load through a compatibility path: expect ULP noise or more, or a load error",
+              predicts="semantic"),
          Rule("tensorflow.keras_flavor", "any", 0.9, "tf.keras is {a} at save and {b} here: another Keras "
-              "loads the model: expect load errors or changed numerics"),
+              "loads the model: expect load errors or changed numerics", predicts="semantic"),
+         Rule("*", "major", 0.7, VERSION_MAJOR, graded=True, predicts="semantic"),
          Rule("*", "any", 0.7, VERSION_TEXT, graded=True)),
         Cannot("another Keras is installed here; a process cannot swap it", "pins"),
         paths=("tensorflow.keras_*", "packages.key.keras", "packages.key.tf-keras"),
@@ -162,7 +181,8 @@ REGISTRY: dict[str, Cause] = {
         "NumPy version", "semantic", (0.3, 0.3, 0.5, 0.4, 0.1),
         ("{pins}",),
         (Rule("*", "numpy1_to_2", 0.4, "NumPy {a} -> {b}: NumPy 2 changed scalar type promotion (NEP 50): "
-              "preprocessing in NumPy may change dtype and rounding"),
+              "preprocessing in NumPy may change dtype and rounding", predicts="semantic"),
+         Rule("*", "major", 0.4, VERSION_MAJOR, graded=True, predicts="semantic"),
          Rule("*", "any", 0.4, VERSION_TEXT, graded=True)),
         Cannot("another NumPy is installed here; a process cannot swap it", "pins"),
         paths=("packages.key.numpy",),
@@ -191,9 +211,9 @@ REGISTRY: dict[str, Cause] = {
         "device", "reduction_order", (0.8, 0.7, 0.2, 0.1, 0.1),
         ("{device}",),
         (Rule("*", "cpu_to_gpu", 0.9, "saved on CPU, this host runs on a GPU: expect ULP noise, and relative error "
-              "near 1e-3 where TF32 is on (the default on Ampere and newer)"),
+              "near 1e-3 where TF32 is on (the default on Ampere and newer)", predicts="precision"),
          Rule("*", "gpu_to_cpu", 0.9, "saved on a GPU, this host has none: expect ULP noise, and relative error "
-              "near 1e-3 if the reference used TF32"),
+              "near 1e-3 if the reference used TF32", predicts="precision"),
          Rule("*", "any", 0.6, "{path} {a} -> {b}: other devices run other kernels: expect ULP-level noise")),
         "device",
         paths=("devices*", "env.variables.CUDA_VISIBLE_DEVICES")),
@@ -214,7 +234,8 @@ REGISTRY: dict[str, Cause] = {
         # OpenMP runtimes, as mapped into the process.
         paths=("threads*", "cpu.logical_cores", "cpu.physical_cores", "devices.loaded_libraries.gomp",
                "devices.loaded_libraries.omp"),
-        effective=("threads.tf_intra_op_effective", "threads.tf_inter_op_effective")),
+        effective=("threads.tf_intra_op_effective", "threads.tf_inter_op_effective"),
+        follows=("threads.variables.TF_NUM_INTRAOP_THREADS", "threads.variables.TF_NUM_INTEROP_THREADS")),
     # A declared seed describes how the reference was produced, not the host: diff compares it only
     # between two model records, and verify applies the record's seed itself before it predicts
     # a model that may be random at inference. Listed, never a cause.
@@ -222,7 +243,8 @@ REGISTRY: dict[str, Cause] = {
         "declared seed", "stochastic", SEED_NOT_HOST,
         ("{seed_call}",),
         SEED_NOT_HOST, SEED_NOT_HOST,
-        listed=("seeds*",)),
+        # PYTHONHASHSEED orders sets and dicts of str in Python code; no TensorFlow kernel reads it.
+        listed=("seeds*", "env.variables.PYTHONHASHSEED")),
     "python_version": Cause(
         "Python version", "reduction_order", (0.15, 0.1, 0.2, 0.1, 0.05),
         ("run under Python {python_version} like the saved host (e.g. uv venv --python {python_version})",),
@@ -272,3 +294,8 @@ def topic_of(path: str) -> tuple[str, bool]:
         if fnmatchcase(path, pattern):
             return topic, numerics
     raise AssertionError("TOPICS ends with a catch-all")  # pragma: no cover
+
+
+def absent(path: str) -> str:
+    """How a missing value reads, everywhere: an environment variable is '(unset)', any other fact '(absent)'."""
+    return "(unset)" if path.startswith("env.variables.") else "(absent)"

@@ -100,6 +100,16 @@ def _settled(la: dict[str, Any], lb: dict[str, Any]) -> set[str]:
     }
 
 
+def _follower(path: str, topic: str, la: dict[str, Any], lb: dict[str, Any]) -> bool:
+    """A path that only asks for its cause's effective state, which both sides recorded: listed, not counted."""
+    c = REGISTRY.get(topic)
+    return (
+        c is not None
+        and any(fnmatchcase(path, p) for p in c.follows)
+        and all(la.get(p) is not None and lb.get(p) is not None for p in c.effective)
+    )
+
+
 def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_b: str = "b") -> FingerprintDiff:
     ca, cb = _comparable(a), _comparable(b)
     if ca.get("model") is None or cb.get("model") is None:
@@ -119,7 +129,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
             continue
         status = "only_in_b" if va in (None, {}, []) else "only_in_a" if vb in (None, {}, []) else "changed"
         topic, numerics = topic_of(path)
-        numerics = numerics and topic not in settled
+        numerics = numerics and topic not in settled and not _follower(path, topic, la, lb)
         entries.append(
             DiffEntry(
                 path=path,

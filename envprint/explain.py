@@ -4,8 +4,8 @@ Owns: the reading of the outputs' signature, the scoring of the cause registry (
 each cause's fit, remedy template and preflight rules), the values remedies are filled with
 (``VALUES``), the conditions preflight rules name (``WHEN``), and ``preflight`` predictions from
 two fingerprints alone. Pure: models in, ``Explanation`` models out. Must not import TensorFlow,
-Keras or NumPy, nor any envprint module but ``models``, ``causes``, ``diff`` and ``_tf.settings``
-(pure data). Every number is in a table.
+Keras or NumPy, nor any envprint module but ``models``, ``causes``, ``diff``, ``constraints``
+(pure: the install line of a saved stack) and ``_tf.settings`` (pure data). Every number is in a table.
 
 Scoring:
 1. ``observe`` reads the outputs' signature, the most severe over all outputs: identical <
@@ -38,9 +38,11 @@ from string import Formatter
 from packaging.version import InvalidVersion, Version
 
 from ._tf.settings import SETTINGS
-from .causes import FIT_KINDS, ORDER, REGISTRY
+from .causes import FIT_KINDS, ORDER, REGISTRY, absent
+from .constraints import install_command
 from .diff import diff_fingerprints
 from .models import (
+    PREFLIGHT_THRESHOLD,
     DiffEntry,
     Explanation,
     Fingerprint,
@@ -61,6 +63,13 @@ OBSERVED_WORDS = {"reduction_order": "ULP-level noise", "precision": "a large re
 NOISE_ULP = {"float16": 16, "bfloat16": 8, "float32": 4096, "float64": 1 << 32}
 PRECISION_REL = 1e-3  # at or above: a precision change (TF32 ~1e-3, bfloat16 ~1e-2..1e-1)
 UNKNOWN_BELOW = 0.3
+# Distributions that TensorFlow's own requirements pin (numpy<2 on 2.15, protobuf>=6.31 on 2.21...):
+# beside another TensorFlow, pinning one alone can break it; they are installed with the saved stack.
+PINNED_BY_TENSORFLOW = frozenset(
+    {"numpy", "h5py", "ml-dtypes", "protobuf", "keras", "tensorboard", "absl-py", "gast", "grpcio", "opt-einsum",
+     "wrapt", "flatbuffers", "google-pasta", "astunparse", "libclang", "typing-extensions", "termcolor",
+     "tensorflow-io-gcs-filesystem", "tensorflow-estimator", "setuptools", "six", "packaging", "requests"}
+)
 GRADE = {"major": 1.0, "minor": 0.7, "patch": 0.4, "other": 0.3}
 CHANGE_WORDS = {"major": "a major change", "minor": "a minor release", "patch": "a patch release",
                 "other": "a build change"}
@@ -164,15 +173,15 @@ class _Ctx:
         return next((e.b for e in self.changed if e.path == path), saved)
 
 
-def _fmt(v: object) -> str:
-    return "(none)" if v is None else ", ".join(v) if isinstance(v, list) else str(v)
+def _fmt(v: object, path: str = "") -> str:
+    return absent(path) if v is None else ", ".join(v) if isinstance(v, list) else str(v)
 
 
 def _moved_to(e: DiffEntry) -> str:
     """'a -> b'; for two lists (CPU flags) only what was gained and lost."""
     if isinstance(e.a, list) and isinstance(e.b, list):
         return ", ".join([f"+{x}" for x in e.b if x not in e.a] + [f"-{x}" for x in e.a if x not in e.b])
-    return f"{_fmt(e.a)} -> {_fmt(e.b)}"
+    return f"{_fmt(e.a, e.path)} -> {_fmt(e.b, e.path)}"
 
 
 def _package(e: DiffEntry, saved: Fingerprint) -> str | None:
@@ -181,6 +190,13 @@ def _package(e: DiffEntry, saved: Fingerprint) -> str | None:
     if e.path == "tensorflow.keras_version":
         return "tf-keras" if saved.tensorflow and saved.tensorflow.keras_flavor == "tf_keras" else "keras"
     return None
+
+
+def _tensorflow_moved(c: _Ctx) -> tuple[object, object] | None:
+    """(saved, this host's) TensorFlow versions when they differ, from the fingerprints alone."""
+    saved = c.saved.tensorflow.version if c.saved.tensorflow else None
+    here = c.now("tensorflow.version", saved)
+    return (saved, here) if saved is not None and here is not None and here != saved else None
 
 
 def _pins(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -192,10 +208,21 @@ def _pins(c: _Ctx, entries: list[DiffEntry]) -> str:
             drop.append(name)
         elif name:
             pins.setdefault(name, f"'{name}=={e.a}'")
-    shown = list(pins.values())[:10]
-    more = f" (and {len(pins) - 10} more: envprint diff lists them)" if len(pins) > 10 else ""
-    parts = [f"pip install {' '.join(shown)}{more}"] if shown else []
-    return " && ".join(parts + ([f"pip uninstall -y {' '.join(drop)}"] if drop else []))
+    # Beside another TensorFlow, a package its requirements pin is installed with the saved stack, never alone.
+    moved = _tensorflow_moved(c)
+    together = [name for name in pins if moved and name in PINNED_BY_TENSORFLOW]
+    rest = [pin for name, pin in pins.items() if name not in together]
+    more = f" (and {len(rest) - 10} more: envprint diff lists them)" if len(rest) > 10 else ""
+    parts = [f"pip install {' '.join(rest[:10])}{more}"] if rest else []
+    line = " && ".join(parts + ([f"pip uninstall -y {' '.join(drop)}"] if drop else []))
+    if not (together and moved):
+        return line
+    stack = (
+        f"{', '.join(together)} {'is' if len(together) == 1 else 'are'} pinned by TensorFlow's own requirements "
+        f"and TensorFlow differs ({moved[0]} saved, {moved[1]} here): install the saved stack together: "
+        f"{install_command(c.saved, c.record or 'RECORD')}"
+    )
+    return f"{line}; {stack}" if line else stack
 
 
 def _tf_install(c: _Ctx, entries: list[DiffEntry]) -> str:
@@ -392,9 +419,13 @@ def _remedy(cause: str, entries: list[DiffEntry], ctx: _Ctx) -> str:
 IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
     ("model_changed", 1.0, lambda c: c.identity.weights == "changed",
      "the weights digest differs from the saved one: these are not the weights that produced the reference"),
-    ("model_changed", 0.6, lambda c: c.identity.weights == "unknown" and bool(c.identity.files_changed
-                                                                              or c.identity.files_missing),
+    ("model_changed", 0.6, lambda c: c.identity.weights == "unknown" and not _other_format(c) and bool(
+        c.identity.files_changed or c.identity.files_missing),
      "the weights could not be compared and model files changed ({files}): this may not be the model that was saved"),
+    # Notes, not causes: said only when the outputs are not bit-identical.
+    ("model_other_format", 0.1, lambda c: c.observed != "identical" and _other_format(c),
+     "the weights cannot be compared across formats (saved {scheme_saved}, this model {scheme_now}) and the inputs "
+     "and outputs match: the outputs are the evidence"),
     ("probes_changed", 1.0, lambda c: bool(c.identity.sidecar_files_changed),
      "{sidecar_files} {match_verb} the sha256 in fingerprint.json: the reference was edited after save"),
     ("stochastic_inference", 0.97, lambda c: c.stochastic_now,
@@ -403,11 +434,29 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
     ("stochastic_inference", 0.7, lambda c: c.observed != "identical" and c.saved.self_check is not None
                                             and not c.saved.self_check.deterministic,
      "at save, two identical calls disagreed: the saved reference is one random draw"),
-    ("model_file_rewritten", 0.05, lambda c: c.identity.weights == "same" and bool(
+    ("model_file_rewritten", 0.05, lambda c: c.observed != "identical" and c.identity.weights == "same" and bool(
         c.identity.files_changed or c.identity.files_missing or c.identity.files_added),
      "model files changed ({files}) but the weights digest is the saved one: a re-save, not another model"),
 )
 # fmt: on
+
+
+def _other_format(c: _Ctx) -> bool:
+    """Weights hashed by two schemes (another format of the model) with the same interface (else 'changed')."""
+    i = c.identity
+    return (
+        i.weights == "unknown"
+        and None not in (i.weights_digest_scheme_saved, i.weights_digest_scheme_now)
+        and (i.weights_digest_scheme_saved != i.weights_digest_scheme_now)
+    )
+
+
+def _file_names(identity: IdentityCheck) -> str:
+    """The model's changed, missing and added files; '.' (a single-file model) by its name."""
+    files = identity.files_changed + identity.files_missing + identity.files_added
+    return ", ".join(identity.model_name or "the model file" if f == "." else f for f in files)
+
+
 # Diff topics that are not environment causes: identity evidence comes from the IdentityCheck.
 # Scored from the diff: the causes whose fit is a row (identity causes say why not).
 SCORED = {cause for cause, c in REGISTRY.items() if not isinstance(c.fit, str)}
@@ -432,10 +481,17 @@ def _reason(cause: str, e: DiffEntry, n: int, fit: float, observed: str, evidenc
     )
 
 
-def _explanation(cause: str, score: float, reasoning: str, entries: list[DiffEntry], ctx: _Ctx) -> Explanation:
+def _explanation(
+    cause: str, score: float, reasoning: str, entries: list[DiffEntry], ctx: _Ctx, predicts: str | None = None
+) -> Explanation:
     score = round(min(max(score, 0.0), 1.0), 3)
     return Explanation(
-        cause=cause, score=score, reasoning=reasoning, fields=entries, remedy=_remedy(cause, entries, ctx)
+        cause=cause,
+        score=score,
+        reasoning=reasoning,
+        fields=entries,
+        remedy=_remedy(cause, entries, ctx),
+        predicts=predicts,
     )
 
 
@@ -461,7 +517,9 @@ def explain(
         saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries), record=env.a
     )
     words = {
-        "files": ", ".join(identity.files_changed + identity.files_missing + identity.files_added),
+        "files": _file_names(identity),
+        "scheme_saved": identity.weights_digest_scheme_saved,
+        "scheme_now": identity.weights_digest_scheme_now,
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
         "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
     }
@@ -542,12 +600,13 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
 }
 
 
-def _predict(cause: str, e: DiffEntry, ctx: _Ctx) -> tuple[float, str]:
-    words = {"a": _fmt(e.a), "b": _fmt(e.b), "path": e.path, "change": change(e.a, e.b), "moved": _moved_to(e)}
+def _predict(cause: str, e: DiffEntry, ctx: _Ctx) -> tuple[float, str, str]:
+    words = {"a": _fmt(e.a, e.path), "b": _fmt(e.b, e.path), "path": e.path, "change": change(e.a, e.b)}
+    words |= {"moved": _moved_to(e)}
     words |= {"a_onoff": "on" if e.a else "off", "b_onoff": "on" if e.b else "off", "format": f".{_format(ctx)}"}
     for rule in REGISTRY[cause].preflight:
         if _matches(e.path, rule.paths) and WHEN[rule.when](ctx, e):
-            return rule.score * (_grade(cause, e) if rule.graded else 1.0), rule.text.format(**words)
+            return rule.score * (_grade(cause, e) if rule.graded else 1.0), rule.text.format(**words), rule.predicts
     raise AssertionError(f"causes.REGISTRY[{cause!r}].preflight ends with a rule for any path")  # pragma: no cover
 
 
@@ -555,7 +614,10 @@ def preflight(saved: Fingerprint, current: Fingerprint, env: FingerprintDiff | N
     """What to expect on ``current`` before predicting: each numerics-relevant difference and its effect.
 
     Same causes and remedies as ``explain``; ``score`` is how likely the difference changes the
-    outputs, ``reasoning`` the expected effect, with a measurement where one was made.
+    outputs, ``predicts`` what that change would be (ULP-level noise stays within tolerance),
+    ``reasoning`` the expected effect, with a measurement where one was made. Of a cause's
+    differences, the likeliest change beyond tolerance that reaches the gate speaks for it, else
+    the likeliest change of any kind.
     """
     if env is None:
         env = diff_fingerprints(saved, current, "saved", "current host")
@@ -563,11 +625,14 @@ def preflight(saved: Fingerprint, current: Fingerprint, env: FingerprintDiff | N
     found = []
     if saved.self_check is not None and not saved.self_check.deterministic:
         why = "at save, two identical calls disagreed: verify will differ until inference is deterministic"
-        found.append(_explanation("stochastic_inference", 0.9, why, [], ctx))
+        found.append(_explanation("stochastic_inference", 0.9, why, [], ctx, "semantic"))
     for cause, entries in _by_cause(env.entries).items():
-        score, text = max((_predict(cause, e, ctx) for e in _deciding(cause, entries)), key=lambda t: t[0])
+        score, text, predicts = max(
+            (_predict(cause, e, ctx) for e in _deciding(cause, entries)),
+            key=lambda t: (t[2] != "noise" and t[0] >= PREFLIGHT_THRESHOLD, t[0]),
+        )
         more = f" (+{len(entries) - 1} more of this kind)" if len(entries) > 1 else ""
-        found.append(_explanation(cause, score, text + more, entries, ctx))
+        found.append(_explanation(cause, score, text + more, entries, ctx, predicts))
     return _ranked(found)
 
 

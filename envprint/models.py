@@ -339,10 +339,15 @@ class Explanation(Record):
         default_factory=list, description="Fingerprint fields with saved and current values."
     )
     remedy: str
+    predicts: Literal["noise", "precision", "semantic"] | None = Field(
+        None,
+        description="Preflight only: the change expected: 'noise' (ULP-level, within the default tolerance), "
+        "'precision' (beyond tolerance, top-1 mostly agrees) or 'semantic' (changed results or a load failure).",
+    )
 
 
-# verify --preflight fails (exit 1) when an expectation is at least this likely: a change of the
-# outputs beyond tolerance, or a load failure. Below it an expectation is a note.
+# verify --preflight fails (exit 1) when an expectation of a change beyond tolerance (or a load
+# failure) is at least this likely. ULP-level noise, however likely, and anything below it are notes.
 PREFLIGHT_THRESHOLD = 0.5
 
 
@@ -359,8 +364,8 @@ class FingerprintDiff(Record):
 
     @property
     def expects_change(self) -> bool:
-        """Whether an expectation is likely enough (PREFLIGHT_THRESHOLD) to fail ``verify --preflight``."""
-        return any(x.score >= PREFLIGHT_THRESHOLD for x in self.expectations)
+        """Whether a change beyond tolerance is likely enough (PREFLIGHT_THRESHOLD) to fail ``verify --preflight``."""
+        return any(x.score >= PREFLIGHT_THRESHOLD and x.predicts != "noise" for x in self.expectations)
 
 
 # --------------------------------------------------------------------------- verify report

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from .causes import absent
 from .diff import flatten
 from .models import (
     NONFINITE,
@@ -35,9 +36,10 @@ STATUS_MARK = {"changed": "~", "only_in_a": "-", "only_in_b": "+"}
 STATUS_WORDS = {"changed": "changed", "only_in_a": "only in A", "only_in_b": "only in B"}
 
 
-def fmt(value: Any) -> str:
+def fmt(value: Any, path: str = "") -> str:
+    """A value as printed; a missing one as causes.absent words it for ``path``."""
     if value is None:
-        return "(absent)"
+        return absent(path)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -173,7 +175,9 @@ def render_diff(diff: FingerprintDiff, out: Writer, show_all: bool = False, mode
             field = e.path[len(section) + 1 :] if e.path.startswith(section + ".") else e.path
             if field == "files..":  # the digest of a single-file model, kept under the key "."
                 field = f"files[{model_name or 'the model file'}]"
-            table.add_row(STATUS_MARK[e.status], field, fmt(e.a), fmt(e.b), e.topic if e.numerics else "")
+            table.add_row(
+                STATUS_MARK[e.status], field, fmt(e.a, e.path), fmt(e.b, e.path), e.topic if e.numerics else ""
+            )
         out.line()
         out.table(table)
     if folded:
@@ -184,13 +188,22 @@ def render_diff(diff: FingerprintDiff, out: Writer, show_all: bool = False, mode
     render_expectations(diff.expectations, out)
 
 
+# What a preflight expectation predicts; only a change beyond tolerance can fail verify --preflight.
+PREDICTS_WORDS = {
+    "noise": "ULP-level noise, within tolerance",
+    "precision": "a precision change, beyond tolerance",
+    "semantic": "changed results or a load failure",
+}
+
+
 def render_expectations(expectations: list[Explanation], out: Writer) -> None:
     if not expectations:
         return
     out.line()
     out.line("What to expect on B, most likely first:")
     for i, x in enumerate(expectations, 1):
-        out.line(f"  {i}. {x.cause} (likelihood {x.score:.2f}): {x.reasoning}")
+        kind = f", {PREDICTS_WORDS[x.predicts]}" if x.predicts else ""
+        out.line(f"  {i}. {x.cause} (likelihood {x.score:.2f}{kind}): {x.reasoning}")
         out.line(f"     remedy: {x.remedy}")
 
 
@@ -376,7 +389,7 @@ def render_report(report: Report, out: Writer) -> None:
     else:
         out.line(f"Environment: {differences} from the saved host, {len(numerics)} can change numerics:")
         for e in numerics[:10]:
-            out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a)} -> {fmt(e.b)}  [{e.topic}]")
+            out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a, e.path)} -> {fmt(e.b, e.path)}  [{e.topic}]")
         if len(numerics) > 10:
             out.line(f"  ... {len(numerics) - 10} more; {_rerun_diff(report)} lists them")
     if report.investigation:

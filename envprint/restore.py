@@ -20,7 +20,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from ._tf.settings import SETTINGS
-from .causes import REGISTRY, Cannot
+from .causes import REGISTRY, Cannot, absent
 from .constraints import install_command
 from .models import DiffEntry, Fingerprint, InvestigationStatus, Report
 
@@ -87,7 +87,9 @@ def _variables(entries: Iterable[DiffEntry], patterns: tuple[str, ...] = ("env.v
 def _span(entries: list[DiffEntry]) -> str:
     e = entries[0]
     more = f" (+{len(entries) - 1} more)" if len(entries) > 1 else ""
-    return f"{e.path}: {e.a if e.a is not None else '(absent)'} -> {e.b if e.b is not None else '(absent)'}{more}"
+    return (
+        f"{e.path}: {e.a if e.a is not None else absent(e.path)} -> {e.b if e.b is not None else absent(e.path)}{more}"
+    )
 
 
 def _paths(entries: Iterable[DiffEntry]) -> tuple[str, ...]:

@@ -78,11 +78,14 @@ def default_sidecar(model_path: Path) -> Path:
 
 
 def sidecar_exclusions(model_path: Path, sidecar: Path) -> list[str]:
-    """Paths inside the model directory that are the record, not the model (not digested)."""
+    """Paths inside the model directory that are a record, not the model (not digested): the one in
+    use, and a SavedModel's embedded record even when another one (--fingerprint) is in use."""
+    embedded = [SAVEDMODEL_SIDECAR.as_posix()]
     try:
-        return [Path(sidecar).resolve().relative_to(Path(model_path).resolve()).as_posix()]
+        rel = Path(sidecar).resolve().relative_to(Path(model_path).resolve()).as_posix()
     except ValueError:
-        return []
+        return embedded
+    return embedded if rel == embedded[0] else [*embedded, rel]
 
 
 # A staging directory older than this was left by a save that was killed (a live one exists for

@@ -136,3 +136,5 @@ def test_diff_of_two_real_captures_names_exactly_the_threads_and_onednn_differen
         "threads.variables.TF_NUM_INTRAOP_THREADS": ("2", "1", "threads"),
         "threads.tf_intra_op_effective": (2, 1, "threads"),
     }
+    # Two settings, two numerics differences: the variables only asked for the effective states recorded beside them.
+    assert [e.path for e in d.entries if e.numerics] == ["tensorflow.onednn.enabled", "threads.tf_intra_op_effective"]

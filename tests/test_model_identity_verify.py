@@ -146,6 +146,41 @@ def test_a_tflite_with_its_batch_fixed_at_1_is_not_called_another_model(recorded
     assert report.verdict in ("identical", "within_tolerance"), report.to_text()
 
 
+def test_a_tflite_checked_against_its_keras_record_is_a_neutral_note_not_model_changed(mlp, recorded_mlp) -> None:
+    other = recorded_mlp.parent / "model.tflite"
+    shutil.copy2(mlp["tflite"], other)
+    r = invoke("verify", other, "--fingerprint", recorded_mlp.with_name("model.keras.envprint"), "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    report = Report.model_validate(json.loads(r.stdout))
+    assert report.identity.weights == "unknown"
+    causes = [x.cause for x in report.explanations]
+    assert "model_changed" not in causes, report.to_text()
+    if report.verdict == "within_tolerance":  # outputs differ: the note says why the weights are not compared
+        note = next(x for x in report.explanations if x.cause == "model_other_format")
+        assert note.score == 0.1
+        assert note.reasoning.startswith("the weights cannot be compared across formats (saved tensors-v2, this model")
+        assert "this is not the model that was fingerprinted" not in report.to_text()
+    else:
+        assert report.verdict == "identical" and causes == [], report.to_text()
+
+
+def test_a_savedmodels_own_record_is_never_a_model_file(mlp, recorded_mlp) -> None:
+    export = recorded_mlp.parent / "export"
+    shutil.copytree(mlp["savedmodel"], export)
+    envprint.save(export)  # its own record, in export/assets.extra/envprint/
+    assert (export / "assets.extra" / "envprint" / "fingerprint.json").is_file()
+    r = invoke("verify", export, "--fingerprint", recorded_mlp.with_name("model.keras.envprint"), "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    identity = json.loads(r.stdout)["identity"]
+    assert identity["weights"] == "same"
+    assert identity["files_missing"] == ["."]
+    assert "saved_model.pb" in identity["files_added"]
+    assert [f for f in identity["files_added"] if f.startswith("assets.extra/envprint")] == []
+    # Its own record still verifies it, with every file the same.
+    own = envprint.verify(export)
+    assert (own.identity.files_changed, own.identity.files_missing, own.identity.files_added) == ([], [], [])
+
+
 def test_another_single_input_model_gets_no_advice_about_the_probes(recorded_mlp, keras) -> None:
     x = keras.Input((6,), name="x")
     keras.Model(x, keras.layers.Dense(2, name="y")(x)).save(recorded_mlp)
