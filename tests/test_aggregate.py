@@ -63,7 +63,8 @@ def test_aggregate_groups_hosts_and_blames_onednn_for_the_odd_one(reports):
     assert (b.name, b.hosts, b.verdict) == ("B", [str(reports / "host-c.json")], "within_tolerance")
     assert b.explanations[0].cause == "onednn"
     (between,) = m.between
-    assert {e.path: (e.a, e.b) for e in between.entries}["env.variables.TF_ENABLE_ONEDNN_OPTS"] == ("0", "1")
+    # The variable only asks for oneDNN: the effective state is what differs, and what is counted.
+    assert {e.path: (e.a, e.b) for e in between.entries}["tensorflow.onednn.enabled"] == (False, True)
     assert m.by_status == {"identical": 2, "within_tolerance": 1, "mismatch": 0, "error": 0, "unreachable": 0}
 
 
@@ -76,7 +77,7 @@ def test_aggregate_reads_json_lines_on_stdin_and_names_hosts_by_line(reports):
     assert "  hosts: stdin:1, stdin:2" in r.output
     assert "Class B: 1 hosts, within tolerance, outputs " in r.output
     assert "Class A (stdin:1) vs class B (stdin:3):" in r.output
-    assert "  ~ env.variables.TF_ENABLE_ONEDNN_OPTS: 0 -> 1  [onednn]" in r.output
+    assert "  ~ tensorflow.onednn.enabled: no -> yes  [onednn]" in r.output
 
 
 def test_a_host_that_could_not_verify_counts_with_its_exit_code(reports, tmp_path):

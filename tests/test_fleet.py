@@ -184,16 +184,13 @@ def test_fleet_finds_two_classes_and_blames_onednn_for_the_odd_one(cluster, dw_m
     ]
     odd = report.classes[1]
     assert odd.explanations[0].cause == "onednn"
-    assert {e.path: (e.a, e.b) for e in odd.environment}["env.variables.TF_ENABLE_ONEDNN_OPTS"] == ("0", "1")
+    assert {e.path: (e.a, e.b) for e in odd.environment}["tensorflow.onednn.enabled"] == (False, True)
     assert report.classes[0].environment == []  # the head is the host the record was made on
     assert report.classes[0].outputs_digest != odd.outputs_digest
     (between,) = report.between
     assert (between.host_a, between.host_b) == (head, worker)
-    assert {e.path: (e.a, e.b) for e in between.entries} == {
-        "env.variables.TF_ENABLE_ONEDNN_OPTS": ("0", "1"),
-        "tensorflow.onednn.enabled": (False, True),
-        "tensorflow.onednn.env": ("0", "1"),
-    }
+    # The variable only asks for oneDNN: the effective state is the one numerics difference.
+    assert {e.path: (e.a, e.b) for e in between.entries} == {"tensorflow.onednn.enabled": (False, True)}
     assert report.by_status == {"identical": 1, "within_tolerance": 1, "mismatch": 0, "error": 0, "unreachable": 0}
 
 
@@ -205,7 +202,7 @@ def test_fleet_ships_the_model_through_the_object_store_and_reads_the_same(clust
         "2 hosts: 1 identical, 1 within tolerance, 0 mismatch, 0 could not verify, 0 unreachable; 2 equivalence classes"
         in r.output
     )
-    assert "~ env.variables.TF_ENABLE_ONEDNN_OPTS: 0 -> 1  [onednn]" in r.output
+    assert "~ tensorflow.onednn.enabled: no -> yes  [onednn]" in r.output
     assert "1. onednn (score " in r.output
 
 
