@@ -32,6 +32,11 @@ def _umask() -> int:
     return mask
 
 
+def plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file under this umask (mkstemp's 0600 is for secrets, not records)."""
+    return 0o666 & ~_umask()
+
+
 def make_staging_dir(target: Path) -> Path:
     """A temporary directory beside ``target`` with the permissions a plain mkdir would give."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -45,7 +50,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the record a plain file's permissions
-            os.fchmod(fd, 0o666 & ~_umask())
+            os.fchmod(fd, plain_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
