@@ -253,11 +253,66 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
     return removed
 
 
+# What a record directory holds: fingerprint.json, the arrays, and signing's signature.json (the
+# name is repeated here, not imported: this module imports nothing of envprint but its errors).
+RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, "signature.json"})
+
+
+def _listing(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(sorted(names)[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def not_a_record(path: Path) -> str | None:
+    """What is at ``path`` when it is something a save must not replace; None for an envprint record.
+
+    A record is a directory holding fingerprint.json and nothing but the files a record holds
+    (``RECORD_FILES``). Anything else there is the user's: a model file, a SavedModel, a folder
+    of their own, even an empty one; replacing it would delete it.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        if path.is_symlink() and not path.exists():
+            return "a broken symbolic link"
+        return "a file" if path.exists() else None
+    try:
+        names = [entry.name for entry in os.scandir(path)]
+    except OSError as exc:
+        return f"a directory that cannot be listed ({exc.strerror or exc})"
+    if not names:
+        return "an empty directory"
+    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
+        return "a SavedModel directory"
+    if FINGERPRINT_FILE not in names:
+        return f"a directory holding {_listing(names)}, with no {FINGERPRINT_FILE}"
+    foreign = [n for n in names if n not in RECORD_FILES]
+    if foreign:
+        return f"a directory holding files a record does not: {_listing(foreign)}"
+    return None
+
+
+def refuse_non_record(target: Path) -> None:
+    """Raise FingerprintError unless ``target`` is absent or an envprint record (``not_a_record``), whatever --force says."""
+    found = not_a_record(target)
+    if found is not None:
+        raise FingerprintError(
+            f"{target}: {found}, not an envprint record; a save replaces only a record, even with --force: "
+            "pass --out a new path, or move this away yourself"
+        )
+
+
 def already_exists(target: Path) -> FingerprintError:
-    return FingerprintError(f"{target}: a fingerprint already exists; pass --force to replace it")
+    return FingerprintError(f"{target}: an envprint record already exists; pass --force to replace it")
 
 
-def publish_directory(staging: Path, target: Path, force: bool, *, existed: bool | None = None) -> None:
+def publish_directory(
+    staging: Path,
+    target: Path,
+    force: bool,
+    *,
+    existed: bool | None = None,
+    guard: Callable[[Path], None] = refuse_non_record,
+) -> None:
     """Move a complete staging directory into place; readers see the old record or the new, never a mix.
 
     Publishers of one directory take turns (``publish_lock``), so two saves at once end with one
@@ -265,10 +320,14 @@ def publish_directory(staging: Path, target: Path, force: bool, *, existed: bool
     says the caller found no record when it started, so one now is another save's. With
     ``force`` the two directories are swapped in one step where the system can (Linux), else the
     old record is moved aside, the new one renamed in, and only then the old one removed.
+    Only what ``guard`` lets pass (by default an envprint record: ``refuse_non_record``) is ever
+    replaced, checked under the lock: ``guard`` raises for anything else, even with ``force``.
     """
     staging, target = Path(staging), Path(target)
     with publish_lock(target):
         present = target.exists() or target.is_symlink()
+        if present:
+            guard(target)
         if present and not force:
             if existed is False:
                 raise FingerprintError(
@@ -407,6 +466,12 @@ def read_consistent(directory: str | os.PathLike[str], read: Callable[[RecordRea
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def require_model(model: str | Path) -> None:
+    """ModelError unless ``model`` exists: a mistyped model path is not a reason to re-save (exit 4, not 3)."""
+    if not (Path(model).exists() or Path(model).is_symlink()):
+        raise ModelError(f"{model}: no such file or directory; check the path of the model")
+
+
 def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
     """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model.
 
@@ -419,9 +484,7 @@ def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None)
         raise FingerprintError(
             "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
         )
-    if not (Path(model).exists() or Path(model).is_symlink()):
-        # Before the record: a mistyped model path is not a reason to re-save (exit 4, not 3).
-        raise ModelError(f"{model}: no such file or directory; check the path of the model")
+    require_model(model)
     sidecar = default_sidecar(Path(model))
     path = sidecar / FINGERPRINT_FILE
     if not path.exists():

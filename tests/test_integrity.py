@@ -433,7 +433,7 @@ def test_publish_without_force_names_the_other_save(tmp_path):
     assert str(err.value) == (
         f"{target}: another envprint save wrote this fingerprint at the same time; rerun with --force to replace it"
     )
-    with pytest.raises(FingerprintError, match="a fingerprint already exists; pass --force to replace it"):
+    with pytest.raises(FingerprintError, match="an envprint record already exists; pass --force to replace it"):
         sidecar.publish_directory(staging, target, force=False)
     assert (target / "fingerprint.json").read_text() == "first"
 
