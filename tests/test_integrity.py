@@ -681,7 +681,7 @@ HAMMER = textwrap.dedent("""
     for i in range(rounds):
         staging = sidecar.make_staging_dir(target)
         payload = os.urandom(4096)
-        (staging / "payload.bin").write_bytes(payload)
+        (staging / "probes.npz").write_bytes(payload)
         (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(payload).hexdigest()}))
         sidecar.publish_directory(staging, target, force=True)
 """)
@@ -694,7 +694,7 @@ READER = textwrap.dedent("""
     target, stop = Path(sys.argv[1]), Path(sys.argv[2])
     counts = {"reads": 0, "mixed": 0, "absent": 0}
     def read(reader):
-        fp, payload = reader.read("fingerprint.json"), reader.read("payload.bin")
+        fp, payload = reader.read("fingerprint.json"), reader.read("probes.npz")
         if fp is None or payload is None:
             raise store.FingerprintError("absent")  # read_consistent retries when the record was swapped
         return fp, payload
@@ -717,7 +717,7 @@ READER = textwrap.dedent("""
 def test_publishers_hammering_one_record_never_let_a_reader_see_a_mix(tmp_path):
     target = tmp_path / "m.envprint"
     staging = sidecar.make_staging_dir(target)
-    (staging / "payload.bin").write_bytes(b"")
+    (staging / "probes.npz").write_bytes(b"")
     (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(b"").hexdigest()}))
     sidecar.publish_directory(staging, target, force=False)
     stop = tmp_path / "stop"
