@@ -1,7 +1,8 @@
 """The sidecar directory on disk: where a record lives and its filesystem transactions.
 
 Owns: the record's file names and default place (beside a file model, inside a SavedModel),
-atomic writes, publishing a whole record under a lock (``publish_directory``) so that readers
+atomic writes, what a save may replace (an envprint record only: ``not_a_record``),
+publishing a whole record under a lock (``publish_directory``) so that readers
 see the old record or the new one, never a mixture, and reading it as one snapshot
 (``RecordReader``). What the bytes of fingerprint.json mean is ``store``'s job.
 Must not import TensorFlow, nor ``store``.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import FingerprintError, ModelError
+from .signing import SIGNATURE_FILE
 
 T = TypeVar("T")
 
@@ -253,9 +255,8 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
     return removed
 
 
-# What a record directory holds: fingerprint.json, the arrays, and signing's signature.json (the
-# name is repeated here, not imported: this module imports nothing of envprint but its errors).
-RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, "signature.json"})
+# What a record directory holds: fingerprint.json, the arrays, and its signature.json.
+RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, SIGNATURE_FILE})
 
 
 def _listing(names: list[str], limit: int = 3) -> str:
