@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import FingerprintError, one_line, open_user_file
+from .sidecar import plain_file_mode
 
 RECIPE_VERSION = 1
 CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
@@ -491,6 +492,8 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        if hasattr(os, "fchmod"):  # a server running as another user must read the record
+            os.fchmod(fd, plain_file_mode())
         with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             for name in sorted(arrays):
                 buf = io.BytesIO()

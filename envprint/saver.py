@@ -218,6 +218,27 @@ def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
     )
 
 
+def _refuse_model_as_target(model_path: Path, target: Path) -> None:
+    """A record never goes where the model is: not the model itself, not a parent of it, not inside it.
+
+    The one place inside a model is a SavedModel's own ``assets.extra/envprint`` (the default,
+    excluded from the model's digest); anywhere else a --force would delete part of the model.
+    """
+    model, where = model_path.resolve(), target.resolve()
+    if where == model:
+        relation = "is the model itself"
+    elif where in model.parents:
+        relation = f"contains the model {model_path}"
+    elif model in where.parents and not (model.is_dir() and where == model / sidecar.SAVEDMODEL_SIDECAR):
+        relation = f"is inside the model {model_path}"
+    else:
+        return
+    raise FingerprintError(
+        f"--out {target}: {relation}; a record never replaces any part of its model: "
+        "pass --out a path outside the model, or omit --out to write the record beside it"
+    )
+
+
 def _prepare_parent(target: Path) -> list[Path]:
     """Create ``target``'s parent directories and prove a staging directory can be made there.
 
@@ -268,8 +289,10 @@ def save(
 ) -> SaveResult:
     """Write the record of ``model`` into its sidecar (or ``out``) and return where it went.
 
-    Raises FingerprintError when a record exists and ``force`` is False, or the record cannot
-    be written (both before any work), ModelError when the model cannot be loaded or predict,
+    Raises FingerprintError when a record exists and ``force`` is False, when ``out`` holds
+    anything but an envprint record (never replaced, even with ``force``), is the model, inside it
+    (but a SavedModel's assets.extra/envprint) or a parent of it, or the record cannot be written
+    (all before any work); ModelError when the model cannot be loaded or predict,
     or when ``strict`` and the model's outputs change between identical calls. With
     ``sign_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) the record also gets
     signature.json, an HMAC-SHA256 of fingerprint.json (see ``envprint.signing``).
@@ -290,6 +313,8 @@ def save(
 
     model_path = Path(model)
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
+    _refuse_model_as_target(model_path, target)
+    sidecar.refuse_non_record(target)
     existed = target.exists()
     if existed and not force:
         raise sidecar.already_exists(target)

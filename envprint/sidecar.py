@@ -1,7 +1,8 @@
 """The sidecar directory on disk: where a record lives and its filesystem transactions.
 
 Owns: the record's file names and default place (beside a file model, inside a SavedModel),
-atomic writes, publishing a whole record under a lock (``publish_directory``) so that readers
+atomic writes, what a save may replace (an envprint record only: ``not_a_record``),
+publishing a whole record under a lock (``publish_directory``) so that readers
 see the old record or the new one, never a mixture, and reading it as one snapshot
 (``RecordReader``). What the bytes of fingerprint.json mean is ``store``'s job.
 Must not import TensorFlow, nor ``store``.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import FingerprintError, ModelError
+from .signing import SIGNATURE_FILE
 
 T = TypeVar("T")
 
@@ -30,6 +32,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file under this umask (mkstemp's 0600 is for secrets, not records)."""
+    return 0o666 & ~_umask()
 
 
 def make_staging_dir(target: Path) -> Path:
@@ -45,7 +52,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the record a plain file's permissions
-            os.fchmod(fd, 0o666 & ~_umask())
+            os.fchmod(fd, plain_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -251,11 +258,65 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
     return removed
 
 
+# What a record directory holds: fingerprint.json, the arrays, and its signature.json.
+RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, SIGNATURE_FILE})
+
+
+def _listing(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(sorted(names)[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def not_a_record(path: Path) -> str | None:
+    """What is at ``path`` when it is something a save must not replace; None for an envprint record.
+
+    A record is a directory holding fingerprint.json and nothing but the files a record holds
+    (``RECORD_FILES``). Anything else there is the user's: a model file, a SavedModel, a folder
+    of their own, even an empty one; replacing it would delete it.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        if path.is_symlink() and not path.exists():
+            return "a broken symbolic link"
+        return "a file" if path.exists() else None
+    try:
+        names = [entry.name for entry in os.scandir(path)]
+    except OSError as exc:
+        return f"a directory that cannot be listed ({exc.strerror or exc})"
+    if not names:
+        return "an empty directory"
+    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
+        return "a SavedModel directory"
+    if FINGERPRINT_FILE not in names:
+        return f"a directory holding {_listing(names)}, with no {FINGERPRINT_FILE}"
+    foreign = [n for n in names if n not in RECORD_FILES]
+    if foreign:
+        return f"a directory holding files a record does not: {_listing(foreign)}"
+    return None
+
+
+def refuse_non_record(target: Path) -> None:
+    """Raise FingerprintError unless ``target`` is absent or an envprint record (``not_a_record``), whatever --force says."""
+    found = not_a_record(target)
+    if found is not None:
+        raise FingerprintError(
+            f"{target}: {found}, not an envprint record; a save replaces only a record, even with --force: "
+            "pass --out a new path, or move this away yourself"
+        )
+
+
 def already_exists(target: Path) -> FingerprintError:
-    return FingerprintError(f"{target}: a fingerprint already exists; pass --force to replace it")
+    return FingerprintError(f"{target}: an envprint record already exists; pass --force to replace it")
 
 
-def publish_directory(staging: Path, target: Path, force: bool, *, existed: bool | None = None) -> None:
+def publish_directory(
+    staging: Path,
+    target: Path,
+    force: bool,
+    *,
+    existed: bool | None = None,
+    guard: Callable[[Path], None] = refuse_non_record,
+) -> None:
     """Move a complete staging directory into place; readers see the old record or the new, never a mix.
 
     Publishers of one directory take turns (``publish_lock``), so two saves at once end with one
@@ -263,10 +324,14 @@ def publish_directory(staging: Path, target: Path, force: bool, *, existed: bool
     says the caller found no record when it started, so one now is another save's. With
     ``force`` the two directories are swapped in one step where the system can (Linux), else the
     old record is moved aside, the new one renamed in, and only then the old one removed.
+    Only what ``guard`` lets pass (by default an envprint record: ``refuse_non_record``) is ever
+    replaced, checked under the lock: ``guard`` raises for anything else, even with ``force``.
     """
     staging, target = Path(staging), Path(target)
     with publish_lock(target):
         present = target.exists() or target.is_symlink()
+        if present:
+            guard(target)
         if present and not force:
             if existed is False:
                 raise FingerprintError(
@@ -405,6 +470,12 @@ def read_consistent(directory: str | os.PathLike[str], read: Callable[[RecordRea
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def require_model(model: str | Path) -> None:
+    """ModelError unless ``model`` exists: a mistyped model path is not a reason to re-save (exit 4, not 3)."""
+    if not (Path(model).exists() or Path(model).is_symlink()):
+        raise ModelError(f"{model}: no such file or directory; check the path of the model")
+
+
 def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
     """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model.
 
@@ -417,9 +488,7 @@ def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None)
         raise FingerprintError(
             "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
         )
-    if not (Path(model).exists() or Path(model).is_symlink()):
-        # Before the record: a mistyped model path is not a reason to re-save (exit 4, not 3).
-        raise ModelError(f"{model}: no such file or directory; check the path of the model")
+    require_model(model)
     sidecar = default_sidecar(Path(model))
     path = sidecar / FINGERPRINT_FILE
     if not path.exists():

@@ -195,18 +195,36 @@ def _fit_outputs(
     return obtained
 
 
-def _format_of(model_path: Path, fmt: str | None, recorded: str) -> str:
-    """The format given, else the one the path says (as for save), else the record's."""
+def locate_after_model(
+    model_path: Path | None, fmt: str | None, fingerprint: str | Path | None
+) -> tuple[Path, str | None]:
+    """The model's format, then its record: (fingerprint.json, the format to load, None for the record's).
+
+    The model is checked first, so that a path verify could never load is a ModelError (exit 4)
+    whatever the record: missing, a directory without saved_model.pb, a file whose suffix names
+    no format. The format is the one given, else the one the path says (as for save); a file of
+    an unusual name (``model.bin``) takes its record's format, if it has a record. TensorFlow-free
+    (``detect_format`` reads names only), so ``preflight`` may call it.
+    """
     from ._tf import loading
 
-    if fmt is not None:
-        return fmt
+    if model_path is not None:
+        sidecar.require_model(model_path)  # before the record, even with --fingerprint given
+    if model_path is None or fmt is not None:
+        return sidecar.locate_fingerprint(model_path, fingerprint), fmt
     try:
-        return loading.detect_format(model_path)
-    except ModelError:
-        if not model_path.exists():
+        detected: str | None = loading.detect_format(model_path)
+    except ModelError as unknown:
+        if not model_path.is_file():
             raise
-        return recorded  # an unusual name for a file of the recorded format
+        try:
+            fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
+        except FingerprintError:  # no record beside it: nothing says what the file is
+            raise unknown from None
+        if not fp_path.exists():
+            raise
+        detected = None  # an unusual name for a file of the recorded format
+    return sidecar.locate_fingerprint(model_path, fingerprint), detected
 
 
 def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochastic_now: bool) -> str:
@@ -280,7 +298,7 @@ def preflight(
     from .explain import expect
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
-    fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
+    fp_path, _ = locate_after_model(model_path, None, fingerprint)
     saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
     return expect(saved, capture(), str(fp_path), "current host")
 
@@ -332,7 +350,7 @@ def verify(
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     if model_path is not None and str(model).startswith(("runs:/", "models:/")):
         raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
-    fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
+    fp_path, fmt = locate_after_model(model_path, fmt, fingerprint)
 
     saved, trust, probes, reference, sidecar_changed = read_checked(fp_path, signing_key, require_signature)
 
@@ -346,7 +364,7 @@ def verify(
 
         set_random_seed(seed)
     if model_path is not None:
-        chosen = _format_of(model_path, fmt, saved.model.format)
+        chosen = fmt or saved.model.format
         loaded, now = load_and_hash(
             model_path,
             exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),

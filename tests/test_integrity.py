@@ -433,7 +433,7 @@ def test_publish_without_force_names_the_other_save(tmp_path):
     assert str(err.value) == (
         f"{target}: another envprint save wrote this fingerprint at the same time; rerun with --force to replace it"
     )
-    with pytest.raises(FingerprintError, match="a fingerprint already exists; pass --force to replace it"):
+    with pytest.raises(FingerprintError, match="an envprint record already exists; pass --force to replace it"):
         sidecar.publish_directory(staging, target, force=False)
     assert (target / "fingerprint.json").read_text() == "first"
 
@@ -681,7 +681,7 @@ HAMMER = textwrap.dedent("""
     for i in range(rounds):
         staging = sidecar.make_staging_dir(target)
         payload = os.urandom(4096)
-        (staging / "payload.bin").write_bytes(payload)
+        (staging / "probes.npz").write_bytes(payload)
         (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(payload).hexdigest()}))
         sidecar.publish_directory(staging, target, force=True)
 """)
@@ -694,7 +694,7 @@ READER = textwrap.dedent("""
     target, stop, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     counts = {"reads": 0, "mixed": 0, "absent": 0}
     def read(reader):
-        fp, payload = reader.read("fingerprint.json"), reader.read("payload.bin")
+        fp, payload = reader.read("fingerprint.json"), reader.read("probes.npz")
         if fp is None or payload is None:
             raise store.FingerprintError("absent")  # read_consistent retries when the record was swapped
         return fp, payload
@@ -718,7 +718,7 @@ READER = textwrap.dedent("""
 def test_publishers_hammering_one_record_never_let_a_reader_see_a_mix(tmp_path):
     target = tmp_path / "m.envprint"
     staging = sidecar.make_staging_dir(target)
-    (staging / "payload.bin").write_bytes(b"")
+    (staging / "probes.npz").write_bytes(b"")
     (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(b"").hexdigest()}))
     sidecar.publish_directory(staging, target, force=False)
     stop, ready = tmp_path / "stop", tmp_path / "ready"

@@ -222,6 +222,28 @@ def test_a_child_that_overruns_its_timeout_is_killed_and_untestable(threads_drif
 
 
 @pytest.mark.subprocess
+def test_investigate_writes_only_in_the_temporary_directory_and_removes_it(threads_drift, tmp_path, monkeypatch):
+    # The README: verify writes nothing beside the model, --investigate only under $TMPDIR, removed afterwards.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for name, value in THREADS_DEPLOY.items():
+        monkeypatch.setenv(name, value)
+    record = sorted(p.name for p in threads_drift.model.parent.rglob("*"))
+    during: list[list[str]] = []
+
+    def listing(_message: str) -> None:
+        during.append(sorted(p.relative_to(tmp_path).as_posix().split("/", 1)[-1] for p in tmp_path.rglob("*")))
+
+    with fails_after(60, "investigate with a 0.5 s timeout per child"):
+        run_investigation(threads_drift.model, threads_drift.report, timeout_s=0.5, progress=listing)
+    folder, probes = during[0]  # before the first child: the probes it reads, in envprint-investigate-*/
+    assert folder.startswith("envprint-investigate-") and probes == "probes.npz"
+    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in threads_drift.model.parent.rglob("*")) == record
+
+
+@pytest.mark.subprocess
 def test_investigate_confirms_the_threads_when_restoring_them_reproduces_the_reference(threads_drift):
     threads = _by_cause(threads_drift.results)["threads"]
     assert threads.status == "confirmed", threads.detail

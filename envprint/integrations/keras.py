@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from .._tf import import_keras, import_tensorflow, keras_flavor
-from ..errors import UsageError
-from ..sidecar import default_sidecar, make_staging_dir, publish_directory
+from ..errors import FingerprintError, UsageError
+from ..sidecar import default_sidecar, make_staging_dir, not_a_record, publish_directory, refuse_non_record
 
 keras = import_keras()
 FLAVOR = keras_flavor(import_tensorflow())
@@ -51,6 +51,16 @@ def _write_probes(folder: Path, probes: Any) -> Path | None:
     path = folder / "probes.npy"
     np.save(path, np.asarray(probes), allow_pickle=False)
     return path
+
+
+def _refuse_non_export(target: Path) -> None:
+    """An export replaces only an earlier SavedModel at ``filepath``: never a file or a folder of the user's."""
+    found = not_a_record(target)
+    if found != "a SavedModel directory":
+        raise FingerprintError(
+            f"{target}: {found or 'an envprint record'}, not a SavedModel; FingerprintCallback replaces only "
+            "a SavedModel it may have exported before: pass another filepath, or move this away yourself"
+        )
 
 
 class FingerprintCallback(keras.callbacks.Callback):
@@ -157,6 +167,11 @@ class FingerprintCallback(keras.callbacks.Callback):
 
         target = self._target(epoch, logs or {})
         target.parent.mkdir(parents=True, exist_ok=True)
+        exported = target.suffix.lower() not in KERAS_FILE_SUFFIXES
+        if exported and (target.exists() or target.is_symlink()):
+            _refuse_non_export(target)  # before the work; publish_directory checks again under its lock
+        elif not exported:
+            refuse_non_record(default_sidecar(target))
         staging = make_staging_dir(target)
         try:
             staged = staging / target.name
@@ -170,7 +185,7 @@ class FingerprintCallback(keras.callbacks.Callback):
                 **self.save_options,
             )
             if staged.is_dir():  # export(): the record is inside; one directory, one step
-                publish_directory(staged, target, force=True)
+                publish_directory(staged, target, force=True, guard=_refuse_non_export)
             else:
                 staged.replace(target)
                 publish_directory(result.sidecar, default_sidecar(target), force=True)
