@@ -937,7 +937,6 @@ def fleet(
 
     def body() -> int:
         from .fleet import fleet as do_fleet
-        from .store import canonical_json
 
         report = do_fleet(
             model,
@@ -947,15 +946,22 @@ def fleet(
             ship_limit=ship_limit * 2**20,
             timeout=timeout,
         )
-        if json_out:
-            sys.stdout.write(canonical_json(report))
-        else:
-            from .render_fleet import render_fleet
-
-            render_fleet(report, _writer())
+        _print(report, json_out, "render_fleet")
         return report.exit_code
 
     raise typer.Exit(_guard(body, json_out))
+
+
+def _print(result: Any, json_out: bool, renderer: str) -> None:
+    """A fleet-wide result on stdout: canonical JSON, or ``render_fleet.<renderer>`` for people.
+    Through ``emit``: a reader that closes the pipe early leaves the exit code the result's."""
+    from . import render_fleet
+    from .store import canonical_json
+
+    if json_out:
+        emit(lambda: sys.stdout.write(canonical_json(result)))
+    else:
+        emit(lambda: getattr(render_fleet, renderer)(result, _writer()))
 
 
 @app.command()
@@ -977,15 +983,9 @@ def aggregate(
 
     def body() -> int:
         from .aggregate import aggregate as do_aggregate
-        from .store import canonical_json
 
         result = do_aggregate(reports or [], stdin=sys.stdin)
-        if json_out:
-            sys.stdout.write(canonical_json(result))
-        else:
-            from .render_fleet import render_aggregate
-
-            render_aggregate(result, _writer())
+        _print(result, json_out, "render_aggregate")
         return result.exit_code
 
     raise typer.Exit(_guard(body, json_out))
