@@ -422,10 +422,11 @@ def test_debug_adds_the_traceback_to_the_one_line(tmp_path):
     assert debug.stderr.endswith(plain.stderr)  # the same one line, after the traceback
 
 
-def test_verify_preflight_predicts_the_drift_a_saved_gpu_host_leaves_here(tmp_path):
-    # Exit codes of --preflight are being redesigned (registry); what it predicts is asserted here.
+def test_verify_preflight_predicts_the_drift_a_saved_gpu_host_leaves_here(mlp, tmp_path):
+    # The model must exist (checked before the record), but preflight never loads it.
     a100 = Path(__file__).resolve().parent / "fixtures" / "handmade_gpu_host_a100.json"
-    r = invoke("verify", tmp_path / "never_opened.keras", "--preflight", "--fingerprint", a100, "--json")
+    r = invoke("verify", copy_into(mlp["keras"], tmp_path), "--preflight", "--fingerprint", a100, "--json")
+    assert r.exit_code == 1, r.stderr  # a GPU record on this CPU host: a precision change beyond tolerance
     data = json.loads(r.stdout)
     assert (data["a"], data["b"]) == (str(a100), "current host")
     expected = {e["cause"] for e in data["expectations"]}
