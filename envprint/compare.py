@@ -71,7 +71,7 @@ def default_tolerance(dtype: Any, scale: float = 1.0) -> tuple[float, float]:
 
 def output_scale(e: np.ndarray) -> float:
     """Largest finite |value| of a floating array (chunked: no full-size temporaries), 1.0 if none."""
-    if not _is_float(e.dtype) and e.dtype.kind != "c":
+    if not is_float(e.dtype) and e.dtype.kind != "c":
         return 1.0
     flat, best = e.reshape(-1), 0.0
     for start in range(0, flat.size, _CHUNK):
@@ -82,8 +82,8 @@ def output_scale(e: np.ndarray) -> float:
     return best or 1.0
 
 
-def _is_float(dt: np.dtype) -> bool:
-    # ml_dtypes' bfloat16 and float8 types have kind "V", like raw bytes.
+def is_float(dt: np.dtype) -> bool:
+    """A floating dtype, ml_dtypes' too: their bfloat16 and float8 types have kind "V", like raw bytes."""
     return dt.kind == "f" or (dt.kind == "V" and dt.names is None and dt.name.startswith(("bfloat", "float")))
 
 
@@ -141,7 +141,7 @@ def _top(current: float | int | None, values: np.ndarray) -> Any:
 
 
 def _scan_chunk(s: _Scan, e: np.ndarray, o: np.ndarray, start: int, rtol: float, atol: float, max_worst: int) -> None:
-    if e.dtype.kind in "OSUV" and not _is_float(e.dtype):  # strings, objects, records: equality only
+    if e.dtype.kind in "OSUV" and not is_float(e.dtype):  # strings, objects, records: equality only
         oot = differ = np.asarray(e != o, dtype=bool)
         priority = np.zeros(e.size)
     else:
@@ -206,7 +206,7 @@ def _scan_identical(e: np.ndarray) -> _Scan:
     scan has a value and None where it has none; ``test_compare`` pins this against _scan_chunk.
     """
     s = _Scan()
-    if e.dtype.kind in "OSUV" and not _is_float(e.dtype):  # equality only: no statistics
+    if e.dtype.kind in "OSUV" and not is_float(e.dtype):  # equality only: no statistics
         return s
     nonzero = False
     for i in range(0, e.size, _CHUNK):
@@ -231,7 +231,7 @@ def _scan(e: np.ndarray, o: np.ndarray, rtol: float, atol: float, max_worst: int
 
 def _worst_element(e: np.ndarray, o: np.ndarray, flat: int, shape: tuple[int, ...]) -> WorstElement:
     index = [int(i) for i in np.unravel_index(flat, shape)]
-    if _is_float(e.dtype):
+    if is_float(e.dtype):
         # Each float at its own dtype's shortest round-trip text: float32 0.24133582, not float64's
         # 0.24133582413196564, which is more digits than the value has.
         ev, ov = e[flat], o[flat]
@@ -296,11 +296,11 @@ def compare_output(
     s = _scan_identical(ef) if _same_bytes(ef, of) else _scan(ef, of, rtol, atol, max_worst)
 
     top1 = top5 = None
-    if _is_float(e.dtype) and e.ndim == 2 and e.shape[0] > 0 and e.shape[1] >= 2:
+    if is_float(e.dtype) and e.ndim == 2 and e.shape[0] > 0 and e.shape[1] >= 2:
         top1 = float(np.mean(np.argmax(e, axis=1) == np.argmax(o, axis=1)))
         if e.shape[1] > 5:  # with five classes or fewer every probe's top five agree
             top5 = _topk_agreement(e, o, 5)
-    floating = _is_float(e.dtype) or e.dtype.kind == "c"
+    floating = is_float(e.dtype) or e.dtype.kind == "c"
     status = "identical" if s.n_differ == 0 else "within_tolerance" if s.n_oot == 0 else "mismatch"
     return OutputComparison(
         status=status,

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .compare import is_float
 from .errors import FingerprintError, one_line, open_user_file
 from .sidecar import plain_file_mode
 
@@ -79,11 +80,6 @@ def numpy_dtype(name: str) -> np.dtype:
         return np.dtype(getattr(ml_dtypes, name))
     except (ImportError, AttributeError, TypeError):
         raise FingerprintError(f"dtype {name!r} is not a NumPy dtype; install ml_dtypes or pass --probes") from None
-
-
-def _is_float(dt: np.dtype) -> bool:
-    # ml_dtypes' types (bfloat16, float8_*) report kind 'V', so the name decides for them.
-    return dt.kind == "f" or dt.name.startswith(("bfloat16", "float8"))
 
 
 def _is_int(dt: np.dtype) -> bool:
@@ -144,7 +140,7 @@ def _one_input(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     dt = None if spec.dtype == STRING_DTYPE else numpy_dtype(spec.dtype)
     int_range = (int_ranges or {}).get(spec.name)
-    if dt is None or dt.kind in "bOSUc" or not (_is_float(dt) or _is_int(dt)):
+    if dt is None or dt.kind in "bOSUc" or not (is_float(dt) or _is_int(dt)):
         raise FingerprintError(
             f"input {spec.name!r} is {spec.dtype}: envprint cannot invent meaningful values of this type; "
             "pass --probes FILE.npz with real examples"
@@ -261,7 +257,7 @@ def uninformative(arrays: Mapping[str, np.ndarray]) -> list[str]:
     bad = []
     for name, arr in arrays.items():
         a = np.asarray(arr)
-        if a.size and _is_float(a.dtype) and not np.isfinite(a.astype(np.float64)).any():
+        if a.size and is_float(a.dtype) and not np.isfinite(a.astype(np.float64)).any():
             bad.append(name)
     return sorted(bad)
 
@@ -293,13 +289,13 @@ def _cast(arr: np.ndarray, spec: SpecLike, where: str) -> np.ndarray:
     if have == want:
         return arr
     fix = f"save it as {spec.dtype}: np.savez(path, {spec.name}=arr.astype('{spec.dtype}'))"
-    if _is_float(have) and _is_float(want):
+    if is_float(have) and is_float(want):
         return arr.astype(want)
-    if _is_int(have) and (_is_int(want) or _is_float(want)):
+    if _is_int(have) and (_is_int(want) or is_float(want)):
         out = arr.astype(want)
         with np.errstate(invalid="ignore", over="ignore"):
             back = out.astype(have)
-        if np.array_equal(back, arr) and (not _is_float(want) or np.isfinite(out).all()):
+        if np.array_equal(back, arr) and (not is_float(want) or np.isfinite(out).all()):
             return out
         raise FingerprintError(f"{where}: {have} values do not all fit {spec.dtype} exactly; {fix}")
     raise FingerprintError(f"{where}: the array is {have} but the model input is {spec.dtype}; a cast would change values; {fix}")
