@@ -270,8 +270,16 @@ ENV_PREFIXES = (
 ENV_NAMES = frozenset({"PYTHONHASHSEED", "LD_LIBRARY_PATH", "LD_PRELOAD", "TF32_OVERRIDE", "VECLIB_MAXIMUM_THREADS"})
 # Logging knobs: allow-listed by prefix but irrelevant to numerics, and the CLI sets them.
 # TPU_ML_PLATFORM* are set by `import tensorflow` itself (2.16+): they repeat tensorflow.version.
-ENV_IGNORED = frozenset({"TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE", "TF_CPP_MIN_VLOG_LEVEL",
-                         "TPU_ML_PLATFORM", "TPU_ML_PLATFORM_VERSION"})
+ENV_IGNORED = frozenset(
+    {
+        "TF_CPP_MIN_LOG_LEVEL",
+        "TF_CPP_MAX_VLOG_LEVEL",
+        "TF_CPP_VMODULE",
+        "TF_CPP_MIN_VLOG_LEVEL",
+        "TPU_ML_PLATFORM",
+        "TPU_ML_PLATFORM_VERSION",
+    }
+)
 # Terraform shares the TF_ prefix; its TF_VAR_* inputs routinely hold credentials. Never record them.
 ENV_FOREIGN_PREFIXES = (
     "TF_VAR_",

@@ -71,8 +71,10 @@ def tree_digests(
             if rel in excluded:
                 continue
             if (Path(dirpath) / d).is_symlink():
-                raise error(f"{Path(dirpath) / d}: a symlink to a directory, which envprint does not follow; "
-                            "replace it with a copy of the directory")
+                raise error(
+                    f"{Path(dirpath) / d}: a symlink to a directory, which envprint does not follow; "
+                    "replace it with a copy of the directory"
+                )
             kept.append(d)
         dirnames[:] = sorted(kept)  # os.walk descends in this order
         for name in filenames:
@@ -81,7 +83,9 @@ def tree_digests(
                 continue
             full = Path(dirpath) / name
             if not full.is_file() and full.exists():
-                raise error(f"{full}: not a regular file (a socket, FIFO or device); remove it from the model directory")
+                raise error(
+                    f"{full}: not a regular file (a socket, FIFO or device); remove it from the model directory"
+                )
             out[rel] = sha256_file(full, error=error)
     return dict(sorted(out.items()))
 

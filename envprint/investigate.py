@@ -167,7 +167,12 @@ class _Runner:
             _, err = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             _kill(proc)
-            return _Outcome(None, {}, time.monotonic() - start, f"timed out after {self.timeout_s:g} s (raise --investigate-timeout)")
+            return _Outcome(
+                None,
+                {},
+                time.monotonic() - start,
+                f"timed out after {self.timeout_s:g} s (raise --investigate-timeout)",
+            )
         except BaseException:  # Ctrl-C: leave no TensorFlow child behind
             _kill(proc)
             raise

@@ -252,7 +252,8 @@ class ProbeRecipe(Record):
         "(floats rounded to nearest; integers only when every value survives; nothing else). None: envprint 0.1.0.",
     )
     casts: dict[str, str] = Field(
-        default_factory=dict, description="Inputs whose --probes array was cast at save, e.g. {'ids': 'int64 -> int32'}."
+        default_factory=dict,
+        description="Inputs whose --probes array was cast at save, e.g. {'ids': 'int64 -> int32'}.",
     )
 
 
@@ -398,6 +399,8 @@ class ErrorHistogram(Record):
     rel_skipped: int = Field(description="Elements without a relative error: expected == 0, or a value not finite.")
     sample_expected: list[float] = Field(description="A strided sample of finite expected values ...")
     sample_obtained: list[float] = Field(description="... and the obtained values at the same elements.")
+
+
 # The OutputComparison fields that count non-finite values appearing or vanishing, in report order.
 NONFINITE = ("nan_appeared", "nan_vanished", "inf_appeared", "inf_vanished")
 
@@ -482,8 +485,6 @@ class IdentityCheck(Record):
 
 
 InvestigationStatus = Literal["confirmed", "ruled_out", "untestable", "reproduced", "not_reproduced"]
-
-
 
 
 class InvestigationResult(Record):

@@ -115,7 +115,9 @@ def _sample_shape(spec: SpecLike, num_probes: int, input_shapes: Mapping[str, Se
     hint = f"--input-shape {spec.name}=" + ",".join(f"D{i}" for i in range(1, len(rest) + 1))
     if given is not None:
         given = tuple(int(d) for d in given)
-        fits = len(given) == len(rest) and all(g > 0 and (d is None or d == g) for g, d in zip(given, rest, strict=True))
+        fits = len(given) == len(rest) and all(
+            g > 0 and (d is None or d == g) for g, d in zip(given, rest, strict=True)
+        )
         if not fits:
             raise FingerprintError(
                 f"--input-shape {spec.name}={','.join(map(str, given))} does not fit the input's shape "
@@ -283,7 +285,9 @@ def _cast(arr: np.ndarray, spec: SpecLike, where: str) -> np.ndarray:
     if spec.dtype == STRING_DTYPE:
         if arr.dtype.kind in "SU":
             return arr
-        raise FingerprintError(f"{where}: the model input is a string but the array is {arr.dtype}; save bytes or str arrays")
+        raise FingerprintError(
+            f"{where}: the model input is a string but the array is {arr.dtype}; save bytes or str arrays"
+        )
     want = numpy_dtype(spec.dtype)
     have = arr.dtype
     if have == want:
@@ -298,7 +302,9 @@ def _cast(arr: np.ndarray, spec: SpecLike, where: str) -> np.ndarray:
         if np.array_equal(back, arr) and (not is_float(want) or np.isfinite(out).all()):
             return out
         raise FingerprintError(f"{where}: {have} values do not all fit {spec.dtype} exactly; {fix}")
-    raise FingerprintError(f"{where}: the array is {have} but the model input is {spec.dtype}; a cast would change values; {fix}")
+    raise FingerprintError(
+        f"{where}: the array is {have} but the model input is {spec.dtype}; a cast would change values; {fix}"
+    )
 
 
 def _check_shape(arr: np.ndarray, spec: SpecLike, where: str) -> None:
@@ -424,7 +430,9 @@ def load_probes(
     out: dict[str, np.ndarray] = {}
     if isinstance(loaded, np.ndarray):  # .npy (or an .npz-named .npy: np.load reads the magic, not the name)
         if len(inputs) != 1:
-            raise FingerprintError(f"{p}: holds one array but the model has {len(inputs)} inputs; pass an .npz keyed by input name")
+            raise FingerprintError(
+                f"{p}: holds one array but the model has {len(inputs)} inputs; pass an .npz keyed by input name"
+            )
         spec = inputs[0]
         arr = _read_array(loaded, "", str(p), p)
         _check_shape(arr, spec, f"{p}")
@@ -434,7 +442,9 @@ def load_probes(
             try:
                 keys = list(loaded.files)
             except _CORRUPT as exc:
-                raise FingerprintError(f"{p}: truncated or corrupt ({_short(exc)}); re-create it with np.savez") from None
+                raise FingerprintError(
+                    f"{p}: truncated or corrupt ({_short(exc)}); re-create it with np.savez"
+                ) from None
             keyed = {n: n for n in names}
             if len(names) == 1 and len(keys) == 1 and keys != names:
                 # One array for one input: nothing to match, whatever np.savez called it ('arr_0').

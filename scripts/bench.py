@@ -131,7 +131,9 @@ def judge(row: dict) -> dict:
     judged = []
     for t in row.get("targets", []):  # copies: rows may share one list of targets
         value = row.get(t["metric"])
-        judged.append({**t, "value": value, "status": "n/a" if value is None else "PASS" if value <= t["max"] else "MISS"})
+        judged.append(
+            {**t, "value": value, "status": "n/a" if value is None else "PASS" if value <= t["max"] else "MISS"}
+        )
     row["targets"] = judged
     return row
 
@@ -265,14 +267,22 @@ def case_cli(ctx: Context) -> list[dict]:
     out = []
     for name, argv in (("envprint --help", [*ENVPRINT, "--help"]), ("envprint diff a.json b.json", diff)):
         r = interleave(baseline, process(argv), ctx.runs["cli"])
-        out.append({"case": name, "baseline": "python -c 'import typer, pydantic'", **r,
-                    "targets": [target("ratio_median", 1.5, "time <= 1.5x")]})
+        out.append(
+            {
+                "case": name,
+                "baseline": "python -c 'import typer, pydantic'",
+                **r,
+                "targets": [target("ratio_median", 1.5, "time <= 1.5x")],
+            }
+        )
     # No targets: where diff's time goes. Each floor is a part diff cannot skip: Typer parsing two
     # Path arguments; importing pydantic's BaseModel machinery; defining envprint's models and
     # validating the two files with them (no Typer, no diffing, no rendering).
-    for label, floor in (("minimal Typer app parsing 2 Path args", [PY, "-c", TYPER_FLOOR, "diff", fp, fp]),
-                         ("python -c 'from pydantic import BaseModel'", [PY, "-c", "from pydantic import BaseModel"]),
-                         ("read + validate the 2 files (store.read_fingerprint)", [PY, "-c", READ_FLOOR, fp, fp])):
+    for label, floor in (
+        ("minimal Typer app parsing 2 Path args", [PY, "-c", TYPER_FLOOR, "diff", fp, fp]),
+        ("python -c 'from pydantic import BaseModel'", [PY, "-c", "from pydantic import BaseModel"]),
+        ("read + validate the 2 files (store.read_fingerprint)", [PY, "-c", READ_FLOOR, fp, fp]),
+    ):
         r = interleave(process(floor), process(diff), ctx.runs["cli"], warmup=0)
         out.append({"case": "envprint diff a.json b.json", "baseline": label, **r})
     return out
@@ -311,16 +321,18 @@ print(json.dumps({"import_s": t_import, "capture_s": sorted(times)[len(times) //
 def case_capture(ctx: Context) -> list[dict]:
     runs = ctx.runs["capture"]
     r = json.loads(run_measured([PY, "-c", CAPTURE_CHILD, str(runs)], capture=True)["out"])
-    return [{
-        "case": "envprint.capture() after import tensorflow",
-        "baseline": "import tensorflow",
-        "baseline_median_s": r["import_s"],
-        "envprint_median_s": r["capture_s"],
-        "ratio_median": r["capture_s"] / r["import_s"],
-        "runs": runs,
-        "sections_s": r["sections"],
-        "targets": [target("ratio_median", 0.03, "<= 3% of import")],
-    }]
+    return [
+        {
+            "case": "envprint.capture() after import tensorflow",
+            "baseline": "import tensorflow",
+            "baseline_median_s": r["import_s"],
+            "envprint_median_s": r["capture_s"],
+            "ratio_median": r["capture_s"] / r["import_s"],
+            "runs": runs,
+            "sections_s": r["sections"],
+            "targets": [target("ratio_median", 0.03, "<= 3% of import")],
+        }
+    ]
 
 
 MODELS = (("mlp", "MLP"), ("mobilenet", "MobileNetV2 96x96"))
@@ -333,15 +345,23 @@ def case_verify(ctx: Context) -> list[dict]:
     for name, label in MODELS:
         for fmt, (model, sidecar) in (("keras", keras_path(root, name)), ("savedmodel", export_path(root, name))):
             # One warm-up pair per case (TensorFlow's libraries into the page cache); fixtures are fresh.
-            r = interleave(bare_job(fmt, model, sidecar), verify_job(model, sidecar), ctx.runs["verify"],
-                           warmup=int(not rows))
-            rows.append({"case": f"envprint verify: {label}, {'.keras' if fmt == 'keras' else 'SavedModel'}",
-                         "baseline": "bare job: import TF, load, predict", **r, "targets": VERIFY_TARGETS})
+            r = interleave(
+                bare_job(fmt, model, sidecar), verify_job(model, sidecar), ctx.runs["verify"], warmup=int(not rows)
+            )
+            rows.append(
+                {
+                    "case": f"envprint verify: {label}, {'.keras' if fmt == 'keras' else 'SavedModel'}",
+                    "baseline": "bare job: import TF, load, predict",
+                    **r,
+                    "targets": VERIFY_TARGETS,
+                }
+            )
         # No target: envprint's own cost, against a bare job that also runs without the cyclic
         # collector, as envprint's CLI does (the difference the setting alone makes is not envprint's).
         model, sidecar = keras_path(root, name)
-        r = interleave(bare_job("keras", model, sidecar, "gc-off"), verify_job(model, sidecar), ctx.runs["verify"],
-                       warmup=0)
+        r = interleave(
+            bare_job("keras", model, sidecar, "gc-off"), verify_job(model, sidecar), ctx.runs["verify"], warmup=0
+        )
         rows.append({"case": f"envprint verify: {label}, .keras", "baseline": "bare job, collector off too", **r})
     return rows
 
@@ -439,16 +459,20 @@ def case_inprocess(ctx: Context) -> list[dict]:
             sa = [{"s": r["bare_s"], "rss_mb": r["bare_rss_mb"]} for r in runs]
             sb = [{"s": r["first_s"], "rss_mb": r["first_rss_mb"]} for r in runs]
             settled = mode == "settle"
-            row = {"case": f"envprint.verify(model) in process: {label}, .keras"
-                           + {"settle": "", "as-is": ", collector not settled",
-                              "pydantic": ", server imports pydantic"}[mode],
-                   "baseline": "import TF + load + predict, same process", **summarize(sa, sb),
-                   "imports_s": med(r["imports_s"] for r in runs)}
+            row = {
+                "case": f"envprint.verify(model) in process: {label}, .keras"
+                + {"settle": "", "as-is": ", collector not settled", "pydantic": ", server imports pydantic"}[mode],
+                "baseline": "import TF + load + predict, same process",
+                **summarize(sa, sb),
+                "imports_s": med(r["imports_s"] for r in runs),
+            }
             if settled:  # the target applies to envprint's own cost; the other rows show the context
                 row.update(
                     gc_collect_s=med(r["gc_s"] for r in runs),
                     warm_second_call_s=med(r["second_s"] for r in runs),
-                    sections_s={k: med(r["sections"][k] for r in runs if k in r["sections"]) for k in runs[0]["sections"]},
+                    sections_s={
+                        k: med(r["sections"][k] for r in runs if k in r["sections"]) for k in runs[0]["sections"]
+                    },
                     targets=[target("ratio_median", 0.05, "adds <= 5%")],
                 )
             rows.append(row)
@@ -508,23 +532,42 @@ print(json.dumps({"load_s": load_s, "file_digest_s": files_s, "weights_digest_s"
 """
 
 
-def _series(ctx: Context, series: str, unit: str, points: list[tuple[float, Path, Path]], warmup: int = 0) -> list[dict]:
+def _series(
+    ctx: Context, series: str, unit: str, points: list[tuple[float, Path, Path]], warmup: int = 0
+) -> list[dict]:
     rows = []
     for size, model, sidecar in points:
-        r = interleave(bare_job("keras", model, sidecar), verify_job(model, sidecar), ctx.runs["growth"],
-                       warmup=warmup if not rows else 0)
-        rows.append({"case": f"growth: {series}, {size:,.0f} {unit}", "series": series, "size": size, "unit": unit,
-                     "baseline": "bare job", **r})
+        r = interleave(
+            bare_job("keras", model, sidecar),
+            verify_job(model, sidecar),
+            ctx.runs["growth"],
+            warmup=warmup if not rows else 0,
+        )
+        rows.append(
+            {
+                "case": f"growth: {series}, {size:,.0f} {unit}",
+                "series": series,
+                "size": size,
+                "unit": unit,
+                "baseline": "bare job",
+                **r,
+            }
+        )
     return rows
 
 
 def case_growth(ctx: Context) -> list[dict]:
     sizes = ["stack_1MB", "stack_100MB"] + (["stack_1GB"] if ctx.big else [])
     root = ctx.need(["mlp", "wide", *sizes])
-    rows = _series(ctx, "MLP probes", "probes",
-                   [(n, root / "mlp.keras", root / f"mlp_p{n}") for n in (1, 32, 1024)], warmup=1)
-    rows += _series(ctx, "output elements", "elements",
-                    [(n * 10_000, root / "wide.keras", root / f"wide_p{n}") for n in (10, 100, 1000)])
+    rows = _series(
+        ctx, "MLP probes", "probes", [(n, root / "mlp.keras", root / f"mlp_p{n}") for n in (1, 32, 1024)], warmup=1
+    )
+    rows += _series(
+        ctx,
+        "output elements",
+        "elements",
+        [(n * 10_000, root / "wide.keras", root / f"wide_p{n}") for n in (10, 100, 1000)],
+    )
     points = []
     for name in sizes:
         model, sidecar = keras_path(root, name)
@@ -542,7 +585,8 @@ def case_growth(ctx: Context) -> list[dict]:
             check_added_to_load=statistics.median(r["load_and_file_digest_s"] / r["load_s"] - 1 for r in res),
             # Both digests one after the other, no overlap (files changed, or a model in memory).
             sequential_share_of_load=statistics.median(
-                (r["file_digest_s"] + r["weights_digest_s"]) / r["load_s"] for r in res),
+                (r["file_digest_s"] + r["weights_digest_s"]) / r["load_s"] for r in res
+            ),
             targets=[target("check_added_to_load", 0.10, "check adds <= 10% to load")],
         )
     return rows + size_rows
@@ -597,8 +641,12 @@ def _sweep_run(listing: Path, *flags: str) -> Callable[[], Sample]:
 def _one_after_another(models: list[Path]) -> Callable[[], Sample]:
     def run() -> Sample:
         samples = [run_measured([*ENVPRINT, "verify", str(m)]) for m in models]
-        return {"s": sum(x["s"] for x in samples), "cpu_s": sum(x["cpu_s"] for x in samples),
-                "rss_mb": max(x["rss_mb"] for x in samples)}
+        return {
+            "s": sum(x["s"] for x in samples),
+            "cpu_s": sum(x["cpu_s"] for x in samples),
+            "rss_mb": max(x["rss_mb"] for x in samples),
+        }
+
     return run
 
 
@@ -639,7 +687,9 @@ def case_sweepray(ctx: Context) -> list[dict]:
     env = {"RAY_AUTH_MODE": "disabled"}  # a throwaway local cluster: no token written to ~/.ray
     os.environ.update(env)
     ENV.update(env)
-    row = interleave(_sweep_run(twenty, "--jobs", "2"), _sweep_run(twenty, "--ray", "local", "--jobs", "2"), runs, warmup=0)
+    row = interleave(
+        _sweep_run(twenty, "--jobs", "2"), _sweep_run(twenty, "--ray", "local", "--jobs", "2"), runs, warmup=0
+    )
     startup = [run_measured([PY, "-c", "import ray; ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); "
                              "ray.shutdown()"])["s"] for _ in range(runs)]  # fmt: skip
     imp = [run_measured([PY, "-c", "import ray"])["s"] for _ in range(runs)]
@@ -705,8 +755,16 @@ def sweep_growth_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-CASES = {"cli": case_cli, "capture": case_capture, "verify": case_verify, "inprocess": case_inprocess,
-         "save": case_save, "growth": case_growth, "sweep": case_sweep, "sweepray": case_sweepray}
+CASES = {
+    "cli": case_cli,
+    "capture": case_capture,
+    "verify": case_verify,
+    "inprocess": case_inprocess,
+    "save": case_save,
+    "growth": case_growth,
+    "sweep": case_sweep,
+    "sweepray": case_sweepray,
+}
 
 
 # ---------------------------------------------------------------------------------- report
@@ -747,39 +805,51 @@ def _verdicts(row: dict) -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| case | baseline | baseline median | envprint median | ratio (median of pairs) | CPU-time ratio | "
-             "peak RSS baseline | peak RSS envprint | RSS ratio | target |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| case | baseline | baseline median | envprint median | ratio (median of pairs) | CPU-time ratio | "
+        "peak RSS baseline | peak RSS envprint | RSS ratio | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         ratio = _x(r["ratio_median"])
         if r["case"].startswith(("envprint.verify(model)", "envprint.capture")):
             ratio += f" (adds {r['ratio_median']:.1%})"
-        lines.append(f"| {r['case']} | {r['baseline']} | {_ms(r['baseline_median_s'])} | {_ms(r['envprint_median_s'])} | "
-                     f"{ratio} | {_x(r.get('cpu_ratio_median'))} | {_mb(r.get('baseline_rss_mb'))} | {_mb(r.get('envprint_rss_mb'))} | "
-                     f"{_x(r.get('rss_ratio_median'))} | {_verdicts(r)} |")
+        lines.append(
+            f"| {r['case']} | {r['baseline']} | {_ms(r['baseline_median_s'])} | {_ms(r['envprint_median_s'])} | "
+            f"{ratio} | {_x(r.get('cpu_ratio_median'))} | {_mb(r.get('baseline_rss_mb'))} | {_mb(r.get('envprint_rss_mb'))} | "
+            f"{_x(r.get('rss_ratio_median'))} | {_verdicts(r)} |"
+        )
     return "\n".join(lines)
 
 
 def growth_table(rows: list[dict]) -> str:
-    lines = ["| series | size | bare job | verify | added time | ratio | CPU-time ratio | RSS bare | RSS verify | added RSS |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| series | size | bare job | verify | added time | ratio | CPU-time ratio | RSS bare | RSS verify | added RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         added = r["envprint_median_s"] - r["baseline_median_s"]
-        lines.append(f"| {r['series']} | {r['size']:,.0f} {r['unit']} | {_ms(r['baseline_median_s'])} | "
-                     f"{_ms(r['envprint_median_s'])} | {_ms(added)} | {_x(r['ratio_median'])} | {_x(r.get('cpu_ratio_median'))} | "
-                     f"{_mb(r.get('baseline_rss_mb'))} | {_mb(r.get('envprint_rss_mb'))} | "
-                     f"{_mb(r.get('envprint_rss_mb', 0) - r.get('baseline_rss_mb', 0))} |")
+        lines.append(
+            f"| {r['series']} | {r['size']:,.0f} {r['unit']} | {_ms(r['baseline_median_s'])} | "
+            f"{_ms(r['envprint_median_s'])} | {_ms(added)} | {_x(r['ratio_median'])} | {_x(r.get('cpu_ratio_median'))} | "
+            f"{_mb(r.get('baseline_rss_mb'))} | {_mb(r.get('envprint_rss_mb'))} | "
+            f"{_mb(r.get('envprint_rss_mb', 0) - r.get('baseline_rss_mb', 0))} |"
+        )
     return "\n".join(lines)
 
 
 def size_table(rows: list[dict]) -> str:
-    lines = ["| model | load | load + file digest beside it | check adds to load | file digest | weights digest | "
-             "both digests in sequence / load | target |",
-             "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| model | load | load + file digest beside it | check adds to load | file digest | weights digest | "
+        "both digests in sequence / load | target |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['size']:,.0f} MB | {_ms(r['load_s'])} | {_ms(r['load_and_file_digest_s'])} | "
-                     f"{r['check_added_to_load']:+.0%} | {_ms(r['file_digest_s'])} | {_ms(r['weights_digest_s'])} | "
-                     f"{r['sequential_share_of_load']:.0%} | {_verdicts(r)} |")
+        lines.append(
+            f"| {r['size']:,.0f} MB | {_ms(r['load_s'])} | {_ms(r['load_and_file_digest_s'])} | "
+            f"{r['check_added_to_load']:+.0%} | {_ms(r['file_digest_s'])} | {_ms(r['weights_digest_s'])} | "
+            f"{r['sequential_share_of_load']:.0%} | {_verdicts(r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -818,8 +888,12 @@ def main() -> None:
         runs = dict.fromkeys(runs, args.runs)
 
     # Bytecode for envprint's own modules, as a pip install writes it (see ENV).
-    subprocess.run([PY, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "envprint")],
-                   env=ENV, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "envprint")],
+        env=ENV,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     results: list[dict] = []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="envprint-bench-") as tmp:
@@ -843,11 +917,15 @@ def main() -> None:
             if "warm_second_call_s" in r:
                 print(f"  {r['case']}: a second (warm) call: {_ms(r['warm_second_call_s'])}")
             if "imports_s" in r:
-                print(f"  {r['case']}: of the first call, importing envprint and its pydantic models: "
-                      f"{_ms(r['imports_s'])}")
+                print(
+                    f"  {r['case']}: of the first call, importing envprint and its pydantic models: "
+                    f"{_ms(r['imports_s'])}"
+                )
             if "gc_collect_s" in r:
-                print(f"  {r['case']}: the full collection the start-up left due (outside both timers): "
-                      f"{_ms(r['gc_collect_s'])}")
+                print(
+                    f"  {r['case']}: the full collection the start-up left due (outside both timers): "
+                    f"{_ms(r['gc_collect_s'])}"
+                )
     if growth_rows:
         print("\nGrowth (envprint verify vs the bare job, whole processes):\n")
         print(growth_table(growth_rows))
@@ -856,24 +934,36 @@ def main() -> None:
             print(f"- {line}")
         size_rows = [r for r in growth_rows if "load_s" in r]
         if size_rows:
-            print("\nIntegrity check vs load (in one process; the load alone, then verify's load with the file digest beside it):\n")
+            print(
+                "\nIntegrity check vs load (in one process; the load alone, then verify's load with the file digest beside it):\n"
+            )
             print(size_table(size_rows))
     for r in main_rows:
         if "ray_init_shutdown_s" in r:
-            print(f"  {r['case']}: Ray's own start-up: import ray {_ms(r['ray_import_s'])}, "
-                  f"ray.init() + shutdown of a local cluster {_ms(r['ray_init_shutdown_s'])}")
+            print(
+                f"  {r['case']}: Ray's own start-up: import ray {_ms(r['ray_import_s'])}, "
+                f"ray.init() + shutdown of a local cluster {_ms(r['ray_init_shutdown_s'])}"
+            )
     if sweep_rows:
         print("\nSweep as the number of models grows (--jobs 2, workers never recycled):\n")
         print(sweep_growth_table(sweep_rows))
         results += sweep_rows
-    misses = [f"{r['case']}: {t['label']} ({t['value']:.3g})" for r in results for t in r.get("targets", [])
-              if t["status"] == "MISS"]
+    misses = [
+        f"{r['case']}: {t['label']} ({t['value']:.3g})"
+        for r in results
+        for t in r.get("targets", [])
+        if t["status"] == "MISS"
+    ]
     print("\nMissed targets:" if misses else "\nAll targets met.")
     for m in misses:
         print(f"- {m}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "runs": runs, "big": args.big, "total_s": total,
-                                    "results": results}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {"machine": machine(), "runs": runs, "big": args.big, "total_s": total, "results": results}, indent=2
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

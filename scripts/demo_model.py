@@ -74,5 +74,6 @@ def main() -> None:
         f"top-1 accuracy {accuracy:.0%}, {distinct} distinct outputs"
     )
 
+
 if __name__ == "__main__":
     main()

@@ -118,23 +118,37 @@ def main() -> None:
                 y = np.load(out)
                 d = ulp(ref, y)
                 rel = np.abs(y.astype(np.float64) - ref) / np.maximum(np.abs(ref.astype(np.float64)), 1e-30)
-                rows.append({
-                    "model": model, "perturbation": label, "elements": int(ref.size),
-                    "changed": int((d > 0).sum()), "max_ulp": int(d.max()), "median_ulp_of_changed": float(np.median(d[d > 0])) if (d > 0).any() else 0.0,
-                    "max_rel": float(rel.max()), "max_abs": float(np.abs(y - ref).max()),
-                    "top1_agree": float((y.argmax(1) == ref.argmax(1)).mean()),
-                })
+                rows.append(
+                    {
+                        "model": model,
+                        "perturbation": label,
+                        "elements": int(ref.size),
+                        "changed": int((d > 0).sum()),
+                        "max_ulp": int(d.max()),
+                        "median_ulp_of_changed": float(np.median(d[d > 0])) if (d > 0).any() else 0.0,
+                        "max_rel": float(rel.max()),
+                        "max_abs": float(np.abs(y - ref).max()),
+                        "top1_agree": float((y.argmax(1) == ref.argmax(1)).mean()),
+                    }
+                )
                 r = rows[-1]
                 c = compare.compare_output("y", ref, y, Tolerance())
                 r["default_tolerance"] = c.status
-                print(f"{model:12s} {label:42s} changed {r['changed']:4d}/{r['elements']}  max {r['max_ulp']:>9d} ULP  "
-                      f"max rel {r['max_rel']:.1e}  top1 {r['top1_agree']:.2f}  {r['default_tolerance']}", flush=True)
+                print(
+                    f"{model:12s} {label:42s} changed {r['changed']:4d}/{r['elements']}  max {r['max_ulp']:>9d} ULP  "
+                    f"max rel {r['max_rel']:.1e}  top1 {r['top1_agree']:.2f}  {r['default_tolerance']}",
+                    flush=True,
+                )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    print("\n| model | perturbation | elements changed | max ULP | max rel | top-1 agreement | verdict at default tolerance |\n|---|---|---:|---:|---:|---:|---|")
+    print(
+        "\n| model | perturbation | elements changed | max ULP | max rel | top-1 agreement | verdict at default tolerance |\n|---|---|---:|---:|---:|---:|---|"
+    )
     for r in rows:
-        print(f"| {r['model']} | {r['perturbation']} | {r['changed']} / {r['elements']} | {r['max_ulp']} | "
-              f"{r['max_rel']:.1e} | {r['top1_agree']:.0%} | {r['default_tolerance']} |")
+        print(
+            f"| {r['model']} | {r['perturbation']} | {r['changed']} / {r['elements']} | {r['max_ulp']} | "
+            f"{r['max_rel']:.1e} | {r['top1_agree']:.0%} | {r['default_tolerance']} |"
+        )
 
 
 if __name__ == "__main__":

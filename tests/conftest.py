@@ -265,6 +265,8 @@ def mlp_recorded(mlp, tmp_path_factory) -> Path:
     model.write_bytes(mlp["keras"].read_bytes())
     envprint.save(model)
     return model
+
+
 # --------------------------------------------------------------------------- CI skip guard
 #
 # A test that skips everywhere tests nothing, and a skip line in pytest's summary is easy to miss

@@ -83,6 +83,8 @@ def run_shell(script: str, cwd, timeout: float = 300) -> subprocess.CompletedPro
     return subprocess.run(
         ["bash", "-e", "-c", script], cwd=cwd, capture_output=True, text=True, env=environ, timeout=timeout
     )
+
+
 def as_unprivileged(argv: list[str]) -> list[str]:
     """``argv`` run as a user whom file modes bind: unchanged for such a user, as ``nobody`` for root.
 

@@ -369,7 +369,9 @@ def test_save_tolerance_from_a_verify_report_states_the_margin_in_the_record(mlp
     report.write_text("{}")
     r = invoke("save", model, "--force", "--tolerance-from", report)
     assert r.exit_code == ExitCode.FINGERPRINT
-    assert r.stderr == f"envprint: error: {report}: not an envprint verify report (expected the JSON of verify --json)\n"
+    assert (
+        r.stderr == f"envprint: error: {report}: not an envprint verify report (expected the JSON of verify --json)\n"
+    )
 
 
 # --------------------------------------------------------------------------- output a person reads

@@ -125,7 +125,9 @@ def test_verify_without_a_key_notes_that_the_record_is_signed(signed):
     report = envprint.verify(signed)
     assert report.verdict == "identical" and report.record_signature == "unchecked"
     r = invoke("verify", signed)
-    assert r.exit_code == 0 and "  signature:   signed, not checked: pass ENVPRINT_SIGNING_KEY to check it\n" in r.output
+    assert (
+        r.exit_code == 0 and "  signature:   signed, not checked: pass ENVPRINT_SIGNING_KEY to check it\n" in r.output
+    )
 
 
 def test_an_unsigned_record_reports_unsigned_and_says_nothing_without_a_key(unsigned):

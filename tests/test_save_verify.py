@@ -167,7 +167,9 @@ def test_an_existing_record_is_never_overwritten_without_force(mlp, tmp_path):
     first = record.read_text()
     r = invoke("save", model, "--num-probes", 3)
     assert r.exit_code == ExitCode.FINGERPRINT
-    assert r.stderr == f"envprint: error: {record.parent}: an envprint record already exists; pass --force to replace it\n"
+    assert (
+        r.stderr == f"envprint: error: {record.parent}: an envprint record already exists; pass --force to replace it\n"
+    )
     assert record.read_text() == first
     r = invoke("save", model, "--num-probes", 3, "--force")
     assert r.exit_code == 0, r.stderr

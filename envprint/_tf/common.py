@@ -15,4 +15,3 @@ from ..errors import one_line as _one_line  # noqa: F401 - one helper for the wh
 Format = Literal["keras", "h5", "savedmodel", "tflite"]
 FORMATS: tuple[str, ...] = ("keras", "h5", "savedmodel", "tflite")
 _LABEL = {"keras": ".keras model", "h5": "Keras HDF5 (.h5) model", "savedmodel": "SavedModel", "tflite": "TFLite model"}
-

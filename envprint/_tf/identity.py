@@ -24,8 +24,19 @@ from .loading import LoadedModel, _KerasModel, keras_weights
 
 # Layers whose output is random in training mode (or always, when a custom call forces it).
 STOCHASTIC_CLASSES = frozenset(
-    {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout",
-     "GaussianNoise", "GaussianDropout", "RandAugment", "AugMix", "MixUp", "CutMix"}
+    {
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "AlphaDropout",
+        "GaussianNoise",
+        "GaussianDropout",
+        "RandAugment",
+        "AugMix",
+        "MixUp",
+        "CutMix",
+    }
 )
 
 # The weights digest of .keras, .h5, SavedModel and in-memory Keras models: each weight's dtype,
@@ -179,8 +190,13 @@ def legacy_weights_digests(loaded: LoadedModel, scheme: str | None) -> list[str]
     ]
 
 
-_FINGERPRINT_FIELDS = ("saved_model_checksum", "graph_def_program_hash", "signature_def_hash",
-                       "saved_object_graph_hash", "checkpoint_hash")
+_FINGERPRINT_FIELDS = (
+    "saved_model_checksum",
+    "graph_def_program_hash",
+    "signature_def_hash",
+    "saved_object_graph_hash",
+    "checkpoint_hash",
+)
 
 
 def _saved_model_fingerprint(path: Path) -> tuple[dict[str, int] | None, str | None]:

@@ -109,7 +109,9 @@ def _precheck_h5(path: Path, safe_mode: bool, keras: Any) -> str | None:
         try:
             config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
         except ValueError as exc:
-            raise ModelError(f"{path}: its model_config is not valid JSON ({_one_line(exc)}); re-save it with model.save()") from exc
+            raise ModelError(
+                f"{path}: its model_config is not valid JSON ({_one_line(exc)}); re-save it with model.save()"
+            ) from exc
         if _has_python_lambda(config):
             raise _lambda_refused(path)
     saved = saved.decode() if isinstance(saved, bytes) else (str(saved) if saved is not None else None)
@@ -182,8 +184,9 @@ def _newer_keras_error(path: Path, exc: BaseException, text: str, saved: str | N
     )
 
 
-def _keras_load_error(path: Path, fmt: Format, exc: BaseException, known: set[str], saved: str | None,
-                      running: str) -> ModelError:
+def _keras_load_error(
+    path: Path, fmt: Format, exc: BaseException, known: set[str], saved: str | None, running: str
+) -> ModelError:
     text = _one_line(exc, limit=100_000)
     if "Lambda" in text and "safe_mode" in text:
         return _lambda_refused(path)

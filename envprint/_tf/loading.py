@@ -94,7 +94,9 @@ def detect_format(path: str | Path) -> Format:
     if p.is_dir():
         if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file():
             return "savedmodel"
-        raise ModelError(f"{p}: a directory without saved_model.pb, so not a SavedModel; pass {ACCEPTED}, or --format to override")
+        raise ModelError(
+            f"{p}: a directory without saved_model.pb, so not a SavedModel; pass {ACCEPTED}, or --format to override"
+        )
     suffix = p.suffix.lower()
     fmt = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".tflite": "tflite"}.get(suffix)
     if fmt is None:
@@ -121,7 +123,9 @@ def parse_custom_objects(specs: Iterable[str]) -> dict[str, Any]:
             ) from exc
         for part in attr.split("."):
             if not hasattr(obj, part):
-                raise ModelError(f"--custom-objects {spec!r}: {module_name!r} has no attribute {attr!r}; check the name")
+                raise ModelError(
+                    f"--custom-objects {spec!r}: {module_name!r} has no attribute {attr!r}; check the name"
+                )
             obj = getattr(obj, part)
         out[attr.rsplit(".", 1)[-1]] = obj
     return out
@@ -144,8 +148,15 @@ class LoadedModel:
     format: Format
     runtime: str = "keras"
 
-    def __init__(self, path: Path, inputs: list[TensorSpecInfo], outputs: list[TensorSpecInfo], *,
-                 keras_model: Any = None, signature: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        inputs: list[TensorSpecInfo],
+        outputs: list[TensorSpecInfo],
+        *,
+        keras_model: Any = None,
+        signature: str | None = None,
+    ) -> None:
         self.path = path
         self.inputs = inputs
         self.outputs = outputs
@@ -218,7 +229,9 @@ class LoadedModel:
                     f"{self.path}: input {spec.name!r} is {arr.dtype} but the model expects {spec.dtype}; "
                     "load probes with envprint.probes.load_probes, which casts them"
                 )
-            fits = arr.ndim == len(spec.shape) and all(d is None or d == a for d, a in zip(spec.shape[1:], arr.shape[1:], strict=True))
+            fits = arr.ndim == len(spec.shape) and all(
+                d is None or d == a for d, a in zip(spec.shape[1:], arr.shape[1:], strict=True)
+            )
             if not fits:
                 raise ModelError(
                     f"{self.path}: input {spec.name!r} has shape {arr.shape} but the model expects {spec.shape} "
@@ -227,7 +240,9 @@ class LoadedModel:
             sizes.add(arr.shape[0] if arr.ndim else 1)
             x[spec.name] = arr
         if len(sizes) > 1:
-            raise ModelError(f"{self.path}: probe inputs disagree on the batch size {sorted(sizes)}; give every input the same number")
+            raise ModelError(
+                f"{self.path}: probe inputs disagree on the batch size {sorted(sizes)}; give every input the same number"
+            )
         return x, sizes.pop() if sizes else 1
 
 
@@ -249,7 +264,9 @@ def _out_of_vocabulary(path: Path, exc: BaseException, x: Mapping[str, np.ndarra
     holders = [
         name
         for name, arr in x.items()
-        if arr.dtype.kind in "iu" and arr.ndim == len(where) and all(i < d for i, d in zip(where, arr.shape, strict=True))
+        if arr.dtype.kind in "iu"
+        and arr.ndim == len(where)
+        and all(i < d for i, d in zip(where, arr.shape, strict=True))
         and int(arr[where]) == value
     ]
     what = f"input {holders[0]!r} holds" if len(holders) == 1 else "an input holds"
@@ -329,8 +346,12 @@ class _KerasModel(LoadedModel):
                 "save a functional or Sequential model with keras.Input, or export a SavedModel"
             )
         spec = lambda n, t: TensorSpecInfo(n, _shape(t.shape, f"tensor {n!r}", path), _dtype_name(t.dtype))  # noqa: E731
-        super().__init__(path, [spec(n, t) for n, t in zip(in_names, self._input_tensors, strict=True)],
-                         [spec(n, t) for n, t in zip(out_names, out_tensors, strict=True)], keras_model=model)
+        super().__init__(
+            path,
+            [spec(n, t) for n, t in zip(in_names, self._input_tensors, strict=True)],
+            [spec(n, t) for n, t in zip(out_names, out_tensors, strict=True)],
+            keras_model=model,
+        )
 
     def _feed(self, x: dict[str, np.ndarray]) -> Any:
         if self._feed_kind == "dict":
@@ -344,7 +365,9 @@ class _KerasModel(LoadedModel):
             return {str(k): _to_numpy(v) for k, v in result.items()}
         values = list(result) if isinstance(result, (list, tuple)) else [result]
         if len(values) != len(self.outputs):
-            raise ModelError(f"{self.path}: the model returned {len(values)} outputs but declares {len(self.outputs)}; re-save the model")
+            raise ModelError(
+                f"{self.path}: the model returned {len(values)} outputs but declares {len(self.outputs)}; re-save the model"
+            )
         return {s.name: _to_numpy(v) for s, v in zip(self.outputs, values, strict=True)}
 
     def _predict(self, x: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
@@ -446,7 +469,9 @@ def _choose_signature(path: Path, available: list[str], wanted: str | None) -> s
     if len(available) == 1:
         return available[0]
     if not available:
-        raise ModelError(f"{path}: has no signatures to run; export it with model.export() or tf.saved_model.save(..., signatures=...)")
+        raise ModelError(
+            f"{path}: has no signatures to run; export it with model.export() or tf.saved_model.save(..., signatures=...)"
+        )
     raise ModelError(f"{path}: no 'serving_default' signature and several others: {listed}; pass --signature NAME")
 
 
@@ -467,13 +492,17 @@ class _SavedModel(LoadedModel):
         name = _choose_signature(path, list(signatures), signature)
         self._fn = signatures[name]
         _args, kwargs = self._fn.structured_input_signature
-        inputs = [TensorSpecInfo(k, _shape(s.shape, f"input {k!r}", path), _dtype_name(s.dtype))
-                  for k, s in sorted(kwargs.items(), key=lambda kv: _natural_key(kv[0]))]
+        inputs = [
+            TensorSpecInfo(k, _shape(s.shape, f"input {k!r}", path), _dtype_name(s.dtype))
+            for k, s in sorted(kwargs.items(), key=lambda kv: _natural_key(kv[0]))
+        ]
         outs = self._fn.structured_outputs
         if not isinstance(outs, Mapping):  # signatures return dicts; be lenient with odd exports
             outs = {f"output_{i}": s for i, s in enumerate(tf.nest.flatten(outs))}
-        outputs = [TensorSpecInfo(k, _shape(s.shape, f"output {k!r}", path), _dtype_name(s.dtype))
-                   for k, s in sorted(outs.items(), key=lambda kv: _natural_key(kv[0]))]
+        outputs = [
+            TensorSpecInfo(k, _shape(s.shape, f"output {k!r}", path), _dtype_name(s.dtype))
+            for k, s in sorted(outs.items(), key=lambda kv: _natural_key(kv[0]))
+        ]
         super().__init__(path, inputs, outputs, signature=name)
 
     def _predict(self, x: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
@@ -505,7 +534,9 @@ def _tflite_interpreter(path: Path) -> tuple[Any, str]:
         try:
             from ai_edge_litert.interpreter import Interpreter as cls
         except ImportError:
-            raise ModelError(f"{path}: this TensorFlow has no tf.lite.Interpreter; pip install ai-edge-litert") from None
+            raise ModelError(
+                f"{path}: this TensorFlow has no tf.lite.Interpreter; pip install ai-edge-litert"
+            ) from None
         runtime = "ai_edge_litert"
     with warnings.catch_warnings():
         # TF >= 2.18 warns on every construction that tf.lite.Interpreter moves to LiteRT.
@@ -536,15 +567,29 @@ class _TFLiteModel(LoadedModel):
             out_details = dict(self._runner.get_output_details())
         else:  # converted without a signature: tensor names, cleaned
             name, self._runner = None, None
-            in_details = dict(zip(_unique([_clean_tensor_name(d["name"]) for d in self._interp.get_input_details()]),
-                                  self._interp.get_input_details(), strict=True))
-            out_details = dict(zip(_unique([_clean_tensor_name(d["name"]) for d in self._interp.get_output_details()]),
-                                   self._interp.get_output_details(), strict=True))
+            in_details = dict(
+                zip(
+                    _unique([_clean_tensor_name(d["name"]) for d in self._interp.get_input_details()]),
+                    self._interp.get_input_details(),
+                    strict=True,
+                )
+            )
+            out_details = dict(
+                zip(
+                    _unique([_clean_tensor_name(d["name"]) for d in self._interp.get_output_details()]),
+                    self._interp.get_output_details(),
+                    strict=True,
+                )
+            )
         self._in = dict(sorted(in_details.items(), key=lambda kv: _natural_key(kv[0])))
         self._out = dict(sorted(out_details.items(), key=lambda kv: _natural_key(kv[0])))
-        spec = lambda n, d: TensorSpecInfo(n, _shape(d.get("shape_signature", d["shape"]), n, path), _dtype_name(d["dtype"]))  # noqa: E731
-        super().__init__(path, [spec(n, d) for n, d in self._in.items()], [spec(n, d) for n, d in self._out.items()],
-                         signature=name)
+
+        def spec(n: str, d: Mapping[str, Any]) -> TensorSpecInfo:
+            return TensorSpecInfo(n, _shape(d.get("shape_signature", d["shape"]), n, path), _dtype_name(d["dtype"]))
+
+        super().__init__(
+            path, [spec(n, d) for n, d in self._in.items()], [spec(n, d) for n, d in self._out.items()], signature=name
+        )
 
     def _fixed_batch(self) -> int | None:
         dims = {int(d.get("shape_signature", d["shape"])[0]) for d in self._in.values() if len(d["shape"])}
@@ -555,7 +600,9 @@ class _TFLiteModel(LoadedModel):
         fixed = self._fixed_batch()
         if fixed is not None:
             if n % fixed:
-                raise ModelError(f"{self.path}: the model takes batches of exactly {fixed}; give a multiple of {fixed} probes")
+                raise ModelError(
+                    f"{self.path}: the model takes batches of exactly {fixed}; give a multiple of {fixed} probes"
+                )
             batch_size = fixed  # one sample at a time when the converter fixed the batch at 1
         return _concat([self._invoke(b) for b in _batches(x, n, batch_size)])
 
@@ -596,8 +643,14 @@ class _TFLiteModel(LoadedModel):
 # ---------------------------------------------------------------------------------- load
 
 
-def load_model(path: str | Path, *, fmt: str | None = None, custom_objects: dict[str, Any] | None = None,
-               safe_mode: bool = True, signature: str | None = None) -> LoadedModel:
+def load_model(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    custom_objects: dict[str, Any] | None = None,
+    safe_mode: bool = True,
+    signature: str | None = None,
+) -> LoadedModel:
     """Load ``path`` as ``fmt`` (detected from the path when None), ready to ``predict``.
 
     Keras formats load with ``compile=False`` (inference needs no optimizer) and ``safe_mode``
@@ -614,7 +667,9 @@ def load_model(path: str | Path, *, fmt: str | None = None, custom_objects: dict
     chosen: Format = fmt or detected  # type: ignore[assignment]
     if chosen in ("keras", "h5"):
         if signature is not None:
-            raise ModelError(f"{p}: --signature applies to SavedModel and TFLite models, not a {_LABEL[chosen]}; drop it")
+            raise ModelError(
+                f"{p}: --signature applies to SavedModel and TFLite models, not a {_LABEL[chosen]}; drop it"
+            )
         if p.is_dir():
             raise ModelError(f"{p}: a directory cannot be a {_LABEL[chosen]}; pass the file, or --format savedmodel")
         return _load_keras(p, chosen, custom_objects, safe_mode)
@@ -635,7 +690,9 @@ def wrap_model(model: Any, fmt: str = "keras") -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
     if callable(getattr(model, "predict", None)) and hasattr(model, "weights") and hasattr(model, "inputs"):
-        return _KerasModel(Path(f"<in-memory {type(model).__name__}>"), fmt if fmt in ("keras", "h5") else "keras", model)
+        return _KerasModel(
+            Path(f"<in-memory {type(model).__name__}>"), fmt if fmt in ("keras", "h5") else "keras", model
+        )
     raise ModelError(
         f"cannot verify an object of type {type(model).__name__}: pass a Keras model, or the model's path "
         "(SavedModel and TFLite models are verified from their path)"
