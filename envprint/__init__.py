@@ -9,8 +9,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import (
+from envprint._version import __version__
+from envprint.errors import (
     DependencyError,
     EnvprintError,
     ExitCode,
@@ -21,15 +21,15 @@ from .errors import (
 )
 
 _LAZY = {
-    "capture": "capturer",
-    "seed_everything": "capturer",
+    "capture": "check.capture",
+    "seed_everything": "check.capture",
     "Fingerprint": "models",
     "FingerprintDiff": "models",
-    "diff_fingerprints": "diff",
-    "read_fingerprint": "store",
-    "save": "saver",
-    "verify": "verifier",
-    "preflight": "verifier",
+    "diff_fingerprints": "causes.diff",
+    "read_fingerprint": "record.store",
+    "save": "check.saver",
+    "verify": "check.verifier",
+    "preflight": "check.verifier",
     "Report": "models",
     "Tolerance": "models",
 }
@@ -57,12 +57,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .capturer import capture, seed_everything
-    from .diff import diff_fingerprints
-    from .models import Fingerprint, FingerprintDiff, Report, Tolerance
-    from .saver import save
-    from .store import read_fingerprint
-    from .verifier import preflight, verify
+    from envprint.causes.diff import diff_fingerprints
+    from envprint.check.capture import capture, seed_everything
+    from envprint.check.saver import save
+    from envprint.check.verifier import preflight, verify
+    from envprint.models import Fingerprint, FingerprintDiff, Report, Tolerance
+    from envprint.record.store import read_fingerprint
 
 
 def __getattr__(name: str) -> Any:

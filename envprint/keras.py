@@ -3,6 +3,6 @@
 Importing this module imports TensorFlow and Keras; ``import envprint`` does not import it.
 """
 
-from .integrations.keras import FingerprintCallback
+from envprint.integrations.keras import FingerprintCallback
 
 __all__ = ["FingerprintCallback"]

@@ -5,6 +5,6 @@ A thin path to ``envprint.integrations.mlflow``; importing it does not import ml
 
 from __future__ import annotations
 
-from .integrations.mlflow import LoggedRecord, is_mlflow_uri, log_record, record_tags, verify
+from envprint.integrations.mlflow import LoggedRecord, is_mlflow_uri, log_record, record_tags, verify
 
 __all__ = ["LoggedRecord", "is_mlflow_uri", "log_record", "record_tags", "verify"]

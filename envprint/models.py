@@ -583,7 +583,7 @@ class Report(Record):
 
     def to_text(self) -> str:
         """The report as the CLI prints it, without colour: for a log line or an e-mail."""
-        from .render import report_text
+        from envprint.render.text import report_text
 
         return report_text(self)
 
@@ -593,8 +593,8 @@ class Report(Record):
     def raise_for_status(self) -> Report:
         """Raise MismatchError (carrying this report) when the verdict is 'mismatch'; return self otherwise."""
         if self.verdict == "mismatch":
-            from .errors import MismatchError
-            from .render import first_problem
+            from envprint.errors import MismatchError
+            from envprint.render.text import first_problem
 
             raise MismatchError(
                 f"{self.model}: mismatch against {self.fingerprint}: {first_problem(self)}", report=self

@@ -253,7 +253,7 @@ app()
 
 READ_FLOOR = r"""
 import sys
-from envprint.store import read_fingerprint
+from envprint.record.store import read_fingerprint
 for path in sys.argv[1:]:
     read_fingerprint(path)
 """
@@ -292,7 +292,7 @@ CAPTURE_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter(); import tensorflow; t_import = time.perf_counter() - t0
 import envprint
-from envprint import collect, gpu
+from envprint.host import collect, gpu
 envprint.capture()  # warm: first call pays lazy imports (threadpoolctl)
 times = []
 for _ in range(int(sys.argv[1])):
@@ -387,7 +387,7 @@ if mode != "as-is":
     gc.collect()
 gc_s = time.perf_counter() - t0
 t0 = time.perf_counter()
-import envprint, envprint.verifier  # the models (pydantic) come with it
+import envprint, envprint.check.verifier  # the models (pydantic) come with it
 imports = time.perf_counter() - t0
 report = envprint.verify(model, fingerprint=sidecar)
 first, first_rss = time.perf_counter() - t0, peak()
@@ -398,10 +398,11 @@ second = time.perf_counter() - t0
 
 # Where a warm verify spends its time: its steps one by one, through the public-ish functions
 # (a step whose function changed is reported as missing, not as a crash of the benchmark).
-from envprint import compare, probes as probe_mod, store
-from envprint.capturer import capture
-from envprint.diff import diff_fingerprints
-from envprint.explain import explain
+from envprint.check import compare
+from envprint.record import probes, store
+from envprint.check.capture import capture
+from envprint.causes.diff import diff_fingerprints
+from envprint.causes.explain import explain
 from envprint.models import IdentityCheck, Tolerance
 from envprint._tf import identity, loading
 fp = sidecar / "fingerprint.json"
@@ -509,7 +510,8 @@ import gc, json, sys, time
 from pathlib import Path
 path = Path(sys.argv[1])
 import tensorflow, keras
-from envprint import digests, verifier
+from envprint.record import digests
+from envprint.check import verifier
 from envprint._tf import identity, loading
 def timed(fn):
     t0 = time.perf_counter(); out = fn(); return out, time.perf_counter() - t0

@@ -44,8 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from envprint import probes, sidecar, signing, store, verifier
+from envprint.check import verifier
 from envprint.errors import EnvprintError
+from envprint.record import probes, sidecar, signing, store
 
 KEY = b"fuzzing-key-0123456789abcdef0123"
 
@@ -67,9 +68,9 @@ class Seed:
 
 def build_seed(directory: Path) -> Seed:
     """A model record like ``envprint save`` writes, built without TensorFlow (capture(tensorflow=False))."""
-    from envprint import digests
-    from envprint.capturer import capture
+    from envprint.check.capture import capture
     from envprint.models import ArrayFile, ModelIdentity, ProbeRecipe, SelfCheck, TensorSpec, Tolerance
+    from envprint.record import digests
 
     def _array_file(directory: Path, name: str, arrays: dict[str, np.ndarray]) -> ArrayFile:
         probes.save_arrays(directory / name, arrays)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envprint import compare
+from envprint.check import compare
 from envprint.models import Tolerance
 
 PERTURBATIONS: dict[str, dict] = {

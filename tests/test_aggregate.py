@@ -17,8 +17,8 @@ import pytest
 from fleet_models import depthwise
 from typer.testing import CliRunner
 
-from envprint.aggregate import class_name, pair_entries
-from envprint.cli import app
+from envprint.cli.app import app
+from envprint.many.aggregate import class_name, pair_entries
 from envprint.models import AggregateReport, Report
 
 runner = CliRunner()

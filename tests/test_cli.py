@@ -11,9 +11,9 @@ from envhelpers import run_python
 from typer.testing import CliRunner
 
 import envprint
-from envprint.cli import _guard, app
+from envprint.cli.app import _guard, app
 from envprint.errors import ExitCode
-from envprint.store import canonical_json
+from envprint.record.store import canonical_json
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GPU = FIXTURES / "handmade_gpu_host_a100.json"
@@ -199,7 +199,7 @@ def test_commands_that_must_start_fast_import_neither_tensorflow_nor_rich(argv, 
     argv = [{"A": str(cpu_json), "B": str(cpu_json), "GPU": str(GPU)}.get(a, a) for a in argv]
     code = (
         "import sys\n"
-        "from envprint.cli import app\n"
+        "from envprint.cli.app import app\n"
         f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'numpy', 'rich') if m in sys.modules)\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
@@ -227,7 +227,7 @@ def test_diff_predicts_what_to_expect_from_the_fingerprints_alone(cpu_json):
 
 
 def test_tables_align_columns_two_spaces_apart_and_never_wrap_or_cut():
-    from envprint.render import Table
+    from envprint.render.text import Table
 
     table = Table("CPU", "", "field", "A", "B")
     flags = " ".join(f"avx512_{i}" for i in range(30))
@@ -242,7 +242,7 @@ def test_tables_align_columns_two_spaces_apart_and_never_wrap_or_cut():
 
 
 def test_a_table_without_header_lists_rows_and_a_multiline_cell_spans_lines():
-    from envprint.render import Table
+    from envprint.render.text import Table
 
     table = Table("Environment variables")
     table.add_row("variables.XLA_FLAGS", "--a\n--b")
@@ -258,9 +258,9 @@ def test_a_table_without_header_lists_rows_and_a_multiline_cell_spans_lines():
 def test_diff_text_goes_to_the_stream_it_was_given(cpu_json):
     import io
 
-    from envprint.diff import diff_fingerprints
-    from envprint.render import Writer, render_diff
-    from envprint.store import read_fingerprint
+    from envprint.causes.diff import diff_fingerprints
+    from envprint.record.store import read_fingerprint
+    from envprint.render.text import Writer, render_diff
 
     a, b = read_fingerprint(GPU), read_fingerprint(cpu_json)
     stream = io.StringIO()

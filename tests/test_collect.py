@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from envprint import collect
+from envprint.host import collect
 
 X86_CPUINFO = """\
 processor\t: 0

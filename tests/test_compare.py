@@ -10,15 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from envprint import compare
-from envprint.compare import (
-    compare_output,
-    compare_outputs,
-    default_tolerance,
-    ulp_distance,
-)
+from envprint.check import compare
+from envprint.check.compare import compare_output, compare_outputs, default_tolerance, ulp_distance
 from envprint.models import Tolerance
-from envprint.render import summarize, worst_table
+from envprint.render.text import summarize, worst_table
 
 DEFAULT = Tolerance()
 EXACT = Tolerance(exact=True)

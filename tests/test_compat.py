@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from envprint.compat import keras_can_load, onednn_default, onednn_env_value
+from envprint.host.compat import keras_can_load, onednn_default, onednn_env_value
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # /proc/cpuinfo flags of an Intel Xeon (Sapphire Rapids class) host, as envprint records them.
@@ -84,9 +84,9 @@ def test_onednn_record_infers_the_default_from_the_cpu_flags_when_the_variable_i
 
 _CAPTURE = (
     "import json, envprint, platform\n"
-    "from envprint import collect\n"
+    "from envprint.host import collect\n"
     "from envprint._tf import import_tensorflow, tf_version_tuple\n"
-    "from envprint.compat import onednn_default\n"
+    "from envprint.host.compat import onednn_default\n"
     "o = envprint.capture().tensorflow.onednn\n"
     "rule = onednn_default(tf_version_tuple(import_tensorflow()), platform.system(), platform.machine(),"
     " collect.cpu_info().flags)[0]\n"

@@ -18,11 +18,11 @@ from jsoncheck import CHECKED, check_json_output
 from typer.testing import CliRunner
 
 import envprint
-from envprint.cli import app
-from envprint.compare import compare_output, tolerance_from_report
+from envprint.check.compare import compare_output, tolerance_from_report
+from envprint.cli.app import app
 from envprint.errors import ExitCode, FingerprintError, UsageError, one_line, open_user_file
 from envprint.models import DiffEntry, FingerprintDiff, IdentityCheck, ModelDifference, Report, Tolerance
-from envprint.store import canonical_json, read_fingerprint
+from envprint.record.store import canonical_json, read_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU = ROOT / "tests" / "fixtures" / "handmade_gpu_host_a100.json"
@@ -87,7 +87,7 @@ def test_every_row_of_the_readme_exit_code_table_comes_from_a_real_command(saved
         def broken(*args, **kwargs):
             raise KeyError("a bug")
 
-        m.setattr("envprint.explain.expect", broken)
+        m.setattr("envprint.causes.explain.expect", broken)
         produced[70] = invoke("diff", GPU, cpu_json)
     assert sorted(produced) == sorted(rows)
     for code, r in produced.items():

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import envprint
-from envprint.diff import diff_fingerprints, topic_of
-from envprint.gpu import library_from_path
-from envprint.store import read_fingerprint
+from envprint.causes.diff import diff_fingerprints, topic_of
+from envprint.host.gpu import library_from_path
+from envprint.record.store import read_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

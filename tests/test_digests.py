@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from envhelpers import run_unprivileged
 
-from envprint.digests import combine, sha256_file, tree_digests
 from envprint.errors import ExitCode, FingerprintError, ModelError
+from envprint.record.digests import combine, sha256_file, tree_digests
 
 
 def _sha(data: bytes) -> str:
@@ -106,7 +106,7 @@ def test_unreadable_file_names_the_file_and_the_fix(world_tmp: Path) -> None:
     f.chmod(0)
     code = (
         "import sys\n"
-        "from envprint.digests import sha256_file\n"
+        "from envprint.record.digests import sha256_file\n"
         "from envprint.errors import ModelError\n"
         "try:\n    sha256_file(sys.argv[1])\n"
         "except ModelError as exc:\n    print(exc)\n"

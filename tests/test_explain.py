@@ -15,9 +15,10 @@ from string import Formatter
 import pytest
 from envhelpers import run_python
 
-from envprint.causes import FIT_KINDS, NOT_A_SETTING, REGISTRY, SEED_NOT_HOST, TOPICS, Cannot
-from envprint.diff import diff_fingerprints
-from envprint.explain import VALUES, WHEN, change, expect, explain, observe, preflight
+from envprint.causes.diff import diff_fingerprints
+from envprint.causes.explain import VALUES, WHEN, change, expect, explain, observe, preflight
+from envprint.causes.registry import FIT_KINDS, NOT_A_SETTING, REGISTRY, SEED_NOT_HOST, TOPICS, Cannot
+from envprint.causes.restore import BUILDERS, INSTEAD
 from envprint.models import (
     PREFLIGHT_THRESHOLD,
     Device,
@@ -27,9 +28,8 @@ from envprint.models import (
     OutputComparison,
     SelfCheck,
 )
-from envprint.render import Writer, render_diff, render_expectations
-from envprint.restore import BUILDERS, INSTEAD
-from envprint.store import read_fingerprint
+from envprint.record.store import read_fingerprint
+from envprint.render.text import Writer, render_diff, render_expectations
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAME = IdentityCheck(weights="same")
@@ -522,7 +522,7 @@ def test_preflight_of_a_host_against_itself_expects_nothing(saved):
 @pytest.mark.subprocess
 def test_explain_imports_neither_tensorflow_nor_numpy():
     done = run_python(
-        "import sys, envprint.explain; print(sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules))"
+        "import sys, envprint.causes.explain; print(sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules))"
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

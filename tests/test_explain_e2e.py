@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 import envprint
-from envprint.cli import app
-from envprint.store import canonical_json
+from envprint.cli.app import app
+from envprint.record.store import canonical_json
 
 
 def saved_copy(src: Path, folder: Path) -> Path:

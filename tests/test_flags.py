@@ -25,9 +25,9 @@ import pytest
 from envhelpers import Done, run_two_at_a_time
 from typer.testing import CliRunner
 
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import ExitCode
-from envprint.store import read_fingerprint
+from envprint.record.store import read_fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -379,7 +379,7 @@ def test_show_all_lists_every_installed_distribution():
 def test_show_no_tensorflow_never_imports_it():
     code = (
         "import sys\n"
-        "from envprint.cli import app\n"
+        "from envprint.cli.app import app\n"
         "try:\n    app(['show', '--no-tensorflow', '--json'])\n"
         "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
         "sys.stderr.write(repr(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)))\n"

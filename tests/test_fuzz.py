@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from envprint import store
-from envprint.diff import diff_fingerprints
+from envprint.causes.diff import diff_fingerprints
 from envprint.errors import EnvprintError
 from envprint.models import Fingerprint, SelfCheck
+from envprint.record import store
 
 FUZZ_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fuzz.py"
 DETERMINISTIC = settings(derandomize=True, max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -40,7 +40,7 @@ def fuzz_module():
 
 @cache
 def base_fingerprint() -> Fingerprint:
-    from envprint.capturer import capture
+    from envprint.check.capture import capture
 
     return capture(tensorflow=False)
 
@@ -136,7 +136,7 @@ def test_arbitrary_json_as_a_fingerprint_end_in_an_envprint_error(doc):
 @DETERMINISTIC
 @given(data=st.binary(max_size=2048))
 def test_arbitrary_bytes_as_arrays_end_in_an_envprint_error(data, tmp_path_factory):
-    from envprint import probes
+    from envprint.record import probes
 
     _outcome(lambda: probes.load_arrays(Path("fuzz/reference.npz"), data))
     _outcome(lambda: probes.load_arrays(Path("fuzz/reference.npz"), b"PK\x03\x04" + data))

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from envprint import gpu
+from envprint.host import gpu
 
 MAPS = """\
 7f00-7f01 r-xp 00000000 08:01 1 /usr/local/lib/python3.11/dist-packages/nvidia/cudnn/lib/libcudnn.so.8.9.4

@@ -20,8 +20,8 @@ import pytest
 from envhelpers import readme_block, run_shell
 from typer.testing import CliRunner
 
-from envprint.cli import app
-from envprint.histogram import error_histogram
+from envprint.check.histogram import error_histogram
+from envprint.cli.app import app
 
 pytest.importorskip("matplotlib", reason="the HTML report needs the envprint[html] extra (matplotlib)")
 
@@ -186,7 +186,7 @@ def test_report_of_a_file_that_is_not_a_report_exits_3(tmp_path):
 def test_html_without_matplotlib_exits_5_with_the_pip_line(tmp_path):
     # A fresh interpreter in which matplotlib cannot be imported, as on a host without the extra.
     code = (
-        "import sys; sys.modules['matplotlib'] = None; from envprint.cli import main; sys.argv[0] = 'envprint'; main()"
+        "import sys; sys.modules['matplotlib'] = None; from envprint.cli.app import main; sys.argv[0] = 'envprint'; main()"
     )
     saved = tmp_path / "r.json"
     saved.write_text("{}", encoding="utf-8")
@@ -231,7 +231,7 @@ def test_error_histogram_skips_pairs_without_a_relative_error():
 @pytest.mark.subprocess
 def test_help_imports_neither_matplotlib_nor_mlflow():
     code = (
-        "import sys; from envprint.cli import main; sys.argv = ['envprint', '--help']\n"
+        "import sys; from envprint.cli.app import main; sys.argv = ['envprint', '--help']\n"
         "try: main()\nexcept SystemExit: pass\n"
         "print(sorted(m for m in ('matplotlib', 'mlflow', 'tensorflow') if m in sys.modules))"
     )
@@ -330,8 +330,8 @@ def test_html_with_preflight_is_a_usage_error(drifted, tmp_path):
 def test_drawing_an_exact_policy_page_leaves_matplotlib_as_it_found_it(mismatch_page):
     import matplotlib
 
-    from envprint.html import render_html
     from envprint.models import Report
+    from envprint.render.html import render_html
 
     _, _, report = mismatch_page
     before, pyplot = dict(matplotlib.rcParams), "matplotlib.pyplot" in sys.modules
@@ -356,8 +356,8 @@ def test_error_histogram_counts_across_chunks_and_keeps_a_strided_sample():
 
 
 def test_page_lists_investigation_and_environment_and_escapes_what_the_report_holds(mismatch_page):
-    from envprint.html import render_html
     from envprint.models import DiffEntry, InvestigationResult, Report
+    from envprint.render.html import render_html
 
     _, _, data = mismatch_page
     report = Report.model_validate(data)

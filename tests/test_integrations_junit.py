@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 import envprint
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import ExitCode
-from envprint.integrations.junit import error_suite, junit_xml
+from envprint.render.junit import error_suite, junit_xml
 
 runner = CliRunner()
 

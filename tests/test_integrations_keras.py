@@ -19,7 +19,7 @@ import pytest
 from test_cross_version import _old_env_vars, old_python  # noqa: F401 (a fixture, used by name)
 
 import envprint
-from envprint.store import read_fingerprint
+from envprint.record.store import read_fingerprint
 
 TRAIN = textwrap.dedent(
     """
@@ -92,7 +92,7 @@ def test_fit_saves_keras_h5_and_export_with_records_that_verify_in_a_fresh_proce
         fp = read_fingerprint(result.sidecar / "fingerprint.json")
         assert fp.model.format == fmt
         assert fp.seeds.declared == 1234
-        assert result.sidecar == envprint.sidecar.default_sidecar(targets[fmt])
+        assert result.sidecar == envprint.record.sidecar.default_sidecar(targets[fmt])
     assert (targets["savedmodel"] / "assets.extra" / "envprint" / "fingerprint.json").is_file()
 
     # The trained weights are what was saved: verify the model still in memory against the .keras record.

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent

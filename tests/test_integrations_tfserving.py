@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import envprint
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import ExitCode
 from envprint.integrations.tfserving import save_with_warmup
 

@@ -26,10 +26,10 @@ from envhelpers import fails_after, run_unprivileged
 from typer.testing import CliRunner
 
 import envprint
-from envprint import sidecar, signing, store
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import ExitCode, FingerprintError, UsageError
-from envprint.store import read_fingerprint
+from envprint.record import sidecar, signing, store
+from envprint.record.store import read_fingerprint
 
 KEY = b"test-signing-key-0123456789abcdef"
 KEY_ID = hashlib.sha256(KEY).hexdigest()[:8]
@@ -499,7 +499,7 @@ def test_a_publisher_waits_for_the_lock_and_says_so_when_it_never_comes(tmp_path
 HOLD_LOCK = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from envprint import sidecar
+    from envprint.record import sidecar
 
     with sidecar.publish_lock(Path(sys.argv[1])):
         print("locked", flush=True)
@@ -549,8 +549,8 @@ DRIVER = (
     "import json, os, sys, time\nfrom pathlib import Path\n"
     + inspect.getsource(gate_publish)
     + textwrap.dedent("""
-    from envprint import sidecar
-    from envprint.cli import main
+    from envprint.record import sidecar
+    from envprint.cli.app import main
 
     gates, saves, publish, codes = Path(sys.argv[1]), json.loads(sys.argv[2]), sidecar.publish_directory, []
     for i, args in enumerate(saves):
@@ -642,7 +642,7 @@ def test_two_saves_without_force_at_once_one_wins_the_other_says_why(racing_save
 KILLED = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from envprint import sidecar
+    from envprint.record import sidecar
 
     target, ready = Path(sys.argv[1]), Path(sys.argv[2])
     staging = sidecar.make_staging_dir(target)
@@ -677,7 +677,7 @@ def test_a_save_killed_mid_way_leaves_the_old_record_and_the_next_save_cleans_up
 HAMMER = textwrap.dedent("""
     import hashlib, json, os, sys
     from pathlib import Path
-    from envprint import sidecar
+    from envprint.record import sidecar
 
     target, rounds = Path(sys.argv[1]), int(sys.argv[2])
     for i in range(rounds):
@@ -691,7 +691,7 @@ HAMMER = textwrap.dedent("""
 READER = textwrap.dedent("""
     import hashlib, json, sys, time
     from pathlib import Path
-    from envprint import sidecar, store
+    from envprint.record import sidecar, store
 
     target, stop, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     counts = {"reads": 0, "mixed": 0, "absent": 0}
@@ -797,7 +797,7 @@ def test_the_sidecar_npz_are_plain_archives(signed):
 def test_cli_sign_and_require_signature(mlp, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from envprint.cli import app
+    from envprint.cli.app import app
 
     runner = CliRunner()
     model = tmp_path / "model.keras"

@@ -26,14 +26,14 @@ from pathlib import Path
 import pytest
 from envhelpers import fails_after, run_python
 
-from envprint.constraints import env_export, install_command
-from envprint.diff import diff_fingerprints
-from envprint.explain import explain
-from envprint.investigate import _judge, _Numbers, investigate
+from envprint.causes.diff import diff_fingerprints
+from envprint.causes.explain import explain
+from envprint.causes.restore import Decided, Restore, plan
+from envprint.check.investigate import _judge, _Numbers, investigate
+from envprint.check.verifier import read_checked
+from envprint.host.constraints import env_export, install_command
 from envprint.models import Fingerprint, IdentityCheck, InvestigationResult, Report
-from envprint.restore import Decided, Restore, plan
-from envprint.store import locate_fingerprint, read_fingerprint
-from envprint.verifier import read_checked
+from envprint.record.store import locate_fingerprint, read_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 A100 = FIXTURES / "handmade_gpu_host_a100.json"
@@ -67,7 +67,7 @@ envprint.save({path!r})
 """
 # The command line's verify --investigate, in a process started the same way.
 CLI = (
-    "from envprint.cli import app; app(['verify', {path!r}, '--investigate', '--investigate-timeout', '300', '--json'])"
+    "from envprint.cli.app import app; app(['verify', {path!r}, '--investigate', '--investigate-timeout', '300', '--json'])"
 )
 
 

@@ -15,7 +15,7 @@ import pytest
 from envprint._tf.identity import integer_input_ranges, model_identity
 from envprint._tf.loading import detect_format, load_model, parse_custom_objects
 from envprint.errors import ExitCode, ModelError
-from envprint.probes import TensorSpecInfo, generate_probes
+from envprint.record.probes import TensorSpecInfo, generate_probes
 
 MLP_FORMATS = ("keras", "h5", "savedmodel", "tflite")
 
@@ -89,8 +89,8 @@ def test_unknown_format_override_is_refused(mlp) -> None:
 @pytest.mark.subprocess
 def test_importing_these_modules_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, envprint._tf.loading, envprint._tf.identity, envprint.probes, envprint.digests\n"
-        "import envprint.investigate, envprint.restore, envprint._tf.child\n"
+        "import sys, envprint._tf.loading, envprint._tf.identity, envprint.record.probes, envprint.record.digests\n"
+        "import envprint.check.investigate, envprint.causes.restore, envprint._tf.child\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'h5py') if m in sys.modules)\n"
         "assert not heavy, heavy"
     )
@@ -259,7 +259,7 @@ def test_predict_refuses_probes_of_the_wrong_dtype(mlp) -> None:
         m.predict({"features": np.ones((2, 4), np.float64)})
     assert str(err.value) == (
         f"{mlp['keras']}: input 'features' is float64 but the model expects float32; "
-        "load probes with envprint.probes.load_probes, which casts them"
+        "load probes with envprint.record.probes.load_probes, which casts them"
     )
 
 

@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 import envprint
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.models import Report
-from envprint.render import first_problem
-from envprint.store import read_fingerprint, write_fingerprint
+from envprint.record.store import read_fingerprint, write_fingerprint
+from envprint.render.text import first_problem
 
 runner = CliRunner()
 

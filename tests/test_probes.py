@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from envprint.errors import ExitCode, FingerprintError
-from envprint.probes import (
+from envprint.record.probes import (
     TensorSpecInfo,
     generate_probes,
     load_arrays,
@@ -264,7 +264,7 @@ def test_int64_ids_are_cast_to_an_int32_input_when_every_value_fits(tmp_path: Pa
 
 
 def test_verify_casts_recorded_probes_by_the_same_rule(tmp_path: Path) -> None:
-    from envprint.probes import cast_to_inputs
+    from envprint.record.probes import cast_to_inputs
 
     int64_input = TensorSpecInfo("tokens", (None, 5), "int64")
     casts: dict[str, str] = {}
@@ -289,13 +289,13 @@ def test_verify_casts_recorded_probes_by_the_same_rule(tmp_path: Path) -> None:
     ],
 )
 def test_arrays_without_a_finite_value_cannot_verify_anything(arrays, expected) -> None:
-    from envprint.probes import uninformative
+    from envprint.record.probes import uninformative
 
     assert uninformative(arrays) == expected
 
 
 def test_an_index_outside_the_embedding_vocabulary_names_the_input_index_and_size() -> None:
-    from envprint.probes import check_int_ranges
+    from envprint.record.probes import check_int_ranges
 
     ids = np.zeros((2, 5), np.int32)
     ids[1, 3] = 57
@@ -397,7 +397,7 @@ def test_any_numeric_array_round_trips_bit_for_bit(arr: np.ndarray, tmp_path_fac
 def _save(*args: object):
     from typer.testing import CliRunner
 
-    from envprint.cli import app
+    from envprint.cli.app import app
 
     return CliRunner().invoke(app, ["save", *map(str, args)])
 
@@ -461,7 +461,7 @@ def test_a_one_array_npz_is_taken_for_a_single_input_and_save_says_which_key(mlp
 
 def test_int64_ids_are_cast_at_save_the_cast_is_recorded_and_verify_passes(embedding_dropout, tmp_path: Path) -> None:
     import envprint
-    from envprint.store import read_fingerprint
+    from envprint.record.store import read_fingerprint
 
     model = _copy(embedding_dropout["keras"], tmp_path)
     np.savez(tmp_path / "ids.npz", tokens=np.arange(20, dtype=np.int64).reshape(4, 5))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from envhelpers import run_python
 
-from envprint.store import read_fingerprint
+from envprint.record.store import read_fingerprint
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -18,9 +18,9 @@ from envhelpers import run_unprivileged
 from typer.testing import CliRunner
 
 import envprint
-from envprint import sidecar
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import ExitCode, FingerprintError
+from envprint.record import sidecar
 
 runner = CliRunner()
 
@@ -235,7 +235,7 @@ def test_the_model_check_before_the_record_imports_no_tensorflow(mlp, tmp_path):
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from envprint.verifier import locate_after_model\n"
+        "from envprint.check.verifier import locate_after_model\n"
         "fp, fmt = locate_after_model(Path(sys.argv[1]), None, None)\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'h5py') if m in sys.modules)\n"
         "print(fp.name, fmt, 'HEAVY=' + ','.join(heavy))\n"

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 import envprint
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import ExitCode, MismatchError
-from envprint.store import read_fingerprint
+from envprint.record.store import read_fingerprint
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 runner = CliRunner()
@@ -60,7 +60,7 @@ def saved_mlp(mlp, tmp_path_factory) -> dict[str, Path]:
      ("tflite", "a TFLite model")],
 )  # fmt: skip
 def test_save_names_the_model_format_in_words(saved_mlp, fmt, words):
-    from envprint.sidecar import default_sidecar
+    from envprint.record.sidecar import default_sidecar
 
     sidecar = default_sidecar(saved_mlp[fmt])
     assert SAVE_STDOUT[fmt].startswith(f"saved {sidecar}/fingerprint.json: {words}, 8 probes, outputs ")
@@ -208,7 +208,7 @@ def test_supplied_probes_for_two_named_inputs(two_inputs, tmp_path):
 
 
 def test_diff_and_env_export_given_a_model_read_its_record(saved_mlp):
-    from envprint.sidecar import default_sidecar
+    from envprint.record.sidecar import default_sidecar
 
     for fmt in ("keras", "savedmodel"):
         model, record = saved_mlp[fmt], default_sidecar(saved_mlp[fmt]) / "fingerprint.json"
@@ -221,7 +221,7 @@ def test_diff_and_env_export_given_a_model_read_its_record(saved_mlp):
 
 
 def test_a_model_or_npz_without_a_record_is_named_for_what_it_is(saved_mlp, mlp, tmp_path):
-    from envprint.sidecar import default_sidecar
+    from envprint.record.sidecar import default_sidecar
 
     probes = default_sidecar(saved_mlp["keras"]) / "probes.npz"
     r = invoke("diff", probes, probes)
@@ -343,7 +343,7 @@ def test_verify_without_tensorflow_is_exit_5_with_the_pip_line(saved_mlp):
     code = (
         "import sys\n"
         "sys.modules['tensorflow'] = None  # a host where TensorFlow cannot be imported\n"
-        "from envprint.cli import app\n"
+        "from envprint.cli.app import app\n"
         f"app(['verify', {str(saved_mlp['keras'])!r}])\n"
     )
     done = run_python(code)

@@ -19,12 +19,12 @@ import pytest
 from fleet_models import saved, tiny
 from typer.testing import CliRunner
 
-from envprint.cli import app
+from envprint.cli.app import app
 from envprint.errors import UsageError
+from envprint.many.ray_engine import RayOptions
+from envprint.many.sweep import VerifyOptions, find_models, sweep
 from envprint.models import Report, SweepSummary
-from envprint.ray_engine import RayOptions
-from envprint.render_fleet import Progress
-from envprint.sweep import VerifyOptions, find_models, sweep
+from envprint.render.many import Progress
 
 TESTS = Path(__file__).resolve().parent
 runner = CliRunner()

@@ -14,7 +14,7 @@ import os
 import sys
 from types import ModuleType
 
-from ..errors import DependencyError
+from envprint.errors import DependencyError
 
 PIP_HINT = "pip install 'envprint[tensorflow-cpu]' (or 'envprint[tensorflow]' for GPU builds)"
 

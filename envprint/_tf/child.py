@@ -1,6 +1,6 @@
 """The child process's side of ``verify --investigate``: apply one setting, load, predict, report.
 
-Owns: ``_child_main``, the entry point that ``envprint.investigate`` runs through
+Owns: ``_child_main``, the entry point that ``envprint.check.investigate`` runs through
 ``python -c`` (its ``_BOOT`` names this module), and ``_child_run``: apply the spec's runtime
 settings (``envprint._tf.settings``: thread pools, determinism, TF32, XLA, grappler, dtype policy,
 seed) before the model loads, predict the probes, and write the outputs (``.npz``) and the facts the process ended up
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import EnvprintError
+from envprint.errors import EnvprintError
 
 
 def _child_main(spec_path: str) -> int:
@@ -32,9 +32,9 @@ def _child_main(spec_path: str) -> int:
 
 
 def _child_run(spec: dict[str, Any]) -> None:
-    from .. import _tf
-    from ..probes import load_arrays, save_arrays
-    from . import loading, runtime, settings
+    from envprint import _tf
+    from envprint._tf import loading, runtime, settings
+    from envprint.record.probes import load_arrays, save_arrays
 
     tf = _tf.import_tensorflow()
     settings.apply(tf, spec["runtime"])

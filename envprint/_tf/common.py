@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ..errors import one_line as _one_line  # noqa: F401 - one helper for the whole package (errors.one_line)
+from envprint.errors import one_line as _one_line  # noqa: F401 - one helper for the whole package (errors.one_line)
 
 Format = Literal["keras", "h5", "savedmodel", "tflite"]
 FORMATS: tuple[str, ...] = ("keras", "h5", "savedmodel", "tflite")

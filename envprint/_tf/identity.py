@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from . import import_tensorflow, keras_flavor
-from .common import _LABEL, _one_line
-from .loading import LoadedModel, _KerasModel, keras_weights
+from envprint._tf import import_tensorflow, keras_flavor
+from envprint._tf.common import _LABEL, _one_line
+from envprint._tf.loading import LoadedModel, _KerasModel, keras_weights
 
 # Layers whose output is random in training mode (or always, when a custom call forces it).
 STOCHASTIC_CLASSES = frozenset(

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
-from .common import _LABEL, Format, _one_line
+from envprint._tf.common import _LABEL, Format, _one_line
+from envprint.errors import ModelError
 
 
 def _lambda_refused(path: Path) -> ModelError:
@@ -172,7 +172,7 @@ def _newer_keras_error(path: Path, exc: BaseException, text: str, saved: str | N
     Keras 3 adds config keys in minor releases (3.15's ``quantization_config``), which an older
     Keras 3 refuses with a TypeError about an unexpected keyword; the file itself is fine.
     """
-    from ..compat import keras_can_load
+    from envprint.host.compat import keras_can_load
 
     verdict, _ = keras_can_load("keras", saved, running)
     if verdict != "may_fail":

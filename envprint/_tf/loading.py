@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EnvprintError, ModelError
-from ..probes import STRING_DTYPE, TensorSpecInfo, numpy_dtype
-from . import import_keras, import_tensorflow
-from .common import _LABEL, FORMATS, Format, _one_line
-from .keras_checks import _keras_load_error, _precheck_h5, _precheck_keras_archive
+from envprint._tf import import_keras, import_tensorflow
+from envprint._tf.common import _LABEL, FORMATS, Format, _one_line
+from envprint._tf.keras_checks import _keras_load_error, _precheck_h5, _precheck_keras_archive
+from envprint.errors import EnvprintError, ModelError
+from envprint.record.probes import STRING_DTYPE, TensorSpecInfo, numpy_dtype
 
 ACCEPTED = "a .keras file, an .h5/.hdf5 file, a .tflite file, or a SavedModel directory (with saved_model.pb)"
 
@@ -227,7 +227,7 @@ class LoadedModel:
             if not ok:
                 raise ModelError(
                     f"{self.path}: input {spec.name!r} is {arr.dtype} but the model expects {spec.dtype}; "
-                    "load probes with envprint.probes.load_probes, which casts them"
+                    "load probes with envprint.record.probes.load_probes, which casts them"
                 )
             fits = arr.ndim == len(spec.shape) and all(
                 d is None or d == a for d, a in zip(spec.shape[1:], arr.shape[1:], strict=True)

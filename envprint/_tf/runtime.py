@@ -15,10 +15,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .. import collect
-from ..collect import why
-from ..models import BuildInfo, Device, OneDnnInfo, TensorflowInfo
-from . import keras_flavor, tf_version_tuple
+from envprint._tf import keras_flavor, tf_version_tuple
+from envprint.host import collect
+from envprint.host.collect import why
+from envprint.models import BuildInfo, Device, OneDnnInfo, TensorflowInfo
 
 
 def _read(unavailable: dict[str, str], field: str, getter: Callable[[], Any]) -> Any:
@@ -47,12 +47,12 @@ def onednn_info(tf: ModuleType, cpu_flags: Callable[[], list[str] | None] | None
 
     TensorFlow decides once, at its first oneDNN question: TF_ENABLE_ONEDNN_OPTS when it is
     '0'/'1'/'false'/'true', else its default, which on Linux x86-64 depends on the CPU's
-    instructions (``envprint.compat.onednn_default``). With the variable unset (or not a boolean)
+    instructions (``envprint.host.compat.onednn_default``). With the variable unset (or not a boolean)
     the runtime's answer *is* the default; with it set, the default cannot be observed and is
     inferred from TensorFlow's rule and ``cpu_flags`` (this host's, read only then), and
     ``unavailable['default']`` says so.
     """
-    from ..compat import onednn_default, onednn_env_value
+    from envprint.host.compat import onednn_default, onednn_env_value
 
     unavailable: dict[str, str] = {}
     env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")

@@ -23,7 +23,7 @@ class Setting:
 
 
 def _set_dtype_policy(tf: Any, policy: str) -> None:
-    from . import import_keras, keras_flavor
+    from envprint._tf import import_keras, keras_flavor
 
     keras = import_keras()
     if keras_flavor(tf) == "keras3":
@@ -33,7 +33,7 @@ def _set_dtype_policy(tf: Any, policy: str) -> None:
 
 
 def _set_seed(tf: Any, seed: int) -> None:
-    from . import set_random_seed
+    from envprint._tf import set_random_seed
 
     set_random_seed(seed)
 

@@ -31,9 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from .._tf import import_keras, import_tensorflow, keras_flavor
-from ..errors import FingerprintError, UsageError
-from ..sidecar import default_sidecar, make_staging_dir, not_a_record, publish_directory, refuse_non_record
+from envprint._tf import import_keras, import_tensorflow, keras_flavor
+from envprint.errors import FingerprintError, UsageError
+from envprint.record.sidecar import (
+    default_sidecar,
+    make_staging_dir,
+    not_a_record,
+    publish_directory,
+    refuse_non_record,
+)
 
 keras = import_keras()
 FLAVOR = keras_flavor(import_tensorflow())
@@ -163,7 +169,7 @@ class FingerprintCallback(keras.callbacks.Callback):
 
     def save(self, epoch: int, logs: Mapping[str, Any] | None = None) -> Any:
         """Save the model and record it now (the callback's hooks call this); returns the SaveResult."""
-        from ..saver import save as record
+        from envprint.check.saver import save as record
 
         target = self._target(epoch, logs or {})
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +201,7 @@ class FingerprintCallback(keras.callbacks.Callback):
         result.sidecar = record_dir
         self.results.append(result)
         if self._log_to_mlflow():
-            from .mlflow import log_record
+            from envprint.integrations.mlflow import log_record
 
             self.logged.append(
                 log_record(target, fingerprint=record_dir, registered_model_name=self.registered_model_name)

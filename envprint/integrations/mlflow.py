@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DependencyError, FingerprintError, ModelError, UsageError
+from envprint.errors import DependencyError, FingerprintError, ModelError, UsageError
 
 SCHEMES = ("runs:/", "models:/")
 RECORD_ARTIFACT_PATH = "envprint"
@@ -44,7 +44,7 @@ def is_mlflow_uri(model: Any) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    from ..errors import one_line
+    from envprint.errors import one_line
 
     return one_line(f"{type(exc).__name__}: {exc}", 300)
 
@@ -107,9 +107,9 @@ def log_record(
     Raises FingerprintError when the model has no record, UsageError when there is no run.
     """
     mlflow = _mlflow()
-    from ..sidecar import locate_fingerprint
-    from ..signing import SIGNATURE_FILE
-    from ..store import read_fingerprint
+    from envprint.record.sidecar import locate_fingerprint
+    from envprint.record.signing import SIGNATURE_FILE
+    from envprint.record.store import read_fingerprint
 
     model_path = Path(model_path)
     fp_path = locate_fingerprint(model_path, fingerprint)
@@ -227,7 +227,7 @@ def local_copy(uri: str | Path, fingerprint: str | Path | None = None) -> Iterat
     mlflow = _mlflow()
     from mlflow.artifacts import download_artifacts
 
-    from ..sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, default_sidecar
+    from envprint.record.sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, default_sidecar
 
     uri = str(uri)
     with tempfile.TemporaryDirectory(prefix="envprint-mlflow-") as tmp:

@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _sidecar(model: Any, fingerprint: str | Path | None) -> Path:
     from envprint.errors import UsageError
-    from envprint.sidecar import FINGERPRINT_FILE, default_sidecar
+    from envprint.record.sidecar import FINGERPRINT_FILE, default_sidecar
 
     if fingerprint is not None:
         path = Path(fingerprint)
@@ -88,7 +88,7 @@ def envprint_verify(request: pytest.FixtureRequest) -> Callable[..., Any]:
     ) -> Any:
         import envprint
         from envprint.errors import EnvprintError
-        from envprint.sidecar import FINGERPRINT_FILE
+        from envprint.record.sidecar import FINGERPRINT_FILE
 
         try:
             sidecar = _sidecar(model, fingerprint)

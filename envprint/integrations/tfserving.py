@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from envprint.errors import UsageError
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -104,7 +104,7 @@ def prediction_log_class() -> type:
 
 def warmup_records(probes: Mapping[str, np.ndarray], signature: str | None) -> list[bytes]:
     """One serialized PredictionLog per probe: a PredictRequest with a batch of one, on ``signature``."""
-    from .._tf import import_tensorflow
+    from envprint._tf import import_tensorflow
 
     tf = import_tensorflow()
     n = len(next(iter(probes.values()))) if probes else 0
@@ -130,7 +130,7 @@ def write_warmup(model_dir: str | Path, probes: Mapping[str, np.ndarray], signat
 
     The undo puts back what was there before: the previous warm-up file, or none.
     """
-    from .._tf import import_tensorflow
+    from envprint._tf import import_tensorflow
 
     tf = import_tensorflow()
     records = warmup_records(probes, signature)
@@ -169,7 +169,7 @@ def save_with_warmup(model: str | Path, **save_options: Any) -> Any:
     The warm-up file is written before the model's files are digested, so it is part of the
     model the record describes; a save that fails removes it again (or restores the previous one).
     """
-    from ..saver import save
+    from envprint.check.saver import save
 
     fmt = save_options.get("fmt")
     if not Path(model).is_dir() or fmt not in (None, "savedmodel"):

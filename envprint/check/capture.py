@@ -1,0 +1,117 @@
+"""capture(): compose the host facts into a Fingerprint; seed_everything(): declare and apply a seed.
+
+Owns: the order in which facts are read, and the declared seed. TensorFlow is imported only when
+the caller asks for its facts (the default), and through ``envprint._tf`` only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import random
+
+from envprint._version import __version__
+from envprint.errors import DependencyError
+from envprint.host import collect, gpu
+from envprint.host.collect import why
+from envprint.models import DevicesInfo, Fingerprint
+
+# The seed declared through seed_everything() in this process, and how.
+_declared: dict[str, object] = {"seed": None, "source": None}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and TensorFlow/Keras, and record the seed.
+
+    TensorFlow is seeded only if it is importable; the seed is recorded either way, so the next
+    ``capture()`` (and ``envprint save``) carries it.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    random.seed(seed)
+    import numpy as np
+
+    np.random.seed(seed)
+    from envprint import _tf
+
+    try:
+        _tf.import_tensorflow()
+    except DependencyError:
+        pass
+    else:
+        _tf.set_random_seed(seed)
+    _declared.update(seed=seed, source="seed_everything")
+
+
+def declared_seed() -> tuple[int | None, str | None]:
+    return _declared["seed"], _declared["source"]  # type: ignore[return-value]
+
+
+def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
+    """The current host's Fingerprint. Never raises for a fact it cannot read.
+
+    tensorflow: import TensorFlow to read its facts (False: read them only if it is already imported).
+    seed: a seed to declare in the record (overrides the one from seed_everything()).
+    """
+    unavailable: dict[str, str] = {}
+    installed = collect.installed_distributions()
+    tf = tf_reason = None
+    from envprint import _tf
+
+    if tensorflow or _tf.tensorflow_imported():
+        try:
+            tf = _tf.import_tensorflow()
+        except DependencyError as exc:
+            tf_reason = str(exc)
+    else:
+        tf_reason = "not imported (capture(tensorflow=False))"
+
+    tf_info = physical = settings = None
+    dev_unavailable: dict[str, str] = {}
+    if tf is not None:
+        from envprint._tf import runtime
+
+        tf_info = runtime.tensorflow_info(tf, installed)
+        try:
+            physical = runtime.physical_devices(tf)
+        except Exception as exc:  # device enumeration can fail on a broken driver; keep the rest
+            dev_unavailable["physical"] = why(exc)
+        try:
+            settings = runtime.thread_settings(tf)
+        except Exception as exc:
+            tf_reason = why(exc)
+    else:
+        unavailable["tensorflow"] = tf_reason or "not importable"
+        dev_unavailable["physical"] = unavailable["tensorflow"]
+
+    nvidia = gpu.nvidia_facts()
+    libs, libs_reason = gpu.loaded_libraries()
+    if libs_reason:
+        dev_unavailable["loaded_libraries"] = libs_reason
+    dev_unavailable.update(nvidia.pop("unavailable", {}))
+    devices = DevicesInfo(
+        physical=physical,
+        **nvidia,
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        loaded_libraries=libs,
+        nvidia_wheels=gpu.nvidia_wheels(installed),
+        unavailable=dev_unavailable,
+    )
+    if seed is not None:
+        seed_value, source = seed, "argument"
+    else:
+        seed_value, source = declared_seed()
+    return Fingerprint(
+        envprint_version=__version__,
+        created_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0),
+        python=collect.python_info(),
+        platform=collect.platform_info(),
+        cpu=collect.cpu_info(),
+        packages=collect.packages_info(installed),
+        tensorflow=tf_info,
+        devices=devices,
+        threads=collect.threads_info(settings, tf_reason),
+        seeds=collect.seeds_info(seed_value, source),
+        env=collect.env_info(),
+        unavailable=unavailable,
+    )

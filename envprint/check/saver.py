@@ -1,0 +1,402 @@
+"""save(): record a model's identity, probes, reference predictions and environment beside it.
+
+Owns: the order of the save — refuse to overwrite and check that the record can be written
+before any work, load, probe, self-check, capture, sign, then publish the whole record at once
+(``sidecar.publish_directory``). A save that fails or is killed at any point leaves the previous
+record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.identity``, ``probes``, ``digests``,
+``capture``, ``signing`` and ``store``; holds no TensorFlow code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envprint.check import compare
+from envprint.errors import FingerprintError, ModelError, UsageError
+from envprint.models import (
+    ArrayFile,
+    Fingerprint,
+    ModelIdentity,
+    ProbeRecipe,
+    SaveSummary,
+    SelfCheck,
+    TensorSpec,
+    Tolerance,
+)
+from envprint.record import digests, sidecar, signing, store
+
+DEFAULT_NUM_PROBES = 8
+DEFAULT_PROBE_SEED = 0
+
+
+@dataclass
+class SaveResult:
+    sidecar: Path
+    fingerprint: Fingerprint
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> SaveSummary:
+        """What was written (each file of the record with its sha256), the self-check, the tolerance."""
+        fp = self.fingerprint
+        written = {name: digests.sha256_file(self.sidecar / name, error=FingerprintError)
+                   for name in (sidecar.FINGERPRINT_FILE, signing.SIGNATURE_FILE)
+                   if (self.sidecar / name).is_file()}  # fmt: skip
+        written.update({a.file: a.sha256 for a in (fp.probe_arrays, fp.reference_arrays) if a is not None})
+        return SaveSummary(
+            sidecar=str(self.sidecar),
+            written=written,
+            model=fp.model,
+            probes=fp.probes,
+            self_check=fp.self_check,
+            tolerance=fp.tolerance or Tolerance(),
+            signed=signing.SIGNATURE_FILE in written,
+            warnings=self.warnings,
+        )
+
+
+def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> SelfCheck:
+    """Predict the probes again in the ways a deployment host might, and record the noise floor."""
+    again = loaded.predict(probes)
+    one_by_one = loaded.predict(probes, batch_size=1)
+    called = loaded.call(probes) if loaded.keras_model is not None else None
+    deterministic = compare.bit_identical(reference, again)
+    warnings = []
+    if not deterministic:
+        warnings.append(
+            "outputs changed between two identical predictions: a random layer is active at inference "
+            "(dropout or noise called with training=True, or an unseeded random op); verify cannot tell "
+            "drift from noise until it is fixed"
+        )
+    return SelfCheck(
+        repeat_max_abs=compare.max_abs_difference(reference, again),
+        batch1_max_abs=compare.max_abs_difference(reference, one_by_one),
+        call_max_abs=compare.max_abs_difference(reference, called) if called is not None else None,
+        deterministic=deterministic,
+        warnings=warnings,
+    )
+
+
+def _specs(items: Sequence[Mapping[str, Any]]) -> list[TensorSpec]:
+    return [TensorSpec(name=i["name"], shape=list(i["shape"]), dtype=i["dtype"]) for i in items]
+
+
+def identity_record(ident: Mapping[str, Any], model_path: Path, files: dict[str, str]) -> ModelIdentity:
+    stochastic = [f"{s['name']} ({s['class_name']})" for s in ident.get("stochastic_layers") or []]
+    return ModelIdentity(
+        format=ident["format"],
+        name=model_path.name,
+        files=files,
+        weights_digest=ident.get("weights_digest"),
+        weights_digest_scheme=ident.get("weights_digest_scheme"),
+        saved_model_fingerprint=ident.get("saved_model_fingerprint"),
+        signature=ident.get("signature"),
+        inputs=_specs(ident["inputs"]),
+        outputs=_specs(ident["outputs"]),
+        parameter_count=ident.get("parameter_count"),
+        layer_classes=ident.get("layer_classes") or [],
+        stochastic_layers=stochastic,
+        dtype_policy=ident.get("dtype_policy"),
+        unavailable=dict(ident.get("unavailable") or {}),
+    )
+
+
+def _array_file(directory: Path, name: str, arrays: Mapping[str, np.ndarray]) -> ArrayFile:
+    from envprint.record.probes import save_arrays
+
+    path = directory / name
+    save_arrays(path, dict(arrays))
+    return ArrayFile(file=name, sha256=digests.sha256_file(path), arrays={k: list(v.shape) for k, v in arrays.items()})
+
+
+def probe_inputs(
+    loaded: Any,
+    probes_path: Path | None,
+    num_probes: int,
+    seed: int,
+    input_shapes: Mapping[str, tuple[int, ...]] | None,
+    notes: list[str] | None = None,
+) -> tuple[dict[str, np.ndarray], ProbeRecipe]:
+    """The probes and their recipe: the user's file (checked, cast by ``probes.CAST_RULE``), or generated.
+
+    What was taken from the file or cast is appended to ``notes``.
+    """
+    from envprint._tf.identity import integer_input_ranges
+    from envprint.record import probes as probe_mod
+
+    if probes_path is not None:
+        casts: dict[str, str] = {}
+        arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs, notes=notes, casts=casts)
+        probe_mod.check_int_ranges(arrays, integer_input_ranges(loaded), str(probes_path))
+        n = len(next(iter(arrays.values()))) if arrays else 0
+        recipe = ProbeRecipe(
+            source="file",
+            num_probes=n,
+            file=Path(probes_path).name,
+            inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
+            cast_rule=probe_mod.CAST_RULE,
+            casts=casts,
+        )
+        return arrays, recipe
+    shapes = dict(input_shapes or {})
+    if "" in shapes:  # --input-shape D1,D2 without a name: the model's only input
+        if len(loaded.inputs) != 1:
+            names = ", ".join(s.name for s in loaded.inputs)
+            raise UsageError(f"--input-shape needs NAME=D1,D2 for a model with several inputs ({names})")
+        shapes[loaded.inputs[0].name] = shapes.pop("")
+    arrays, raw = probe_mod.generate_probes(
+        loaded.inputs,
+        num_probes=num_probes,
+        seed=seed,
+        input_shapes=shapes,
+        int_ranges=integer_input_ranges(loaded),
+    )
+    recipe = ProbeRecipe(
+        source="generated",
+        num_probes=num_probes,
+        seed=seed,
+        distribution=raw.get("distribution"),
+        inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
+        cast_rule=probe_mod.CAST_RULE,
+    )
+    return arrays, recipe
+
+
+def _refuse_uninformative(
+    model_path: Path,
+    probes_path: Path | None,
+    inputs: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray] | None,
+    allow: bool,
+) -> list[str]:
+    """Refuse probes (``reference`` None) or reference outputs that hold no finite value; warnings if ``allow``."""
+    from envprint.record.probes import uninformative
+
+    bad = uninformative(inputs if reference is None else reference)
+    if not bad:
+        return []
+    names = ", ".join(repr(n) for n in bad)
+    one = len(bad) == 1
+    if reference is None:
+        where, error = probes_path or "generated probes", FingerprintError
+        text = (
+            f"{where}: probe input{'' if one else 's'} {names} hold{'s' if one else ''} only NaN or infinite values: "
+            "any model on any host gives the same answer to them, so verify could never fail; give real samples"
+        )
+    else:
+        where, error = model_path, ModelError
+        text = (
+            f"{where}: output{'' if one else 's'} {names} {'is' if one else 'are'} NaN or infinite for every probe, "
+            "so verify could never tell this model from another; check the model and the probes"
+        )
+    if not allow:
+        raise error(f"{text}; pass --allow-nonfinite (allow_nonfinite=True) to record them anyway")
+    return [f"{text} (recorded anyway: --allow-nonfinite)"]
+
+
+def _same_for_every_probe(reference: Mapping[str, np.ndarray]) -> list[str]:
+    """A warning when every probe gave the same outputs: the record then tells little drift apart."""
+    arrays = [np.asarray(a) for a in reference.values()]
+    n = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
+    if n < 2 or not all(a.ndim and a.shape[0] == n and bool((a == a[:1]).all()) for a in arrays):
+        return []
+    return [
+        f"outputs are the same for all {n} probes: the record cannot tell much drift apart (a model that ignores "
+        "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
+    ]
+
+
+def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
+    return FingerprintError(
+        f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory, or pass --out DIR"
+    )
+
+
+def _refuse_model_as_target(model_path: Path, target: Path) -> None:
+    """A record never goes where the model is: not the model itself, not a parent of it, not inside it.
+
+    The one place inside a model is a SavedModel's own ``assets.extra/envprint`` (the default,
+    excluded from the model's digest); anywhere else a --force would delete part of the model.
+    """
+    model, where = model_path.resolve(), target.resolve()
+    if where == model:
+        relation = "is the model itself"
+    elif where in model.parents:
+        relation = f"contains the model {model_path}"
+    elif model in where.parents and not (model.is_dir() and where == model / sidecar.SAVEDMODEL_SIDECAR):
+        relation = f"is inside the model {model_path}"
+    else:
+        return
+    raise FingerprintError(
+        f"--out {target}: {relation}; a record never replaces any part of its model: "
+        "pass --out a path outside the model, or omit --out to write the record beside it"
+    )
+
+
+def _prepare_parent(target: Path) -> list[Path]:
+    """Create ``target``'s parent directories and prove a staging directory can be made there.
+
+    Runs before any work, so an unwritable place (a read-only file system, a path under a
+    file) fails in a second, not after the model was loaded. Returns the directories it
+    created, deepest last, for ``_remove_created`` to take back if the save fails.
+    """
+    created: list[Path] = []
+    missing = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
+    try:
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        _remove_created(created)
+        raise _cannot_write(target, exc) from None
+    return created
+
+
+def _remove_created(created: list[Path]) -> None:
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            break
+
+
+def save(
+    model: str | Path,
+    *,
+    out: str | Path | None = None,
+    probes: str | Path | None = None,
+    num_probes: int = DEFAULT_NUM_PROBES,
+    probe_seed: int = DEFAULT_PROBE_SEED,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    fmt: str | None = None,
+    signature: str | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
+    safe_mode: bool = True,
+    seed: int | None = None,
+    tolerance: Tolerance | None = None,
+    force: bool = False,
+    strict: bool = False,
+    sign_key: bytes | str | None = None,
+    allow_nonfinite: bool = False,
+    model_files_hook: Callable[[Any, Mapping[str, np.ndarray]], Callable[[], None]] | None = None,
+) -> SaveResult:
+    """Write the record of ``model`` into its sidecar (or ``out``) and return where it went.
+
+    Raises FingerprintError when a record exists and ``force`` is False, when ``out`` holds
+    anything but an envprint record (never replaced, even with ``force``), is the model, inside it
+    (but a SavedModel's assets.extra/envprint) or a parent of it, or the record cannot be written
+    (all before any work); ModelError when the model cannot be loaded or predict,
+    or when ``strict`` and the model's outputs change between identical calls. With
+    ``sign_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) the record also gets
+    signature.json, an HMAC-SHA256 of fingerprint.json (see ``envprint.record.signing``).
+    ``model_files_hook(loaded, probes)`` runs after the self-check and before the model's files
+    are digested, to add a file to the model (TF Serving's warm-up: ``integrations.tfserving``);
+    it returns an undo that runs if the save fails.
+
+    Probes that cannot verify anything are refused: an input holding only NaN or infinite values
+    (FingerprintError), or an output that is NaN or infinite for every probe (ModelError); with
+    ``allow_nonfinite`` they are recorded with a warning instead.
+    A declared seed (``seed``, else the one from ``seed_everything``) is recorded and applied
+    before the model loads, so that verify, which applies it at the same point, can reproduce
+    a model random at inference.
+    """
+    from envprint._tf import loading, set_random_seed
+    from envprint._tf.identity import model_identity
+    from envprint.check.capture import capture, declared_seed
+
+    model_path = Path(model)
+    target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
+    _refuse_model_as_target(model_path, target)
+    sidecar.refuse_non_record(target)
+    existed = target.exists()
+    if existed and not force:
+        raise sidecar.already_exists(target)
+    if num_probes < 1:
+        raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
+    key = signing.signing_key(sign_key) if sign_key is not None else None
+    created = _prepare_parent(target)
+    undo_hook = None
+    try:
+        declared = seed if seed is not None else declared_seed()[0]
+        if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
+            set_random_seed(declared)
+        loaded = loading.load_model(
+            model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
+        )
+        notes: list[str] = []
+        probes_path = Path(probes) if probes else None
+        inputs, recipe = probe_inputs(loaded, probes_path, num_probes, probe_seed, input_shapes, notes)
+        notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
+        reference = loaded.predict(inputs)
+        notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
+        notes += _same_for_every_probe(reference)
+        check = self_check(loaded, inputs, reference)
+        if strict and not check.deterministic:
+            raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
+        if model_files_hook is not None:
+            undo_hook = model_files_hook(loaded, inputs)
+
+        files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
+        identity = identity_record(model_identity(loaded), model_path, files)
+        fp = capture(seed=seed).model_copy(
+            update={
+                "model": identity,
+                "probes": recipe,
+                "self_check": check,
+                "tolerance": tolerance or Tolerance(),
+            }
+        )
+        fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed)
+    except BaseException:
+        if undo_hook is not None:
+            undo_hook()
+        _remove_created(created)  # the directories this save made for a record it did not write
+        raise
+    return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
+
+
+def _write_and_publish(
+    target: Path,
+    fp: Fingerprint,
+    inputs: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    key: bytes | None,
+    *,
+    force: bool,
+    existed: bool,
+) -> Fingerprint:
+    """Write the whole record into a staging directory beside ``target``, then publish it at once."""
+    try:
+        staging = sidecar.make_staging_dir(target)
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+    try:
+        fp = fp.model_copy(
+            update={
+                "probe_arrays": _array_file(staging, sidecar.PROBES_FILE, inputs),
+                "reference_arrays": _array_file(staging, sidecar.REFERENCE_FILE, reference),
+            }
+        )
+        fp = Fingerprint.model_validate(fp.model_dump())  # model_copy does not validate
+        store.write_fingerprint(staging / sidecar.FINGERPRINT_FILE, fp)
+        if key is not None:
+            # Signed from the bytes on disk, so the signature covers exactly what verify will read.
+            payload = (staging / sidecar.FINGERPRINT_FILE).read_bytes()
+            signature = signing.sign(payload, key, sidecar.FINGERPRINT_FILE)
+            sidecar.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
+        sidecar.publish_directory(staging, target, force, existed=existed)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _cannot_write(target, exc) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return fp

@@ -1,0 +1,498 @@
+"""verify(): recompute a model's probes on this host and judge them against its saved record.
+
+Owns: the order of the checks — signature, record integrity, model files, the model's identity
+(weights digest, and inputs, outputs, parameter count and layer classes: settled before any probe is
+fed, so another model is "model changed" whatever its inputs), outputs, inference randomness,
+environment — and the verdict; ``verify(..., investigate=True)`` (the investigation runs on the
+record verify read and checked, and re-ranks the explanations), and ``preflight`` (what to expect
+from the record and this host alone, without loading the model). A check that ran and failed returns a Report
+with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
+that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
+TensorFlow code, and writes nothing: a deployment host may be read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envprint.check import compare, histogram
+from envprint.errors import FingerprintError, ModelError, UsageError, one_line
+from envprint.models import (
+    Fingerprint,
+    FingerprintDiff,
+    IdentityCheck,
+    ModelDifference,
+    ModelIdentity,
+    OutputComparison,
+    Report,
+    Tolerance,
+)
+from envprint.record import digests, sidecar, signing, store
+
+
+def _describe_arrays(arrays: Mapping[str, Any]) -> str:
+    return ", ".join(f"{one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
+
+
+def sidecar_arrays(
+    fp: Fingerprint, fp_path: Path, reader: sidecar.RecordReader
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+    """Probe inputs and reference outputs, and the names of sidecar files whose digest changed.
+
+    A file that is missing, unreadable, corrupt, or whose arrays are not the names and shapes the
+    fingerprint records is a FingerprintError: there is nothing to compare against. Bytes that load
+    and fit but differ from the recorded sha256 are reported as edited (a mismatch, not an error).
+    """
+    from envprint.record.probes import load_arrays
+
+    if fp.probe_arrays is None or fp.reference_arrays is None or fp.model is None:
+        raise FingerprintError(
+            f"{fp_path}: a fingerprint of a host, not of a model (no probes recorded); "
+            "verify needs the fingerprint.json that 'envprint save MODEL' wrote"
+        )
+    changed, arrays = [], []
+    for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
+        if not sidecar.plain_file_name(record.file):
+            raise FingerprintError(
+                f"{fp_path}: field '{field}.file' is {one_line(repr(record.file), 80)}, not a file name inside "
+                "the sidecar; the record was edited: re-save it on the training host"
+            )
+        path = fp_path.parent / record.file
+        data = reader.read(record.file)
+        if data is None:
+            raise FingerprintError(f"{path}: missing from the sidecar; copy the whole {fp_path.parent.name}/ directory")
+        if hashlib.sha256(data).hexdigest() != record.sha256:
+            changed.append(record.file)
+        loaded = load_arrays(path, data)
+        obtained = {k: list(v.shape) for k, v in loaded.items()}
+        if obtained != record.arrays:
+            raise FingerprintError(
+                f"{path}: arrays do not match {fp_path.name}: expected {_describe_arrays(record.arrays)}, "
+                f"obtained {_describe_arrays(obtained)}; copy the whole {fp_path.parent.name}/ directory again "
+                "or re-save the record"
+            )
+        arrays.append(loaded)
+    return arrays[0], arrays[1], changed
+
+
+def read_record(
+    fp_path: Path, reader: sidecar.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
+) -> tuple[Fingerprint, signing.SignatureCheck]:
+    """The fingerprint at ``fp_path``, its signature judged on the exact bytes that are then parsed."""
+    raw = reader.read(fp_path.name, limit=store.MAX_FINGERPRINT_BYTES)
+    if raw is None:
+        raise FingerprintError(f"{fp_path}: no such file; give the path of a fingerprint.json")
+    if signing_key or require_signature:
+        signature = reader.read(signing.SIGNATURE_FILE, limit=signing.MAX_SIGNATURE_BYTES)
+    else:  # not checked: only whether there is one, for the report's note
+        signature = b"" if reader.exists(signing.SIGNATURE_FILE) else None
+    checked = signing.check(raw, signature, signing_key, required=require_signature, fingerprint_path=fp_path)
+    return store.parse_fingerprint_bytes(raw, str(fp_path)), checked
+
+
+def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
+    changed = sorted(k for k in saved if k in now and now[k] != saved[k])
+    missing = sorted(k for k in saved if k not in now)
+    added = sorted(k for k in now if k not in saved)
+    return changed, missing, added
+
+
+def _spec_text(spec: Any) -> str:
+    shape = ", ".join("None" if d is None else str(d) for d in spec.shape)
+    return f"{spec.name} ({shape}{',' if len(spec.shape) == 1 else ''}) {spec.dtype}"
+
+
+def _same_interface(saved: list[Any], now: list[Any]) -> bool:
+    """Same number of tensors with the same shapes and dtypes, in order; names and the batch dimension aside
+    (formats rename tensors, and a converter may fix the batch at 1)."""
+    return len(saved) == len(now) and all(
+        list(a.shape)[1:] == list(b.shape)[1:] and len(a.shape) == len(b.shape) and a.dtype == b.dtype
+        for a, b in zip(saved, now, strict=True)
+    )
+
+
+def model_differences(
+    saved: ModelIdentity, loaded: Any, ident: Mapping[str, Any]
+) -> tuple[list[ModelDifference], bool]:
+    """What differs between the fingerprinted model and ``loaded``, and whether that makes it another model.
+
+    Names of inputs and outputs are listed when they differ but prove nothing on their own (a
+    SavedModel or .tflite renames them); a different number, shape or dtype of inputs or outputs,
+    parameter count or set of layer classes does. Each is compared only where both sides could read it.
+    """
+    out: list[ModelDifference] = []
+    other = False
+    for field, recorded, now in (("inputs", saved.inputs, loaded.inputs), ("outputs", saved.outputs, loaded.outputs)):
+        a, b = [_spec_text(x) for x in recorded], [_spec_text(x) for x in now]
+        if a != b:
+            out.append(ModelDifference(field=field, saved=a, current=b))
+            other = other or not _same_interface(recorded, now)
+    count = ident.get("parameter_count")
+    if "tflite" not in (saved.format, loaded.format) and None not in (saved.parameter_count, count):
+        if saved.parameter_count != count:
+            out.append(ModelDifference(field="parameter_count", saved=saved.parameter_count, current=count))
+            other = True
+    classes = ident.get("layer_classes")
+    if saved.layer_classes and classes and sorted(saved.layer_classes) != sorted(classes):
+        out.append(ModelDifference(field="layer_classes", saved=sorted(saved.layer_classes), current=sorted(classes)))
+        other = True
+    return out, other
+
+
+def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: list[str]) -> str:
+    """'same', 'changed' or 'unknown': the record's weights digest against this model's.
+
+    A record written by envprint 0.1.0 (scheme ``named-v1``, weight names included) is checked
+    against this model's weights hashed the old way, under each naming 0.1.0 may have used.
+    """
+    scheme = saved.weights_digest_scheme
+    if saved.weights_digest is None or ident.get("weights_digest") is None:
+        return "unknown"
+    if scheme == ident.get("weights_digest_scheme"):
+        return "same" if ident["weights_digest"] == saved.weights_digest else "changed"
+    if legacy:
+        return "same" if saved.weights_digest in legacy else "changed"
+    return "unknown"
+
+
+def _fit_probes(
+    probes: dict[str, np.ndarray], loaded: Any, where: str, by_position: dict[str, str], casts: dict[str, str]
+) -> dict[str, np.ndarray] | None:
+    """The probes keyed by this model's input names and cast to its dtypes, or None when they cannot be matched.
+
+    A single input is matched by position whatever its name: formats rename inputs (a SavedModel
+    or .tflite of the same weights), and there is only one way to feed one array. Casts follow the
+    rule save applied (``probes.CAST_RULE``): a value that would change is a FingerprintError.
+    """
+    from envprint.record.probes import cast_to_inputs
+
+    names = [s.name for s in loaded.inputs]
+    if set(probes) == set(names):
+        fitted = probes
+    elif len(probes) == 1 and len(names) == 1:
+        ((recorded, arr),) = probes.items()
+        by_position[recorded] = names[0]
+        fitted = {names[0]: arr}
+    else:
+        return None
+    return cast_to_inputs(fitted, loaded.inputs, where, casts)
+
+
+def _fit_outputs(
+    reference: Mapping[str, np.ndarray], obtained: dict[str, np.ndarray], by_position: dict[str, str]
+) -> dict[str, np.ndarray]:
+    """A single output is compared with the single reference output whatever its name (formats rename it)."""
+    if set(obtained) != set(reference) and len(obtained) == len(reference) == 1:
+        ((name, arr),) = obtained.items()
+        (recorded,) = reference
+        by_position[recorded] = name
+        return {recorded: arr}
+    return obtained
+
+
+def locate_after_model(
+    model_path: Path | None, fmt: str | None, fingerprint: str | Path | None
+) -> tuple[Path, str | None]:
+    """The model's format, then its record: (fingerprint.json, the format to load, None for the record's).
+
+    The model is checked first, so that a path verify could never load is a ModelError (exit 4)
+    whatever the record: missing, a directory without saved_model.pb, a file whose suffix names
+    no format. The format is the one given, else the one the path says (as for save); a file of
+    an unusual name (``model.bin``) takes its record's format, if it has a record. TensorFlow-free
+    (``detect_format`` reads names only), so ``preflight`` may call it.
+    """
+    from envprint._tf import loading
+
+    if model_path is not None:
+        sidecar.require_model(model_path)  # before the record, even with --fingerprint given
+    if model_path is None or fmt is not None:
+        return sidecar.locate_fingerprint(model_path, fingerprint), fmt
+    try:
+        detected: str | None = loading.detect_format(model_path)
+    except ModelError as unknown:
+        if not model_path.is_file():
+            raise
+        try:
+            fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
+        except FingerprintError:  # no record beside it: nothing says what the file is
+            raise unknown from None
+        if not fp_path.exists():
+            raise
+        detected = None  # an unusual name for a file of the recorded format
+    return sidecar.locate_fingerprint(model_path, fingerprint), detected
+
+
+def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochastic_now: bool) -> str:
+    if identity.weights == "changed" or identity.sidecar_files_changed or stochastic_now:
+        return "mismatch"
+    if any(o.status == "mismatch" for o in outputs):
+        return "mismatch"
+    if all(o.status == "identical" for o in outputs):
+        return "identical"
+    return "within_tolerance"
+
+
+def outputs_digest(outputs: Mapping[str, Any]) -> str:
+    """sha256 over every output's name, dtype, shape and bytes, by name: equal means bit-identical."""
+    h = hashlib.sha256()
+    for name in sorted(outputs):
+        a = np.ascontiguousarray(outputs[name])
+        h.update(f"{name}\0{a.dtype.str}\0{list(a.shape)}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> tuple[Any, dict[str, str]]:
+    """Load the model and digest its files at once: (LoadedModel, {relative path: sha256}).
+
+    The files are hashed on a second core while TensorFlow loads the model on the first:
+    sha256 releases the GIL and Keras' load is mostly single-threaded, so the check is nearly
+    free (scripts/bench.py measures it against the load alone).
+    """
+    from envprint._tf import loading
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="envprint-digest") as pool:
+        hashing = pool.submit(digests.tree_digests, model_path, exclude=exclude)
+        loaded = loading.load_model(model_path, **load_options)
+        return loaded, hashing.result()
+
+
+def read_checked(fp_path: Path, signing_key: bytes | str | None = None, require_signature: bool = False):
+    """(fingerprint, signature check, probes, reference, edited sidecar files), from one snapshot of the record."""
+
+    def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
+        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
+        return saved, trust, *sidecar_arrays(saved, fp_path, reader)
+
+    return sidecar.read_consistent(fp_path.parent, read)
+
+
+def _read_fingerprint_only(fp_path: Path, signing_key: bytes | str | None, require_signature: bool) -> Fingerprint:
+    def read(reader: sidecar.RecordReader) -> Fingerprint:
+        return read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)[0]
+
+    return sidecar.read_consistent(fp_path.parent, read)
+
+
+def preflight(
+    model: Any = None,
+    *,
+    fingerprint: str | Path | None = None,
+    signing_key: bytes | str | None = None,
+    require_signature: bool = False,
+) -> FingerprintDiff:
+    """What to expect on this host before verifying ``model``, from its record and this host alone.
+
+    The model is not loaded (``model`` only locates the record beside it; pass ``fingerprint``
+    for a model in memory). Returns the diff of the record (A) against this host (B) with its
+    ``expectations``, most likely first; ``result.expects_change`` is True when one is at least
+    ``PREFLIGHT_THRESHOLD`` likely to move the outputs beyond tolerance or to break the load
+    (what ``envprint verify --preflight`` exits 1 on). The signature is judged as in ``verify``.
+    """
+    from envprint.causes.explain import expect
+    from envprint.check.capture import capture
+
+    model_path = Path(model) if isinstance(model, (str, Path)) else None
+    fp_path, _ = locate_after_model(model_path, None, fingerprint)
+    saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
+    return expect(saved, capture(), str(fp_path), "current host")
+
+
+def _may_be_random(saved: Fingerprint) -> bool:
+    return bool(saved.model.stochastic_layers) or saved.self_check is None or not saved.self_check.deterministic
+
+
+def verify(
+    model: Any,
+    *,
+    fingerprint: str | Path | None = None,
+    tolerance: Tolerance | None = None,
+    fmt: str | None = None,
+    signature: str | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
+    safe_mode: bool = True,
+    check_stochastic: bool = True,
+    signing_key: bytes | str | None = None,
+    require_signature: bool = False,
+    investigate: bool = False,
+    investigate_timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Verify ``model`` (a path, or a Keras model already loaded) against its fingerprint.
+
+    Returns a Report; ``report.raise_for_status()`` raises MismatchError on 'mismatch'.
+    Raises FingerprintError / ModelError / DependencyError when the check cannot run.
+    Never writes anything: a deployment host may be read-only.
+
+    ``signing_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) checks the record's
+    signature.json: a wrong key or a changed fingerprint.json is a FingerprintError. With
+    ``require_signature`` an unsigned record is one too (and a missing key a UsageError). With
+    neither, a signature is not checked and the report notes it.
+
+    A record that declares a seed, of a model that may be random at inference, has the seed
+    applied before the model loads and predicts, as ``save`` did (``report.seed_applied``).
+    ``investigate``: when the outputs are not identical, re-run the probes in child processes
+    (``investigate_timeout`` seconds each, ``progress`` called with one line per child) with one
+    saved setting restored at a time (``report.investigation``); a cause ruled out by that drops
+    out of ``report.explanations`` and a confirmed one leads.
+    """
+    from envprint._tf import loading
+    from envprint._tf.identity import legacy_weights_digests, model_identity
+    from envprint.causes.diff import diff_fingerprints
+    from envprint.causes.explain import explain
+    from envprint.check.capture import capture
+
+    model_path = Path(model) if isinstance(model, (str, Path)) else None
+    if model_path is not None and str(model).startswith(("runs:/", "models:/")):
+        raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
+    fp_path, fmt = locate_after_model(model_path, fmt, fingerprint)
+
+    saved, trust, probes, reference, sidecar_changed = read_checked(fp_path, signing_key, require_signature)
+
+    files_changed = files_missing = files_added = []
+    files_identical = False
+    # A random model reproduces its reference only from the same seed, applied before it loads
+    # (Keras creates the layers' seed generators then) and predicts, as save did.
+    seed = saved.seeds.declared if _may_be_random(saved) else None
+    if seed is not None:
+        from envprint._tf import set_random_seed
+
+        set_random_seed(seed)
+    if model_path is not None:
+        chosen = fmt or saved.model.format
+        loaded, now = load_and_hash(
+            model_path,
+            exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
+            fmt=chosen,
+            signature=signature or (saved.model.signature if chosen in ("savedmodel", "tflite") else None),
+            custom_objects=dict(custom_objects or {}),
+            safe_mode=safe_mode,
+        )
+        files_changed, files_missing, files_added = _file_changes(saved.model.files, now)
+        files_identical = not (files_changed or files_missing or files_added)
+        label = str(model_path)
+    else:
+        loaded = loading.wrap_model(model, saved.model.format)
+        label = f"<in-memory {type(model).__name__}>"
+
+    # The model's identity is settled before any probe is fed: another model is "model changed",
+    # whatever its inputs are called. Byte-identical files hold identical weights: the weights
+    # digest is needed only when the files changed (rewritten, or another model) or the model
+    # came from memory.
+    differences: list[ModelDifference] = []
+    ident: dict[str, Any] = {}
+    if files_identical:
+        weights = "same" if saved.model.weights_digest is not None else "unknown"
+    else:
+        ident = model_identity(loaded)
+        weights = _weights_verdict(
+            saved.model, ident, legacy_weights_digests(loaded, saved.model.weights_digest_scheme)
+        )
+        differences, other_model = model_differences(saved.model, loaded, ident)
+        if weights == "unknown" and other_model:
+            weights = "changed"
+    identity = IdentityCheck(
+        weights=weights,
+        differences=differences,
+        model_name=model_path.name if model_path is not None else None,
+        weights_digest_scheme_saved=saved.model.weights_digest_scheme,
+        weights_digest_scheme_now=ident.get("weights_digest_scheme", saved.model.weights_digest_scheme),
+        files_changed=files_changed,
+        files_missing=files_missing,
+        files_added=files_added,
+        sidecar_files_changed=sidecar_changed,
+    )
+
+    policy = tolerance or saved.tolerance or Tolerance()
+    outputs: list[OutputComparison] = []
+    random_outputs: list[str] = []
+    inputs_by_position: dict[str, str] = {}
+    outputs_by_position: dict[str, str] = {}
+    casts: dict[str, str] = {}
+    feed = obtained = None
+    try:
+        feed = _fit_probes(probes, loaded, str(fp_path.parent / saved.probe_arrays.file), inputs_by_position, casts)
+        if feed is None and weights != "changed":
+            raise ModelError(
+                f"{label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
+                f"{[s.name for s in loaded.inputs]}; verify the model the record was saved from "
+                f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
+            )
+        if feed is not None:
+            obtained = _fit_outputs(reference, loaded.predict(feed), outputs_by_position)
+    except (ModelError, FingerprintError):
+        if weights != "changed":
+            raise
+        # Another model: that it cannot take the probes is no surprise, and the error's advice
+        # (fix the probes) would be wrong; the identity differences say what changed.
+        feed = obtained = None
+        inputs_by_position.clear()
+        casts.clear()
+    if obtained is not None:
+        outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
+        # A second prediction can only disagree if something random runs at inference; a model that
+        # was deterministic at save and has no random layers is not predicted twice.
+        may_be_random = _may_be_random(saved)
+        if check_stochastic and may_be_random:
+            again = _fit_outputs(reference, loaded.predict(feed), {})
+            random_outputs = sorted(
+                k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)})
+            )
+    stochastic_now = bool(random_outputs)
+    environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
+    report = Report(
+        verdict=_verdict(outputs, identity, stochastic_now),
+        record_signature=trust.status,
+        signing_key_id=trust.key_id,
+        model=label,
+        fingerprint=str(fp_path),
+        identity=identity,
+        probes_run=obtained is not None,
+        inputs_by_position=inputs_by_position,
+        outputs_by_position=outputs_by_position,
+        probe_casts=casts,
+        outputs=outputs,
+        random_at_inference=random_outputs,
+        environment=environment,
+        explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
+        seed_applied=seed,
+        outputs_digest=None if obtained is None else outputs_digest(obtained),
+    )
+    if investigate and report.verdict != "identical":
+        report = _investigate(
+            report,
+            model_path,
+            saved,
+            fp_path,
+            probes,
+            reference,
+            timeout_s=investigate_timeout,
+            progress=progress,
+            fmt=fmt,
+            signature=signature,
+            safe_mode=safe_mode,
+            custom_objects=custom_objects,
+            tolerance=tolerance,
+        )
+    return report
+
+
+def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,
+                 reference: Any, *, custom_objects: Mapping[str, Any] | None, **options: Any) -> Report:  # fmt: skip
+    """The report with its investigation, and its explanations re-ranked by what the experiments found."""
+    from envprint.causes.explain import rerank
+    from envprint.check.investigate import investigate
+
+    # A child imports each custom object again by the name it is importable under.
+    specs = [f"{obj.__module__}:{obj.__qualname__}" for obj in (custom_objects or {}).values()]
+    results = investigate(
+        model_path, report, saved=saved, fp_path=fp_path, probes=probes, reference=reference,
+        custom_objects_specs=specs, **options,
+    )  # fmt: skip
+    return report.model_copy(update={"investigation": results, "explanations": rerank(report.explanations, results)})

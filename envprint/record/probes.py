@@ -1,0 +1,533 @@
+"""Probe inputs: generate them from a recipe, load the user's, and store arrays without pickle.
+
+Owns: ``TensorSpecInfo`` (a model input or output as plain values), ``generate_probes`` and the
+recipe that regenerates them, ``load_probes`` (the user's ``.npy``/``.npz``, checked against
+the model's inputs), and ``save_arrays``/``load_arrays`` for the reference ``.npz``.
+NumPy only: must not import TensorFlow or Keras (``envprint._tf.loading`` imports this module,
+never the other way round).
+
+Rules that every function here keeps:
+- ``allow_pickle=False`` on every load: a probes file is data, never code.
+- dimension 0 of every input is the batch dimension; the others must be known.
+- a probe array is cast to the model's dtype only when the cast cannot surprise (rule
+  ``CAST_RULE``, the same at save and at verify, and the casts made are recorded): float ->
+  float (round to nearest, identical on every IEEE host), and integer -> integer or integer ->
+  float when every value survives the round trip (int64 ids for an int32 input). Float ->
+  integer, bool <-> number and strings <-> numbers are refused.
+- probes that cannot tell one model from another are refused (``check_informative``): an input
+  whose every value is NaN or infinite.
+- an integer input an Embedding reads must hold indices inside its vocabulary (``check_int_ranges``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import tempfile
+import tokenize
+import zipfile
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from envprint.check.compare import is_float
+from envprint.errors import FingerprintError, one_line, open_user_file
+from envprint.record.sidecar import plain_file_mode
+
+RECIPE_VERSION = 1
+CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
+FLOAT_DISTRIBUTION = "standard_normal"
+INTEGER_DISTRIBUTION = "uniform_integers"
+STRING_DTYPE = "string"  # tf.string has no NumPy dtype name of its own
+
+
+@dataclass(frozen=True)
+class TensorSpecInfo:
+    """One model input or output: its name, shape (None = dynamic) and NumPy dtype name."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+class SpecLike(Protocol):
+    name: str
+    shape: Sequence[int | None]
+    dtype: str
+
+
+# ---------------------------------------------------------------------------------- dtypes
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy dtype for a dtype name, including ml_dtypes' bfloat16 and float8 types."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        pass
+    try:
+        import ml_dtypes  # TensorFlow's own dependency; registers bfloat16 and friends
+
+        return np.dtype(getattr(ml_dtypes, name))
+    except (ImportError, AttributeError, TypeError):
+        raise FingerprintError(f"dtype {name!r} is not a NumPy dtype; install ml_dtypes or pass --probes") from None
+
+
+def _is_int(dt: np.dtype) -> bool:
+    return dt.kind in "iu"
+
+
+def _describe_shape(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+# ---------------------------------------------------------------------------------- generate
+
+
+def _stream(seed: int, name: str) -> np.random.Generator:
+    """An independent generator per input, keyed by the input's name.
+
+    Keying by name (not by position) means adding, removing or renaming one input leaves every
+    other input's probes unchanged: ``default_rng([seed, key])`` feeds both words into a
+    SeedSequence. The key is the first 4 bytes of SHA-256(name), little-endian.
+    """
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+    return np.random.default_rng([seed, key])
+
+
+def _sample_shape(spec: SpecLike, num_probes: int, input_shapes: Mapping[str, Sequence[int]] | None) -> tuple[int, ...]:
+    shape = tuple(spec.shape)
+    if not shape:
+        raise FingerprintError(
+            f"input {spec.name!r} is a scalar (shape ()), with no batch dimension to fill; pass --probes FILE.npz"
+        )
+    rest = shape[1:]
+    given = (input_shapes or {}).get(spec.name)
+    hint = f"--input-shape {spec.name}=" + ",".join(f"D{i}" for i in range(1, len(rest) + 1))
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        fits = len(given) == len(rest) and all(
+            g > 0 and (d is None or d == g) for g, d in zip(given, rest, strict=True)
+        )
+        if not fits:
+            raise FingerprintError(
+                f"--input-shape {spec.name}={','.join(map(str, given))} does not fit the input's shape "
+                f"{_describe_shape(shape)}; give one sample's shape without the batch dimension: {hint}"
+            )
+        rest = given
+    elif any(d is None for d in rest):
+        raise FingerprintError(
+            f"input {spec.name!r} has shape {_describe_shape(shape)}: a dimension other than the batch is "
+            f"dynamic; pass {hint} (one sample's shape, without the batch dimension) or --probes FILE.npz"
+        )
+    return (num_probes, *rest)  # type: ignore[return-value]
+
+
+def _one_input(
+    spec: SpecLike,
+    *,
+    num_probes: int,
+    seed: int,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    int_ranges: Mapping[str, tuple[int, int]] | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    dt = None if spec.dtype == STRING_DTYPE else numpy_dtype(spec.dtype)
+    int_range = (int_ranges or {}).get(spec.name)
+    if dt is None or dt.kind in "bOSUc" or not (is_float(dt) or _is_int(dt)):
+        raise FingerprintError(
+            f"input {spec.name!r} is {spec.dtype}: envprint cannot invent meaningful values of this type; "
+            "pass --probes FILE.npz with real examples"
+        )
+    if _is_int(dt) and int_range is None:
+        raise FingerprintError(
+            f"input {spec.name!r} is {spec.dtype} and no vocabulary size was found for it (no Embedding reads "
+            "it directly); pass --probes FILE.npz with valid ids"
+        )
+    shape = _sample_shape(spec, num_probes, input_shapes)
+    rng = _stream(seed, spec.name)
+    entry: dict[str, Any] = {"shape": list(shape), "dtype": spec.dtype}
+    if int_range is not None:
+        low, high = int(int_range[0]), int(int_range[1])
+        if not low < high:
+            raise FingerprintError(f"input {spec.name!r}: integer range [{low}, {high}) is empty; check the range")
+        if _is_int(dt) and (low < np.iinfo(dt).min or high - 1 > np.iinfo(dt).max):
+            raise FingerprintError(
+                f"input {spec.name!r}: integer range [{low}, {high}) does not fit {spec.dtype}; pass --probes FILE.npz"
+            )
+        values = rng.integers(low, high, size=shape, dtype=np.int64).astype(dt)
+        entry.update(distribution=INTEGER_DISTRIBUTION, low=low, high=high)
+    else:
+        # Drawn in float64 then rounded once, so a float16 and a float32 input see the same draws.
+        values = rng.standard_normal(size=shape, dtype=np.float64).astype(dt)
+        entry.update(distribution=FLOAT_DISTRIBUTION)
+    return values, entry
+
+
+def generate_probes(
+    inputs: Iterable[SpecLike],
+    *,
+    num_probes: int,
+    seed: int,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    int_ranges: Mapping[str, tuple[int, int]] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Probes for each input, and the recipe that regenerates them exactly.
+
+    Floats: ``standard_normal`` drawn in float64, cast to the input's dtype. Inputs named in
+    ``int_ranges``: uniform integers in ``[low, high)`` (an Embedding's ``[0, input_dim)``), cast
+    to the input's dtype, float inputs included. Other integer, bool and string inputs need the
+    user's probes. Each input has its own stream keyed by its name (see ``_stream``).
+    """
+    if num_probes < 1:
+        raise FingerprintError(f"num_probes must be at least 1, got {num_probes}; pass --num-probes N")
+    arrays: dict[str, np.ndarray] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for spec in sorted(inputs, key=lambda s: s.name):
+        arrays[spec.name], entries[spec.name] = _one_input(
+            spec, num_probes=num_probes, seed=seed, input_shapes=input_shapes, int_ranges=int_ranges
+        )
+    recipe = {
+        "recipe_version": RECIPE_VERSION,
+        "generator": "numpy.random.default_rng([seed, int.from_bytes(sha256(name)[:4], 'little')])",
+        "seed": int(seed),
+        "num_probes": int(num_probes),
+        "numpy_version": np.__version__,
+        "inputs": entries,
+    }
+    return arrays, recipe
+
+
+def probes_from_recipe(recipe: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Regenerate the probes a ``generate_probes`` recipe describes, bit for bit."""
+    if recipe.get("recipe_version") != RECIPE_VERSION:
+        raise FingerprintError(
+            f"probe recipe version {recipe.get('recipe_version')!r} is not one this envprint reads "
+            f"({RECIPE_VERSION}); upgrade envprint"
+        )
+    specs = []
+    ranges: dict[str, tuple[int, int]] = {}
+    for name, entry in recipe["inputs"].items():
+        specs.append(TensorSpecInfo(name, (None, *entry["shape"][1:]), entry["dtype"]))
+        if entry["distribution"] == INTEGER_DISTRIBUTION:
+            ranges[name] = (entry["low"], entry["high"])
+    arrays, _ = generate_probes(specs, num_probes=recipe["num_probes"], seed=recipe["seed"], int_ranges=ranges)
+    return arrays
+
+
+# ---------------------------------------------------------------------------------- load
+
+
+def _safe_cast(arr: np.ndarray, spec: SpecLike, where: str, casts: dict[str, str] | None = None) -> np.ndarray:
+    """``arr`` as the input's dtype, or FingerprintError when the cast could change values (``CAST_RULE``).
+
+    Each cast made goes into ``casts`` as ``{input: "int64 -> int32"}``.
+    """
+    out = _cast(arr, spec, where)
+    if casts is not None and out.dtype != arr.dtype:
+        casts[spec.name] = f"{arr.dtype} -> {out.dtype}"
+    return out
+
+
+def cast_to_inputs(
+    arrays: Mapping[str, np.ndarray], inputs: Sequence[SpecLike], where: str, casts: dict[str, str] | None = None
+) -> dict[str, np.ndarray]:
+    """``arrays`` (keyed by input name) cast to each input's dtype by the rule ``load_probes`` applies.
+
+    Verify feeds the recorded probes through this, so a model whose input became int64 (or a
+    SavedModel of the same weights that declares it so) gets the same values, and a cast that
+    would change a value is refused the same way as at save.
+    """
+    specs = {s.name: s for s in inputs}
+    return {k: _safe_cast(v, specs[k], f"{where}[{k!r}]", casts) if k in specs else v for k, v in arrays.items()}
+
+
+def uninformative(arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """The names of float arrays that hold no finite value (all NaN or infinite): they verify nothing.
+
+    A model fed only NaN answers NaN on any host and for any weights, so verify would pass
+    forever; an output that is all NaN or infinite compares equal whatever the weights.
+    """
+    bad = []
+    for name, arr in arrays.items():
+        a = np.asarray(arr)
+        if a.size and is_float(a.dtype) and not np.isfinite(a.astype(np.float64)).any():
+            bad.append(name)
+    return sorted(bad)
+
+
+def check_int_ranges(arrays: Mapping[str, np.ndarray], ranges: Mapping[str, tuple[int, int]], where: str) -> None:
+    """FingerprintError naming the input, the index and the vocabulary when an Embedding index is out of range."""
+    for name, (low, high) in ranges.items():
+        arr = arrays.get(name)
+        if arr is None or not _is_int(np.asarray(arr).dtype) or not np.asarray(arr).size:
+            continue
+        a = np.asarray(arr)
+        outside = np.argwhere((a < low) | (a >= high))
+        if len(outside):
+            index = tuple(int(i) for i in outside[0])
+            raise FingerprintError(
+                f"{where}: input {name!r} holds index {int(a[index])} at {list(index)}, outside the vocabulary of the "
+                f"Embedding that reads it (input_dim {high}: indices {low} to {high - 1}); "
+                f"{len(outside)} of {a.size} values are outside; fix the probes"
+            )
+
+
+def _cast(arr: np.ndarray, spec: SpecLike, where: str) -> np.ndarray:
+    if spec.dtype == STRING_DTYPE:
+        if arr.dtype.kind in "SU":
+            return arr
+        raise FingerprintError(
+            f"{where}: the model input is a string but the array is {arr.dtype}; save bytes or str arrays"
+        )
+    want = numpy_dtype(spec.dtype)
+    have = arr.dtype
+    if have == want:
+        return arr
+    fix = f"save it as {spec.dtype}: np.savez(path, {spec.name}=arr.astype('{spec.dtype}'))"
+    if is_float(have) and is_float(want):
+        return arr.astype(want)
+    if _is_int(have) and (_is_int(want) or is_float(want)):
+        out = arr.astype(want)
+        with np.errstate(invalid="ignore", over="ignore"):
+            back = out.astype(have)
+        if np.array_equal(back, arr) and (not is_float(want) or np.isfinite(out).all()):
+            return out
+        raise FingerprintError(f"{where}: {have} values do not all fit {spec.dtype} exactly; {fix}")
+    raise FingerprintError(
+        f"{where}: the array is {have} but the model input is {spec.dtype}; a cast would change values; {fix}"
+    )
+
+
+def _check_shape(arr: np.ndarray, spec: SpecLike, where: str) -> None:
+    shape = tuple(spec.shape)
+    ok = arr.ndim == len(shape) and all(d is None or d == a for d, a in zip(shape[1:], arr.shape[1:], strict=True))
+    if not ok or (shape and arr.shape[0] < 1):
+        raise FingerprintError(
+            f"{where}: shape {arr.shape} does not fit the model input's {_describe_shape(shape)} "
+            "(dimension 0 is the batch, the others must match); fix the array's shape"
+        )
+
+
+# What NumPy and zipfile raise on bytes that are not a valid .npy/.npz: a bad zip directory or
+# CRC, a compression method zipfile lacks (NotImplementedError), an encrypted member
+# (RuntimeError), a corrupt deflate stream (zlib.error), a header naming a shape too large to
+# allocate (MemoryError, OverflowError), a garbled header (ValueError, SyntaxError from
+# literal_eval, tokenize.TokenError from NumPy's header filter, struct.error). Found by
+# scripts/fuzz.py; every one ends as a FingerprintError.
+_CORRUPT = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
+    MemoryError,
+    OverflowError,
+    SyntaxError,
+    tokenize.TokenError,
+    KeyError,
+)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _refused_pickle(exc: ValueError) -> bool:
+    """np.load said no because unpickling would be needed (allow_pickle=False did its job)."""
+    return "allow_pickle" in str(exc) or "Object arrays" in str(exc)
+
+
+def _objects_refused(where: object, what: str) -> FingerprintError:
+    return FingerprintError(
+        f"{where}: holds Python objects ({what}), which envprint never unpickles; "
+        "save numeric arrays with np.save/np.savez"
+    )
+
+
+def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None = None) -> np.ndarray:
+    fix = fix or f"re-create {path.name} with np.save/np.savez"
+    try:
+        arr = loaded[key] if key else loaded
+        arr = np.asarray(arr)
+    except ValueError as exc:
+        if _refused_pickle(exc):
+            raise _objects_refused(where, "an object array") from None
+        raise FingerprintError(f"{where}: cannot be read ({_short(exc)}); {fix}") from None
+    except _CORRUPT as exc:
+        raise FingerprintError(f"{where}: truncated or corrupt ({_short(exc)}); {fix}") from None
+    if arr.dtype.kind == "O":
+        raise _objects_refused(where, "an object array")
+    return arr
+
+
+def _short(exc: BaseException) -> str:
+    """An exception as one short line: a hostile file must not put line breaks into a message."""
+    return one_line(exc, 160)
+
+
+def _open(path: Path, data: bytes | None = None, fix: str | None = None) -> Any:
+    """``np.load`` of ``path`` (or of ``data``, the bytes read from it), never unpickling."""
+    fix = fix or "re-create it with np.save/np.savez"
+    if data is None:
+        fix_path = "check the path passed to --probes"
+        with open_user_file(path, FingerprintError, fix_path, directory_fix="pass a .npy or .npz file") as fh:
+            try:
+                head = fh.read(len(_NPY_MAGIC))
+            except OSError as exc:
+                raise FingerprintError(f"{path}: cannot be read ({_short(exc)}); check its permissions") from None
+        source: Any = path
+    else:
+        head, source = data[: len(_NPY_MAGIC)], io.BytesIO(data)
+    if not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
+        if head.startswith(b"\x80"):  # pickle protocol 2 and later
+            raise _objects_refused(path, "an object array or a pickle")
+        what = "empty" if not head else "neither the .npy nor the .npz (zip) format"
+        raise FingerprintError(f"{path}: not a .npy/.npz file ({what}); {fix}")
+    try:
+        return np.load(source, allow_pickle=False)
+    except ValueError as exc:
+        if _refused_pickle(exc):
+            raise _objects_refused(path, "an object array or a pickle") from None
+        raise FingerprintError(f"{path}: not a readable .npy/.npz ({_short(exc)}); {fix}") from None
+    except _CORRUPT as exc:
+        raise FingerprintError(f"{path}: truncated or corrupt ({_short(exc)}); {fix}") from None
+
+
+def load_probes(
+    path: str | os.PathLike[str],
+    inputs: Sequence[SpecLike],
+    *,
+    notes: list[str] | None = None,
+    casts: dict[str, str] | None = None,
+) -> dict[str, np.ndarray]:
+    """The user's probes, checked against the model's inputs and cast as the module rules allow.
+
+    ``.npy`` holds the one input of a single-input model; ``.npz`` holds one array per input,
+    keyed by input name, and nothing else; for a single-input model an ``.npz`` holding one
+    array is taken whatever its key (and ``notes`` says which). All inputs must share the batch
+    size. Each cast made goes into ``casts`` as ``{input: "int64 -> int32"}``.
+    """
+    notes = notes if notes is not None else []
+    p = Path(path)
+    names = [s.name for s in inputs]
+    if p.suffix.lower() not in (".npy", ".npz"):
+        raise FingerprintError(f"{p}: probes must be a .npy (one input) or .npz (keyed by input name) file")
+    if p.suffix.lower() == ".npy" and len(inputs) != 1:
+        raise FingerprintError(
+            f"{p}: a .npy holds one array but the model has {len(inputs)} inputs ({', '.join(names)}); "
+            "pass an .npz keyed by input name: np.savez(path, " + ", ".join(f"{n}=..." for n in names) + ")"
+        )
+    loaded = _open(p)
+    out: dict[str, np.ndarray] = {}
+    if isinstance(loaded, np.ndarray):  # .npy (or an .npz-named .npy: np.load reads the magic, not the name)
+        if len(inputs) != 1:
+            raise FingerprintError(
+                f"{p}: holds one array but the model has {len(inputs)} inputs; pass an .npz keyed by input name"
+            )
+        spec = inputs[0]
+        arr = _read_array(loaded, "", str(p), p)
+        _check_shape(arr, spec, f"{p}")
+        out[spec.name] = _safe_cast(arr, spec, f"{p}", casts)
+    else:
+        with loaded:
+            try:
+                keys = list(loaded.files)
+            except _CORRUPT as exc:
+                raise FingerprintError(
+                    f"{p}: truncated or corrupt ({_short(exc)}); re-create it with np.savez"
+                ) from None
+            keyed = {n: n for n in names}
+            if len(names) == 1 and len(keys) == 1 and keys != names:
+                # One array for one input: nothing to match, whatever np.savez called it ('arr_0').
+                keyed = {names[0]: keys[0]}
+                notes.append(f"{p}: took the array {keys[0]!r} for the model's only input {names[0]!r}")
+            missing = [n for n in names if keyed[n] not in keys]
+            extra = [k for k in keys if k not in keyed.values()]
+            if missing or extra:
+                parts = []
+                if missing:
+                    parts.append("missing " + ", ".join(repr(n) for n in missing))
+                if extra:
+                    parts.append("unexpected " + ", ".join(repr(k) for k in extra))
+                raise FingerprintError(
+                    f"{p}: {'; '.join(parts)}; its keys must be exactly the model's input names: {', '.join(names)}"
+                )
+            for spec in inputs:
+                where = f"{p}[{keyed[spec.name]!r}]"
+                arr = _read_array(loaded, keyed[spec.name], where, p)
+                _check_shape(arr, spec, where)
+                out[spec.name] = _safe_cast(arr, spec, where, casts)
+    batches = {n: a.shape[0] for n, a in out.items() if a.ndim}
+    if len(set(batches.values())) > 1:
+        raise FingerprintError(
+            f"{p}: inputs disagree on the batch size ("
+            + ", ".join(f"{n}: {b}" for n, b in batches.items())
+            + "); give every input the same number of probes"
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------- store
+
+# Fixed zip member time: np.savez stamps members with the current time, so the same arrays
+# would give different bytes (and digests) on every save.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to an ``.npz`` that ``np.load`` reads, atomically and byte-for-byte reproducibly.
+
+    Members are ``NAME.npy`` in sorted name order, stored uncompressed with a fixed timestamp;
+    object arrays are refused (they would need pickle to read back).
+    """
+    p = Path(path)
+    for name, arr in arrays.items():
+        if not isinstance(name, str) or not name or name.endswith(".npy"):
+            raise FingerprintError(f"{p}: array name {name!r} cannot be stored; use a non-empty name without '.npy'")
+        if np.asarray(arr).dtype.kind == "O":
+            raise FingerprintError(f"{p}: array {name!r} holds Python objects; envprint stores numeric arrays only")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        if hasattr(os, "fchmod"):  # a server running as another user must read the record
+            os.fchmod(fd, plain_file_mode())
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name in sorted(arrays):
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_arrays(path: str | os.PathLike[str], data: bytes | None = None) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` envprint saved (``path``, or ``data`` read from it), never unpickling.
+
+    Whatever the bytes, the result is the arrays or a FingerprintError of one line.
+    """
+    p = Path(path)
+    fix = f"copy the whole {p.parent.name}/ directory again, or re-run envprint save"
+    loaded = _open(p, data, fix)
+    if isinstance(loaded, np.ndarray):
+        raise FingerprintError(f"{p}: a single .npy array, not an .npz archive; {fix}")
+    with loaded:
+        try:
+            keys = list(loaded.files)
+        except _CORRUPT as exc:
+            raise FingerprintError(f"{p}: truncated or corrupt ({_short(exc)}); {fix}") from None
+        if len(set(keys)) != len(keys):
+            raise FingerprintError(f"{p}: names an array twice; {fix}")
+        return {k: _read_array(loaded, k, f"{p}[{_short(repr(k))}]", p, fix) for k in keys}

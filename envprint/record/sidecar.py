@@ -1,0 +1,505 @@
+"""The sidecar directory on disk: where a record lives and its filesystem transactions.
+
+Owns: the record's file names and default place (beside a file model, inside a SavedModel),
+atomic writes, what a save may replace (an envprint record only: ``not_a_record``),
+publishing a whole record under a lock (``publish_directory``) so that readers
+see the old record or the new one, never a mixture, and reading it as one snapshot
+(``RecordReader``). What the bytes of fingerprint.json mean is ``store``'s job.
+Must not import TensorFlow, nor ``store``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from envprint.errors import FingerprintError, ModelError
+from envprint.record.signing import SIGNATURE_FILE
+
+T = TypeVar("T")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file under this umask (mkstemp's 0600 is for secrets, not records)."""
+    return 0o666 & ~_umask()
+
+
+def make_staging_dir(target: Path) -> Path:
+    """A temporary directory beside ``target`` with the permissions a plain mkdir would give."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a serving user must be able to read the record
+    return staging
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same directory and rename: readers see old or new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the record a plain file's permissions
+            os.fchmod(fd, plain_file_mode())
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- the sidecar
+
+SIDECAR_SUFFIX = ".envprint"
+SAVEDMODEL_SIDECAR = Path("assets.extra") / "envprint"
+FINGERPRINT_FILE = "fingerprint.json"
+PROBES_FILE = "probes.npz"
+REFERENCE_FILE = "reference.npz"
+
+
+def default_sidecar(model_path: Path) -> Path:
+    """Where the record lives: beside a file model, inside a SavedModel directory.
+
+    ``model.keras`` -> ``model.keras.envprint/``; ``export/`` -> ``export/assets.extra/envprint/``,
+    where TF Serving keeps its warm-up data, so that copying the export carries the record.
+    """
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        return model_path / SAVEDMODEL_SIDECAR
+    return model_path.with_name(model_path.name + SIDECAR_SUFFIX)
+
+
+def sidecar_exclusions(model_path: Path, sidecar: Path) -> list[str]:
+    """Paths inside the model directory that are a record, not the model (not digested): the one in
+    use, and a SavedModel's embedded record even when another one (--fingerprint) is in use."""
+    embedded = [SAVEDMODEL_SIDECAR.as_posix()]
+    try:
+        rel = Path(sidecar).resolve().relative_to(Path(model_path).resolve()).as_posix()
+    except ValueError:
+        return embedded
+    return embedded if rel == embedded[0] else [*embedded, rel]
+
+
+# A staging directory older than this was left by a save that was killed (a live one exists for
+# seconds: the arrays and fingerprint are written, then it is published); the next save removes it.
+STALE_AFTER_S = 15 * 60
+LOCK_TIMEOUT_S = 120.0
+# The lock is held for a rename and the removal of the old record: a lock file older than this
+# belongs to a publisher that died.
+LOCK_STALE_AFTER_S = 60.0
+
+
+def _flock_directory(directory: Path, target: Path, timeout: float) -> int | None:
+    """An fd of ``directory`` holding an exclusive flock, or None where flock is unavailable.
+
+    Locking the directory, not a lock file beside the record, leaves nothing behind, and the
+    kernel drops the lock when the holder dies (a killed save never blocks the next one).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise FingerprintError(
+                    f"{target}: another envprint save held the lock on {directory} for {timeout:g} s; "
+                    "wait for it to finish, then rerun"
+                ) from None
+            time.sleep(0.01)
+        except OSError:  # a file system without flock (some network mounts): use a lock file
+            os.close(fd)
+            return None
+
+
+@contextlib.contextmanager
+def _lock_file(target: Path, timeout: float) -> Iterator[None]:
+    """Fallback where flock is unavailable (Windows): an O_EXCL lock file, broken when stale."""
+    lock = target.with_name(f".{target.name}.lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - lock.stat().st_mtime > LOCK_STALE_AFTER_S:  # its save was killed
+                    lock.unlink()
+                    continue
+            if time.monotonic() > deadline:
+                raise FingerprintError(
+                    f"{lock}: another envprint save is publishing a record here, or a killed one left this "
+                    "lock file; wait and rerun, or delete the file if no save is running"
+                ) from None
+            time.sleep(0.05)
+        except OSError as exc:
+            raise FingerprintError(
+                f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory"
+            ) from None
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def publish_lock(target: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the lock that serializes every envprint save publishing into ``target``'s directory."""
+    target = Path(target)
+    fd = _flock_directory(target.parent, target, timeout)
+    if fd is None:
+        with _lock_file(target, timeout):
+            yield
+        return
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where that is not available.
+
+    With it, replacing a record has no moment at which the target is absent, so a save killed at
+    any instant leaves the old record or the new one in place.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, or a libc without it
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):  # kernel or file system says no
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _backup_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old-{os.getpid()}")
+
+
+def interrupted_backups(target: Path) -> list[Path]:
+    """Old records a killed ``save --force`` moved aside and never removed (only where renameat2 is missing)."""
+    target = Path(target)
+    prefix = f".{target.name}.old-"
+    try:
+        return sorted(p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.is_dir())
+    except OSError:
+        return []
+
+
+def clean_leftovers(target: Path, *, now: float | None = None, stale_after: float = STALE_AFTER_S) -> list[Path]:
+    """Remove what killed saves left beside ``target``; call with the publish lock held and ``target`` in place.
+
+    Staging directories (``.NAME.*.tmp``) are removed once older than ``stale_after`` seconds (a
+    younger one may belong to a save still writing); old records moved aside (``.NAME.old-PID``)
+    at once, since the lock says no replace is under way and the target is complete.
+    """
+    target = Path(target)
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(f".{target.name}."):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            stale = name.endswith(".tmp") and now - entry.stat(follow_symlinks=False).st_mtime > stale_after
+        except OSError:
+            continue
+        if stale or name.startswith(f".{target.name}.old-"):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+# What a record directory holds: fingerprint.json, the arrays, and its signature.json.
+RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, SIGNATURE_FILE})
+
+
+def _listing(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(sorted(names)[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def not_a_record(path: Path) -> str | None:
+    """What is at ``path`` when it is something a save must not replace; None for an envprint record.
+
+    A record is a directory holding fingerprint.json and nothing but the files a record holds
+    (``RECORD_FILES``). Anything else there is the user's: a model file, a SavedModel, a folder
+    of their own, even an empty one; replacing it would delete it.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        if path.is_symlink() and not path.exists():
+            return "a broken symbolic link"
+        return "a file" if path.exists() else None
+    try:
+        names = [entry.name for entry in os.scandir(path)]
+    except OSError as exc:
+        return f"a directory that cannot be listed ({exc.strerror or exc})"
+    if not names:
+        return "an empty directory"
+    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
+        return "a SavedModel directory"
+    if FINGERPRINT_FILE not in names:
+        return f"a directory holding {_listing(names)}, with no {FINGERPRINT_FILE}"
+    foreign = [n for n in names if n not in RECORD_FILES]
+    if foreign:
+        return f"a directory holding files a record does not: {_listing(foreign)}"
+    return None
+
+
+def refuse_non_record(target: Path) -> None:
+    """Raise FingerprintError unless ``target`` is absent or an envprint record (``not_a_record``), whatever --force says."""
+    found = not_a_record(target)
+    if found is not None:
+        raise FingerprintError(
+            f"{target}: {found}, not an envprint record; a save replaces only a record, even with --force: "
+            "pass --out a new path, or move this away yourself"
+        )
+
+
+def already_exists(target: Path) -> FingerprintError:
+    return FingerprintError(f"{target}: an envprint record already exists; pass --force to replace it")
+
+
+def publish_directory(
+    staging: Path,
+    target: Path,
+    force: bool,
+    *,
+    existed: bool | None = None,
+    guard: Callable[[Path], None] = refuse_non_record,
+) -> None:
+    """Move a complete staging directory into place; readers see the old record or the new, never a mix.
+
+    Publishers of one directory take turns (``publish_lock``), so two saves at once end with one
+    complete record. Without ``force`` an existing record is never replaced; ``existed=False``
+    says the caller found no record when it started, so one now is another save's. With
+    ``force`` the two directories are swapped in one step where the system can (Linux), else the
+    old record is moved aside, the new one renamed in, and only then the old one removed.
+    Only what ``guard`` lets pass (by default an envprint record: ``refuse_non_record``) is ever
+    replaced, checked under the lock: ``guard`` raises for anything else, even with ``force``.
+    """
+    staging, target = Path(staging), Path(target)
+    with publish_lock(target):
+        present = target.exists() or target.is_symlink()
+        if present:
+            guard(target)
+        if present and not force:
+            if existed is False:
+                raise FingerprintError(
+                    f"{target}: another envprint save wrote this fingerprint at the same time; "
+                    "rerun with --force to replace it"
+                )
+            raise already_exists(target)
+        try:
+            if not present:
+                os.rename(staging, target)
+            elif _exchange(staging, target):
+                _remove(staging)  # it now holds the old record
+            else:
+                backup = _backup_name(target)
+                os.replace(target, backup)
+                try:
+                    os.rename(staging, target)
+                except OSError:
+                    os.replace(backup, target)
+                    raise
+                _remove(backup)
+        except OSError as exc:
+            raise FingerprintError(
+                f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory"
+            ) from None
+        clean_leftovers(target)
+
+
+# --------------------------------------------------------------------------- reading a sidecar
+
+
+def plain_file_name(name: str) -> bool:
+    """True for a file name with no directory part: what a record may name inside its sidecar."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0:") and Path(name).name == name
+
+
+class RecordReader:
+    """The files of one sidecar directory, read as one snapshot.
+
+    Where the system allows (POSIX), files are opened relative to a descriptor of the directory
+    taken once: a ``save --force`` that swaps the directory meanwhile cannot make this reader see
+    the old fingerprint.json with the new probes.npz. Only plain names are read (a record names
+    its files; ``../../etc/passwd`` or an absolute path is refused), only regular files (a name
+    linked to ``/dev/zero`` would never end), and a reader never writes.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._fd: int | None = None
+        if os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY"):
+            try:
+                self._fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                self._fd = None  # reads below fall back to paths, and report what is wrong
+
+    def __enter__(self) -> RecordReader:
+        return self
+
+    def replaced(self) -> bool:
+        """True when the directory this reader holds is no longer the one at its path (a save swapped it)."""
+        if self._fd is None:
+            return False
+        held = os.fstat(self._fd)
+        try:
+            now = os.stat(self.directory)
+        except OSError:
+            return True
+        return (held.st_ino, held.st_dev) != (now.st_ino, now.st_dev)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def exists(self, name: str) -> bool:
+        """Whether the directory holds an entry ``name`` (any kind; nothing is opened)."""
+        if not plain_file_name(name):
+            return False
+        try:
+            if self._fd is not None:
+                os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+            else:
+                (self.directory / name).lstat()
+        except OSError:
+            return False
+        return True
+
+    def read(self, name: str, *, limit: int | None = None) -> bytes | None:
+        """The bytes of ``name`` in the directory; None when it does not exist."""
+        path = self.directory / name
+        if not plain_file_name(name):
+            raise FingerprintError(f"{path}: {name!r} is not a file name inside the sidecar; re-save the record")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(name, flags, dir_fd=self._fd) if self._fd is not None else os.open(path, flags)
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise FingerprintError(f"{path}: is a directory, not a file; copy the record again") from None
+        except OSError as exc:
+            raise FingerprintError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+        with os.fdopen(fd, "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise FingerprintError(f"{path}: is a directory, not a file; copy the record again")
+            if not stat.S_ISREG(mode):
+                raise FingerprintError(f"{path}: not a regular file (a device, FIFO or socket); copy the record again")
+            try:
+                data = fh.read() if limit is None else fh.read(limit + 1)
+            except OSError as exc:
+                raise FingerprintError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        if limit is not None and len(data) > limit:
+            raise FingerprintError(f"{path}: larger than {limit >> 20} MiB, not an envprint record")
+        return data
+
+
+def read_consistent(directory: str | os.PathLike[str], read: Callable[[RecordReader], T], attempts: int = 3) -> T:
+    """``read(reader)`` over one snapshot of ``directory``, again on the new record if a save replaced it.
+
+    A ``save --force`` that swaps the record in deletes the old one's files, possibly from under
+    a reader that still holds the old directory: that reader then finds a file missing. When
+    the directory was replaced meanwhile, the read starts over on the record now in place.
+    """
+    for attempt in range(attempts):
+        with RecordReader(directory) as reader:
+            try:
+                return read(reader)
+            except FingerprintError:
+                if attempt + 1 < attempts and reader.replaced():
+                    continue
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def require_model(model: str | Path) -> None:
+    """ModelError unless ``model`` exists: a mistyped model path is not a reason to re-save (exit 4, not 3)."""
+    if not (Path(model).exists() or Path(model).is_symlink()):
+        raise ModelError(f"{model}: no such file or directory; check the path of the model")
+
+
+def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
+    """The fingerprint.json to verify against: given (file or sidecar directory), else beside the model.
+
+    A model that does not exist is a ModelError, before any record is looked for.
+    """
+    if fingerprint is not None:
+        path = Path(fingerprint)
+        return path / FINGERPRINT_FILE if path.is_dir() else path
+    if model is None:
+        raise FingerprintError(
+            "no fingerprint given: pass fingerprint=PATH (the sidecar directory or its fingerprint.json)"
+        )
+    require_model(model)
+    sidecar = default_sidecar(Path(model))
+    path = sidecar / FINGERPRINT_FILE
+    if not path.exists():
+        backups = interrupted_backups(sidecar)
+        if backups and not sidecar.exists():
+            raise FingerprintError(
+                f"{path}: missing; an interrupted 'envprint save --force' left the previous record in "
+                f"{backups[-1]}: rename it to {sidecar.name}, or save again"
+            )
+        raise FingerprintError(
+            f"{path}: no fingerprint beside the model; run 'envprint save {model}' on the training host, "
+            "or pass --fingerprint PATH"
+        )
+    return path

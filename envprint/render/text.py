@@ -1,0 +1,477 @@
+"""Models -> text for people. All user-facing wording lives here.
+
+Owns: the readable tables of ``show``, ``diff`` and ``verify``, and the plain-text ``Writer`` and
+``Table`` they are written with. JSON for machines is ``store.canonical_json``.
+Must not import TensorFlow, nor rich: ``diff`` of two files must start fast, and rich (import,
+console set-up, layout) cost ~50 ms of its ~260 ms for tables that need only aligned columns.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from envprint.causes.diff import flatten
+from envprint.causes.registry import absent
+from envprint.models import (
+    NONFINITE,
+    DiffEntry,
+    Explanation,
+    Fingerprint,
+    FingerprintDiff,
+    ModelDifference,
+    OutputComparison,
+    Report,
+    SaveSummary,
+)
+
+SECTION_TITLES = {
+    "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
+    "devices": "Devices", "threads": "Threads", "seeds": "Seeds", "env": "Environment variables",
+}  # fmt: skip
+STATUS_MARK = {"changed": "~", "only_in_a": "-", "only_in_b": "+"}
+STATUS_WORDS = {"changed": "changed", "only_in_a": "only in A", "only_in_b": "only in B"}
+
+
+def fmt(value: Any, path: str = "") -> str:
+    """A value as printed; a missing one as causes.absent words it for ``path``."""
+    if value is None:
+        return absent(path)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value) if value else "(none)"
+    if isinstance(value, dict) and not value:
+        return "(none)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+class Table:
+    """A title line (unless None), then left-aligned columns two spaces apart, with an optional header row.
+
+    Never wraps or truncates: a long value widens its column, since a path or a version cut in
+    two is worse than a wide line in a pipe or a CI log. A cell with newlines spans several lines.
+    """
+
+    def __init__(self, title: str | None, *header: str) -> None:
+        self.title = title
+        self.header = header
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def lines(self) -> list[str]:
+        rows = [self.header, *self.rows] if self.header else self.rows
+        ncols = max(map(len, rows), default=0)
+        # A cell with newlines makes its whole row taller: one physical line per line of the cell.
+        physical: list[list[str]] = []
+        for row in rows:
+            cells = [cell.split("\n") for cell in row] + [[""]] * (ncols - len(row))
+            for i in range(max(map(len, cells), default=1)):
+                physical.append([parts[i] if i < len(parts) else "" for parts in cells])
+        widths = [max(len(line[i]) for line in physical) for i in range(ncols)]
+        body = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in physical]
+        return body if self.title is None else [self.title, *body]
+
+
+class Writer:
+    """Lines of plain text to a stream: all the renderers below need of a terminal.
+
+    The stream is looked up at each write when none is given, so output follows ``sys.stdout``
+    when a caller (Typer's CliRunner, pytest's capsys) swaps it after the writer was made.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def line(self, text: str = "") -> None:
+        (self._stream or sys.stdout).write(text + "\n")
+
+    def table(self, table: Table) -> None:
+        for text in table.lines():
+            self.line(text)
+
+
+def render_fingerprint(fp: Fingerprint, out: Writer, show_all: bool = False) -> None:
+    data = fp.model_dump(mode="json")
+    out.line(
+        f"envprint fingerprint (schema {fp.schema_version}, envprint {fp.envprint_version}, "
+        f"captured {fp.created_at.isoformat()})"
+    )
+    for section, title in SECTION_TITLES.items():
+        value = data[section]
+        table = Table(title)
+        if value is None:
+            table.add_row("(absent)", fp.unavailable.get(section, ""))
+            out.table(table)
+            continue
+        installed = value.pop("installed", None) if section == "packages" else None
+        reasons = value.pop("unavailable", {}) if isinstance(value, dict) else {}
+        for path, leaf in flatten(value):
+            if path.endswith(".unavailable") or ".unavailable." in path:
+                continue
+            shown = _size(leaf) if path.endswith("memory_bytes") and isinstance(leaf, int) else fmt(leaf)
+            if section == "tensorflow" and path == "jit" and leaf in JIT_WORDS:
+                shown = JIT_WORDS[leaf]
+            if leaf is None and path in reasons:
+                shown = f"(absent: {reasons[path]})"
+            table.add_row(path, shown)
+        if not table.rows and installed is None:
+            table.add_row("(none)", "")
+        if installed is not None:
+            if show_all:
+                for name, version in installed.items():
+                    table.add_row(f"installed.{name}", version)
+            else:
+                table.add_row("installed", f"{len(installed)} distributions; --all to list")
+        out.line()
+        out.table(table)
+
+
+def _folded(entries: Iterable[DiffEntry]) -> str:
+    counts = {"changed": 0, "only_in_a": 0, "only_in_b": 0}
+    for e in entries:
+        counts[e.status] += 1
+    total = sum(counts.values())
+    parts = [f"{n} {STATUS_WORDS[s]}" for s, n in counts.items() if n]
+    return f"{total} other package{'s' if total != 1 else ''} changed ({', '.join(parts)}); --all to list"
+
+
+def render_diff(diff: FingerprintDiff, out: Writer, show_all: bool = False, model_name: str | None = None) -> None:
+    """The diff, section by section; ``model_name`` names the file a single-file model's digest is of."""
+    out.line(f"A: {diff.a}")
+    out.line(f"B: {diff.b}")
+    if diff.identical:
+        out.line("No differences.")
+        return
+    numerics = sum(e.numerics for e in diff.entries)
+    out.line(
+        f"{len(diff.entries)} difference{'s' if len(diff.entries) != 1 else ''}, "
+        f"{numerics} of them can change numerics."
+    )
+    folded = [e for e in diff.entries if e.path.startswith("packages.installed.") and not show_all]
+    sections: dict[str, list[DiffEntry]] = {}
+    for e in diff.entries:
+        if e not in folded:
+            sections.setdefault(e.section, []).append(e)
+    order = {"changed": 0, "only_in_a": 1, "only_in_b": 2}
+    for section, entries in sections.items():
+        table = Table(SECTION_TITLES.get(section, section), "", "field", "A", "B", "topic")
+        for e in sorted(entries, key=lambda e: (order[e.status], not e.numerics)):
+            field = e.path[len(section) + 1 :] if e.path.startswith(section + ".") else e.path
+            if field == "files..":  # the digest of a single-file model, kept under the key "."
+                field = f"files[{model_name or 'the model file'}]"
+            table.add_row(
+                STATUS_MARK[e.status], field, fmt(e.a, e.path), fmt(e.b, e.path), e.topic if e.numerics else ""
+            )
+        out.line()
+        out.table(table)
+    if folded:
+        out.line()
+        out.line(_folded(folded))
+    out.line()
+    out.line("~ changed   - only in A   + only in B")
+    render_expectations(diff.expectations, out)
+
+
+# What a preflight expectation predicts; only a change beyond tolerance can fail verify --preflight.
+PREDICTS_WORDS = {
+    "noise": "ULP-level noise, within tolerance",
+    "precision": "a precision change, beyond tolerance",
+    "semantic": "changed results or a load failure",
+}
+
+
+def render_expectations(expectations: list[Explanation], out: Writer) -> None:
+    if not expectations:
+        return
+    out.line()
+    out.line("What to expect on B, most likely first:")
+    for i, x in enumerate(expectations, 1):
+        kind = f", {PREDICTS_WORDS[x.predicts]}" if x.predicts else ""
+        out.line(f"  {i}. {x.cause} (likelihood {x.score:.2f}{kind}): {x.reasoning}")
+        out.line(f"     remedy: {x.remedy}")
+
+
+VERDICT_WORDS = {
+    "identical": "PASSED (bit-identical)",
+    "within_tolerance": "PASSED (within tolerance)",
+    "mismatch": "MISMATCH",
+}
+JIT_WORDS = {"": "off (no XLA auto-clustering)", "autoclustering": "autoclustering (XLA compiles clusters of ops)"}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def file_names(files: list[str], model_name: str | None) -> str:
+    """File lists of a model: '.' is the single-file model itself, so it is named."""
+    return ", ".join(model_name or "the model file" if f == "." else f for f in files)
+
+
+DIFFERENCE_LABELS = {
+    "inputs": "inputs", "outputs": "outputs", "parameter_count": "parameters", "layer_classes": "layer classes",
+}  # fmt: skip
+
+
+def describe_differences(differences: list[ModelDifference]) -> str:
+    """'inputs [x (None, 4) float32] -> [...]; parameters 67 -> 18': how another model differs."""
+
+    def show(v: Any) -> str:
+        return "[" + ", ".join(v) + "]" if isinstance(v, list) else str(v)
+
+    return "; ".join(f"{DIFFERENCE_LABELS[d.field]} {show(d.saved)} -> {show(d.current)}" for d in differences)
+
+
+def _rerun_diff(report: Report) -> str:
+    return f"envprint diff {shlex.quote(report.fingerprint)} --current"
+
+
+def first_problem(report: Report) -> str:
+    """Why the report is a mismatch, in one line: what the header and ``raise_for_status`` say first."""
+    ident = report.identity
+    if ident.weights == "changed":
+        what = f": {describe_differences(ident.differences)}" if ident.differences else ""
+        return f"the model's weights differ from the fingerprinted model's: this is not the model that was saved{what}"
+    if ident.sidecar_files_changed:
+        files = ident.sidecar_files_changed
+        verb = "no longer matches" if len(files) == 1 else "no longer match"
+        return f"{', '.join(files)} {verb} the sha256 in fingerprint.json: the record was edited after save"
+    if report.random_at_inference:
+        return (
+            f"outputs changed between two identical predictions on this host ({', '.join(report.random_at_inference)})"
+            ": a random layer is active at inference"
+        )
+    for o in report.outputs:
+        if o.status == "mismatch":
+            if o.problem:
+                return summarize(o)
+            return f'output "{o.name}": {o.n_out_of_tolerance} of {o.size} elements out of tolerance'
+    return "outputs differ from the saved reference"
+
+
+def _signature_line(report: Report) -> str | None:
+    from envprint.record.signing import ALGORITHM, KEY_ENV
+
+    status, key = report.record_signature, report.signing_key_id
+    if status == "verified":
+        return f"verified ({ALGORITHM}, key {key})"
+    if status == "unchecked":
+        return f"signed, not checked: pass {KEY_ENV} to check it"
+    if key is not None:  # unsigned, with a key given
+        return "not signed; a signature is not required, so the key was not used"
+    return None
+
+
+def _tolerance_needed(c: OutputComparison) -> str | None:
+    """What tolerance would have passed this output, for a person choosing one (None: nothing to say)."""
+    if c.status == "identical" or c.problem or (c.rtol_needed is None and c.atol_needed is None):
+        return None
+    options = []
+    if c.rtol_needed is not None:
+        options.append(
+            f"rtol >= {c.rtol_needed:.2e} (with atol={c.atol:g})"
+            if c.rtol_needed
+            else f"rtol 0 (atol={c.atol:g} covers it)"
+        )
+    if c.atol_needed is not None:
+        options.append(f"atol >= {c.atol_needed:.2e} (with rtol=0)")
+    top = [f"top-{k} agreement {v:.1%}" for k, v in ((1, c.top1_agreement), (5, c.top5_agreement)) if v is not None]
+    return "  would pass at " + ", or ".join(options) + (f"; {', '.join(top)}" if top else "")
+
+
+def random_at_inference_line(o: OutputComparison) -> str:
+    """An output that changed between two identical predictions on this host."""
+    if o.status == "identical":
+        return (
+            f'output "{o.name}": the first prediction is bit-identical to the reference ({o.size} elements); '
+            "a second, identical prediction differed from it: random at inference"
+        )
+    return f'output "{o.name}": a second, identical prediction differed from the first: random at inference'
+
+
+def render_report(report: Report, out: Writer) -> None:
+    """The verify report: verdict first, then identity, outputs, environment, explanations."""
+    head = VERDICT_WORDS[report.verdict]
+    out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
+    out.line(f"  model:       {report.model}")
+    out.line(f"  fingerprint: {report.fingerprint}")
+    ident = report.identity
+    weights = {
+        "same": "same as saved",
+        "changed": "CHANGED: this is not the model that was saved",
+        "unknown": "not comparable",
+    }[ident.weights]
+    if ident.weights == "unknown" and ident.weights_digest_scheme_now != ident.weights_digest_scheme_saved:
+        weights += (
+            f" (saved as {ident.weights_digest_scheme_saved}, this model gives {ident.weights_digest_scheme_now})"
+        )
+    elif (
+        ident.weights == "changed"
+        and ident.weights_digest_scheme_saved == "named-v1" != ident.weights_digest_scheme_now
+    ):
+        weights += (
+            " (the record's digest uses envprint 0.1.0's scheme named-v1, which also hashed weight names; if this "
+            f"model was only rebuilt or re-saved, re-save the record to get scheme {ident.weights_digest_scheme_now})"
+        )
+    elif ident.weights == "same" and (ident.files_changed or ident.files_missing or ident.files_added):
+        weights += " (the files were rewritten, the weights are identical)"
+    out.line(f"  weights:     {weights}")
+    name = ident.model_name
+    for label, files in (
+        ("changed", ident.files_changed),
+        ("missing", ident.files_missing),
+        ("added", ident.files_added),
+    ):
+        if files:
+            out.line(f"  files {label}: {file_names(files, name)}")
+    if ident.differences:
+        out.line(f"  differs:     {describe_differences(ident.differences)}")
+    for label, mapping in (("input", report.inputs_by_position), ("output", report.outputs_by_position)):
+        for recorded, now in sorted(mapping.items()):
+            out.line(f"  {label} by position: the recorded {label} {recorded!r} is {now!r} in this model")
+    for name, how in sorted(report.probe_casts.items()):
+        out.line(f"  probe cast:  input {name!r} cast {how} for this model (the record's cast rule)")
+    if not report.probes_run:
+        out.line("  probes:      not run: this model does not take the recorded inputs")
+    if report.seed_applied is not None:
+        out.line(f"  seed:        {report.seed_applied} applied before loading, as at save (the model may be random)")
+    if ident.sidecar_files_changed:
+        out.line(f"  record edited: {', '.join(ident.sidecar_files_changed)} (sha256 differs from fingerprint.json)")
+    signature = _signature_line(report)
+    if signature:
+        out.line(f"  signature:   {signature}")
+    out.line()
+    for o in report.outputs:
+        if o.name in report.random_at_inference and o.status == "identical":
+            out.line(random_at_inference_line(o))
+            continue
+        out.line(
+            summarize(o) + (" | changed between identical predictions" if o.name in report.random_at_inference else "")
+        )
+        if o.worst:
+            out.table(worst_table(o))
+        needed = _tolerance_needed(o)
+        if needed:
+            out.line(needed)
+    env = report.environment
+    if report.outputs:  # the header already ends with a blank line
+        out.line()
+    numerics = [e for e in env.entries if e.numerics]
+    differences = _plural(len(env.entries), "difference")
+    if env.identical:
+        out.line("Environment: same as at save.")
+    elif report.verdict == "identical":
+        out.line(
+            f"Environment: {differences} from the saved host ({len(numerics)} can change numerics), "
+            f"and the probes did not change; {_rerun_diff(report)} lists them"
+        )
+    elif not numerics:
+        out.line(
+            f"Environment: {differences} from the saved host, none of which can change numerics; "
+            f"{_rerun_diff(report)} lists them"
+        )
+    else:
+        out.line(f"Environment: {differences} from the saved host, {len(numerics)} can change numerics:")
+        for e in numerics[:10]:
+            out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a, e.path)} -> {fmt(e.b, e.path)}  [{e.topic}]")
+        if len(numerics) > 10:
+            out.line(f"  ... {len(numerics) - 10} more; {_rerun_diff(report)} lists them")
+    if report.investigation:
+        out.line()
+        out.line("Investigation (child processes, one saved setting restored at a time):")
+        for r in report.investigation:
+            out.line(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
+            if r.remedy and r.status in ("confirmed", "untestable"):
+                out.line(f"  {'':<14} remedy: {r.remedy}")
+    if report.explanations:
+        out.line()
+        out.line("Likely causes, most likely first:")
+        for i, x in enumerate(report.explanations, 1):
+            out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
+            out.line(f"     remedy: {x.remedy}")
+
+
+def report_text(report: Report) -> str:
+    """``render_report`` as one string: what ``str(report)`` and ``report.to_text()`` return."""
+    buffer = io.StringIO()
+    render_report(report, Writer(buffer))
+    return buffer.getvalue()
+
+
+FORMAT_WORDS = {
+    "keras": "a Keras (.keras) model", "h5": "an HDF5 (.h5) model", "savedmodel": "a SavedModel",
+    "tflite": "a TFLite model",
+}  # fmt: skip
+
+
+def render_save(summary: SaveSummary, out: Writer) -> None:
+    """What ``envprint save`` prints: where the record went and what it holds."""
+    ident = summary.model
+    random = "" if summary.self_check.deterministic else " (NOT deterministic: see the warning)"
+    out.line(
+        f"saved {summary.sidecar}/fingerprint.json: {FORMAT_WORDS[ident.format]}, {summary.probes.num_probes} probes, "
+        f"outputs {', '.join(o.name for o in ident.outputs)}{random}"
+    )
+    tol = summary.tolerance
+    if tol.margin is not None:
+        atol = "the per-dtype default" if tol.atol is None else f"{tol.atol:g}"
+        drift = f"{tol.margin:g} x the largest relative error measured in {tol.derived_from}"
+        if tol.rtol is None:
+            out.line(f"tolerance: rtol the per-dtype default ({drift} is below it), atol {atol}")
+        else:
+            out.line(f"tolerance: rtol={tol.rtol:g} ({drift}, never below the per-dtype default), atol {atol}")
+
+
+def _label(key: str) -> str:
+    return key.replace("nan", "NaN").replace("inf", "Inf").replace("_", " ")
+
+
+def _pct(n: int, size: int) -> str:
+    p = 100.0 * n / size if size else 0.0
+    return f"{p:.1f}%" if p == 0 or p >= 0.1 else f"{p:.1g}%"
+
+
+def summarize(c: OutputComparison) -> str:
+    """One line, pytest-regressions style: counts | non-finite changes | statistics | tolerance."""
+    head = f'output "{c.name}": '
+    if c.problem:
+        return head + c.problem
+    if c.status == "identical":
+        return head + f"bit-identical ({c.size} elements)"
+    verdict = "all within tolerance" if c.status == "within_tolerance" else f"{c.n_out_of_tolerance} out of tolerance"
+    parts = [f"{c.n_differ} / {c.size} differ ({_pct(c.n_differ, c.size)}), {verdict}"]
+    nonfinite = [f"{_label(key)} {getattr(c, key)}" for key in NONFINITE if getattr(c, key)]
+    if nonfinite:
+        parts.append(", ".join(nonfinite))
+    stats = [f"max abs {c.max_abs:.1e}"] if c.max_abs is not None else []
+    stats += [f"max rel {c.max_rel:.1e}"] if c.max_rel is not None else []
+    stats += [f"max {c.max_ulp} ULP"] if c.max_ulp is not None else []
+    stats += [f"top-1 agreement {c.top1_agreement:.1%}"] if c.top1_agreement is not None else []
+    if stats:
+        parts.append(", ".join(stats))
+    parts.append("exact" if c.atol == 0 and c.rtol == 0 else f"atol={c.atol:g} rtol={c.rtol:g}")
+    return head + " | ".join(parts)
+
+
+def worst_table(c: OutputComparison) -> Table:
+    """The worst elements as an aligned ``Index  Obtained  Expected  Difference`` table (no rows if none)."""
+    table = Table(None, "Index", "Obtained", "Expected", "Difference")
+    for w in c.worst:
+        table.add_row(str(w.index), w.obtained, w.expected, w.difference)
+    return table
