@@ -15,7 +15,8 @@ import tensorflow as tf
 from envhelpers import capture_in_subprocess, keras_flavor_without_tensorflow
 
 import envprint
-from envprint.diff import diff_fingerprints
+from envprint.causes.diff import diff_fingerprints
+from envprint.host.compat import onednn_default
 from envprint.models import Fingerprint
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -30,10 +31,16 @@ def test_capture_reads_tensorflow_facts(fp):
     assert fp.tensorflow is not None
     assert fp.tensorflow.version == tf.__version__
     assert fp.tensorflow.op_determinism is False
-    # This process's oneDNN: TF_ENABLE_ONEDNN_OPTS when set, else on by default on Linux x86-64 (TF >= 2.9).
+    # This process's oneDNN: TF_ENABLE_ONEDNN_OPTS when set, else TensorFlow's default for this CPU
+    # (on Linux x86-64 only with AVX-512 VNNI/BF16 or AMX: off on an AVX2-only EPYC). The rule itself is
+    # checked against TensorFlow's own "oneDNN custom operations are on" line in tests/test_compat.py.
     env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    linux_x86 = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
-    expected = {"0": False, "1": True}.get(env, linux_x86)
+    expected = {"0": False, "1": True}.get(
+        env,
+        onednn_default(
+            tuple(map(int, tf.__version__.split(".")[:2])), platform.system(), platform.machine(), fp.cpu.flags
+        )[0],
+    )
     assert (fp.tensorflow.onednn.env, fp.tensorflow.onednn.enabled, fp.tensorflow.onednn.unavailable) == (
         env,
         expected,
