@@ -185,9 +185,7 @@ def test_report_of_a_file_that_is_not_a_report_exits_3(tmp_path):
 @pytest.mark.subprocess
 def test_html_without_matplotlib_exits_5_with_the_pip_line(tmp_path):
     # A fresh interpreter in which matplotlib cannot be imported, as on a host without the extra.
-    code = (
-        "import sys; sys.modules['matplotlib'] = None; from envprint.cli.app import main; sys.argv[0] = 'envprint'; main()"
-    )
+    code = "import sys; sys.modules['matplotlib'] = None; from envprint.cli.app import main; sys.argv[0] = 'envprint'; main()"
     saved = tmp_path / "r.json"
     saved.write_text("{}", encoding="utf-8")
     r = subprocess.run(

@@ -66,9 +66,7 @@ keras.Model(inp, keras.layers.Dense(16, name="y", **init)(inp)).save({path!r})
 envprint.save({path!r})
 """
 # The command line's verify --investigate, in a process started the same way.
-CLI = (
-    "from envprint.cli.app import app; app(['verify', {path!r}, '--investigate', '--investigate-timeout', '300', '--json'])"
-)
+CLI = "from envprint.cli.app import app; app(['verify', {path!r}, '--investigate', '--investigate-timeout', '300', '--json'])"
 
 
 @dataclass

@@ -163,7 +163,9 @@ def test_log_record_of_a_model_without_a_record_is_a_fingerprint_error(tracking,
 
 @pytest.mark.subprocess
 def test_verify_runs_uri_without_mlflow_exits_5_with_the_pip_line():
-    code = "import sys; sys.modules['mlflow'] = None; from envprint.cli.app import main; sys.argv[0] = 'envprint'; main()"
+    code = (
+        "import sys; sys.modules['mlflow'] = None; from envprint.cli.app import main; sys.argv[0] = 'envprint'; main()"
+    )
     r = subprocess.run([sys.executable, "-c", code, "verify", "runs:/abc/model"], capture_output=True, text=True)
     assert r.returncode == 5, r.stderr
     assert r.stderr == (
