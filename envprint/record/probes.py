@@ -2,7 +2,8 @@
 
 Owns: ``TensorSpecInfo`` (a model input or output as plain values), ``generate_probes`` and the
 recipe that regenerates them, ``load_probes`` (the user's ``.npy``/``.npz``, checked against
-the model's inputs), and ``save_arrays``/``load_arrays`` for the reference ``.npz``.
+the model's inputs), ``save_arrays``/``load_arrays`` for the reference ``.npz``, and ``is_float``
+(the one floating-dtype test, shared with ``check.compare``).
 NumPy only: must not import TensorFlow or Keras (``envprint._tf.loading`` imports this module,
 never the other way round).
 
@@ -36,7 +37,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from envprint.check.compare import is_float
 from envprint.errors import FingerprintError, one_line, open_user_file
 from envprint.record.sidecar import plain_file_mode
 
@@ -66,6 +66,11 @@ class SpecLike(Protocol):
 
 
 # ---------------------------------------------------------------------------------- dtypes
+
+
+def is_float(dt: np.dtype) -> bool:
+    """A floating dtype, ml_dtypes' too: their bfloat16 and float8 types have kind "V", like raw bytes."""
+    return dt.kind == "f" or (dt.kind == "V" and dt.names is None and dt.name.startswith(("bfloat", "float")))
 
 
 def numpy_dtype(name: str) -> np.dtype:
