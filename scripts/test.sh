@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run envprint's tests on a fresh machine: creates ./.venv, installs envprint[tensorflow-cpu,test],
-# lints (ruff, ruff format --check, the import contracts), then runs pytest in three passes, one per Keras that envprint supports:
+# runs the checks that keep ARCHITECTURE.md true (ruff, ruff format --check, the import contracts),
+# then runs pytest in three passes, one per Keras that envprint supports:
 #   1. the whole suite on the newest TensorFlow (Keras 3), including tests/test_cross_version.py,
 #      which verifies models saved here under TensorFlow 2.15;
 #   2. the Keras-sensitive part of the suite (FLAVOR_TESTS below) under tf_keras
