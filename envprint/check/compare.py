@@ -401,9 +401,10 @@ def tolerance_from_report(report: Report, margin: float, source: str) -> Toleran
         drift = max(drift, o.max_rel or 0.0, o.rtol_needed or 0.0)
         if o.expected_dtype:
             defaults.append(default_tolerance(o.expected_dtype)[0])
-    rtol: float | None = float(margin * drift)
-    if rtol <= min(defaults, default=0.0):
+    needed = float(margin * drift)
+    rtol: float | None
+    if needed <= min(defaults, default=0.0):
         rtol = None  # the per-dtype defaults already pass margin x the drift
     else:
-        rtol = max(rtol, *defaults)
+        rtol = max(needed, *defaults)
     return Tolerance(rtol=rtol, margin=margin, derived_from=source)

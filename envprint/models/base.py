@@ -11,16 +11,18 @@ Conventions:
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import BaseModel, ConfigDict
 
-FINGERPRINT_SCHEMA_VERSION = 1
-DIFF_SCHEMA_VERSION = 1
-REPORT_SCHEMA_VERSION = 2  # 2: typed fields instead of notes, passed, tolerance needed
-ERROR_SCHEMA_VERSION = 1
-SAVE_SCHEMA_VERSION = 1
-SWEEP_SCHEMA_VERSION = 1
-FLEET_SCHEMA_VERSION = 1
-AGGREGATE_SCHEMA_VERSION = 1
+FINGERPRINT_SCHEMA_VERSION: Final = 1
+DIFF_SCHEMA_VERSION: Final = 1
+REPORT_SCHEMA_VERSION: Final = 2  # 2: typed fields instead of notes, passed, tolerance needed
+ERROR_SCHEMA_VERSION: Final = 1
+SAVE_SCHEMA_VERSION: Final = 1
+SWEEP_SCHEMA_VERSION: Final = 1
+FLEET_SCHEMA_VERSION: Final = 1
+AGGREGATE_SCHEMA_VERSION: Final = 1
 
 # A leaf value as it appears in a diff: JSON scalars, or a list of strings (CPU flags, ...).
 Scalar = str | int | float | bool | None

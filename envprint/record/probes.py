@@ -60,9 +60,12 @@ class TensorSpecInfo:
 
 
 class SpecLike(Protocol):
-    name: str
-    shape: Sequence[int | None]
-    dtype: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[int | None]: ...
+    @property
+    def dtype(self) -> str: ...
 
 
 # ---------------------------------------------------------------------------------- dtypes
@@ -134,7 +137,7 @@ def _sample_shape(spec: SpecLike, num_probes: int, input_shapes: Mapping[str, Se
             f"input {spec.name!r} has shape {_describe_shape(shape)}: a dimension other than the batch is "
             f"dynamic; pass {hint} (one sample's shape, without the batch dimension) or --probes FILE.npz"
         )
-    return (num_probes, *rest)  # type: ignore[return-value]
+    return (num_probes, *rest)  # type: ignore[arg-type]  # no None left in rest: refused above
 
 
 def _one_input(
@@ -374,7 +377,7 @@ def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None =
     return arr
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException | str) -> str:
     """An exception as one short line: a hostile file must not put line breaks into a message."""
     return one_line(exc, 160)
 
