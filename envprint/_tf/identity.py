@@ -74,7 +74,7 @@ def _is_stochastic(layer: Any) -> bool:
 
 def _fed_by(layer: Any) -> list[Any]:
     """The Keras tensors that feed ``layer`` in any call of the graph."""
-    fed = []
+    fed: list[Any] = []
     for node in getattr(layer, "_inbound_nodes", []) or []:
         tensors = getattr(node, "input_tensors", None)
         if tensors is None:
@@ -117,7 +117,7 @@ def _leaf_digest(name: str, arr: np.ndarray) -> str:
         a = a.astype(a.dtype.newbyteorder("<"))
     leaf = hashlib.sha256(f"{name}\0{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
     # An object array holds pointers that no view may reinterpret; hash them as before.
-    leaf.update(a.tobytes() if a.dtype.hasobject else a.reshape(-1).view(np.uint8))
+    leaf.update(a.tobytes() if a.dtype.hasobject else a.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer
     return leaf.hexdigest()
 
 

@@ -14,7 +14,7 @@ does), nor ``investigate``, which runs and judges these steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -96,7 +96,7 @@ def _paths(entries: Iterable[DiffEntry]) -> tuple[str, ...]:
     return tuple(e.path for e in entries)
 
 
-def _label(env: dict[str, str | None], extra: str = "") -> str:
+def _label(env: Mapping[str, str | None], extra: str = "") -> str:
     parts = [f"{k}={v}" if v is not None else f"unset {k}" for k, v in sorted(env.items())]
     return " ".join(parts + ([extra] if extra else [])) or extra
 
@@ -111,7 +111,7 @@ def _onednn(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
     want = None if o is None else o.enabled if o.enabled is not None else o.default
     if want is None:
         return _untestable(c, entries, "the saved host's oneDNN state is unknown")
-    env = {"TF_ENABLE_ONEDNN_OPTS": "1" if want else "0"}
+    env: dict[str, str | None] = {"TF_ENABLE_ONEDNN_OPTS": "1" if want else "0"}
     return [Restore("onednn", _label(env), env, expect={"onednn": want}, fields=_paths(entries))]
 
 
@@ -210,7 +210,7 @@ def _determinism(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
 def _device(c: _Ctx, entries: list[DiffEntry]) -> list[Step]:
     saved = _gpus(c.saved)
     if not saved and c.current_gpus:
-        env = {"CUDA_VISIBLE_DEVICES": "-1"}
+        env: dict[str, str | None] = {"CUDA_VISIBLE_DEVICES": "-1"}
         return [
             Restore(
                 "device",

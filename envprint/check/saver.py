@@ -184,6 +184,7 @@ def _refuse_uninformative(
         return []
     names = ", ".join(repr(n) for n in bad)
     one = len(bad) == 1
+    error: type[FingerprintError] | type[ModelError]
     if reference is None:
         where, error = probes_path or "generated probes", FingerprintError
         text = (

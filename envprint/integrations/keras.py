@@ -52,7 +52,7 @@ def _write_probes(folder: Path, probes: Any) -> Path | None:
         return Path(probes) if probes is not None else None
     if isinstance(probes, Mapping):
         path = folder / "probes.npz"
-        np.savez(path, **{str(k): np.asarray(v) for k, v in probes.items()})
+        np.savez(path, **{str(k): np.asarray(v) for k, v in probes.items()})  # type: ignore[arg-type]  # numpy's stub: **kwds may be allow_pickle
         return path
     path = folder / "probes.npy"
     np.save(path, np.asarray(probes), allow_pickle=False)
@@ -69,7 +69,7 @@ def _refuse_non_export(target: Path) -> None:
         )
 
 
-class FingerprintCallback(keras.callbacks.Callback):
+class FingerprintCallback(keras.callbacks.Callback):  # type: ignore[name-defined]  # the Keras loaded at import time
     """Save the model to ``filepath`` and its envprint record beside it, when training ends or improves.
 
     ``filepath``: ``model.keras`` or ``model.h5`` (``model.save``), or any other path: a SavedModel

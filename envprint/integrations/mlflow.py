@@ -142,7 +142,7 @@ def log_record(
             client.set_tag(run_id, key, value)
         version = None
         if registered_model_name:
-            version = _register(client, mlflow, registered_model_name, model_uri, run_id, tags)
+            version = _register(client, mlflow, registered_model_name, model_uri, run_id, tags)  # type: ignore[arg-type]  # set: registered_model_name needs log_model (refused above)
     except mlflow.exceptions.MlflowException as exc:
         raise UsageError(f"MLflow run {run_id}: cannot log the record ({_one_line(exc)})") from None
     return LoggedRecord(

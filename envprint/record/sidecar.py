@@ -237,7 +237,7 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
     """
     target = Path(target)
     now = time.time() if now is None else now
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(target.parent))
     except OSError:

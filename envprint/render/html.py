@@ -244,16 +244,16 @@ def render_html(report: Report) -> str:
         numerics = [e for e in env.entries if e.numerics]
         rest = [e for e in env.entries if not e.numerics]
 
-        def rows(entries):
+        def diff_rows(entries):
             return [[STATUS_MARK[e.status], e.path, _fmt(e.a), _fmt(e.b), e.topic] for e in entries]
 
         body.append(f"<p>{len(env.entries)} differences, {len(numerics)} can change numerics.</p>")
         if numerics:
-            body.append(_table(["", "field", "saved", "now", "topic"], rows(numerics)))
+            body.append(_table(["", "field", "saved", "now", "topic"], diff_rows(numerics)))
         if rest:
             body.append(
                 f"<details><summary>{len(rest)} more that cannot change numerics</summary>"
-                + _table(["", "field", "saved", "now", "topic"], rows(rest))
+                + _table(["", "field", "saved", "now", "topic"], diff_rows(rest))
                 + "</details>"
             )
     title = f"envprint verify: {verdict}: {report.model}"
