@@ -39,7 +39,9 @@ from packaging.version import InvalidVersion, Version
 
 from envprint._tf.settings import SETTINGS
 from envprint.causes.diff import diff_fingerprints
+from envprint.causes.gpu import has_gpu
 from envprint.causes.registry import FIT_KINDS, ORDER, REGISTRY, absent
+from envprint.host.compat import keras_can_load
 from envprint.host.constraints import install_command
 from envprint.models import (
     PREFLIGHT_THRESHOLD,
@@ -565,7 +567,7 @@ def rerank(found: list[Explanation], investigation: list[InvestigationResult]) -
 
 
 def _gpu(fp: Fingerprint | None) -> bool:
-    return fp is not None and any(d.device_type == "GPU" for d in fp.devices.physical or [])
+    return has_gpu(fp) is True
 
 
 def _major(v: object) -> int | None:
@@ -573,6 +575,10 @@ def _major(v: object) -> int | None:
         return Version(str(v)).major
     except InvalidVersion:
         return None
+
+
+def _str(v: object) -> str | None:
+    return None if v is None else str(v)
 
 
 def _format(c: _Ctx) -> str | None:
@@ -589,9 +595,12 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
     "gpu": lambda c, e: _gpu(c.saved) or _gpu(c.current),
     "gpu_off_to_on": lambda c, e: (_gpu(c.saved) or _gpu(c.current)) and e.a is False and e.b is True,
     "keras3_to_2": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2,
-    "keras3_to_2_file": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2 and _format(c) in ("keras", "h5"),
+    "keras3_to_2_file": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2
+                                     and keras_can_load(_format(c) or "", _str(e.a), _str(e.b))[0] == "fails",
     "keras_major_savedmodel": lambda c, e: {_major(e.a), _major(e.b)} == {2, 3} and _format(c) == "savedmodel",
     "keras2_to_3": lambda c, e: _major(e.a) == 2 and _major(e.b) == 3,
+    # verify's own rule (host.compat.keras_can_load, as the loader applies it): a newer Keras 3 file under an older one.
+    "keras_newer_file": lambda c, e: keras_can_load(_format(c) or "", _str(e.a), _str(e.b))[0] == "may_fail",
     "numpy1_to_2": lambda c, e: _major(e.a) == 1 and _major(e.b) == 2,
     "cpu_to_gpu": lambda c, e: not _gpu(c.saved) and _gpu(c.current),
     "gpu_to_cpu": lambda c, e: _gpu(c.saved) and not _gpu(c.current),

@@ -132,8 +132,8 @@ REGISTRY: dict[str, Cause] = {
               predicts="precision"),
          Rule("tensorflow.tensor_float_32|*TF32*", "gpu", 0.6, "{path} {a} -> {b} on a GPU: TF32 rounding differs "
               "between the reference and this host: expect relative error near 1e-3", predicts="precision"),
-         Rule("tensorflow.tensor_float_32|*TF32*", "any", 0.05, "{path} {a} -> {b}, but neither host has a GPU: "
-              "no effect expected"),
+         Rule("tensorflow.tensor_float_32|*TF32*", "any", 0.05, "{path} {a} -> {b}, but no GPU is recorded on "
+              "either host: no effect expected"),
          Rule("tensorflow.jit", "any", 0.7, "XLA {a} -> {b}: fusion reorders float operations: expect "
               "ULP-level noise (measured with jit_compile: 805 ULP on an MLP, 274 on MobileNetV2)"),
          Rule("*XLA_FLAGS", "any", 0.5, "{path} {a} -> {b}: XLA may fuse differently: expect ULP noise"),
@@ -161,7 +161,10 @@ REGISTRY: dict[str, Cause] = {
         "Keras version", "semantic", (0.4, 0.5, 0.8, 0.7, 0.1),
         ("{keras}",),
         # What loads depends on the record's format: TensorFlow, not Keras, loads a SavedModel.
-        (Rule("*", "keras3_to_2_file", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a Keras 3 {format} file cannot load "
+        (Rule("tensorflow.keras_version", "keras_newer_file", 0.9, "Keras {a} -> {b}: a {format} file saved by Keras "
+              "{a}, newer than this host's Keras {b}, which may refuse its config (measured: Keras 3.12 cannot read "
+              "a .keras file from Keras 3.15): expect a load failure", predicts="semantic"),
+         Rule("*", "keras3_to_2_file", 1.0, "Keras 3 -> Keras 2 ({a} -> {b}): a Keras 3 {format} file cannot load "
               "here; save a SavedModel (model.export) and verify that", predicts="semantic"),
          Rule("*", "keras_major_savedmodel", 0.1, "Keras {a} -> {b}: TensorFlow loads a SavedModel without Keras: "
               "no effect of Keras itself expected"),
@@ -176,6 +179,10 @@ REGISTRY: dict[str, Cause] = {
          Rule("*", "any", 0.7, VERSION_TEXT, graded=True)),
         Cannot("another Keras is installed here; a process cannot swap it", "pins"),
         paths=("tensorflow.keras_*", "packages.key.keras", "packages.key.tf-keras"),
+        # Which Keras runs is the fact; an installed Keras package nothing imports (tf-keras beside
+        # Keras 3, keras beside tf-keras) changes nothing and is listed only.
+        effective=("tensorflow.keras_flavor", "tensorflow.keras_version", "tensorflow.keras_backend"),
+        follows=("packages.key.keras", "packages.key.tf-keras"),
         graded=True, decisive="tensorflow.keras_version"),
     "numpy_version": Cause(
         "NumPy version", "semantic", (0.3, 0.3, 0.5, 0.4, 0.1),
@@ -257,7 +264,9 @@ REGISTRY: dict[str, Cause] = {
         ("{settings}",),
         (Rule("*", "any", 0.2, "{path} {a} -> {b}: a variable that can change numerics or device choice"),),
         "environment",
-        paths=("env*",)),
+        paths=("env*",),
+        # A cache location: where Keras keeps downloads and its config file, never numerics.
+        listed=("env.variables.KERAS_HOME",)),
     "unknown": Cause(
         "no recorded difference explains it", "semantic", "what is left when no recorded difference fits",
         ("run envprint verify --investigate",),
@@ -298,4 +307,4 @@ def topic_of(path: str) -> tuple[str, bool]:
 
 def absent(path: str) -> str:
     """How a missing value reads, everywhere: an environment variable is '(unset)', any other fact '(absent)'."""
-    return "(unset)" if path.startswith("env.variables.") else "(absent)"
+    return "(unset)" if path.startswith(("env.variables.", "threads.variables.")) else "(absent)"
