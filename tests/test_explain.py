@@ -15,10 +15,22 @@ from string import Formatter
 import pytest
 from envhelpers import run_python
 
+from envprint.causes import registry
+from envprint.causes.base import change
 from envprint.causes.diff import diff_fingerprints
-from envprint.causes.explain import VALUES, WHEN, change, expect, explain, observe, preflight
-from envprint.causes.registry import FIT_KINDS, NOT_A_SETTING, REGISTRY, SEED_NOT_HOST, TOPICS, Cannot
-from envprint.causes.restore import BUILDERS, INSTEAD
+from envprint.causes.explain import expect, explain, observe, preflight
+from envprint.causes.registry import (
+    BUILDERS,
+    FIT_KINDS,
+    INSTEAD,
+    NOT_A_SETTING,
+    REGISTRY,
+    SEED_NOT_HOST,
+    TOPICS,
+    VALUES,
+    WHEN,
+    Cannot,
+)
 from envprint.models import (
     PREFLIGHT_THRESHOLD,
     Device,
@@ -388,6 +400,28 @@ def test_the_readmes_cause_list_is_the_registry_in_its_order():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     listed = readme.split("Cause ids (one entry each in the cause", 1)[1].split("; each with a score", 1)[0]
     assert re.findall(r"`([a-z0-9_]+)`", listed.split("):", 1)[1]) == list(REGISTRY)
+
+
+def test_the_registry_keeps_the_ranking_order_and_each_cause_lives_in_one_family():
+    assert list(REGISTRY) == [
+        "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "stochastic_inference",
+        "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+        "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
+        "unknown",
+    ]  # fmt: skip
+    owners = [cause for family in registry.FAMILIES for cause in family.causes]
+    assert sorted(owners) == sorted(REGISTRY)
+
+
+def test_every_setting_a_cause_words_is_one_the_child_can_make():
+    """The words (causes) and the calls (envprint._tf.settings) of a process setting are keyed alike."""
+    from envprint._tf.settings import SETTERS
+
+    assert set(registry.CALLS) == set(SETTERS)
+    for cause, c in REGISTRY.items():
+        if isinstance(c.restorer, str) and c.restorer in BUILDERS:
+            family = next(f for f in registry.FAMILIES if cause in f.causes)
+            assert c.restorer in family.restorers, "a cause's restorer lives in its own family module"
 
 
 @pytest.mark.parametrize("cause", list(REGISTRY))
