@@ -919,3 +919,37 @@ def test_a_missing_variable_reads_unset_in_the_diff_and_the_fleet_report(saved):
     text = io.StringIO()
     render_fleet(FleetReport.model_validate_json(report.model_dump_json()), Writer(text))
     assert "env.variables.TF_ENABLE_ONEDNN_OPTS: (unset) -> 0  [onednn]" in text.getvalue()
+
+
+# --------------------------------------------------------------------------- knowledge written once
+
+
+def test_the_onednn_remedy_and_its_restore_step_put_back_the_same_saved_state(saved):
+    """The saved state not read but its default recorded (on): remedy and child both ask for oneDNN on."""
+    from envprint.causes.base import Planning, Restore
+
+    a = tf_setting(onednn_at(saved, None, None), onednn=saved.tensorflow.onednn.model_copy(
+        update={"enabled": None, "env": None, "default": True}))  # fmt: skip
+    b = onednn_at(saved, False, "0")
+    env = diff_fingerprints(a, b)
+    found = by_cause(explain(a, env, SAME, [MNV2_ONEDNN]))
+    assert found["onednn"].remedy == (
+        "export TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported (the saved host ran with oneDNN on)"
+    )
+    entries = [e for e in env.entries if e.topic == "onednn" and e.numerics]
+    [step] = BUILDERS[REGISTRY["onednn"].restorer](Planning(a, "rec.json", {}, frozenset()), entries)
+    assert isinstance(step, Restore)
+    assert (step.env, step.expect) == ({"TF_ENABLE_ONEDNN_OPTS": "1"}, {"onednn": True})
+
+
+def test_the_threads_remedy_and_its_restore_step_set_the_same_variables(saved):
+    from envprint.causes.base import Planning
+
+    here = threads_at(saved, 2)
+    env = diff_fingerprints(saved, here)
+    remedy = by_cause(explain(saved, env, SAME, [MNV2_BATCH1]))["threads"].remedy
+    entries = [e for e in env.entries if e.topic == "threads" and e.numerics]
+    [step] = BUILDERS["threads"](Planning(saved, "rec.json", {}, frozenset()), entries)
+    exported = " ".join(f"{k}={v}" for k, v in step.env.items())
+    assert remedy.startswith(f"export {exported}, or call ")
+    assert step.env == {"TF_NUM_INTRAOP_THREADS": "32", "TF_NUM_INTEROP_THREADS": "32"}
