@@ -20,11 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from envprint._tf.common import _LABEL, FORMATS, Format, _one_line
+from envprint import formats
+from envprint._tf.common import Format, _one_line
 from envprint._tf.loaders.base import LoadedModel
-from envprint._tf.loaders.keras import _KerasModel, _load_keras, keras_weights
-from envprint._tf.loaders.savedmodel import _SavedModel
-from envprint._tf.loaders.tflite import _TFLiteModel
+from envprint._tf.loaders.keras import KerasModel, keras_weights
 from envprint.errors import ModelError
 
 __all__ = [
@@ -37,31 +36,32 @@ __all__ = [
     "wrap_model",
 ]
 
-ACCEPTED = "a .keras file, an .h5/.hdf5 file, a .tflite file, or a SavedModel directory (with saved_model.pb)"
+ACCEPTED = formats.accepted()
 
 
 # ---------------------------------------------------------------------------------- formats
 
 
 def detect_format(path: str | Path) -> Format:
-    """The model format, read from the path: suffix for files, ``saved_model.pb`` for directories."""
+    """The model format of ``path``: its suffix (a file) or its saved_model.pb (a directory)."""
     p = Path(path)
     if not p.exists():
         raise ModelError(f"{p}: no such file or directory; pass the path of {ACCEPTED}")
+    named = formats.by_name(p)
     if p.is_dir():
-        if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file():
-            return "savedmodel"
-        raise ModelError(
-            f"{p}: a directory without saved_model.pb, so not a SavedModel; pass {ACCEPTED}, or --format to override"
-        )
-    suffix = p.suffix.lower()
-    fmt = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".tflite": "tflite"}.get(suffix)
-    if fmt is None:
+        if named is None:
+            markers = [m for f in formats.FORMATS for m in f.markers]
+            raise ModelError(
+                f"{p}: a directory without {markers[0]}, so not a SavedModel; pass {ACCEPTED}, or --format to override"
+            )
+        return named.id  # type: ignore[return-value]
+    if named is None:
+        suffix = p.suffix.lower()
         raise ModelError(
             f"{p}: unknown model format (suffix {suffix or 'none'!r}); expected {ACCEPTED}; "
-            f"pass --format {'|'.join(FORMATS)} to override"
+            f"pass --format {'|'.join(formats.IDS)} to override"
         )
-    return fmt  # type: ignore[return-value]
+    return named.id  # type: ignore[return-value]
 
 
 def parse_custom_objects(specs: Iterable[str]) -> dict[str, Any]:
@@ -106,26 +106,20 @@ def load_model(
     when there is one, else the only one).
     """
     p = Path(path)
-    detected = detect_format(p) if fmt is None else None
-    if fmt is not None:
-        if fmt not in FORMATS:
-            raise ModelError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}; pick one")
-        if not p.exists():
-            raise ModelError(f"{p}: no such file or directory; pass the path of {ACCEPTED}")
-    chosen: Format = fmt or detected  # type: ignore[assignment]
-    if chosen in ("keras", "h5"):
-        if signature is not None:
-            raise ModelError(
-                f"{p}: --signature applies to SavedModel and TFLite models, not a {_LABEL[chosen]}; drop it"
-            )
-        if p.is_dir():
-            raise ModelError(f"{p}: a directory cannot be a {_LABEL[chosen]}; pass the file, or --format savedmodel")
-        return _load_keras(p, chosen, custom_objects, safe_mode)
-    if chosen == "savedmodel":
-        if not p.is_dir():
-            raise ModelError(f"{p}: a SavedModel is a directory with saved_model.pb; pass that directory")
-        return _SavedModel(p, signature)
-    return _TFLiteModel(p, signature)
+    if fmt is None:
+        fmt = detect_format(p)
+    elif fmt not in formats.IDS:
+        raise ModelError(f"--format {fmt!r} is not one of {', '.join(formats.IDS)}; pick one")
+    elif not p.exists():
+        raise ModelError(f"{p}: no such file or directory; pass the path of {ACCEPTED}")
+    entry = formats.get(fmt)
+    if entry.directory and not p.is_dir():
+        raise ModelError(f"{p}: a {entry.label} is a directory with {entry.markers[0]}; pass that directory")
+    if p.is_dir() and not entry.directory:
+        folders = "|".join(f.id for f in formats.FORMATS if f.directory)
+        raise ModelError(f"{p}: a directory cannot be a {entry.label}; pass the file, or --format {folders}")
+    loader = importlib.import_module(entry.loader)
+    return loader.load(p, fmt, custom_objects=custom_objects, safe_mode=safe_mode, signature=signature)
 
 
 def wrap_model(model: Any, fmt: str = "keras") -> LoadedModel:
@@ -138,9 +132,8 @@ def wrap_model(model: Any, fmt: str = "keras") -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
     if callable(getattr(model, "predict", None)) and hasattr(model, "weights") and hasattr(model, "inputs"):
-        return _KerasModel(
-            Path(f"<in-memory {type(model).__name__}>"), fmt if fmt in ("keras", "h5") else "keras", model
-        )
+        keras_file = fmt in formats.IDS and formats.get(fmt).keras_file
+        return KerasModel(Path(f"<in-memory {type(model).__name__}>"), fmt if keras_file else "keras", model)
     raise ModelError(
         f"cannot verify an object of type {type(model).__name__}: pass a Keras model, or the model's path "
         "(SavedModel and TFLite models are verified from their path)"

@@ -37,6 +37,7 @@ from string import Formatter
 
 from packaging.version import InvalidVersion, Version
 
+from envprint import formats
 from envprint._tf.settings import SETTINGS
 from envprint.causes.diff import diff_fingerprints
 from envprint.causes.registry import FIT_KINDS, ORDER, REGISTRY, absent
@@ -575,6 +576,9 @@ def _major(v: object) -> int | None:
         return None
 
 
+_KERAS_FILES = frozenset(f.id for f in formats.FORMATS if f.keras_file)
+
+
 def _format(c: _Ctx) -> str | None:
     return c.saved.model.format if c.saved.model else None
 
@@ -589,7 +593,7 @@ WHEN: dict[str, Callable[[_Ctx, DiffEntry], bool]] = {
     "gpu": lambda c, e: _gpu(c.saved) or _gpu(c.current),
     "gpu_off_to_on": lambda c, e: (_gpu(c.saved) or _gpu(c.current)) and e.a is False and e.b is True,
     "keras3_to_2": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2,
-    "keras3_to_2_file": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2 and _format(c) in ("keras", "h5"),
+    "keras3_to_2_file": lambda c, e: _major(e.a) == 3 and _major(e.b) == 2 and _format(c) in _KERAS_FILES,
     "keras_major_savedmodel": lambda c, e: {_major(e.a), _major(e.b)} == {2, 3} and _format(c) == "savedmodel",
     "keras2_to_3": lambda c, e: _major(e.a) == 2 and _major(e.b) == 3,
     "numpy1_to_2": lambda c, e: _major(e.a) == 1 and _major(e.b) == 2,

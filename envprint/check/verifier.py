@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from envprint import formats
 from envprint.check import compare, histogram
 from envprint.errors import FingerprintError, ModelError, UsageError, one_line
 from envprint.models import (
@@ -134,7 +135,8 @@ def model_differences(
             out.append(ModelDifference(field=field, saved=a, current=b))
             other = other or not _same_interface(recorded, now)
     count = ident.get("parameter_count")
-    if "tflite" not in (saved.format, loaded.format) and None not in (saved.parameter_count, count):
+    comparable = formats.get(saved.format).counts_parameters and formats.get(loaded.format).counts_parameters
+    if comparable and None not in (saved.parameter_count, count):
         if saved.parameter_count != count:
             out.append(ModelDifference(field="parameter_count", saved=saved.parameter_count, current=count))
             other = True
@@ -370,7 +372,7 @@ def verify(
             model_path,
             exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
             fmt=chosen,
-            signature=signature or (saved.model.signature if chosen in ("savedmodel", "tflite") else None),
+            signature=signature or (saved.model.signature if formats.get(chosen).signatures else None),
             custom_objects=dict(custom_objects or {}),
             safe_mode=safe_mode,
         )

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from envprint import formats
 from envprint.errors import FingerprintError, ModelError
 from envprint.record.signing import SIGNATURE_FILE
 
@@ -66,7 +67,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- the sidecar
 
 SIDECAR_SUFFIX = ".envprint"
-SAVEDMODEL_SIDECAR = Path("assets.extra") / "envprint"
+# Where a directory model keeps its record (a SavedModel's assets.extra/envprint/, by envprint.formats).
+SAVEDMODEL_SIDECAR = Path(next(f.record_inside for f in formats.FORMATS if f.record_inside))
 FINGERPRINT_FILE = "fingerprint.json"
 PROBES_FILE = "probes.npz"
 REFERENCE_FILE = "reference.npz"
@@ -285,8 +287,9 @@ def not_a_record(path: Path) -> str | None:
         return f"a directory that cannot be listed ({exc.strerror or exc})"
     if not names:
         return "an empty directory"
-    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
-        return "a SavedModel directory"
+    fmt = formats.in_listing(names)
+    if fmt is not None:
+        return f"a {fmt.label} directory"
     if FINGERPRINT_FILE not in names:
         return f"a directory holding {_listing(names)}, with no {FINGERPRINT_FILE}"
     foreign = [n for n in names if n not in RECORD_FILES]

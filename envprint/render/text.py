@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from envprint import formats
 from envprint.causes.diff import flatten
 from envprint.causes.registry import absent
 from envprint.models import (
@@ -414,10 +415,7 @@ def report_text(report: Report) -> str:
     return buffer.getvalue()
 
 
-FORMAT_WORDS = {
-    "keras": "a Keras (.keras) model", "h5": "an HDF5 (.h5) model", "savedmodel": "a SavedModel",
-    "tflite": "a TFLite model",
-}  # fmt: skip
+FORMAT_WORDS = {f.id: f.described for f in formats.FORMATS}
 
 
 def render_save(summary: SaveSummary, out: Writer) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from envprint import formats
 from envprint._tf import import_keras, import_tensorflow
 from envprint._tf.common import Format, _one_line
 from envprint._tf.keras_checks import _keras_load_error, _precheck_h5, _precheck_keras_archive
@@ -63,7 +64,7 @@ def _keras_side(model: Any, which: str) -> tuple[list[str], list[Any], str]:
 _KERAS3_TF_TRAINER = "keras.src.backend.tensorflow.trainer"
 
 
-class _KerasModel(LoadedModel):
+class KerasModel(LoadedModel):
     def __init__(self, path: Path, fmt: Format, model: Any) -> None:
         self.format = fmt
         try:
@@ -149,7 +150,7 @@ def keras_weights(model: Any) -> Iterator[tuple[str, np.ndarray]]:
         yield _strip_var_suffix(path if isinstance(path, str) else w.name), _read_numpy(w, tf)
 
 
-def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, safe_mode: bool) -> _KerasModel:
+def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, safe_mode: bool) -> KerasModel:
     keras = import_keras()
     saved = _precheck_keras_archive(path, keras) if fmt == "keras" else _precheck_h5(path, safe_mode, keras)
     objects = dict(custom_objects or {})
@@ -165,10 +166,7 @@ def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, 
             model = keras.models.load_model(name, custom_objects=objects or None, compile=False, safe_mode=safe_mode)
     except Exception as exc:
         raise _keras_load_error(path, fmt, exc, set(objects), saved, keras.__version__) from exc
-    return _KerasModel(path, fmt, model)
-
-
-_KERAS_SUFFIXES = {"keras": (".keras",), "h5": (".h5", ".hdf5")}
+    return KerasModel(path, fmt, model)
 
 
 @contextlib.contextmanager
@@ -179,7 +177,7 @@ def _named_for_keras(path: Path, fmt: Format) -> Iterator[str]:
     called model.bin, so ``--format keras`` could not override the suffix: such a file is loaded
     through a symbolic link with the right suffix, in a temporary directory (the file is not copied).
     """
-    suffixes = _KERAS_SUFFIXES[fmt]
+    suffixes = formats.get(fmt).suffixes
     if path.name.lower().endswith(suffixes):
         yield str(path)
         return
@@ -187,3 +185,14 @@ def _named_for_keras(path: Path, fmt: Format) -> Iterator[str]:
         alias = Path(folder) / f"model{suffixes[0]}"
         alias.symlink_to(path.resolve())
         yield str(alias)
+
+
+def load(
+    path: Path, fmt: Format, *, custom_objects: dict[str, Any] | None, safe_mode: bool, signature: str | None
+) -> KerasModel:
+    """A .keras or .h5 file, loaded by Keras (``compile=False``: inference needs no optimizer)."""
+    if signature is not None:
+        raise ModelError(
+            f"{path}: --signature applies to SavedModel and TFLite models, not a {formats.get(fmt).label}; drop it"
+        )
+    return _load_keras(path, fmt, custom_objects, safe_mode)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from envprint._tf.loaders.base import (
 from envprint.errors import ModelError
 
 
-class _SavedModel(LoadedModel):
+class SavedModelLoaded(LoadedModel):
     format: Format = "savedmodel"
     runtime = "tf.saved_model"
 
@@ -73,3 +74,10 @@ class _SavedModel(LoadedModel):
         tf = import_tensorflow()
         for v in self._fn.variables:
             yield _strip_var_suffix(v.name), _read_numpy(v, tf)
+
+
+def load(
+    path: Path, fmt: Format, *, custom_objects: dict[str, Any] | None, safe_mode: bool, signature: str | None
+) -> SavedModelLoaded:
+    """A SavedModel directory, run through ``signature`` (serving_default when there is one, else the only one)."""
+    return SavedModelLoaded(path, signature)

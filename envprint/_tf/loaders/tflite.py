@@ -58,7 +58,7 @@ def _clean_tensor_name(name: str) -> str:
     return _strip_var_suffix(name.removeprefix("serving_default_"))
 
 
-class _TFLiteModel(LoadedModel):
+class TFLiteModel(LoadedModel):
     format: Format = "tflite"
 
     def __init__(self, path: Path, signature: str | None) -> None:
@@ -142,3 +142,10 @@ class _TFLiteModel(LoadedModel):
             except ValueError:  # a variable or a tensor without data: not a constant
                 continue
             yield "", value
+
+
+def load(
+    path: Path, fmt: Format, *, custom_objects: dict[str, Any] | None, safe_mode: bool, signature: str | None
+) -> TFLiteModel:
+    """A .tflite file, run through ``signature`` when it has signatures, else its input and output tensors."""
+    return TFLiteModel(path, signature)
