@@ -25,6 +25,7 @@ from envprint._tf.common import Format, _one_line
 from envprint._tf.loaders.base import LoadedModel
 from envprint._tf.loaders.keras import KerasModel, keras_weights
 from envprint.errors import ModelError
+from envprint.record import sidecar
 
 __all__ = [
     "ACCEPTED",
@@ -112,6 +113,7 @@ def load_model(
         raise ModelError(f"--format {fmt!r} is not one of {', '.join(formats.IDS)}; pick one")
     elif not p.exists():
         raise ModelError(f"{p}: no such file or directory; pass the path of {ACCEPTED}")
+    sidecar.require_readable(p)
     entry = formats.get(fmt)
     if entry.directory and not p.is_dir():
         raise ModelError(f"{p}: a {entry.label} is a directory with {entry.markers[0]}; pass that directory")

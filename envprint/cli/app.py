@@ -294,7 +294,11 @@ def _signing_key(required: bool) -> bytes | None:
 ModelArg = Annotated[
     Path,
     typer.Argument(
-        metavar="MODEL", help=f"{formats.accepted()[0].upper()}{formats.accepted()[1:]}.", show_default=False
+        metavar="MODEL",
+        # Not Click's own readable check: an unreadable model is a model problem (exit 4, one line), raised below.
+        readable=False,
+        help=f"{formats.accepted()[0].upper()}{formats.accepted()[1:]}.",
+        show_default=False,
     ),
 ]
 

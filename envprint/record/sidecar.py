@@ -474,9 +474,32 @@ def read_consistent(directory: str | os.PathLike[str], read: Callable[[RecordRea
 
 
 def require_model(model: str | Path) -> None:
-    """ModelError unless ``model`` exists: a mistyped model path is not a reason to re-save (exit 4, not 3)."""
+    """ModelError unless ``model`` exists and can be read: a mistyped model path is not a reason to re-save
+    (exit 4, not 3), and an unreadable one is a model problem, not a usage error."""
     if not (Path(model).exists() or Path(model).is_symlink()):
         raise ModelError(f"{model}: no such file or directory; check the path of the model")
+    require_readable(model)
+
+
+def require_readable(model: str | Path) -> None:
+    """ModelError (one line) when this user cannot open ``model`` (a file) or list it (a directory).
+
+    Tried, not predicted from the mode bits (os.access): ACLs, read-only mounts and root all
+    decide for themselves. A FIFO or device is not opened, so that the check never blocks.
+    """
+    path = Path(model)
+    try:
+        if path.is_dir():
+            with os.scandir(path):
+                pass
+        elif path.is_file():
+            with path.open("rb"):
+                pass
+    except OSError as exc:
+        raise ModelError(
+            f"{model}: cannot be read ({exc.strerror or exc}); give the user running envprint read access "
+            "to it (chmod a+r), or run as its owner"
+        ) from None
 
 
 def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:
