@@ -44,7 +44,11 @@ ACCEPTED = formats.accepted()
 
 
 def detect_format(path: str | Path) -> Format:
-    """The model format of ``path``: its suffix (a file) or its saved_model.pb (a directory)."""
+    """The model format of ``path``: its suffix (a file) or its saved_model.pb (a directory).
+
+    When a file's first bytes say another format than its suffix (an HDF5 file named
+    model.keras), the bytes win: Keras would refuse the file under the name's format.
+    """
     p = Path(path)
     if not p.exists():
         raise ModelError(f"{p}: no such file or directory; pass the path of {ACCEPTED}")
@@ -62,7 +66,8 @@ def detect_format(path: str | Path) -> Format:
             f"{p}: unknown model format (suffix {suffix or 'none'!r}); expected {ACCEPTED}; "
             f"pass --format {'|'.join(formats.IDS)} to override"
         )
-    return named.id  # type: ignore[return-value]
+    content = formats.by_content(p)
+    return (content or named).id  # type: ignore[return-value]
 
 
 def parse_custom_objects(specs: Iterable[str]) -> dict[str, Any]:

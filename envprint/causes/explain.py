@@ -423,7 +423,11 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
     ("model_changed", 0.6, lambda c: c.identity.weights == "unknown" and not _other_format(c) and bool(
         c.identity.files_changed or c.identity.files_missing),
      "the weights could not be compared and model files changed ({files}): this may not be the model that was saved"),
-    # Notes, not causes: said only when the outputs are not bit-identical.
+    # Said only when the outputs are not bit-identical. Another format than the record's leads:
+    # a converted model (TFLite above all) computes its outputs with other kernels, in another order.
+    ("model_other_format", 0.5, lambda c: c.observed != "identical" and _format_change(c) is not None,
+     "this model is {format_now}, the record's is {format_saved}: another format of the model runs other "
+     "kernels, so its outputs may differ in the last bits; the outputs are the evidence"),
     ("model_other_format", 0.1, lambda c: c.observed != "identical" and _other_format(c),
      "the weights cannot be compared across formats (saved {scheme_saved}, this model {scheme_now}) and the inputs "
      "and outputs match: the outputs are the evidence"),
@@ -442,6 +446,12 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
 # fmt: on
 
 
+def _format_change(c: _Ctx) -> tuple[str, str] | None:
+    """(the record's format, this model's) when they differ, else None."""
+    change = next((d for d in c.identity.differences if d.field == "format"), None)
+    return None if change is None else (str(change.saved), str(change.current))
+
+
 def _other_format(c: _Ctx) -> bool:
     """Weights hashed by two schemes (another format of the model) with the same interface (else 'changed')."""
     i = c.identity
@@ -450,6 +460,15 @@ def _other_format(c: _Ctx) -> bool:
         and None not in (i.weights_digest_scheme_saved, i.weights_digest_scheme_now)
         and (i.weights_digest_scheme_saved != i.weights_digest_scheme_now)
     )
+
+
+def _format_words(c: _Ctx) -> dict[str, str]:
+    """{format_saved} and {format_now}: the two formats as a message names them ('a Keras (.keras) model')."""
+    change = _format_change(c)
+    if change is None:
+        return {"format_saved": "", "format_now": ""}
+    words = {f.id: f.described for f in formats.FORMATS}
+    return {"format_saved": words.get(change[0], change[0]), "format_now": words.get(change[1], change[1])}
 
 
 def _file_names(identity: IdentityCheck) -> str:
@@ -521,6 +540,7 @@ def explain(
         "files": _file_names(identity),
         "scheme_saved": identity.weights_digest_scheme_saved,
         "scheme_now": identity.weights_digest_scheme_now,
+        **_format_words(ctx),
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
         "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
     }
