@@ -209,8 +209,8 @@ def locate_after_model(
     whatever the record: missing, a directory without saved_model.pb, a file whose suffix names
     no format. The format is the one given, else the one the path says (as for save); a file of
     an unusual name (``model.bin``) takes the format its first bytes say, else its record's, if it
-    has a record. TensorFlow-free
-    (``detect_format`` reads names only), so ``preflight`` may call it.
+    has a record. TensorFlow-free (``detect_format`` reads names and first bytes only), so
+    ``preflight`` may call it.
     """
     from envprint._tf import loading
 
