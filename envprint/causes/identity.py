@@ -8,7 +8,23 @@ Pure: must not import TensorFlow, Keras or NumPy.
 
 from __future__ import annotations
 
+from envprint import formats
 from envprint.causes.base import NOT_A_SETTING, NOT_FROM_DIFF, Cause, DiffEntry, Family, Scoring
+
+
+def format_change(c: Scoring) -> tuple[str, str] | None:
+    """(the record's format, this model's) when they differ, else None."""
+    change = next((d for d in c.identity.differences if d.field == "format"), None)
+    return None if change is None else (str(change.saved), str(change.current))
+
+
+def format_words(c: Scoring) -> dict[str, str]:
+    """{format_saved} and {format_now}: the two formats as a message names them ('a Keras (.keras) model')."""
+    change = format_change(c)
+    if change is None:
+        return {"format_saved": "", "format_now": ""}
+    words = {f.id: f.described for f in formats.FORMATS}
+    return {"format_saved": words.get(change[0], change[0]), "format_now": words.get(change[1], change[1])}
 
 
 def other_format(c: Scoring) -> bool:
@@ -65,7 +81,11 @@ FAMILY = Family(
         ("model_changed", 0.6, lambda c: c.identity.weights == "unknown" and not other_format(c) and bool(
             c.identity.files_changed or c.identity.files_missing),
          "the weights could not be compared and model files changed ({files}): this may not be the model that was saved"),
-        # Notes, not causes: said only when the outputs are not bit-identical.
+        # Said only when the outputs are not bit-identical. Another format than the record's leads:
+        # a converted model (TFLite above all) computes its outputs with other kernels, in another order.
+        ("model_other_format", 0.5, lambda c: c.observed != "identical" and format_change(c) is not None,
+         "this model is {format_now}, the record's is {format_saved}: another format of the model runs other "
+         "kernels, so its outputs may differ in the last bits; the outputs are the evidence"),
         ("model_other_format", 0.1, lambda c: c.observed != "identical" and other_format(c),
          "the weights cannot be compared across formats (saved {scheme_saved}, this model {scheme_now}) and the inputs "
          "and outputs match: the outputs are the evidence"),

@@ -314,6 +314,7 @@ def save(
     from envprint.check.capture import capture, declared_seed
 
     model_path = Path(model)
+    sidecar.require_readable(model_path)  # a model problem (exit 4) before any record problem
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
     _refuse_model_as_target(model_path, target)
     sidecar.refuse_non_record(target)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from envprint import formats
 from envprint.check import compare, histogram
 from envprint.errors import FingerprintError, ModelError, UsageError, one_line
 from envprint.models import (
@@ -128,13 +129,16 @@ def model_differences(
     """
     out: list[ModelDifference] = []
     other = False
+    if saved.format != loaded.format:  # the same model may be saved in several formats: not another model
+        out.append(ModelDifference(field="format", saved=saved.format, current=loaded.format))
     for field, recorded, now in (("inputs", saved.inputs, loaded.inputs), ("outputs", saved.outputs, loaded.outputs)):
         a, b = [_spec_text(x) for x in recorded], [_spec_text(x) for x in now]
         if a != b:
             out.append(ModelDifference(field=field, saved=a, current=b))
             other = other or not _same_interface(recorded, now)
     count = ident.get("parameter_count")
-    if "tflite" not in (saved.format, loaded.format) and None not in (saved.parameter_count, count):
+    comparable = formats.get(saved.format).counts_parameters and formats.get(loaded.format).counts_parameters
+    if comparable and None not in (saved.parameter_count, count):
         if saved.parameter_count != count:
             out.append(ModelDifference(field="parameter_count", saved=saved.parameter_count, current=count))
             other = True
@@ -204,8 +208,9 @@ def locate_after_model(
     The model is checked first, so that a path verify could never load is a ModelError (exit 4)
     whatever the record: missing, a directory without saved_model.pb, a file whose suffix names
     no format. The format is the one given, else the one the path says (as for save); a file of
-    an unusual name (``model.bin``) takes its record's format, if it has a record. TensorFlow-free
-    (``detect_format`` reads names only), so ``preflight`` may call it.
+    an unusual name (``model.bin``) takes the format its first bytes say, else its record's, if it
+    has a record. TensorFlow-free (``detect_format`` reads names and first bytes only), so
+    ``preflight`` may call it.
     """
     from envprint._tf import loading
 
@@ -224,7 +229,10 @@ def locate_after_model(
             raise unknown from None
         if not fp_path.exists():
             raise
-        detected = None  # an unusual name for a file of the recorded format
+        # An unusual name: the file's first bytes say its format (an HDF5 file called model.bin
+        # is loaded as one, whatever the record's format); failing that, the record's format.
+        content = formats.by_content(model_path)
+        detected = content.id if content is not None else None
     return sidecar.locate_fingerprint(model_path, fingerprint), detected
 
 
@@ -370,11 +378,17 @@ def verify(
             model_path,
             exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
             fmt=chosen,
-            signature=signature or (saved.model.signature if chosen in ("savedmodel", "tflite") else None),
+            signature=signature or (saved.model.signature if formats.get(chosen).signatures else None),
             custom_objects=dict(custom_objects or {}),
             safe_mode=safe_mode,
         )
-        files_changed, files_missing, files_added = _file_changes(saved.model.files, now)
+        recorded_files = saved.model.files
+        if loaded.format != saved.model.format:
+            # Another format: the record's single file ('.') is not this one rewritten but missing,
+            # and this model's is added; name each, so that the record's model.keras is named.
+            recorded_files = {saved.model.name if k == "." else k: v for k, v in recorded_files.items()}
+            now = {model_path.name if k == "." else k: v for k, v in now.items()}
+        files_changed, files_missing, files_added = _file_changes(recorded_files, now)
         files_identical = not (files_changed or files_missing or files_added)
         label = str(model_path)
     else:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from envprint import formats
 from envprint._version import __version__
 from envprint.cli.streams import CppLogFilter, discard_stdout, emit
 from envprint.errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
@@ -293,16 +294,18 @@ def _signing_key(required: bool) -> bytes | None:
 ModelArg = Annotated[
     Path,
     typer.Argument(
-        metavar="MODEL", help="A .keras, .h5/.hdf5 or .tflite file, or a SavedModel directory.", show_default=False
+        metavar="MODEL",
+        # Not Click's own readable check: an unreadable model is a model problem (exit 4, one line), raised below.
+        readable=False,
+        help=f"{formats.accepted()[0].upper()}{formats.accepted()[1:]}.",
+        show_default=False,
     ),
 ]
 
 
 def _format_choice(value: str | None) -> str | None:
-    from envprint._tf.common import FORMATS  # standard library only: TensorFlow stays out
-
-    if value is not None and value not in FORMATS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    if value is not None and value not in formats.IDS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(formats.IDS)}")
     return value
 
 
@@ -322,7 +325,7 @@ def _custom_objects_syntax(values: list[str] | None) -> list[str] | None:
 
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", help="keras, h5, savedmodel or tflite (default: from the path).", callback=_format_choice),
+    typer.Option("--format", help=f"{formats.choices()} (default: from the path).", callback=_format_choice),
 ]
 SignatureOpt = Annotated[
     str | None, typer.Option("--signature", help="SavedModel/TFLite signature (default: serving_default).")

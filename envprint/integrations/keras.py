@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from envprint import formats
 from envprint._tf import import_keras, import_tensorflow, keras_flavor
 from envprint.errors import FingerprintError, UsageError
 from envprint.record.sidecar import (
@@ -43,7 +44,7 @@ from envprint.record.sidecar import (
 
 keras = import_keras()
 FLAVOR = keras_flavor(import_tensorflow())
-KERAS_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+KERAS_FILE_SUFFIXES = formats.suffixes(keras_file=True)
 
 
 def _write_probes(folder: Path, probes: Any) -> Path | None:

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envprint import formats
 from envprint.errors import DependencyError, FingerprintError, ModelError, UsageError
 
 SCHEMES = ("runs:/", "models:/")
 RECORD_ARTIFACT_PATH = "envprint"
 MODEL_ARTIFACT_PATH = "model"
-_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
+_MODEL_SUFFIXES = formats.suffixes()
 
 
 def _mlflow() -> Any:
@@ -170,9 +171,9 @@ def _register(client: Any, mlflow: Any, name: str, source: str, run_id: str, tag
 
 def _model_in(path: Path, uri: str) -> Path:
     """The model inside a downloaded artifact: the file itself, a SavedModel, or the one model file in a folder."""
-    if path.is_file() or (path / "saved_model.pb").is_file():
+    if path.is_file() or formats.of_directory(path) is not None:
         return path
-    found = sorted(p for p in path.iterdir() if p.suffix in _MODEL_SUFFIXES or (p / "saved_model.pb").is_file())
+    found = sorted(p for p in path.iterdir() if p.suffix in _MODEL_SUFFIXES or formats.of_directory(p) is not None)
     if len(found) == 1:
         return found[0]
     names = ", ".join(p.name for p in sorted(path.iterdir())) or "nothing"

@@ -160,7 +160,7 @@ class OutputComparison(Record):
 class ModelDifference(Record):
     """One way the model verified is not the fingerprinted one (inputs and outputs as 'name shape dtype')."""
 
-    field: Literal["inputs", "outputs", "parameter_count", "layer_classes"]
+    field: Literal["inputs", "outputs", "parameter_count", "layer_classes", "format"]
     saved: Leaf = None
     current: Leaf = None
 
