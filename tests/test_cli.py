@@ -7,17 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from envhelpers import run_python
-from typer.testing import CliRunner
+from envhelpers import invoke, run_python
 
 import envprint
-from envprint.cli.app import _guard, app
+from envprint.cli.app import _guard
 from envprint.errors import ExitCode
 from envprint.record.store import canonical_json
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GPU = FIXTURES / "handmade_gpu_host_a100.json"
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +23,6 @@ def cpu_json(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("fp") / "cpu.json"
     path.write_text(canonical_json(envprint.capture()))
     return path
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def test_help_documents_every_exit_code():

@@ -10,19 +10,13 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from envhelpers import invoke
 
 import envprint
-from envprint.cli.app import app
 from envprint.errors import ExitCode, MismatchError
 from envprint.record.store import read_fingerprint
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def copy_model(src: Path, dest_dir: Path) -> Path:
