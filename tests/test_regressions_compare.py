@@ -1,4 +1,4 @@
-"""The tolerance rule at its exact edge, and NaN against NaN, through the public comparison.
+"""The tolerance rule at its exact edge, and NaN against NaN, through compare_output and envprint.verify.
 
 An element passes when |obtained - expected| <= atol + rtol * |expected| (numpy's allclose rule,
 the README's words): a difference that equals the allowance passes. The values here are exact in
@@ -6,6 +6,8 @@ binary, so the difference and the allowance are the same float and nothing round
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +73,29 @@ def test_nan_that_appears_or_vanishes_is_a_mismatch_under_any_tolerance():
     o = np.array([1.0, np.nan], dtype=np.float32)
     out = compare_output("p", e, o, Tolerance(rtol=1.0, atol=1e30))
     assert (out.status, out.n_out_of_tolerance, out.nan_appeared, out.nan_vanished) == ("mismatch", 2, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def nudged(keras, tmp_path_factory):
+    """(a record of a tiny model, the same weights behind Rescaling(1 + 2**-20): outputs ~1e-6 relative away)."""
+    from fleet_models import saved, tiny
+
+    model = tiny(keras, 13, keras.layers.Rescaling(1.0, name="scale"))
+    path = saved(model, tmp_path_factory.mktemp("boundary") / "model.keras")
+    other = tiny(keras, 13, keras.layers.Rescaling(1 + 2**-20, name="scale"))
+    other.set_weights(model.get_weights())
+    return Path(f"{path}.envprint"), other
+
+
+def test_verify_passes_at_exactly_the_error_it_observed(nudged):
+    import envprint
+
+    record, model = nudged
+    strict = envprint.verify(model, fingerprint=record, tolerance=Tolerance(exact=True))
+    (out,) = strict.outputs
+    assert (strict.verdict, out.status) == ("mismatch", "mismatch")
+    assert out.max_abs > 0
+    at_atol = envprint.verify(model, fingerprint=record, tolerance=Tolerance(rtol=0.0, atol=out.max_abs))
+    assert (at_atol.verdict, at_atol.outputs[0].n_out_of_tolerance) == ("within_tolerance", 0)
+    below = float(np.nextafter(out.max_abs, 0.0))
+    assert envprint.verify(model, fingerprint=record, tolerance=Tolerance(rtol=0.0, atol=below)).verdict == "mismatch"
