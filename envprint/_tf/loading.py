@@ -190,6 +190,10 @@ class LoadedModel:
         """
         raise NotImplementedError
 
+    def weights(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``_weights()``, public: a seam for tests and tools that read what the weights digest hashes."""
+        return self._weights()
+
     # -- shared
     def _guard(self, run: Any, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
@@ -359,6 +363,14 @@ class _KerasModel(LoadedModel):
         if self._feed_kind == "single":
             return x[self.inputs[0].name]
         return [x[s.name] for s in self.inputs]
+
+    def feed(self, x: dict[str, np.ndarray]) -> Any:
+        """Probes by input name -> what this Keras model's own predict takes; a seam for tests and tools."""
+        return self._feed(x)
+
+    def named(self, result: Any) -> dict[str, np.ndarray]:
+        """What this Keras model's own predict returned -> arrays by output name; a seam for tests and tools."""
+        return self._named(result)
 
     def _named(self, result: Any) -> dict[str, np.ndarray]:
         if isinstance(result, Mapping):
