@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from envhelpers import invoke
 
 import envprint
-from envprint.cli.app import app
 from envprint.record.store import canonical_json
 
 
@@ -108,7 +107,7 @@ def test_same_host_with_a_declared_seed_shows_no_environment_difference(mlp, tmp
     assert report.environment.entries == [], [(e.path, e.a, e.b) for e in report.environment.entries]
     assert report.explanations == []
     assert report.seed_applied is None  # a deterministic model: the seed does not matter
-    r = CliRunner().invoke(app, ["diff", str(model) + ".envprint/fingerprint.json", "--current"])
+    r = invoke("diff", str(model) + ".envprint/fingerprint.json", "--current")
     assert r.exit_code == 0, r.output
 
 
@@ -136,7 +135,7 @@ def test_preflight_in_the_library_is_the_command_lines(mlp, tmp_path, monkeypatc
     # This host now runs with a variable the saved host did not have: a note, not a gate.
     monkeypatch.setenv("TF_ENVPRINT_EXAMPLE", "1")
     library = envprint.preflight(model)
-    r = CliRunner().invoke(app, ["verify", str(model), "--preflight", "--json"])
+    r = invoke("verify", model, "--preflight", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == json.loads(canonical_json(library))
     assert [(x.cause, x.score) for x in library.expectations] == [("environment", 0.2)]
@@ -195,5 +194,5 @@ def test_a_cache_location_and_gpu_only_variables_are_listed_not_expected_on_a_cp
         "env.variables.KERAS_HOME": False,
         "env.variables.NVIDIA_TF32_OVERRIDE": False,
     }
-    r = CliRunner().invoke(app, ["verify", str(model), "--preflight"])
+    r = invoke("verify", str(model), "--preflight")
     assert r.exit_code == 0, r.output

@@ -12,19 +12,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from envhelpers import invoke
 
 import envprint
-from envprint.cli.app import app
 from envprint.models import Report
 from envprint.record.store import read_fingerprint, write_fingerprint
 from envprint.render.text import first_problem
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture
@@ -147,7 +140,7 @@ def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras
     # for the same Sequential in memory. Its records must keep verifying the model that was saved.
     import numpy as np
 
-    from envprint._tf.identity import _digest
+    from envprint._tf.identity import weights_digest
     from envprint._tf.loading import load_model
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, bias_initializer="ones")])
@@ -156,7 +149,7 @@ def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras
     envprint.save(path)
     fp_path = tmp_path / "m.keras.envprint" / "fingerprint.json"
     fp = read_fingerprint(fp_path)
-    old_digest, _, _ = _digest(load_model(path)._weights(), "named-v1")  # what 0.1.0 recorded for this file
+    old_digest, _, _ = weights_digest(load_model(path).weights(), "named-v1")  # what 0.1.0 recorded for this file
     old = fp.model.model_copy(update={"weights_digest": old_digest, "weights_digest_scheme": "named-v1"})
     write_fingerprint(fp_path, fp.model_copy(update={"model": old}))
 

@@ -15,19 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envhelpers import as_unprivileged, run_unprivileged
-from typer.testing import CliRunner
+from envhelpers import as_unprivileged, invoke, run_unprivileged
 
 import envprint
-from envprint.cli.app import app
 from envprint.errors import ExitCode, FingerprintError
 from envprint.record import sidecar
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def tree_state(root: Path) -> dict[str, bytes | None]:

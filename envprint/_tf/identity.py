@@ -148,6 +148,13 @@ def _digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str
     return _digest_leaves(leaves, scheme), len(leaves), count
 
 
+def weights_digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str, int, int]:
+    """(digest, weight count, parameter count) of named arrays under ``scheme`` (``tensors-v2``,
+    ``named-v1``, ``tflite-constants-v1``): what a record stores. A seam for tests and tools that
+    check digests against known values or compute what an older envprint recorded."""
+    return _digest(weights, scheme)
+
+
 def keras_weights_digest(model: Any) -> str:
     """The weights digest (``tensors-v2``) of a Keras model object, however it was built: Sequential,
     functional or subclassed, in code, from any file, trained in this process. Equal to the

@@ -147,8 +147,11 @@ def _format(c: Scoring) -> str | None:
 
 def _loads(c: Scoring, e: DiffEntry) -> str:
     """verify's own rule for this record's file under this host's Keras (host.compat.keras_can_load)."""
+    fmt = _format(c)
+    if fmt is None:  # a host's fingerprint (envprint show), no model: nothing to load
+        return "loads"
     saved, here = (None if v is None else str(v) for v in (e.a, e.b))
-    return keras_can_load(_format(c) or "", saved, here)[0]
+    return keras_can_load(fmt, saved, here)[0]
 
 
 def _moved(kind: str) -> Callable[[Scoring, DiffEntry], bool]:

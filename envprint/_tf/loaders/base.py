@@ -122,6 +122,10 @@ class LoadedModel:
         """
         raise NotImplementedError
 
+    def weights(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``_weights()``, public: a seam for tests and tools that read what the weights digest hashes."""
+        return self._weights()
+
     # -- shared
     def _guard(self, run: Any, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:

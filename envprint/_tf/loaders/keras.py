@@ -95,6 +95,14 @@ class KerasModel(LoadedModel):
             return x[self.inputs[0].name]
         return [x[s.name] for s in self.inputs]
 
+    def feed(self, x: dict[str, np.ndarray]) -> Any:
+        """Probes by input name -> what this Keras model's own predict takes; a seam for tests and tools."""
+        return self._feed(x)
+
+    def named(self, result: Any) -> dict[str, np.ndarray]:
+        """What this Keras model's own predict returned -> arrays by output name; a seam for tests and tools."""
+        return self._named(result)
+
     def _named(self, result: Any) -> dict[str, np.ndarray]:
         if isinstance(result, Mapping):
             return {str(k): _to_numpy(v) for k, v in result.items()}
