@@ -246,3 +246,27 @@ def test_a_node_that_dies_mid_run_is_unreachable_not_a_mismatch(keras, cluster, 
     assert report.by_status == {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 1}
     assert [c.hosts for c in report.classes] == [[head]]
     assert report.exit_code == 4
+
+
+def test_fleet_reads_relative_model_and_fingerprint_paths_from_where_it_was_run(cluster, dw_model, monkeypatch):
+    """Ray runs each node's task in a directory of its own: relative paths are the caller's, not the worker's."""
+    from envprint.record.sidecar import default_sidecar
+
+    monkeypatch.chdir(dw_model.parent)
+    record = default_sidecar(Path(dw_model.name))
+    r = runner.invoke(
+        app,
+        ["fleet", dw_model.name, "--fingerprint", str(record), "--ray", cluster.address, "--json", "--timeout", "300"],
+    )
+    assert r.exit_code == 0, r.output
+    report = FleetReport.model_validate(json.loads(r.stdout))
+    assert report.model == dw_model.name
+    assert report.by_status == {"identical": 1, "within_tolerance": 1, "mismatch": 0, "error": 0, "unreachable": 0}
+
+
+def test_fleet_ships_a_model_given_by_a_relative_path(cluster, dw_model, monkeypatch):
+    monkeypatch.chdir(dw_model.parent)
+    r = runner.invoke(app, ["fleet", dw_model.name, "--ray", cluster.address, "--ship", "--timeout", "300"])
+    assert r.exit_code == 0, r.output
+    assert f"envprint fleet: {dw_model.name}\n" in r.output
+    assert "2 hosts: 1 identical, 1 within tolerance, 0 mismatch, 0 could not verify, 0 unreachable" in r.output
