@@ -971,7 +971,7 @@ def aggregate(
         typer.Argument(
             metavar="REPORT...",
             help="'envprint verify --json' outputs: files, directories of *.json/*.jsonl, or '-' (default) for "
-            "JSON Lines on stdin.",
+            "stdin (reports one after another: concatenated, as 'cat reports/*.json' gives them, or JSON Lines).",
         ),
     ] = None,
     json_out: JsonOpt = False,
