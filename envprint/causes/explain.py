@@ -427,7 +427,7 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
      "the weights cannot be compared across formats (saved {scheme_saved}, this model {scheme_now}) and the inputs "
      "and outputs match: the outputs are the evidence"),
     ("probes_changed", 1.0, lambda c: bool(c.identity.sidecar_files_changed),
-     "{sidecar_files} {match_verb} the sha256 in fingerprint.json: the reference was edited after save"),
+     "{sidecar_files} {match_verb} the sha256 in fingerprint.json: {edited} edited after save"),
     ("stochastic_inference", 0.97, lambda c: c.stochastic_now,
      "two identical predictions on this host disagreed: the model is random at inference, "
      "which explains differences without any environment change"),
@@ -439,6 +439,17 @@ IDENTITY_RULES: tuple[tuple[str, float, Callable[[_Ctx], bool], str], ...] = (
      "model files changed ({files}) but the weights digest is the saved one: a re-save, not another model"),
 )
 # fmt: on
+
+
+def _edited_files(files: list[str]) -> str:
+    """What an edit of these record files changed, named: the probes, the reference, or the record."""
+    if set(files) == {"probes.npz"}:
+        return "the probes were"
+    if set(files) == {"reference.npz"}:
+        return "the reference was"
+    if set(files) == {"probes.npz", "reference.npz"}:
+        return "the probes and the reference were"
+    return "the record was"
 
 
 def _other_format(c: _Ctx) -> bool:
@@ -522,6 +533,7 @@ def explain(
         "scheme_now": identity.weights_digest_scheme_now,
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
         "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
+        "edited": _edited_files(identity.sidecar_files_changed),
     }
     found: dict[str, Explanation] = {}
     for cause, score, applies, why in IDENTITY_RULES:
