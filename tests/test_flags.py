@@ -361,6 +361,14 @@ def test_env_export_pins_this_hosts_packages_from_a_record(mlp, tmp_path):
         assert lines[0] == "# pip constraints: the distributions installed on the host that saved this fingerprint"
         assert f"numpy=={metadata.version('numpy')}" in lines
         assert f"pydantic=={metadata.version('pydantic')}" in lines
+        # What a model's numerics depend on, not the installer's tools nor envprint itself: named, not pinned.
+        tools = ("envprint", "pip", "setuptools", "wheel")
+        assert [line for line in lines if line.split("==")[0] in tools] == []
+        assert (
+            "# not pinned: "
+            + ", ".join(f"{name} {metadata.version(name)}" for name in tools)
+            + " (installers and envprint itself do not change a model's numerics)"
+        ) in lines
 
 
 def test_show_all_lists_every_installed_distribution():
