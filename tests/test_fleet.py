@@ -270,3 +270,34 @@ def test_fleet_ships_a_model_given_by_a_relative_path(cluster, dw_model, monkeyp
     assert r.exit_code == 0, r.output
     assert f"envprint fleet: {dw_model.name}\n" in r.output
     assert "2 hosts: 1 identical, 1 within tolerance, 0 mismatch, 0 could not verify, 0 unreachable" in r.output
+
+
+@pytest.mark.parametrize(
+    "ray_says",
+    [  # Ray 2.x's words (ray/_private/services.py) when 'auto' finds no cluster, or several
+        "Could not find any running Ray instance. Please specify the one to connect to by setting `--address` flag "
+        "or `RAY_ADDRESS` environment variable.",
+        "Could not find any running Ray instance. Please specify the one to connect to by setting the `--address` "
+        "flag or `RAY_ADDRESS` environment variable.",
+    ],
+)
+def test_the_ray_auto_error_gives_envprints_own_flag_not_rays(ray_says):
+    from envprint.many.ray_engine import ray_reason
+
+    assert ray_reason(ConnectionError(ray_says)) == "Could not find any running Ray instance."
+    assert ray_reason(ConnectionError("")) == "ConnectionError"
+
+
+def test_fleet_ray_local_is_documented_and_verifies_on_this_host_alone(mlp, tmp_path):
+    r = runner.invoke(app, ["fleet", "--help"], env={"COLUMNS": "200"})
+    assert "'local' (a cluster of this host alone, started in this process, to try a setup)" in " ".join(
+        r.output.replace("│", " ").split()
+    )
+    model = tmp_path / "model.keras"
+    shutil.copy2(mlp["keras"], model)
+    assert runner.invoke(app, ["save", str(model)]).exit_code == 0
+    r = runner.invoke(app, ["fleet", str(model), "--ray", "local", "--json", "--timeout", "300"])
+    assert r.exit_code == 0, r.output
+    report = FleetReport.model_validate(json.loads(r.stdout))
+    assert [(c.name, len(c.hosts), c.verdict) for c in report.classes] == [("A", 1, "identical")]
+    assert report.by_status == {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 0}
