@@ -899,7 +899,12 @@ def fleet(
     model: ModelArg,
     ray_address: Annotated[
         str,
-        typer.Option("--ray", metavar="ADDRESS", help="The Ray cluster: host:6379, ray://host:10001, or 'auto'."),
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="The Ray cluster: host:6379, ray://host:10001, 'auto' (this node's cluster), or 'local' "
+            "(a cluster of this host alone, started in this process, to try a setup).",
+        ),
     ],
     fingerprint: Annotated[
         Path | None, typer.Option("--fingerprint", help="The record (default: found beside MODEL).")
