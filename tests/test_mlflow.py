@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,3 +221,49 @@ def test_logging_again_under_a_registered_name_adds_a_version(logged, tracking, 
     version = mlflow.tracking.MlflowClient().get_model_version("envprint-mlp", "2")
     assert (version.run_id, version.source) == (again.run_id, again.model_uri)
     assert version.tags["envprint.weights_digest"] == logged.tags["envprint.weights_digest"]
+
+
+# --------------------------------------------------------------------------- a model MLflow's keras flavour logged
+
+
+@pytest.fixture(scope="module")
+def keras_flavour(tracking, mlp):
+    """The MLP logged by mlflow.keras.log_model (its MLmodel, data/model.keras), with the record beside it."""
+    pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
+    import mlflow.keras
+
+    with mlflow.start_run(experiment_id=tracking) as run:
+        info = mlflow.keras.log_model(mlp.model, name="model")
+        logged = envprint.mlflow.log_record(info, save_options={"num_probes": 4})
+    return run.info.run_id, info, logged
+
+
+def test_log_record_puts_the_record_beside_the_keras_flavours_artifacts(keras_flavour):
+    from mlflow.artifacts import download_artifacts
+
+    run_id, info, logged = keras_flavour
+    assert (logged.run_id, logged.model_uri) == (run_id, info.model_uri)
+    assert logged.record_uri == f"models:/{info.model_id}/envprint"
+    local = download_artifacts(artifact_uri=info.model_uri)
+    assert sorted(p.name for p in (Path(local) / "envprint").iterdir()) == [
+        "fingerprint.json",
+        "probes.npz",
+        "reference.npz",
+    ]
+    assert envprint.read_fingerprint(Path(local) / "envprint" / "fingerprint.json").probes.num_probes == 4
+    assert mlflow.tracking.MlflowClient().get_run(run_id).data.tags["envprint.model_format"] == "keras"
+    assert mlflow.get_logged_model(info.model_id).tags["envprint.model_format"] == "keras"
+    # MLflow's own loaders still load it: the record sits beside the flavour, not in its way.
+    x = np.ones((2, 4), "float32")
+    expected = mlflow.keras.load_model(info.model_uri).predict(x, verbose=0)
+    assert expected.shape == (2, 3)
+    np.testing.assert_array_equal(np.asarray(mlflow.pyfunc.load_model(info.model_uri).predict(x)), expected)
+
+
+def test_verify_finds_the_record_beside_a_flavours_model(keras_flavour):
+    _, info, logged = keras_flavour
+    r = run_cli("verify", info.model_uri)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
+    assert f"  model:       {info.model_uri}\n" in r.stdout
+    assert f"  fingerprint: {info.model_uri}/envprint\n" in r.stdout

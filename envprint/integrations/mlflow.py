@@ -87,6 +87,91 @@ def record_tags(fp: Any, signed: bool) -> dict[str, str]:
     }
 
 
+# --------------------------------------------------------------------------- models MLflow's flavours logged
+
+MLMODEL_FILE = "MLmodel"
+
+
+def flavour_model(directory: Path) -> Path | None:
+    """The model file (or SavedModel) inside a model that an MLflow flavour saved, read from its MLmodel.
+
+    keras: ``data/model.keras`` (or the ``data/model`` export with ``save_exported_model``);
+    tensorflow: its ``saved_model_dir`` (``tf2model``). None when ``directory`` holds no MLmodel.
+    """
+    mlmodel = directory / MLMODEL_FILE
+    if not mlmodel.is_file():
+        return None
+    import yaml  # a dependency of mlflow-skinny
+
+    flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors") or {}
+    if "keras" in flavors:
+        data = directory / flavors["keras"].get("data", "data") / "model"
+        candidates = [data.with_suffix(".keras"), data]
+    elif "tensorflow" in flavors:
+        candidates = [directory / flavors["tensorflow"].get("saved_model_dir", "tf2model")]
+    else:
+        raise ModelError(
+            f"{directory}: an MLflow model of the flavour(s) {', '.join(sorted(flavors)) or 'none'}; "
+            "envprint reads the keras and tensorflow flavours"
+        )
+    for path in candidates:
+        if path.is_file() or (path / "saved_model.pb").is_file():
+            return path
+    raise ModelError(
+        f"{directory}: its MLmodel names a model at {candidates[0].relative_to(directory)}, which is missing"
+    )
+
+
+def _record_flavour_model(
+    mlflow: Any, model_uri: str, save_options: dict[str, Any], registered_model_name: str | None
+) -> LoggedRecord:
+    """Record a model a flavour logged (keras, tensorflow) and put the record beside its artifacts, in envprint/."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import Model
+
+    import envprint
+    from envprint.record.signing import SIGNATURE_FILE
+
+    if registered_model_name:
+        raise UsageError(
+            "log_record: registered_model_name is for a model log_record logs itself; register a flavour's model "
+            "with mlflow.register_model(MODEL_URI, NAME): its versions carry the record"
+        )
+    with tempfile.TemporaryDirectory(prefix="envprint-mlflow-") as tmp:
+        try:
+            local = Path(download_artifacts(artifact_uri=model_uri, dst_path=str(Path(tmp) / "model")))
+        except Exception as exc:  # MlflowException, OSError: whatever the store raises
+            raise ModelError(f"{model_uri}: cannot download the model from MLflow ({_one_line(exc)})") from None
+        model = flavour_model(local)
+        if model is None:
+            raise ModelError(
+                f"{model_uri}: no MLmodel file, so not a model an MLflow flavour logged; for a model file of "
+                "yours, pass its local path: log_record('model.keras')"
+            )
+        record = Path(tmp) / RECORD_ARTIFACT_PATH
+        fp = envprint.save(model, out=record, **save_options).fingerprint
+        tags = record_tags(fp, signed=(record / SIGNATURE_FILE).is_file())
+        client = mlflow.tracking.MlflowClient()
+        info = Model.load(str(local / MLMODEL_FILE))
+        try:
+            model_id = getattr(info, "model_id", None)
+            if model_id:  # MLflow 3: the flavour's artifacts belong to a LoggedModel
+                client.log_model_artifacts(model_id, str(record), RECORD_ARTIFACT_PATH)
+                client.set_logged_model_tags(model_id, tags)
+                target = f"models:/{model_id}"
+            else:  # MLflow 2: the flavour's artifacts are a run's, under the model's artifact path
+                client.log_artifacts(info.run_id, str(record), f"{info.artifact_path}/{RECORD_ARTIFACT_PATH}")
+                target = f"runs:/{info.run_id}/{info.artifact_path}"
+            if info.run_id:
+                for key, value in tags.items():
+                    client.set_tag(info.run_id, key, value)
+        except mlflow.exceptions.MlflowException as exc:
+            raise UsageError(f"{model_uri}: cannot log the record beside the model ({_one_line(exc)})") from None
+    return LoggedRecord(
+        run_id=info.run_id, model_uri=model_uri, record_uri=f"{target}/{RECORD_ARTIFACT_PATH}", tags=tags
+    )
+
+
 def log_record(
     model_path: str | Path,
     *,
@@ -94,8 +179,17 @@ def log_record(
     run_id: str | None = None,
     log_model: bool = True,
     registered_model_name: str | None = None,
+    save_options: dict[str, Any] | None = None,
 ) -> LoggedRecord:
     """Log a saved model's envprint record to an MLflow run, and tag the run with its key facts.
+
+    ``model_path`` may also be a model that MLflow's keras or tensorflow flavour logged (the
+    ``model_uri`` of what ``mlflow.keras.log_model`` returned, ``models:/...`` or ``runs:/...``, or
+    that ModelInfo itself): the model is recorded as that flavour stored it, with ``save_options``
+    going to ``envprint.save`` (probes=, num_probes=, ...), and the record is logged beside the
+    flavour's artifacts, in their ``envprint/``, where ``envprint verify MODEL_URI`` finds it; the
+    flavour's MLmodel is left as it was, so ``mlflow.pyfunc.load_model`` and the flavour's own
+    loader still load it. The record's facts tag the run (and, in MLflow 3, the logged model).
 
     ``model_path`` is a model that ``envprint.save`` (or ``envprint save``) recorded; ``fingerprint``
     its sidecar directory or fingerprint.json when not in the default place. The record's files go
@@ -111,6 +205,10 @@ def log_record(
     from envprint.record.signing import SIGNATURE_FILE
     from envprint.record.store import read_fingerprint
 
+    if hasattr(model_path, "model_uri"):  # the ModelInfo a flavour's log_model returned
+        model_path = model_path.model_uri
+    if is_mlflow_uri(model_path):
+        return _record_flavour_model(mlflow, str(model_path), dict(save_options or {}), registered_model_name)
     model_path = Path(model_path)
     fp_path = locate_fingerprint(model_path, fingerprint)
     fp = read_fingerprint(fp_path)
@@ -235,10 +333,16 @@ def local_copy(uri: str | Path, fingerprint: str | Path | None = None) -> Iterat
             downloaded = Path(download_artifacts(artifact_uri=uri, dst_path=str(Path(tmp) / "model")))
         except Exception as exc:  # MlflowException, OSError: whatever the store raises
             raise ModelError(f"{uri}: cannot download the model from MLflow ({_one_line(exc)})") from None
-        model = _model_in(downloaded, uri)
+        flavoured = flavour_model(downloaded)
+        model = flavoured or _model_in(downloaded, uri)
         record_uri = None
         inside = default_sidecar(model) / FINGERPRINT_FILE
-        if fingerprint is None and model.is_dir() and inside.is_file():
+        beside = downloaded / RECORD_ARTIFACT_PATH / FINGERPRINT_FILE
+        if fingerprint is None and flavoured is not None and beside.is_file():
+            # A model a flavour logged, its record logged beside the flavour's artifacts (log_record(MODEL_URI)).
+            fingerprint = beside
+            record_uri = f"{uri.rstrip('/')}/{RECORD_ARTIFACT_PATH}"
+        elif fingerprint is None and model.is_dir() and inside.is_file():
             # A SavedModel carries its record inside (assets.extra/envprint/): verify against that copy,
             # whose files the digest of the model directory leaves out.
             fingerprint = inside
