@@ -267,3 +267,24 @@ def test_verify_finds_the_record_beside_a_flavours_model(keras_flavour):
     assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
     assert f"  model:       {info.model_uri}\n" in r.stdout
     assert f"  fingerprint: {info.model_uri}/envprint\n" in r.stdout
+
+
+def test_the_autolog_callback_logs_the_fitted_model_with_its_flavour_and_record(tracking, keras):
+    pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
+    inp = keras.Input((4,), name="features")
+    model = keras.Model(inp, keras.layers.Dense(2, name="score")(inp))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+    callback = envprint.mlflow.autolog_callback(registered_model_name="envprint-fitted", probes=x[:8])
+    with mlflow.start_run(experiment_id=tracking):
+        model.fit(x, np.zeros((32, 2), "float32"), epochs=1, verbose=0, callbacks=[callback])
+    logged = callback.logged
+    assert logged.tags["envprint.num_probes"] == "8"
+    np.testing.assert_array_equal(
+        np.asarray(mlflow.pyfunc.load_model("models:/envprint-fitted/1").predict(x[:3])),
+        model.predict(x[:3], verbose=0),
+    )
+    r = run_cli("verify", "models:/envprint-fitted/1")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
+    assert "  fingerprint: models:/envprint-fitted/1/envprint\n" in r.stdout

@@ -149,6 +149,10 @@ def _record_flavour_model(
                 "yours, pass its local path: log_record('model.keras')"
             )
         record = Path(tmp) / RECORD_ARTIFACT_PATH
+        if "probes" in save_options:  # arrays, or a dict of them by input name, as the Keras callback takes
+            from envprint.integrations.keras import _write_probes
+
+            save_options["probes"] = _write_probes(Path(tmp), save_options["probes"])
         fp = envprint.save(model, out=record, **save_options).fingerprint
         tags = record_tags(fp, signed=(record / SIGNATURE_FILE).is_file())
         client = mlflow.tracking.MlflowClient()
@@ -172,6 +176,55 @@ def _record_flavour_model(
     )
 
 
+def log_model(
+    model: Any,
+    name: str = "model",
+    *,
+    registered_model_name: str | None = None,
+    save_options: dict[str, Any] | None = None,
+    **log_model_options: Any,
+) -> LoggedRecord:
+    """Log a Keras model in memory with MLflow's keras flavour, and its envprint record beside it.
+
+    ``mlflow.keras.log_model(model, name=name, ...)`` (so ``mlflow.pyfunc.load_model`` and
+    ``mlflow.keras.load_model`` load it, and ``registered_model_name`` registers it as MLflow does),
+    then ``log_record`` of what it logged, ``save_options`` going to ``envprint.save``.
+    ``envprint verify MODEL_URI`` (the returned ``model_uri``, or ``models:/NAME/VERSION``) checks it.
+    """
+    _mlflow()
+    try:
+        import mlflow.keras
+    except ImportError as exc:
+        raise DependencyError(
+            f"MLflow's keras flavour is not importable ({_one_line(exc)}); mlflow-skinny leaves out what it needs: "
+            "pip install pandas (or the full mlflow)"
+        ) from None
+    info = mlflow.keras.log_model(model, name=name, registered_model_name=registered_model_name, **log_model_options)
+    return log_record(info, save_options=save_options)
+
+
+def autolog_callback(name: str = "model", *, registered_model_name: str | None = None, **save_options: Any) -> Any:
+    """A Keras callback that, at the end of ``fit``, logs the model with ``log_model`` (flavour and record).
+
+    ``model.fit(x, y, callbacks=[envprint.mlflow.autolog_callback(probes=x[:16])])`` inside
+    ``mlflow.start_run()``; ``save_options`` go to ``envprint.save``. What was logged is on the
+    callback's ``logged`` attribute. Building it imports Keras.
+    """
+    from envprint._tf import import_keras
+
+    keras = import_keras()
+
+    class EnvprintMlflowCallback(keras.callbacks.Callback):
+        logged: LoggedRecord | None = None
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.logged = log_model(
+                self.model, name, registered_model_name=registered_model_name, save_options=save_options
+            )
+
+    return EnvprintMlflowCallback()
+
+
 def log_record(
     model_path: str | Path,
     *,
@@ -186,7 +239,7 @@ def log_record(
     ``model_path`` may also be a model that MLflow's keras or tensorflow flavour logged (the
     ``model_uri`` of what ``mlflow.keras.log_model`` returned, ``models:/...`` or ``runs:/...``, or
     that ModelInfo itself): the model is recorded as that flavour stored it, with ``save_options``
-    going to ``envprint.save`` (probes=, num_probes=, ...), and the record is logged beside the
+    going to ``envprint.save`` (probes= a path, arrays or a dict of them, num_probes=, ...), and the record is logged beside the
     flavour's artifacts, in their ``envprint/``, where ``envprint verify MODEL_URI`` finds it; the
     flavour's MLmodel is left as it was, so ``mlflow.pyfunc.load_model`` and the flavour's own
     loader still load it. The record's facts tag the run (and, in MLflow 3, the logged model).
