@@ -288,3 +288,21 @@ def test_the_autolog_callback_logs_the_fitted_model_with_its_flavour_and_record(
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
     assert "  fingerprint: models:/envprint-fitted/1/envprint\n" in r.stdout
+
+
+def test_readme_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", tracking)
+    inp = keras.Input((4,), name="features")
+    model = keras.Model(inp, keras.layers.Dense(2, name="score")(inp))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+    np.savez(tmp_path / "samples.npz", features=x[:4])
+    namespace = {"model": model, "x": x, "y": np.zeros((32, 2), "float32")}
+    exec(compile(readme_block("MLflow", "python mlflow-flavour"), "README.md (MLflow flavour)", "exec"), namespace)
+    model_uri = capsys.readouterr().out.strip()
+    assert model_uri.startswith("models:/m-")
+    r = run_cli("verify", model_uri)
+    assert r.exit_code == 0, r.output
+    assert f"  fingerprint: {model_uri}/envprint\n" in r.stdout
