@@ -664,7 +664,7 @@ def env_export(
         Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
     ],
 ) -> None:
-    """Print a pip constraints file pinning every package of the saved host.
+    """Print a pip constraints file pinning the saved host's packages (all but pip, setuptools, wheel, envprint).
 
     Use: envprint env-export FINGERPRINT > constraints.txt && pip install -c constraints.txt 'tensorflow==X'
     """
