@@ -1,7 +1,9 @@
 """MLflow: log a saved model's envprint record to a run, and verify a model straight from MLflow.
 
 Owns: ``log_record`` (the model and its record as run artifacts, the record's key facts as run
-tags), and ``local_copy`` / ``verify``: a ``runs:/<run_id>/<path>`` or ``models:/<name>/<version>``
+tags; or, for a model MLflow's keras/tensorflow flavour logged, the record beside the flavour's
+artifacts in their ``envprint/``), ``log_model`` and ``autolog_callback`` (the keras flavour and
+the record in one step, by hand or at the end of ``fit``), and ``local_copy`` / ``verify``: a ``runs:/<run_id>/<path>`` or ``models:/<name>/<version>``
 (or ``models:/<name>@<alias>``) URI downloaded, with its record, to a temporary directory that is
 removed afterwards. The public path is ``envprint.mlflow``.
 
