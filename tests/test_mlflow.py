@@ -306,3 +306,16 @@ def test_readme_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, cap
     r = run_cli("verify", model_uri)
     assert r.exit_code == 0, r.output
     assert f"  fingerprint: {model_uri}/envprint\n" in r.stdout
+
+
+def test_a_keras_model_the_tensorflow_flavour_logged_gets_its_record_and_verifies(tracking, mlp):
+    pytest.importorskip("pandas", reason="MLflow's tensorflow flavour (mlflow.pyfunc) needs pandas")
+    import mlflow.tensorflow
+
+    with mlflow.start_run(experiment_id=tracking):
+        info = mlflow.tensorflow.log_model(mlp.model, name="tf-model")
+        logged = envprint.mlflow.log_record(info, save_options={"num_probes": 3})
+    assert logged.tags["envprint.model_format"] == "keras"
+    r = run_cli("verify", info.model_uri)
+    assert r.exit_code == 0, r.output
+    assert f"  fingerprint: {info.model_uri}/envprint\n" in r.stdout

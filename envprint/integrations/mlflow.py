@@ -97,8 +97,9 @@ MLMODEL_FILE = "MLmodel"
 def flavour_model(directory: Path) -> Path | None:
     """The model file (or SavedModel) inside a model that an MLflow flavour saved, read from its MLmodel.
 
-    keras: ``data/model.keras`` (or the ``data/model`` export with ``save_exported_model``);
-    tensorflow: its ``saved_model_dir`` (``tf2model``). None when ``directory`` holds no MLmodel.
+    keras, and tensorflow of a Keras model: ``data/model.keras`` (``.h5``, or the ``data/model``
+    export); tensorflow of a ``tf.Module``: its ``saved_model_dir`` (``tf2model``). None when
+    ``directory`` holds no MLmodel.
     """
     mlmodel = directory / MLMODEL_FILE
     if not mlmodel.is_file():
@@ -106,11 +107,12 @@ def flavour_model(directory: Path) -> Path | None:
     import yaml  # a dependency of mlflow-skinny
 
     flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors") or {}
-    if "keras" in flavors:
-        data = directory / flavors["keras"].get("data", "data") / "model"
-        candidates = [data.with_suffix(".keras"), data]
-    elif "tensorflow" in flavors:
-        candidates = [directory / flavors["tensorflow"].get("saved_model_dir", "tf2model")]
+    conf = flavors.get("keras") or flavors.get("tensorflow")
+    if conf is not None and "saved_model_dir" in conf:  # tensorflow flavour of a tf.Module: a SavedModel
+        candidates = [directory / conf["saved_model_dir"]]
+    elif conf is not None:  # a Keras model, by either flavour: data/model.keras (.h5, or an export directory)
+        data = directory / conf.get("data", "data") / "model"
+        candidates = [data.with_suffix(".keras"), data.with_suffix(".h5"), data]
     else:
         raise ModelError(
             f"{directory}: an MLflow model of the flavour(s) {', '.join(sorted(flavors)) or 'none'}; "
