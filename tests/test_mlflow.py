@@ -238,6 +238,7 @@ def keras_flavour(tracking, mlp):
     return run.info.run_id, info, logged
 
 
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
 def test_log_record_puts_the_record_beside_the_keras_flavours_artifacts(keras_flavour):
     from mlflow.artifacts import download_artifacts
 
@@ -260,6 +261,7 @@ def test_log_record_puts_the_record_beside_the_keras_flavours_artifacts(keras_fl
     np.testing.assert_array_equal(np.asarray(mlflow.pyfunc.load_model(info.model_uri).predict(x)), expected)
 
 
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
 def test_verify_finds_the_record_beside_a_flavours_model(keras_flavour):
     _, info, logged = keras_flavour
     r = run_cli("verify", info.model_uri)
@@ -269,6 +271,7 @@ def test_verify_finds_the_record_beside_a_flavours_model(keras_flavour):
     assert f"  fingerprint: {info.model_uri}/envprint\n" in r.stdout
 
 
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
 def test_the_autolog_callback_logs_the_fitted_model_with_its_flavour_and_record(tracking, keras):
     pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
     inp = keras.Input((4,), name="features")
@@ -290,6 +293,7 @@ def test_the_autolog_callback_logs_the_fitted_model_with_its_flavour_and_record(
     assert "  fingerprint: models:/envprint-fitted/1/envprint\n" in r.stdout
 
 
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
 def test_readme_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, capsys):
     pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
     monkeypatch.chdir(tmp_path)
@@ -308,6 +312,7 @@ def test_readme_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, cap
     assert f"  fingerprint: {model_uri}/envprint\n" in r.stdout
 
 
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
 def test_a_keras_model_the_tensorflow_flavour_logged_gets_its_record_and_verifies(tracking, mlp):
     pytest.importorskip("pandas", reason="MLflow's tensorflow flavour (mlflow.pyfunc) needs pandas")
     import mlflow.tensorflow
