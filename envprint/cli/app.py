@@ -21,7 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from envprint import formats
 from envprint._version import __version__
-from envprint.cli.streams import CppLogFilter, discard_stdout, emit
+from envprint.cli.streams import CppLogFilter, discard_stdout, emit, min_log_level
 from envprint.errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
 
 EXIT_CODES_HELP = """\b
@@ -667,7 +667,7 @@ def env_export(
         Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
     ],
 ) -> None:
-    """Print a pip constraints file pinning every package of the saved host.
+    """Print a pip constraints file pinning the saved host's packages (all but pip, setuptools, wheel, envprint).
 
     Use: envprint env-export FINGERPRINT > constraints.txt && pip install -c constraints.txt 'tensorflow==X'
     """
@@ -902,7 +902,12 @@ def fleet(
     model: ModelArg,
     ray_address: Annotated[
         str,
-        typer.Option("--ray", metavar="ADDRESS", help="The Ray cluster: host:6379, ray://host:10001, or 'auto'."),
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="The Ray cluster: host:6379, ray://host:10001, 'auto' (this node's cluster), or 'local' "
+            "(a cluster of this host alone, started in this process, to try a setup).",
+        ),
     ],
     fingerprint: Annotated[
         Path | None, typer.Option("--fingerprint", help="The record (default: found beside MODEL).")
@@ -974,7 +979,7 @@ def aggregate(
         typer.Argument(
             metavar="REPORT...",
             help="'envprint verify --json' outputs: files, directories of *.json/*.jsonl, or '-' (default) for "
-            "JSON Lines on stdin.",
+            "stdin (reports one after another: concatenated, as 'cat reports/*.json' gives them, or JSON Lines).",
         ),
     ] = None,
     json_out: JsonOpt = False,
@@ -1003,10 +1008,10 @@ def main() -> None:
     # touches the collector of a process that is not its own (a server's).
     gc.disable()
     args = sys.argv[1:]
-    # Unless --debug, or the user asked TensorFlow for its log lines (a level below 3).
-    quiet = "--debug" not in args and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() == "3"
+    # TensorFlow's C++ lines below the level the user set (envprint's default: all); none under --debug.
+    level = min_log_level(os.environ, debug="--debug" in args)
     try:
-        log_filter = CppLogFilter() if quiet else None
+        log_filter = CppLogFilter(level) if level else None
     except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
         log_filter = None
     try:

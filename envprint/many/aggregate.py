@@ -3,7 +3,7 @@
 Owns: grouping hosts that verified one model into classes by (verdict, the numerics-relevant
 differences of their fingerprint from the record, the digest of the outputs they obtained), the
 diff between two classes' representatives, and `envprint aggregate`: reading reports from files,
-directories or stdin (JSON Lines) written by any engine (Kubernetes, Slurm, a CI matrix, or
+directories or stdin (one report, several concatenated, or JSON Lines) written by any engine (Kubernetes, Slurm, a CI matrix, or
 `envprint fleet`'s own tasks). Pure data in, models out; never imports TensorFlow or Ray.
 
 A report holds its host's fingerprint only as its difference from the record
@@ -15,6 +15,7 @@ does, so no full fingerprint has to travel with a report.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -160,34 +161,48 @@ def group(model: str, hosts: list[tuple[HostResult, Report | None]], fingerprint
 # --------------------------------------------------------------------------- reading reports
 
 _SKIPPED_KINDS = {"sweep_summary", "fleet_report", "aggregate_report"}
+_SPACE = re.compile(r"\s*")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    """The first position at or after ``pos`` that is not white space (``\\s*`` always matches)."""
+    m = _SPACE.match(text, pos)
+    return m.end() if m else pos
 
 
 def _documents(text: str, source: str) -> Iterator[tuple[str, Any]]:
-    """One JSON document (a file of one report), or JSON Lines (one report per line)."""
-    stripped = text.strip()
-    if not stripped:
-        return
-    try:
-        yield source, json.loads(stripped)
-        return
-    except json.JSONDecodeError:
-        pass
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    """The JSON documents of one file or stream, one after another: one report (named ``source``),
+    or several, concatenated (``cat reports/*.json``, indented as verify writes them), one per
+    line (JSON Lines) or a mix, each named ``source:LINE`` by the line it starts on."""
+    decoder = json.JSONDecoder()
+    found: list[tuple[str, Any]] = []
+    pos, line, last, previous_line = _skip_space(text, 0), 1, 0, 0
+    while pos < len(text):
+        line += text.count("\n", last, pos)
+        last = pos
         try:
-            yield f"{source}:{n}", json.loads(line)
+            doc, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise UsageError(
-                f"{source}:{n}: not JSON ({exc.msg}); aggregate reads the output of 'envprint verify --json', "
-                "one report per file or one per line"
+                f"{source}:{exc.lineno}: not JSON ({exc.msg}); aggregate reads the output of 'envprint verify --json', "
+                "reports one after another (a file of one, JSON Lines, or files concatenated)"
             ) from None
+        name = f"{source}:{line}"
+        if line == previous_line:  # a second document on one line: its column too, so hosts keep apart
+            name += f":{pos - text.rfind(chr(10), 0, pos)}"
+        found.append((name, doc))
+        previous_line = line
+        pos = _skip_space(text, end)
+    if len(found) == 1:
+        yield source, found[0][1]
+    else:
+        yield from found
 
 
 def _sources(paths: list[Path], stdin: TextIO | None) -> Iterator[tuple[str, str]]:
     if not paths:
         if stdin is None:
-            raise UsageError("give report files or directories, or pipe JSON Lines on stdin")
+            raise UsageError("give report files or directories, or pipe reports on stdin")
         yield "stdin", stdin.read()
         return
     for path in paths:
