@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from envprint.errors import DependencyError
-from envprint.models import ErrorHistogram, Explanation, OutputComparison, Report
+from envprint.models import ErrorDocument, ErrorHistogram, Explanation, OutputComparison, Report
 
 # No fetch of any kind: a page that tried one would show an error in the console (the test looks).
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -256,13 +256,7 @@ def render_html(report: Report) -> str:
                 + _table(["", "field", "saved", "now", "topic"], rows(rest))
                 + "</details>"
             )
-    title = f"envprint verify: {verdict}: {report.model}"
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
+    return _page(f"envprint verify: {verdict}: {report.model}", body)
 
 
 def write_html(report: Report, path: str | Path) -> Path:
@@ -280,3 +274,29 @@ def write_html(report: Report, path: str | Path) -> Path:
             f"{path}: cannot write the HTML report ({exc.strerror or exc}); give a writable path"
         ) from None
     return path
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def render_error_html(document: ErrorDocument, model: str | None = None) -> str:
+    """A page for a verify that could not run (verify's own error document): what stopped it, never no page."""
+    err = document.error
+    badge = "<span class='verdict' style='background:#9a6700'>could not verify</span>"
+    facts = [["model", model or "(not named in the error document)"], ["exit code", f"{err.exit_code} ({err.kind})"]]
+    body = [f"<h1>envprint verify: {badge}</h1>", f"<p><b>{_e(err.message)}</b></p>", _table(None, facts)]
+    body.append("<p class='muted'>No outputs were compared: the verification did not run to the end.</p>")
+    return _page(f"envprint verify: could not verify: {model or err.message}", body)
+
+
+def render(result: Report | ErrorDocument, context: Any) -> str:
+    """The "html" entry of the outputs table: a verify report, or the error that stopped verify."""
+    if isinstance(result, ErrorDocument):
+        return render_error_html(result, context.model)
+    return render_html(result)

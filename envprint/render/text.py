@@ -215,7 +215,7 @@ VERDICT_WORDS = {
 JIT_WORDS = {"": "off (no XLA auto-clustering)", "autoclustering": "autoclustering (XLA compiles clusters of ops)"}
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -373,7 +373,7 @@ def render_report(report: Report, out: Writer) -> None:
     if report.outputs:  # the header already ends with a blank line
         out.line()
     numerics = [e for e in env.entries if e.numerics]
-    differences = _plural(len(env.entries), "difference")
+    differences = plural(len(env.entries), "difference")
     if env.identical:
         out.line("Environment: same as at save.")
     elif report.verdict == "identical":
@@ -475,3 +475,31 @@ def worst_table(c: OutputComparison) -> Table:
     for w in c.worst:
         table.add_row(str(w.index), w.obtained, w.expected, w.difference)
     return table
+
+
+def render(result: Any, context: Any) -> str:
+    """The "text" entry of the outputs table: what people read, for any result a command makes."""
+    from envprint.render import many
+
+    buffer = io.StringIO()
+    out = Writer(buffer)
+    kind = context.kind
+    if kind == "report":
+        render_report(result, out)
+    elif kind in ("diff", "preflight"):
+        render_diff(result, out, show_all=context.show_all, model_name=context.model_name)
+    elif kind == "save":
+        render_save(result, out)
+    elif kind == "fingerprint":
+        render_fingerprint(result, out, show_all=context.show_all)
+    elif kind == "sweep":
+        many.render_sweep_summary(result, out)
+    elif kind == "fleet":
+        many.render_fleet(result, out)
+    elif kind == "aggregate":
+        many.render_aggregate(result, out)
+    elif kind == "error":
+        out.line(f"envprint: error: {result.error.message}")
+    else:
+        raise ValueError(f"no text for {kind!r}")
+    return buffer.getvalue()
