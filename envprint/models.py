@@ -362,6 +362,15 @@ class FingerprintDiff(Record):
         default_factory=list,
         description="Predicted from the two fingerprints alone: what drift each difference would cause, most likely first.",
     )
+    passed: bool = Field(
+        description="The command's exit 0, one field for CI: diff: the fingerprints are identical; verify "
+        "--preflight: no change beyond tolerance is expected. Read as 'identical' from documents without it."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_defaults_to_identical(cls, data: object) -> object:
+        return _default_passed(data, lambda d: bool(d.get("identical")))
 
     @property
     def expects_change(self) -> bool:
@@ -510,6 +519,17 @@ class InvestigationResult(Record):
     seconds: float | None = Field(None, description="Wall time of the child process.")
 
 
+def _default_passed(data: object, rule) -> object:
+    """Documents written before ``passed`` existed read with the value the command's exit code gave."""
+    if isinstance(data, dict) and "passed" not in data:
+        data = {**data, "passed": rule(data)}
+    return data
+
+
+def _exit_code_passed(data: dict) -> bool:
+    return data.get("exit_code") == 0
+
+
 class Report(Record):
     """What verify found. ``str(report)`` and ``report.to_text()`` give the text the CLI prints."""
 
@@ -632,6 +652,7 @@ class SaveSummary(Record):
     tolerance: Tolerance
     signed: bool = Field(description="Whether signature.json was written.")
     warnings: list[str] = Field(default_factory=list)
+    passed: Literal[True] = Field(True, description="Always true: a save that could not finish is an error document.")
 
 
 PERSISTED_MODELS: dict[str, tuple[type[BaseModel], int]] = {
@@ -700,6 +721,14 @@ class SweepSummary(Record):
     exit_code: int = Field(
         description="The command's exit code: the highest 'could not verify' code, else 1 on a mismatch, else 0."
     )
+    passed: bool = Field(
+        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_exit_code(cls, data: object) -> object:
+        return _default_passed(data, _exit_code_passed)
 
 
 HostStatus = Literal["verified", "error", "unreachable"]
@@ -763,6 +792,14 @@ class FleetReport(Record):
         description="identical / within_tolerance / mismatch / error / unreachable -> hosts."
     )
     exit_code: int
+    passed: bool = Field(
+        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_exit_code(cls, data: object) -> object:
+        return _default_passed(data, _exit_code_passed)
 
 
 class AggregateReport(Record):
@@ -773,6 +810,14 @@ class AggregateReport(Record):
     sources: int = Field(description="Reports read.")
     models: list[FleetReport]
     exit_code: int
+    passed: bool = Field(
+        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_exit_code(cls, data: object) -> object:
+        return _default_passed(data, _exit_code_passed)
 
 
 PERSISTED_MODELS.update(

@@ -1,0 +1,167 @@
+"""The outputs table (render/outputs.py): --output specs, paths checked before any work, every
+output written for a result or for the error that stopped the command, and ``passed`` in every
+document a command prints for CI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from envprint.cli.app import app
+from envprint.errors import ExitCode, UsageError
+from envprint.render.outputs import OUTPUTS, Selection, parse_spec
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def recorded(mlp_recorded, tmp_path_factory) -> Path:
+    """A copy of the recorded MLP (this module saves beside it)."""
+    folder = tmp_path_factory.mktemp("outputs")
+    model = folder / "model.keras"
+    shutil.copy(mlp_recorded, model)
+    shutil.copytree(f"{mlp_recorded}.envprint", f"{model}.envprint")
+    return model
+
+
+# --------------------------------------------------------------------------- the table and its specs
+
+
+def test_every_output_names_its_module_and_draws_the_error_document_or_says_it_cannot():
+    assert list(OUTPUTS) == ["text", "json", "html", "junit", "markdown"]
+    for name, output in OUTPUTS.items():
+        assert output.kinds, name
+        assert output.stdout or output.default != "-", name
+    assert {n for n, o in OUTPUTS.items() if "error" in o.kinds} == set(OUTPUTS)
+
+
+def test_a_spec_is_format_or_format_equals_path_and_dash_is_stdout(tmp_path, monkeypatch):
+    assert parse_spec("json").path is None
+    assert parse_spec("markdown=-").path is None
+    assert parse_spec("junit").path == Path("envprint-junit.xml")
+    monkeypatch.setenv("SUMMARY", str(tmp_path / "s.md"))
+    assert parse_spec("markdown=$SUMMARY").path == tmp_path / "s.md"
+    with pytest.raises(UsageError, match=r"^--output yaml: unknown format 'yaml'; choose one of text, json, html"):
+        parse_spec("yaml")
+    with pytest.raises(UsageError, match=r"^--output html=-: html cannot go to stdout; write html=PATH$"):
+        parse_spec("html=-")
+    with pytest.raises(UsageError, match=r"no path after '='"):
+        parse_spec("json=")
+
+
+def test_two_outputs_on_stdout_are_refused(tmp_path):
+    with pytest.raises(UsageError) as exc:
+        Selection(["markdown"], json=True).check("report")
+    assert str(exc.value) == "--output markdown and json both write to stdout; give one a path"
+
+
+def test_a_directory_is_not_an_output_path(tmp_path):
+    with pytest.raises(UsageError) as exc:
+        Selection([f"markdown={tmp_path}"]).check("report")
+    assert str(exc.value) == (
+        f"{tmp_path}: cannot write the markdown output (a directory); give a file path, e.g. {tmp_path / 'envprint.md'}"
+    )
+
+
+# --------------------------------------------------------------------------- verify's outputs
+
+
+def test_verify_writes_every_output_asked_for_and_text_when_none_takes_stdout(recorded, tmp_path):
+    md, junit = tmp_path / "summary.md", tmp_path / "j.xml"
+    r = invoke("verify", recorded, "--output", f"markdown={md}", "-o", f"junit={junit}")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
+    assert md.read_text().startswith("### ✅ envprint verify: PASSED (bit-identical)\n")
+    assert "<testsuites" in junit.read_text()
+    assert r.stderr.splitlines()[-2:] == [f"envprint: wrote {md}", f"envprint: wrote {junit}"]
+
+
+def test_output_json_on_stdout_is_the_json_flag(recorded):
+    a, b = invoke("verify", recorded, "--json"), invoke("verify", recorded, "--output", "json")
+    assert a.exit_code == b.exit_code == 0
+    assert json.loads(a.stdout)["verdict"] == json.loads(b.stdout)["verdict"] == "identical"
+    assert a.stdout.startswith("{\n  ") and b.stdout.startswith("{\n  ")
+
+
+def test_a_verify_that_could_not_run_writes_its_error_page_and_markdown(tmp_path):
+    page, md = tmp_path / "p.html", tmp_path / "s.md"
+    missing = tmp_path / "missing.keras"
+    r = invoke("verify", missing, "--html", page, "--output", f"markdown={md}", "--json")
+    assert r.exit_code == ExitCode.MODEL
+    document = json.loads(r.stdout)
+    assert document["passed"] is False and document["verdict"] == "error"
+    html = page.read_text()
+    assert "could not verify" in html and str(missing) in html
+    assert document["error"]["message"] in html.replace("&#x27;", "'")
+    assert md.read_text().startswith(
+        f"### ⚠️ envprint: could not verify `{missing}`\n\n**{document['error']['message']}**"
+    )
+
+
+def test_report_command_draws_verify_s_own_error_document(tmp_path):
+    error = tmp_path / "error.json"
+    r = invoke("verify", tmp_path / "missing.keras", "--json")
+    error.write_text(r.stdout)
+    page = tmp_path / "e.html"
+    r2 = invoke("report", error, "--html", page)
+    assert r2.exit_code == 0, r2.output
+    assert r2.stdout == "" and r2.stderr == f"envprint: wrote {page}\n"
+    assert "could not verify" in page.read_text()
+    r3 = invoke("report", error, "--output", "markdown")
+    assert r3.exit_code == 0 and r3.stdout.startswith("### ⚠️ envprint: could not verify")
+
+
+# --------------------------------------------------------------------------- passed, everywhere
+
+
+def test_passed_is_in_the_success_documents_of_preflight_diff_and_save(recorded, tmp_path):
+    pre = invoke("verify", recorded, "--preflight", "--json")
+    assert pre.exit_code == 0, pre.output
+    assert json.loads(pre.stdout)["passed"] is True
+
+    fp = f"{recorded}.envprint/fingerprint.json"
+    same = invoke("diff", fp, fp, "--json")
+    assert same.exit_code == 0 and json.loads(same.stdout)["passed"] is True
+    other = tmp_path / "other.json"
+    data = json.loads(Path(fp).read_text())
+    data["threads"]["cpu_count"] = (data["threads"].get("cpu_count") or 0) + 3
+    other.write_text(json.dumps(data))
+    differ = invoke("diff", fp, other, "--json")
+    assert differ.exit_code == 1 and json.loads(differ.stdout)["passed"] is False
+
+    model = tmp_path / "m.keras"
+    shutil.copy(recorded, model)
+    saved = invoke("save", model, "--json")
+    assert saved.exit_code == 0, saved.output
+    assert json.loads(saved.stdout)["passed"] is True
+
+
+def test_passed_is_in_the_aggregate_and_sweep_summaries(recorded, tmp_path):
+    report = tmp_path / "host1.json"
+    report.write_text(invoke("verify", recorded, "--json").stdout)
+    agg = invoke("aggregate", report, "--json")
+    assert agg.exit_code == 0, agg.output
+    document = json.loads(agg.stdout)
+    assert document["passed"] is True and all(m["passed"] is True for m in document["models"])
+
+    sweep = invoke("sweep", recorded, "--json", "--jobs", "1")
+    assert sweep.exit_code == 0, sweep.output
+    summary = json.loads(sweep.stdout.splitlines()[-1])
+    assert summary["kind"] == "sweep_summary" and summary["passed"] is True
+
+
+def test_documents_written_before_passed_existed_still_read():
+    from envprint.models import AggregateReport, FingerprintDiff, SweepSummary
+
+    old = {"engine": "local", "jobs": 1, "total": 1, "done": 1, "by_verdict": {}, "by_cause": {}, "models": []}
+    assert SweepSummary.model_validate({**old, "exit_code": 1}).passed is False
+    assert AggregateReport.model_validate({"sources": 0, "models": [], "exit_code": 0}).passed is True
+    assert FingerprintDiff.model_validate({"a": "a", "b": "b", "identical": False, "entries": []}).passed is False
