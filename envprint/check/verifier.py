@@ -34,6 +34,7 @@ from envprint.models import (
     Tolerance,
 )
 from envprint.record import digests, sidecar, signing, store
+from envprint.render import text as _words  # noqa: F401  (registers str(report): models imports no render)
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
