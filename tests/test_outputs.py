@@ -165,3 +165,30 @@ def test_documents_written_before_passed_existed_still_read():
     assert SweepSummary.model_validate({**old, "exit_code": 1}).passed is False
     assert AggregateReport.model_validate({"sources": 0, "models": [], "exit_code": 0}).passed is True
     assert FingerprintDiff.model_validate({"a": "a", "b": "b", "identical": False, "entries": []}).passed is False
+
+
+# --------------------------------------------------------------------------- data below words
+
+
+def test_models_import_nothing_from_envprint_but_errors_and_reports_still_print_themselves():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, envprint.models\n"
+        "print(sorted(m for m in sys.modules if m.startswith('envprint')))\n"
+        "import envprint\n"
+        "r = envprint.Report.model_validate_json(sys.stdin.read())\n"
+        "print(str(r) == r.to_text() and r.to_text().startswith('envprint verify: MISMATCH: output \"y\"'))\n"
+        "try:\n    r.raise_for_status()\nexcept envprint.MismatchError as e:\n    print(e.report is r, str(e))\n"
+    )
+    from golden_reports import mismatch_report
+
+    r = subprocess.run(
+        [sys.executable, "-c", code], input=mismatch_report().model_dump_json(), capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "['envprint', 'envprint._version', 'envprint.errors', 'envprint.models']"
+    assert lines[1] == "True"
+    assert lines[2].startswith('True m.keras: mismatch against m.keras.envprint/fingerprint.json: output "y": ')

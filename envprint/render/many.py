@@ -12,7 +12,7 @@ import time
 from typing import TextIO
 
 from envprint.models import AggregateReport, FleetReport, SweepItem, SweepSummary
-from envprint.render.text import STATUS_MARK, Table, Writer, fmt
+from envprint.render.text import STATUS_MARK, Table, Writer, fmt, plural
 
 ITEM_WORDS = {
     "identical": "identical",
@@ -47,7 +47,7 @@ def render_sweep_summary(summary: SweepSummary, out: Writer) -> None:
     out.line()
     head = "Sweep interrupted" if summary.interrupted else "Sweep"
     out.line(
-        f"{head}: {summary.done} of {summary.total} models "
+        f"{head}: {summary.done} of {plural(summary.total, 'model')} "
         f"({summary.engine}, {summary.jobs} {'workers' if summary.engine == 'local' else 'CPUs in the cluster'}): "
         f"{v['identical']} identical, {v['within_tolerance']} within tolerance, {v['mismatch']} mismatch, "
         f"{v['error']} could not verify"
@@ -71,7 +71,8 @@ def render_sweep_summary(summary: SweepSummary, out: Writer) -> None:
             )
         out.table(t)
     if summary.interrupted:
-        out.line(f"{summary.total - summary.done} models were not verified (interrupted).")
+        n = summary.total - summary.done
+        out.line(f"{plural(n, 'model')} {'was' if n == 1 else 'were'} not verified (interrupted).")
 
 
 class Progress:
@@ -105,14 +106,14 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
     if report.fingerprint:
         out.line(f"  record: {report.fingerprint}")
     out.line(
-        f"  {len(report.hosts)} hosts: {s['identical']} identical, {s['within_tolerance']} within tolerance, "
+        f"  {plural(len(report.hosts), 'host')}: {s['identical']} identical, {s['within_tolerance']} within tolerance, "
         f"{s['mismatch']} mismatch, {s['error']} could not verify, {s['unreachable']} unreachable; "
-        f"{len(report.classes)} equivalence classes"
+        f"{plural(len(report.classes), 'equivalence class', 'equivalence classes')}"
     )
     for c in report.classes:
         out.line()
         out.line(
-            f"Class {c.name}: {len(c.hosts)} hosts, {ITEM_WORDS[c.verdict]}, outputs {(c.outputs_digest or 'n/a')[:12]}"
+            f"Class {c.name}: {plural(len(c.hosts), 'host')}, {ITEM_WORDS[c.verdict]}, outputs {(c.outputs_digest or 'n/a')[:12]}"
         )
         out.line(f"  hosts: {', '.join(c.hosts)}")
         for o in c.outputs:
@@ -148,7 +149,7 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
 
 
 def render_aggregate(report: AggregateReport, out: Writer) -> None:
-    out.line(f"envprint aggregate: {report.sources} reports, {len(report.models)} models")
+    out.line(f"envprint aggregate: {plural(report.sources, 'report')}, {plural(len(report.models), 'model')}")
     for m in report.models:
         out.line()
         render_fleet(m, out, title="Model")

@@ -6,6 +6,7 @@ summary (GitHub's ``$GITHUB_STEP_SUMMARY``). The same words as the text report, 
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from envprint.models import (
@@ -25,6 +26,7 @@ from envprint.render.text import (
     fmt,
     plural,
     summarize,
+    weights_words,
 )
 
 _ICON = {"identical": "✅", "within_tolerance": "✅", "mismatch": "❌", "error": "⚠️"}
@@ -83,9 +85,8 @@ def report_markdown(report: Report) -> str:
     if not report.passed:
         lines += [f"**{first_problem(report)}**", ""]
     ident = report.identity
-    weights = {"same": "same as saved", "changed": "CHANGED: not the model that was saved", "unknown": "not comparable"}
     facts = [["model", f"`{report.model}`"], ["fingerprint", f"`{report.fingerprint}`"]]
-    facts += [["weights", weights[ident.weights]], ["record signature", report.record_signature]]
+    facts += [["weights", weights_words(ident)], ["record signature", report.record_signature]]
     for label, files in (
         ("files changed", ident.files_changed),
         ("files missing", ident.files_missing),
@@ -103,7 +104,7 @@ def report_markdown(report: Report) -> str:
         failing = [c for c in report.outputs if c.status == "mismatch" and c.worst]
         for c in failing:
             rows = [[w.index, w.obtained, w.expected, w.difference] for w in c.worst]
-            lines += [f"<details><summary>{_cell(summarize(c))}</summary>", ""]
+            lines += [f"<details><summary>{html.escape(summarize(c))}</summary>", ""]
             lines += [*_table(["Index", "Obtained", "Expected", "Difference"], rows), "</details>", ""]
     else:
         lines += ["No outputs compared: the probes were not run.", ""]

@@ -22,10 +22,12 @@ from envprint.models import (
     Explanation,
     Fingerprint,
     FingerprintDiff,
+    IdentityCheck,
     ModelDifference,
     OutputComparison,
     Report,
     SaveSummary,
+    use_wording,
 )
 
 SECTION_TITLES = {
@@ -215,8 +217,17 @@ VERDICT_WORDS = {
 JIT_WORDS = {"": "off (no XLA auto-clustering)", "autoclustering": "autoclustering (XLA compiles clusters of ops)"}
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 model', '3 models' ('1 equivalence class', '2 equivalence classes' with ``many``)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def relative_error_title(h: Any) -> str:
+    """The relative-error plot's title: which elements it cannot show, and why, in plain words."""
+    return (
+        f"Relative error ({plural(h.rel_zero, 'element')} equal to the reference, "
+        f"{h.rel_skipped} with no relative error: reference 0 or not finite)"
+    )
 
 
 def file_names(files: list[str], model_name: str | None) -> str:
@@ -305,13 +316,8 @@ def random_at_inference_line(o: OutputComparison) -> str:
     return f'output "{o.name}": a second, identical prediction differed from the first: random at inference'
 
 
-def render_report(report: Report, out: Writer) -> None:
-    """The verify report: verdict first, then identity, outputs, environment, explanations."""
-    head = VERDICT_WORDS[report.verdict]
-    out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
-    out.line(f"  model:       {report.model}")
-    out.line(f"  fingerprint: {report.fingerprint}")
-    ident = report.identity
+def weights_words(ident: IdentityCheck) -> str:
+    """The weights row of the report (text, HTML and Markdown alike): same, CHANGED, or not comparable and why."""
     weights = {
         "same": "same as saved",
         "changed": "CHANGED: this is not the model that was saved",
@@ -331,6 +337,17 @@ def render_report(report: Report, out: Writer) -> None:
         )
     elif ident.weights == "same" and (ident.files_changed or ident.files_missing or ident.files_added):
         weights += " (the files were rewritten, the weights are identical)"
+    return weights
+
+
+def render_report(report: Report, out: Writer) -> None:
+    """The verify report: verdict first, then identity, outputs, environment, explanations."""
+    head = VERDICT_WORDS[report.verdict]
+    out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
+    out.line(f"  model:       {report.model}")
+    out.line(f"  fingerprint: {report.fingerprint}")
+    ident = report.identity
+    weights = weights_words(ident)
     out.line(f"  weights:     {weights}")
     name = ident.model_name
     for label, files in (
@@ -379,7 +396,7 @@ def render_report(report: Report, out: Writer) -> None:
     elif report.verdict == "identical":
         out.line(
             f"Environment: {differences} from the saved host ({len(numerics)} can change numerics), "
-            f"and the probes did not change; {_rerun_diff(report)} lists them"
+            f"and the outputs did not change; {_rerun_diff(report)} lists them"
         )
     elif not numerics:
         out.line(
@@ -412,6 +429,9 @@ def report_text(report: Report) -> str:
     buffer = io.StringIO()
     render_report(report, Writer(buffer))
     return buffer.getvalue()
+
+
+use_wording(report_text, first_problem)  # str(report), report.to_text(), report.raise_for_status()
 
 
 FORMAT_WORDS = {
