@@ -702,6 +702,9 @@ AGGREGATE_SCHEMA_VERSION = 1
 ItemVerdict = Literal["identical", "within_tolerance", "mismatch", "error"]
 
 
+SweepDifference = Literal["weights_changed", "record_edited", "random_at_inference", "output"]
+
+
 class SweepItem(Record):
     """One model of a sweep: its verdict, or why it could not be verified."""
 
@@ -712,7 +715,15 @@ class SweepItem(Record):
     )
     error: str | None = Field(None, description="Why it could not be verified, one line.")
     leading_cause: str | None = Field(None, description="The first explanation's cause id, when outputs differ.")
-    note: str | None = Field(None, description="The report's first note (what differs), when outputs differ.")
+    difference: SweepDifference | None = Field(
+        None,
+        description="What differs first, when outputs differ: 'weights_changed' (not the model that was saved), "
+        "'record_edited' (probes or reference changed after save), 'random_at_inference', or 'output' (see output).",
+    )
+    output: OutputComparison | None = Field(
+        None, description="difference 'output': the first output that is not bit-identical (its numbers, no histogram)."
+    )
+    note: str | None = Field(None, description="Written by envprint 0.1 only (a line of text); now difference, output.")
     max_ulp: int | None = Field(None, description="Largest ULP distance over the outputs (ranks the worst models).")
     max_rel: float | None = Field(None, description="Largest relative error over the outputs.")
     attempts: int = Field(1, description="2 when a worker died on the first attempt and the model was retried.")

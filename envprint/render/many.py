@@ -12,7 +12,7 @@ import time
 from typing import TextIO
 
 from envprint.models import AggregateReport, FleetReport, SweepItem, SweepSummary
-from envprint.render.text import STATUS_MARK, Table, Writer, fmt, plural
+from envprint.render.text import STATUS_MARK, Table, Writer, fmt, plural, summarize
 
 ITEM_WORDS = {
     "identical": "identical",
@@ -26,6 +26,24 @@ def _seconds(s: float | None) -> str:
     return "" if s is None else f"{s:.1f} s"
 
 
+DIFFERENCE_WORDS = {
+    "weights_changed": "the model's weights differ from the fingerprinted model's: this is not the model that was saved",
+    "record_edited": "probes or reference no longer match the sha256 in fingerprint.json: the record was edited after save",
+    "random_at_inference": "outputs changed between two identical predictions on this host: a random layer is active "
+    "at inference",
+}
+
+
+def difference_words(item: SweepItem) -> str:
+    """What differs first in one model of a sweep, from its code and numbers (a 0.1 document: its note)."""
+    if item.difference == "output" and item.output is not None:
+        o = item.output
+        if o.status == "mismatch" and not o.problem:
+            return f'output "{o.name}": {o.n_out_of_tolerance} of {o.size} elements out of tolerance'
+        return summarize(o)
+    return DIFFERENCE_WORDS.get(item.difference or "", item.note or "outputs differ")
+
+
 def sweep_line(item: SweepItem) -> str:
     """One model's result, as it finishes."""
     head = f"{ITEM_WORDS[item.verdict]:<17} {item.model}"
@@ -34,8 +52,8 @@ def sweep_line(item: SweepItem) -> str:
     tail = []
     if item.leading_cause:
         tail.append(f"leading cause: {item.leading_cause}")
-    if item.note:
-        tail.append(item.note)
+    if item.difference or item.note:
+        tail.append(difference_words(item))
     if item.attempts > 1:
         tail.append("after a worker crash, retried in a fresh worker")
     tail.append(_seconds(item.seconds))
