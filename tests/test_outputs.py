@@ -192,3 +192,62 @@ def test_models_import_nothing_from_envprint_but_errors_and_reports_still_print_
     assert lines[0] == "['envprint', 'envprint._version', 'envprint.errors', 'envprint.models']"
     assert lines[1] == "True"
     assert lines[2].startswith('True m.keras: mismatch against m.keras.envprint/fingerprint.json: output "y": ')
+
+
+# --------------------------------------------------------------------------- words of many models
+
+
+def _summary(**kw):
+    from envprint.models import SweepSummary
+
+    items = kw["models"]
+    by = {v: sum(i.verdict == v for i in items) for v in ("identical", "within_tolerance", "mismatch", "error")}
+    return SweepSummary(engine="local", jobs=1, by_verdict=by, by_cause={}, **kw)
+
+
+def test_sweep_words_are_singular_for_one_and_junit_carries_the_measured_seconds():
+    from envprint.models import OutputComparison, SweepItem
+    from envprint.render.junit import item_suite, junit_xml
+    from envprint.render.many import sweep_line
+    from envprint.render.outputs import Context
+    from envprint.render.text import render
+
+    y = OutputComparison(name="y", status="mismatch", size=42, n_differ=9, n_out_of_tolerance=5, atol=0.0, rtol=0.0)
+    item = SweepItem(model="a.keras", verdict="mismatch", exit_code=1, difference="output", output=y, seconds=0.25)
+    assert sweep_line(item) == 'MISMATCH          a.keras  output "y": 5 of 42 elements out of tolerance | 0.2 s'
+    summary = _summary(total=2, done=1, interrupted=True, exit_code=1, models=[item])
+    text = render(summary, Context(kind="sweep"))
+    assert "Sweep interrupted: 1 of 2 models (local, 1 workers)" in text
+    assert text.endswith("1 model was not verified (interrupted).\n")
+
+    xml = junit_xml([item_suite(item, None)], name="envprint sweep")
+    assert '<testsuites name="envprint sweep" tests="1" failures="0" errors="1" time="0.250">' in xml
+    assert 'time="0.250" timestamp=' in xml and '<testcase classname="a.keras" name="verify" time="0.250">' in xml
+
+
+def test_fleet_words_are_singular_for_one_host_and_one_class():
+    from envprint.models import EquivalenceClass, FleetReport, HostResult
+    from envprint.render.outputs import Context
+    from envprint.render.text import render
+
+    host = HostResult(host="10.0.0.1", status="verified", verdict="identical", exit_code=0, equivalence_class="A")
+    cls = EquivalenceClass(name="A", verdict="identical", hosts=["10.0.0.1"], representative="10.0.0.1", outputs=[],
+                           environment=[])  # fmt: skip
+    by = {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 0}
+    report = FleetReport(model="m.keras", hosts=[host], classes=[cls], by_status=by, exit_code=0)
+    text = render(report, Context(kind="fleet"))
+    assert "  1 host: 1 identical, 0 within tolerance, 0 mismatch, 0 could not verify, 0 unreachable; " in text
+    assert "; 1 equivalence class\n" in text and "Class A: 1 host, identical," in text
+
+
+def test_html_histogram_labels_stay_short_and_the_relative_plot_says_what_it_leaves_out():
+    pytest.importorskip("matplotlib")
+    from golden_reports import mismatch_report
+
+    from envprint.render.html import render_html
+
+    page = render_html(mismatch_report())
+    assert ">1M<" in page and ">64k<" in page and "65536-1048575" not in page
+    assert "Relative error: 10 elements equal to the reference," in page
+    assert "3 with none (the reference is 0, or a value is not finite)" in page
+    assert "without one)" not in page

@@ -225,8 +225,8 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 def relative_error_title(h: Any) -> str:
     """The relative-error plot's title: which elements it cannot show, and why, in plain words."""
     return (
-        f"Relative error ({plural(h.rel_zero, 'element')} equal to the reference, "
-        f"{h.rel_skipped} with no relative error: reference 0 or not finite)"
+        f"Relative error: {plural(h.rel_zero, 'element')} equal to the reference,\n"
+        f"{h.rel_skipped} with none (the reference is 0, or a value is not finite)"
     )
 
 
