@@ -29,7 +29,9 @@ def test_markdown_report(name, file_regression):
 
 def test_markdown_error(file_regression):
     document = ErrorDocument(error=ErrorInfo(exit_code=4, kind="model", message="m.keras: no such file"))
-    file_regression.check(markdown.render(document, Context(model="m.keras")), basename="markdown_error", extension=".md")
+    file_regression.check(
+        markdown.render(document, Context(model="m.keras")), basename="markdown_error", extension=".md"
+    )
 
 
 def test_json_report(file_regression):
@@ -49,3 +51,14 @@ def test_html_structure(file_regression):
     file_regression.check(_structure(render_html(mismatch_report())), basename="html_mismatch", extension=".html")
     document = ErrorDocument(error=ErrorInfo(exit_code=4, kind="model", message="m.keras: no such file"))
     file_regression.check(render_error_html(document, "m.keras"), basename="html_error", extension=".html")
+
+
+def test_readme_shows_the_markdown_golden():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    readme = (root.parent / "README.md").read_text(encoding="utf-8")
+    golden = (root / "test_goldens" / "markdown_mismatch.md").read_text(encoding="utf-8")
+    assert f"```markdown\n{golden}```\n" in readme, (
+        "README's Markdown example: copy tests/test_goldens/markdown_mismatch.md"
+    )

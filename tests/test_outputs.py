@@ -251,3 +251,15 @@ def test_html_histogram_labels_stay_short_and_the_relative_plot_says_what_it_lea
     assert "Relative error: 10 elements equal to the reference," in page
     assert "3 with none (the reference is 0, or a value is not finite)" in page
     assert "without one)" not in page
+
+
+def test_markdown_appends_to_the_github_step_summary_and_replaces_any_other_file(tmp_path, monkeypatch):
+    from golden_reports import identical_report
+
+    summary, other = tmp_path / "step_summary", tmp_path / "other.md"
+    summary.write_text("## Earlier step\n")
+    other.write_text("old\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    Selection(["markdown=$GITHUB_STEP_SUMMARY", f"markdown={other}"]).check("report").write(identical_report())
+    assert summary.read_text().startswith("## Earlier step\n\n### ✅ envprint verify: PASSED (bit-identical)\n")
+    assert other.read_text().startswith("### ✅ envprint verify: PASSED (bit-identical)\n")

@@ -39,6 +39,7 @@ class Output:
     stdout: bool  # whether it may go to stdout
     kinds: frozenset[str]
     suffix: str = ""  # what a path for it usually ends with (named in the refusal of a directory)
+    appends_to: str | None = None  # a variable naming a file that is appended to, never replaced
 
     def render(self, result: Any, context: Context) -> str:
         return import_module(f"envprint.render.{self.module}").render(result, context)
@@ -58,6 +59,9 @@ OUTPUTS: dict[str, Output] = {
             True,
             frozenset({"report", "preflight", "diff", "error", "sweep", "fleet", "aggregate"}),
             ".md",
+            # GitHub's job summary is one file per step that every tool appends to: replacing it
+            # would erase what the step wrote before.
+            appends_to="GITHUB_STEP_SUMMARY",
         ),
     )
 }
@@ -252,8 +256,13 @@ def _write_file(target: Target, text: str) -> None:
     from envprint.record.sidecar import atomic_write_text
 
     assert target.path is not None
+    shared = target.output.appends_to and os.environ.get(target.output.appends_to)
     try:
-        atomic_write_text(target.path, text)
+        if shared and Path(shared) == target.path:
+            with target.path.open("a", encoding="utf-8") as fh:
+                fh.write(text if not fh.tell() else "\n" + text)
+        else:
+            atomic_write_text(target.path, text)
     except OSError as exc:
         raise UsageError(
             f"{target.path}: cannot write the {target.output.name} output ({exc.strerror or exc}); give a writable path"
