@@ -235,9 +235,9 @@ class Selection:
         kind = EXIT_KINDS.get(code, "interrupted" if code == 130 else "internal")
         document = ErrorDocument(error=ErrorInfo(exit_code=code, kind=kind, message=message))
         targets = self.targets if self._checked else ([Target(OUTPUTS["json"], None)] if self._json_stdout else [])
-        if self._stdout_taken:  # one JSON Lines record, like each model's
+        if self._stdout_taken:  # sweep --json: the error document, as when the sweep could not start
             targets = [t for t in targets if t.path is not None]
-            self._emit(json_line(document))
+            self._emit(canonical_json(document))
         self.context.kind = "error"
         for t in targets:
             if t.output.name == "text" or "error" not in t.output.kinds:

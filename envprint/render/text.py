@@ -1,7 +1,7 @@
 """Models -> text for people. All user-facing wording lives here.
 
 Owns: the readable tables of ``show``, ``diff`` and ``verify``, and the plain-text ``Writer`` and
-``Table`` they are written with. JSON for machines is ``store.canonical_json``.
+``Table`` they are written with. JSON for machines is ``render.outputs.canonical_json``.
 Must not import TensorFlow, nor rich: ``diff`` of two files must start fast, and rich (import,
 console set-up, layout) cost ~50 ms of its ~260 ms for tables that need only aligned columns.
 """
