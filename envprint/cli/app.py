@@ -557,12 +557,12 @@ def verify(
     outs = _outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
 
     def body(model: Path = model, fingerprint: Path | None = fingerprint, relabel=lambda report: report) -> int:
-        from envprint.check.verifier import verify as do_verify
-
-        _quiet_tensorflow()
         if preflight and investigate:
             raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
         outs.check("preflight" if preflight else "report")  # every path and extra, before any work
+        from envprint.check.verifier import verify as do_verify
+
+        _quiet_tensorflow()
         if preflight:
             from envprint.check.verifier import preflight as do_preflight
 
@@ -804,11 +804,11 @@ def sweep(
     outs = _outputs(output, junit_xml=junit_xml, json_lines=json_out)
 
     def body() -> int:
+        outs.check("sweep")  # every path, before any model is looked at
         from envprint.many.sweep import sweep as do_sweep
         from envprint.render.many import Progress, sweep_line
         from envprint.render.outputs import json_line
 
-        outs.check("sweep")
         _quiet_tensorflow()
         if not paths and list_file is None:
             raise UsageError("give models or directories to sweep, or --list FILE")
