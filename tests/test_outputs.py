@@ -263,3 +263,12 @@ def test_markdown_appends_to_the_github_step_summary_and_replaces_any_other_file
     Selection(["markdown=$GITHUB_STEP_SUMMARY", f"markdown={other}"]).check("report").write(identical_report())
     assert summary.read_text().startswith("## Earlier step\n\n### ✅ envprint verify: PASSED (bit-identical)\n")
     assert other.read_text().startswith("### ✅ envprint verify: PASSED (bit-identical)\n")
+
+
+def test_sweep_refuses_an_unwritable_junit_path_before_looking_for_models(tmp_path):
+    r = invoke("sweep", tmp_path / "no-models-here", "--junit-xml", tmp_path / "no" / "j.xml")
+    assert r.exit_code == ExitCode.USAGE
+    assert r.stderr == (
+        f"envprint: error: {tmp_path / 'no' / 'j.xml'}: cannot write the junit output (directory {tmp_path / 'no'} "
+        "does not exist); create it or give another path\n"
+    )
