@@ -181,7 +181,9 @@ def junit_xml(reports: Sequence[Report | Suite], host: Fingerprint | None = None
         tests=str(sum(len(s.cases) for s in suites)),
         failures=str(sum(c.failure is not None for s in suites for c in s.cases)),
         errors=str(sum(c.error is not None for s in suites for c in s.cases)),
-        time=_seconds(sum(s.seconds or 0.0 for s in suites)),
+        time=_seconds(
+            sum(s.seconds for s in suites if s.seconds is not None) if any(s.seconds for s in suites) else None
+        ),
     )
     for suite in suites:
         root.append(_suite_element(suite, timestamp, hostname))

@@ -189,8 +189,8 @@ def sweep_markdown(summary: SweepSummary) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def fleet_markdown(report: FleetReport) -> str:
-    lines = [f"### envprint fleet: `{report.model}` on {plural(len(report.hosts), 'host')}", ""]
+def fleet_markdown(report: FleetReport, title: str = "envprint fleet") -> str:
+    lines = [f"### {title}: `{report.model}` on {plural(len(report.hosts), 'host')}", ""]
     rows = [[c.name, c.verdict, len(c.hosts), ", ".join(c.hosts)] for c in report.classes]
     lines += _table(["class", "verdict", "hosts", "which"], rows)
     bad = [h for h in report.hosts if h.status != "verified"]
@@ -203,7 +203,7 @@ def fleet_markdown(report: FleetReport) -> str:
 
 def aggregate_markdown(report: AggregateReport) -> str:
     parts = [f"## envprint aggregate: {plural(report.sources, 'report')}, {plural(len(report.models), 'model')}\n"]
-    return "\n".join(parts + [fleet_markdown(m) for m in report.models])
+    return "\n".join(parts + [fleet_markdown(m, title="Model") for m in report.models])
 
 
 def render(result: Any, context: Any) -> str:
