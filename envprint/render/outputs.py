@@ -159,19 +159,14 @@ class Selection:
         aliases += [f"junit={junit_xml}"] if junit_xml is not None else []
         self.specs = aliases + list(specs or [])
         self.context = Context(model=None if model is None else str(model))
-        self._emit = emit or (
-            lambda text: sys.stdout.write(text)
-        )  # the CLI's: a closed pipe ends the output, not the command
+        # The CLI passes its own: a reader that closes the pipe ends the output, not the command.
+        self._emit = emit or (lambda text: sys.stdout.write(text))
         self.targets: list[Target] = []
         self._checked = False
         self._stdout_taken = json_lines  # sweep --json streams JSON Lines there itself
         self._text_unless_files = text_unless_files  # envprint report: a page asked for is the whole result
         # Until check() parsed the specs, an error document goes where --json said (the old flag).
         self._json_stdout = json or any(s.strip().lower() in ("json", "json=-") for s in self.specs)
-
-    def named(self, name: str) -> bool:
-        """Whether a spec names this format (for a command's own checks before ``check``)."""
-        return any(s.partition("=")[0].strip().lower() == name for s in self.specs)
 
     def check(self, kind: str, **context: Any) -> Selection:
         """Parse and check every spec for a result of ``kind``; raise UsageError (exit 2) before any work."""
@@ -201,19 +196,13 @@ class Selection:
         if json_lines := self._stdout_taken:
             if any(t.path is None for t in targets):
                 raise UsageError("--json streams JSON Lines on stdout; give the other --output a path")
-        if self._text_unless_files and targets:
-            pass
-        elif not json_lines and not any(t.path is None for t in targets):
-            targets.insert(0, Target(OUTPUTS["text"], None))  # people read text when nothing else takes stdout
+        # People read text on stdout when nothing else goes there (for `report`: when nothing was asked).
+        wants_text = not targets if self._text_unless_files else not any(t.path is None for t in targets)
+        if wants_text and not json_lines:
+            targets.insert(0, Target(OUTPUTS["text"], None))
         self.targets = targets
         self._checked = True
         return self
-
-    @property
-    def json_stdout(self) -> bool:
-        return any(t.output.name == "json" and t.path is None for t in self.targets) or (
-            not self._checked and self._json_stdout
-        )
 
     def write(self, result: Any) -> None:
         """Render ``result`` to every selected output: files first (atomically), stdout last."""
