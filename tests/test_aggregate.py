@@ -69,10 +69,10 @@ def test_aggregate_reads_json_lines_on_stdin_and_names_hosts_by_line(reports):
     lines = "".join(json.dumps(json.loads(p.read_text())) + "\n" for p in sorted(reports.glob("*.json")))
     r = invoke("aggregate", input=lines)
     assert r.exit_code == 0, r.output
-    assert "envprint aggregate: 3 reports, 1 models" in r.output
+    assert "envprint aggregate: 3 reports, 1 model\n" in r.output
     assert "Class A: 2 hosts, identical, outputs " in r.output
     assert "  hosts: stdin:1, stdin:2" in r.output
-    assert "Class B: 1 hosts, within tolerance, outputs " in r.output
+    assert "Class B: 1 host, within tolerance, outputs " in r.output
     assert "Class A (stdin:1) vs class B (stdin:3):" in r.output
     assert "  ~ tensorflow.onednn.enabled: no -> yes  [onednn]" in r.output
 

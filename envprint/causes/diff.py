@@ -147,7 +147,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
             )
         )
     entries.sort(key=lambda e: (not e.numerics, ORDER[e.topic], e.path))
-    return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries)
+    return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries, passed=not entries)
 
 
 def _leaf(value: Any) -> Leaf:

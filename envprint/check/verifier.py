@@ -35,6 +35,7 @@ from envprint.models import (
     Tolerance,
 )
 from envprint.record import digests, sidecar, signing, store
+from envprint.render import text as _words  # noqa: F401  (registers str(report): models imports no render)
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
@@ -309,7 +310,8 @@ def preflight(
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path, _ = locate_after_model(model_path, None, fingerprint)
     saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
-    return expect(saved, capture(), str(fp_path), "current host")
+    result = expect(saved, capture(), str(fp_path), "current host")
+    return result.model_copy(update={"passed": not result.expects_change})  # exit 0 of --preflight
 
 
 def _may_be_random(saved: Fingerprint) -> bool:

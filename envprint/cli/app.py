@@ -41,7 +41,7 @@ SIGPIPE_EXIT = 141  # 128 + SIGPIPE: stdout closed before the command had a resu
 
 def _print_json_error(code: int, message: str) -> None:
     from envprint.models import ErrorDocument, ErrorInfo
-    from envprint.record.store import canonical_json
+    from envprint.render.outputs import canonical_json
 
     kind = KINDS.get(code, "interrupted" if code == 130 else "internal")
     document = ErrorDocument(error=ErrorInfo(exit_code=code, kind=kind, message=message))
@@ -124,15 +124,18 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _guard(fn: Callable[[], Any], json_out: bool = False) -> Any:
+def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70.
 
-    With ``json_out`` stdout also gets the error document, so ``--json > report.json`` is never empty.
+    With ``json_out`` stdout also gets the error document, so ``--json > report.json`` is never empty;
+    given the command's outputs (render.outputs.Selection), each of them gets the error instead.
     """
 
     def fail(code: int, message: str) -> typer.Exit:
         sys.stderr.write(f"envprint: {message}\n")
-        if json_out:
+        if hasattr(json_out, "write_error"):
+            json_out.write_error(code, message.removeprefix("error: "))
+        elif json_out:
             _print_json_error(code, message.removeprefix("error: "))
         return typer.Exit(code)
 
@@ -165,7 +168,33 @@ def _writer():
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
+OutputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT[=PATH]",
+        help="Also write the result as FORMAT (text, json, html, junit, markdown) to PATH ('-': stdout; repeatable). "
+        "Every PATH is checked before any work.",
+    ),
+]
+
+
+def _outputs(specs: list[str] | None, **aliases: Any) -> Any:
+    """The outputs a command writes (render.outputs): its --output specs and the older flags routed into them."""
+    from envprint.render.outputs import Selection
+
+    return Selection(specs, emit=lambda text: emit(lambda: sys.stdout.write(text)), **aliases)
+
+
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
+
+
+def _this_host() -> Any:
+    """This host's fingerprint for JUnit's properties: TensorFlow's facts only if a command imported it."""
+    from envprint.check.capture import capture
+
+    return capture(tensorflow=False)
 
 
 @app.command()
@@ -176,23 +205,19 @@ def show(
         bool, typer.Option("--no-tensorflow", help="Do not import TensorFlow; its sections are recorded as absent.")
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Declare the seed your training used.")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Capture this host's fingerprint and print it."""
+    outs = _outputs(output, json=json_out)
 
     def body() -> None:
         from envprint.check.capture import capture
-        from envprint.record.store import canonical_json
 
+        outs.check("fingerprint", show_all=show_all)
         _quiet_tensorflow()
-        fp = capture(tensorflow=not no_tensorflow, seed=seed)
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(fp)))
-        else:
-            from envprint.render.text import render_fingerprint
+        outs.write(capture(tensorflow=not no_tensorflow, seed=seed))
 
-            emit(lambda: render_fingerprint(fp, _writer(), show_all=show_all))
-
-    _guard(body, json_out)
+    _guard(body, outs)
 
 
 @app.command()
@@ -209,6 +234,7 @@ def diff(
     current: Annotated[bool, typer.Option("--current", help="Compare A with this host, captured now.")] = False,
     json_out: JsonOpt = False,
     show_all: AllOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Show what differs between two fingerprints, numerics-relevant differences first.
 
@@ -216,10 +242,13 @@ def diff(
     Comparing two files never imports TensorFlow.
     """
 
+    outs = _outputs(output, json=json_out)
+
     def body() -> int:
         from envprint.causes.explain import expect
-        from envprint.record.store import canonical_json, read_fingerprint
+        from envprint.record.store import read_fingerprint
 
+        outs.check("diff", show_all=show_all)
         if (b is None) == (not current):
             raise UsageError("give either a second fingerprint B or --current, not both and not neither")
         fa = read_fingerprint(a)
@@ -231,16 +260,11 @@ def diff(
         else:
             fb, label_b = read_fingerprint(b), str(b)
         result = expect(fa, fb, str(a), label_b)
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(result)))
-        else:
-            from envprint.render.text import render_diff
-
-            name = (fa.model or fb.model).name if (fa.model or fb.model) else None
-            emit(lambda: render_diff(result, _writer(), show_all=show_all, model_name=name))
+        outs.context.model_name = (fa.model or fb.model).name if (fa.model or fb.model) else None
+        outs.write(result)
         return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(body, json_out))
+    raise typer.Exit(_guard(body, outs))
 
 
 def _input_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
@@ -431,12 +455,13 @@ def save(
         float, typer.Option("--margin", help="With --tolerance-from: the factor on the measured drift (>= 1).")
     ] = 2.0,
     json_out: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
+    outs = _outputs(output, json=json_out)
 
     def body() -> None:
-        from envprint.record.store import canonical_json
-
+        outs.check("save")
         if tf_serving_warmup:
             from envprint.integrations.tfserving import save_with_warmup as do_save
         else:
@@ -471,15 +496,9 @@ def save(
         )
         for warning in result.warnings:
             sys.stderr.write(f"envprint: WARNING: {warning}\n")
-        summary = result.summary()
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(summary)))
-        else:
-            from envprint.render.text import render_save
+        outs.write(result.summary())
 
-            emit(lambda: render_save(summary, _writer()))
-
-    _guard(body, json_out)
+    _guard(body, outs)
 
 
 @app.command()
@@ -536,78 +555,51 @@ def verify(
     ] = None,
     json_out: JsonOpt = False,
     html: HtmlOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """Recompute the probes on this host and compare them with the saved reference.
 
     MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
     and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
     Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
-    could not verify (the exit codes are below). Writes nothing but the --html page.
+    could not verify (the exit codes are below). Writes nothing but the outputs asked for (--output).
     """
+    outs = _outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
 
     def body(model: Path = model, fingerprint: Path | None = fingerprint, relabel=lambda report: report) -> int:
+        if preflight and investigate:
+            raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
+        # every path and extra, before any work; JUnit's properties: this host, TensorFlow's facts if imported
+        outs.check("preflight" if preflight else "report", host=_this_host)
         from envprint.check.verifier import verify as do_verify
-        from envprint.record.store import canonical_json
 
         _quiet_tensorflow()
-        if html is not None and preflight:
-            raise UsageError("--html draws a verify report, which --preflight does not make; drop one of them")
-        if html is not None:
-            from envprint.render.html import require_matplotlib
-
-            require_matplotlib()  # before the model loads: a missing extra fails fast
         if preflight:
-            if investigate:
-                raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
-            if junit_xml is not None:
-                raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
             from envprint.check.verifier import preflight as do_preflight
 
             result = do_preflight(model, fingerprint=fingerprint, require_signature=require_signature,
                                   signing_key=_signing_key(required=False))  # fmt: skip
-            if json_out:
-                emit(lambda: sys.stdout.write(canonical_json(result)))
-            else:
-                from envprint.render.text import render_diff
-
-                emit(lambda: render_diff(result, _writer()))
+            outs.write(result)
             return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
-        try:
-            report = do_verify(
-                model,
-                fingerprint=fingerprint,
-                tolerance=_tolerance(rtol, atol, exact),
-                fmt=fmt,
-                signature=signature,
-                custom_objects=_custom_objects(custom_objects or []),
-                safe_mode=not unsafe,
-                signing_key=_signing_key(required=False),
-                require_signature=require_signature,
-                investigate=investigate,
-                investigate_timeout=investigate_timeout,
-                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
-            )
-        except EnvprintError as exc:
-            if junit_xml is not None:  # the CI panel shows "could not verify" as an error, not as nothing
-                try:
-                    _write_junit(junit_xml, model, exc)
-                except UsageError as unwritable:  # the error that stopped verify is the one to exit with
-                    sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
-            raise
+        report = do_verify(
+            model,
+            fingerprint=fingerprint,
+            tolerance=_tolerance(rtol, atol, exact),
+            fmt=fmt,
+            signature=signature,
+            custom_objects=_custom_objects(custom_objects or []),
+            safe_mode=not unsafe,
+            signing_key=_signing_key(required=False),
+            require_signature=require_signature,
+            investigate=investigate,
+            investigate_timeout=investigate_timeout,
+            progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+        )  # an error that stops it reaches every output through _guard: the CI panel shows "could not verify"
         report = relabel(report)
-        if junit_xml is not None:
-            _write_junit(junit_xml, model, report)
-        if html is not None:
-            _write_html(report, html)
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(report)))
-        else:
-            from envprint.render.text import render_report
-
-            emit(lambda: render_report(report, _writer()))
+        outs.write(report)
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(lambda: _from_mlflow(model, fingerprint, body), json_out))
+    raise typer.Exit(_guard(lambda: _from_mlflow(model, fingerprint, body), outs))
 
 
 def _from_mlflow(model: Path, fingerprint: Path | None, body: Callable[..., int]) -> int:
@@ -620,45 +612,29 @@ def _from_mlflow(model: Path, fingerprint: Path | None, body: Callable[..., int]
         return body(copy.model, copy.fingerprint, copy.relabel)
 
 
-def _write_html(report, path: Path) -> None:
-    from envprint.render.html import write_html
-
-    write_html(report, path)
-    sys.stderr.write(f"envprint: wrote {path}\n")
-
-
 @app.command("report")
 def report_command(
     report_json: Annotated[
         Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
     ],
-    html: Annotated[Path, typer.Option("--html", help="Write the report as one self-contained HTML page here.")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the report as one self-contained HTML page here.")
+    ] = None,
+    output: OutputOpt = None,
 ) -> None:
-    """Draw a saved verify report as one self-contained HTML page with plots (pip install 'envprint[html]')."""
+    """Draw a saved verify report (or verify's error document) again: an HTML page with plots
+    (pip install 'envprint[html]'), Markdown, JUnit XML, or text."""
+    outs = _outputs(output, html=html, text_unless_files=True)
 
     def body() -> None:
-        from envprint.record.store import read_report
-        from envprint.render.html import require_matplotlib
+        from envprint.record.store import read_report_or_error
 
-        require_matplotlib()
-        _write_html(read_report(report_json), html)
+        outs.check("report", host=_this_host)  # every output that draws a report draws verify's error document too
+        result = read_report_or_error(report_json)
+        outs.context.kind = "error" if result.verdict == "error" else "report"
+        outs.write(result)
 
     _guard(body)
-
-
-def _write_junit(path: Path, model: Path, result: Any) -> None:
-    """--junit-xml: the report (or the error that stopped verify) as JUnit XML, with this host's facts."""
-    from envprint.check.capture import capture
-    from envprint.render.junit import error_suite, write_junit_xml
-
-    host = capture(tensorflow=False)  # TensorFlow's facts when verify imported it; never imported for this
-    suite = error_suite(str(model), str(result), host) if isinstance(result, EnvprintError) else result
-    try:
-        write_junit_xml(path, [suite], host)
-    except OSError as exc:
-        raise UsageError(
-            f"{path}: cannot write the JUnit XML ({exc.strerror or exc}); pass a writable --junit-xml PATH"
-        ) from None
 
 
 @app.command("env-export")
@@ -731,12 +707,6 @@ def _error_document(item: Any) -> Any:
 
     kind = KINDS.get(item.exit_code, "internal")
     return ErrorDocument(error=ErrorInfo(exit_code=item.exit_code, kind=kind, message=item.error or "could not verify"))
-
-
-def _json_line(model: Any) -> str:
-    import json
-
-    return json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _verify_options(fingerprint, rtol, atol, exact, custom_objects, unsafe, require_signature):
@@ -833,6 +803,7 @@ def sweep(
     json_out: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one verify report per model as it finishes, then the summary.")
     ] = False,
+    output: OutputOpt = None,
 ) -> None:
     """Verify every model that has a record under the given paths, in this environment.
 
@@ -841,9 +812,13 @@ def sweep(
     verified (the highest such code; each model says why). Ctrl-C prints what is done (exit 130).
     """
 
+    outs = _outputs(output, junit_xml=junit_xml, json_lines=json_out)
+
     def body() -> int:
+        outs.check("sweep")  # every path, before any model is looked at
         from envprint.many.sweep import sweep as do_sweep
-        from envprint.render.many import Progress, render_sweep_summary, sweep_line
+        from envprint.render.many import Progress, sweep_line
+        from envprint.render.outputs import json_line
 
         _quiet_tensorflow()
         if not paths and list_file is None:
@@ -852,18 +827,14 @@ def sweep(
             raise UsageError(f"--jobs must be >= 1, got {jobs}")
         out = _writer()
         progress: list[Progress] = []
-        suites: list = []  # for --junit-xml: each report, or the error suite of a model not verified
 
         def on_item(item, report, done, total):
-            if junit_xml is not None:
-                from envprint.render.junit import error_suite
-
-                suites.append(report if report is not None else error_suite(item.model, item.error or ""))
+            outs.context.items.append((item, report))  # for JUnit: each report, or the error of a model not verified
             if not progress:
                 progress.append(Progress(total))
             progress[0].clear()
             if json_out:  # each line what `envprint verify MODEL --json` prints: a report, or the error document
-                sys.stdout.write(_json_line(report if report is not None else _error_document(item)))
+                sys.stdout.write(json_line(report if report is not None else _error_document(item)))
             else:
                 out.line(sweep_line(item))
             sys.stdout.flush()
@@ -882,19 +853,14 @@ def sweep(
         if progress:
             progress[0].clear()
         if json_out:
-            sys.stdout.write(_json_line(summary))
-        else:
-            render_sweep_summary(summary, out)
-        if junit_xml is not None:
-            from envprint.render.junit import write_junit_xml
-
-            write_junit_xml(junit_xml, suites, name="envprint sweep")
+            sys.stdout.write(json_line(summary))
+        outs.write(summary)
         if summary.interrupted:
             sys.stderr.write("envprint: interrupted\n")
             return 130
         return summary.exit_code
 
-    raise typer.Exit(_guard(body, json_out))
+    raise typer.Exit(_guard(body, outs))
 
 
 @app.command()
@@ -935,6 +901,7 @@ def fleet(
     unsafe: UnsafeOpt = False,
     require_signature: RequireSigOpt = False,
     json_out: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Verify one model on every alive node of a Ray cluster and group the nodes into equivalence classes.
 
@@ -943,9 +910,12 @@ def fleet(
     more when any could not verify (4 for a node that died or never ran its task: unreachable).
     """
 
+    outs = _outputs(output, json=json_out, model=model)
+
     def body() -> int:
         from envprint.many.fleet import fleet as do_fleet
 
+        outs.check("fleet")
         report = do_fleet(
             model,
             ray=_ray_options(ray_address, task_cpus, task_memory, task_resource),
@@ -954,22 +924,10 @@ def fleet(
             ship_limit=ship_limit * 2**20,
             timeout=timeout,
         )
-        _print(report, json_out, "render_fleet")
+        outs.write(report)
         return report.exit_code
 
-    raise typer.Exit(_guard(body, json_out))
-
-
-def _print(result: Any, json_out: bool, renderer: str) -> None:
-    """A fleet-wide result on stdout: canonical JSON, or ``render_fleet.<renderer>`` for people.
-    Through ``emit``: a reader that closes the pipe early leaves the exit code the result's."""
-    from envprint.record.store import canonical_json
-    from envprint.render import many as render_fleet
-
-    if json_out:
-        emit(lambda: sys.stdout.write(canonical_json(result)))
-    else:
-        emit(lambda: getattr(render_fleet, renderer)(result, _writer()))
+    raise typer.Exit(_guard(body, outs))
 
 
 @app.command()
@@ -983,20 +941,24 @@ def aggregate(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Group hosts into equivalence classes from their 'envprint verify --json' reports (any engine).
 
     A host is named by its report's file (or stdin:LINE). Same classes and exit codes as fleet.
     """
 
+    outs = _outputs(output, json=json_out)
+
     def body() -> int:
         from envprint.many.aggregate import aggregate as do_aggregate
 
+        outs.check("aggregate")
         result = do_aggregate(reports or [], stdin=sys.stdin)
-        _print(result, json_out, "render_aggregate")
+        outs.write(result)
         return result.exit_code
 
-    raise typer.Exit(_guard(body, json_out))
+    raise typer.Exit(_guard(body, outs))
 
 
 def main() -> None:

@@ -154,7 +154,8 @@ def group(model: str, hosts: list[tuple[HostResult, Report | None]], fingerprint
         classes=classes,
         between=between,
         by_status=status,
-        exit_code=exit_code_of(r.exit_code for r in results),
+        exit_code=(code := exit_code_of(r.exit_code for r in results)),
+        passed=code == 0,
     )
 
 
@@ -274,4 +275,5 @@ def aggregate(paths: Iterable[str | Path], stdin: TextIO | None = None) -> Aggre
     from envprint.many.sweep import exit_code_of
 
     models = [group(model, hosts) for model, hosts in sorted(by_model.items())]
-    return AggregateReport(sources=len(read), models=models, exit_code=exit_code_of(m.exit_code for m in models))
+    code = exit_code_of(m.exit_code for m in models)
+    return AggregateReport(sources=len(read), models=models, exit_code=code, passed=code == 0)

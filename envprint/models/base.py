@@ -11,6 +11,7 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
@@ -37,3 +38,14 @@ class Record(BaseModel):
     # defer_build: a validator is built on first use, so `envprint diff` pays only for the models
     # it reads, not for every record envprint knows.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+def default_passed(data: object, rule: Callable[[dict], bool]) -> object:
+    """Documents written before ``passed`` existed read with the value the command's exit code gave."""
+    if isinstance(data, dict) and "passed" not in data:
+        data = {**data, "passed": rule(data)}
+    return data
+
+
+def exit_code_passed(data: dict) -> bool:
+    return data.get("exit_code") == 0

@@ -4,6 +4,7 @@ and what the CLI prints besides (errors, the save summary).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -15,6 +16,7 @@ from envprint.models.base import (
     SAVE_SCHEMA_VERSION,
     Leaf,
     Record,
+    default_passed,
 )
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
 
@@ -65,6 +67,15 @@ class FingerprintDiff(Record):
         default_factory=list,
         description="Predicted from the two fingerprints alone: what drift each difference would cause, most likely first.",
     )
+    passed: bool = Field(
+        description="The command's exit 0, one field for CI: diff: the fingerprints are identical; verify "
+        "--preflight: no change beyond tolerance is expected. Read as 'identical' from documents without it."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_defaults_to_identical(cls, data: object) -> object:
+        return default_passed(data, lambda d: bool(d.get("identical")))
 
     @property
     def expects_change(self) -> bool:
@@ -284,11 +295,14 @@ class Report(Record):
             raise ValueError(f"passed={self.passed} contradicts verdict {self.verdict!r}")
         return self
 
+    # The words are render/'s, and render sits above this module: render.text hands its two functions
+    # to Report when it is imported (``use_wording``), so models imports nothing from envprint but
+    # errors and there is no cycle models -> render -> models. Every public way to a Report imports
+    # render.text first: ``envprint.Report`` and ``envprint.verify`` (the package's lazy names),
+    # check.verifier and the CLI.
     def to_text(self) -> str:
         """The report as the CLI prints it, without colour: for a log line or an e-mail."""
-        from envprint.render.text import report_text
-
-        return report_text(self)
+        return _wording("text")(self)
 
     def __str__(self) -> str:
         return self.to_text()
@@ -297,12 +311,24 @@ class Report(Record):
         """Raise MismatchError (carrying this report) when the verdict is 'mismatch'; return self otherwise."""
         if self.verdict == "mismatch":
             from envprint.errors import MismatchError
-            from envprint.render.text import first_problem
 
-            raise MismatchError(
-                f"{self.model}: mismatch against {self.fingerprint}: {first_problem(self)}", report=self
-            )
+            problem = _wording("first_problem")(self)
+            raise MismatchError(f"{self.model}: mismatch against {self.fingerprint}: {problem}", report=self)
         return self
+
+
+_WORDING: dict[str, Callable[[Report], str]] = {}
+
+
+def use_wording(text: Callable[[Report], str], first_problem: Callable[[Report], str]) -> None:
+    """render.text's functions for ``str(report)``, ``to_text`` and ``raise_for_status`` (called on its import)."""
+    _WORDING.update(text=text, first_problem=first_problem)
+
+
+def _wording(name: str) -> Callable[[Report], str]:
+    if name not in _WORDING:
+        raise RuntimeError("Report's words are in envprint.render.text: import it (envprint.Report does) first")
+    return _WORDING[name]
 
 
 # --------------------------------------------------------------------------- what the CLI prints besides
@@ -335,3 +361,4 @@ class SaveSummary(Record):
     tolerance: Tolerance
     signed: bool = Field(description="Whether signature.json was written.")
     warnings: list[str] = Field(default_factory=list)
+    passed: Literal[True] = Field(True, description="Always true: a save that could not finish is an error document.")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from envprint import formats
 from envprint.errors import FingerprintError, one_line, open_user_file
-from envprint.models import FINGERPRINT_SCHEMA_VERSION, REPORT_SCHEMA_VERSION, Fingerprint, Report
+from envprint.models import FINGERPRINT_SCHEMA_VERSION, REPORT_SCHEMA_VERSION, ErrorDocument, Fingerprint, Report
 from envprint.record.sidecar import (
     FINGERPRINT_FILE,
     SAVEDMODEL_SIDECAR,
@@ -190,3 +190,19 @@ def read_report(path: Path) -> Report:
         return Report.model_validate(data)
     except ValidationError as exc:
         raise FingerprintError(f"{path}: invalid report: {describe_validation_error(exc)}") from None
+
+
+def read_report_or_error(path: Path) -> Report | ErrorDocument:
+    """``read_report``, or the error document ``envprint verify --json`` writes when it could not verify."""
+    path = Path(path)
+    with open_user_file(
+        path, FingerprintError, "give a report saved with: envprint verify MODEL --json > REPORT.json"
+    ) as fh:
+        raw = fh.read(MAX_FINGERPRINT_BYTES + 1)
+    data = decode_json(raw, str(path))
+    if isinstance(data, dict) and data.get("verdict") == "error" and "error" in data:
+        try:
+            return ErrorDocument.model_validate(data)
+        except ValidationError as exc:
+            raise FingerprintError(f"{path}: invalid error document: {describe_validation_error(exc)}") from None
+    return read_report(path)
