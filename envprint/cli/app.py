@@ -12,6 +12,7 @@ import gc
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -1006,11 +1007,23 @@ def main() -> None:
         log_filter = CppLogFilter() if quiet else None
     except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
         log_filter = None
+    warnings.showwarning = _show_warning
     try:
         app()
     finally:
         if log_filter is not None:
             log_filter.close()
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A record from a newer envprint (record.store.NewerSchemaWarning): one line, as every diagnostic."""
+    if category.__name__ == "NewerSchemaWarning":
+        sys.stderr.write(f"envprint: WARNING: {message}\n")
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
 
 
 # Every command's --help shows the exit codes and plain argument names, commands defined above
