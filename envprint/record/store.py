@@ -351,7 +351,7 @@ def parse_report(data: dict, source: str) -> Report:
             newer_major_message(
                 source,
                 "a verify report",
-                version,
+                _version_text(data),
                 REPORT_SCHEMA_VERSION,
                 REPORT_SCHEMA_MINOR,
                 data.get("envprint_version"),
