@@ -65,6 +65,6 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     # Keys of a newer-minor document that this envprint does not know, set only by
-    # ``record.store`` on the reading path ({dotted path: value}) so that a document read and
+    # ``record.store`` on the reading path ({(key, index, ...): value}) so that a document read and
     # written again keeps them; what envprint builds itself never has any.
-    _unknown: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _unknown: dict[tuple[str | int, ...], Any] = PrivateAttr(default_factory=dict)

@@ -88,13 +88,16 @@ def _container(annotation: Any) -> type | None:
     return origin if origin in (list, dict) else None
 
 
-def _split_unknown(model: type[BaseModel], data: Any, prefix: str, unknown: dict[str, Any]) -> Any:
-    """``data`` without the keys ``model`` does not know, each moved into ``unknown`` by dotted path."""
+KeyPath = tuple[str | int, ...]  # where a key sits in a document: keys and list indices
+
+
+def _split_unknown(model: type[BaseModel], data: Any, at: KeyPath, unknown: dict[KeyPath, Any]) -> Any:
+    """``data`` without the keys ``model`` does not know, each moved into ``unknown`` by where it was."""
     if not isinstance(data, dict):
         return data
     known: dict[str, Any] = {}
     for key, value in data.items():
-        where = f"{prefix}{key}"
+        where = (*at, key)
         field = model.model_fields.get(key)
         if field is None:
             unknown[where] = value
@@ -104,40 +107,42 @@ def _split_unknown(model: type[BaseModel], data: Any, prefix: str, unknown: dict
         if len(inner) == 1:
             container = _container(field.annotation)
             if container is list and isinstance(value, list):
-                value = [_split_unknown(inner[0], v, f"{where}.{i}.", unknown) for i, v in enumerate(value)]
+                value = [_split_unknown(inner[0], v, (*where, i), unknown) for i, v in enumerate(value)]
             elif container is dict and isinstance(value, dict):
-                value = {k: _split_unknown(inner[0], v, f"{where}.{k}.", unknown) for k, v in value.items()}
+                value = {k: _split_unknown(inner[0], v, (*where, k), unknown) for k, v in value.items()}
             elif container is None:
-                value = _split_unknown(inner[0], value, f"{where}.", unknown)
+                value = _split_unknown(inner[0], value, where, unknown)
         known[key] = value
     return known
 
 
-def _with_unknown(data: dict, unknown: dict[str, Any]) -> dict:
+def _with_unknown(data: dict, unknown: dict[KeyPath, Any]) -> dict:
     """``data`` (a model dumped as JSON) with the set-aside keys put back where they were."""
     data = json.loads(json.dumps(data))  # a deep copy: the dump may share objects
-    for where, value in unknown.items():
-        *parents, last = where.split(".")
+    for (*parents, last), value in unknown.items():
         node: Any = data
         for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node.get(part)
+            if isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            elif isinstance(node, dict) and isinstance(part, str):
+                node = node.get(part)
+            else:
+                node = None
             if node is None:
                 break
-        if isinstance(node, dict):
+        if isinstance(node, dict) and isinstance(last, str):
             node[last] = value
     return data
 
 
-def _newer_minor_note(source: str, found: str, reads: str, unknown: dict[str, Any]) -> str:
-    names = sorted(unknown)
+def _newer_minor_note(source: str, found: str, reads: str, unknown: dict[KeyPath, Any]) -> str:
+    names = sorted(".".join(str(p) for p in where) for where in unknown)
     shown = ", ".join(one_line(n, 60) for n in names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-    checked = (
-        f"field{'s' if len(names) > 1 else ''} {shown} {'were' if len(names) > 1 else 'was'} not checked; "
-        "pip install -U envprint to check them"
-        if names
-        else "it holds nothing this envprint does not know"
+    many = len(names) > 1
+    return (
+        f"{source} was written by a newer envprint (schema {found}, this one reads {reads}): "
+        f"field{'s' if many else ''} {shown} {'were' if many else 'was'} not checked; pip install -U envprint to check them"
     )
-    return f"{source} was written by a newer envprint (schema {found}, this one reads {reads}): {checked}"
 
 
 def _minor_of(data: dict, source: str, what: str) -> int:
@@ -151,14 +156,14 @@ def validate_versioned(model: type[M], data: dict, source: str, what: str, major
     """``data`` (whose major is ``major``) as ``model``: strict up to minor ``minor``, tolerant above it."""
     found = _minor_of(data, source, what)
     data = {**data, "schema_minor": found}
-    unknown: dict[str, Any] = {}
+    unknown: dict[KeyPath, Any] = {}
     if found > minor:
-        data = _split_unknown(model, data, "", unknown)
+        data = _split_unknown(model, data, (), unknown)
     try:
         result = model.model_validate(data)
     except ValidationError as exc:
         raise FingerprintError(f"{source}: invalid {what}: {describe_validation_error(exc)}") from None
-    if found > minor:
+    if unknown:  # a newer minor that holds only what this envprint knows was checked in full
         result._unknown = unknown
         warnings.warn(
             _newer_minor_note(source, f"{major}.{found}", f"{major}.{minor}", unknown), NewerSchemaWarning, stacklevel=3
