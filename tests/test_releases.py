@@ -208,7 +208,11 @@ def test_a_newer_minor_record_verifies_with_one_line_naming_what_was_not_checked
 
 def test_fields_of_a_newer_minor_are_kept_when_the_record_is_written_again(saved_by_new, tmp_path):
     fp = _newer_minor(saved_by_new, tmp_path / "m")
-    with pytest.warns(store.NewerSchemaWarning, match="fields env.container_image, model.quantization"):
+    data = json.loads(fp.read_text())
+    data["devices"]["physical"][0]["numa_node"] = 0  # inside a list of records
+    fp.write_text(store.canonical_json(data))
+    fields = "devices.physical.0.numa_node, env.container_image, model.quantization"
+    with pytest.warns(store.NewerSchemaWarning, match=re.escape(f"fields {fields} were not checked")):
         record = store.read_fingerprint(fp)
     assert "container_image" not in record.env.model_dump()  # read for what this envprint knows
     again = tmp_path / "again.json"
