@@ -12,7 +12,6 @@ import gc
 import os
 import sys
 import traceback
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from envprint._version import __version__
-from envprint.cli.streams import CppLogFilter, discard_stdout, emit
+from envprint.cli.streams import CppLogFilter, discard_stdout, emit, one_line_warnings
 from envprint.errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
 
 EXIT_CODES_HELP = """\b
@@ -1007,23 +1006,12 @@ def main() -> None:
         log_filter = CppLogFilter() if quiet else None
     except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
         log_filter = None
-    warnings.showwarning = _show_warning
+    one_line_warnings()
     try:
         app()
     finally:
         if log_filter is not None:
             log_filter.close()
-
-
-_python_showwarning = warnings.showwarning
-
-
-def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    """A record from a newer envprint (record.store.NewerSchemaWarning): one line, as every diagnostic."""
-    if category.__name__ == "NewerSchemaWarning":
-        sys.stderr.write(f"envprint: WARNING: {message}\n")
-    else:
-        _python_showwarning(message, category, *args, **kwargs)
 
 
 # Every command's --help shows the exit codes and plain argument names, commands defined above
