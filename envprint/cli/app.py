@@ -21,7 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from envprint import formats
 from envprint._version import __version__
-from envprint.cli.streams import CppLogFilter, discard_stdout, emit, min_log_level
+from envprint.cli.streams import CppLogFilter, discard_stdout, emit, min_log_level, one_line_warnings
 from envprint.errors import KINDS, EnvprintError, ExitCode, UsageError, one_line
 
 EXIT_CODES_HELP = """\b
@@ -976,6 +976,7 @@ def main() -> None:
         log_filter = CppLogFilter(level) if level else None
     except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
         log_filter = None
+    one_line_warnings()
     try:
         app()
     finally:

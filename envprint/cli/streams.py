@@ -1,7 +1,8 @@
 """The command line's own output streams: a stdout its reader may close, a stderr without TensorFlow's C++ lines.
 
-Owns: ``emit`` (write a result; a closed pipe ends the output, not the command), and
-``CppLogFilter`` (file descriptor 2 filtered, in the ``envprint`` process only). Standard
+Owns: ``emit`` (write a result; a closed pipe ends the output, not the command),
+``CppLogFilter`` (file descriptor 2 filtered, in the ``envprint`` process only), and
+``one_line_warnings`` (a record from a newer envprint noted in one line). Standard
 library only; used by ``cli`` alone: the library never touches a server's streams.
 """
 
@@ -11,6 +12,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -116,3 +118,20 @@ def emit(write: Callable[[], Any]) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         discard_stdout()
+
+
+def one_line_warnings() -> None:
+    """Print a record from a newer envprint (``record.store.NewerSchemaWarning``) as one line, as every diagnostic.
+
+    Python's own format adds the file, line and source of the ``warnings.warn`` call: noise to a
+    user. Other warnings keep it. Matched by name, so the command line's start imports nothing.
+    """
+    python_showwarning = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if category.__name__ == "NewerSchemaWarning":
+            sys.stderr.write(f"envprint: WARNING: {message}\n")
+        else:
+            python_showwarning(message, category, *args, **kwargs)
+
+    warnings.showwarning = show

@@ -25,6 +25,8 @@ from pydantic import ValidationError
 
 from envprint.errors import ExitCode, UsageError
 from envprint.models import AggregateReport, ClassDiff, DiffEntry, EquivalenceClass, FleetReport, HostResult, Report
+from envprint.models.base import REPORT_SCHEMA_MINOR, REPORT_SCHEMA_VERSION
+from envprint.record.store import parse_report
 
 # A host that never ran its task (node died, never scheduled) could not verify the model there.
 UNREACHABLE_EXIT = int(ExitCode.MODEL)
@@ -232,6 +234,15 @@ def _host_error(doc: dict) -> dict:
     return {"model": doc.get("model"), "exit_code": doc.get("exit_code"), "error": err}
 
 
+def _from_a_newer_envprint(doc: dict) -> bool:
+    """Whether a verify report's schema is newer than this envprint's (see record.store.parse_report)."""
+    version, minor = doc.get("schema_version"), doc.get("schema_minor", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        return False
+    newer_minor = isinstance(minor, int) and not isinstance(minor, bool) and minor > REPORT_SCHEMA_MINOR
+    return version > REPORT_SCHEMA_VERSION or (version == REPORT_SCHEMA_VERSION and newer_minor)
+
+
 def read_reports(paths: Iterable[str | Path], stdin: TextIO | None = None) -> list[tuple[str, Report | dict]]:
     """(source, Report) for each report, (source, {"error", "exit_code", "model"}) for a host that could not verify."""
     out: list[tuple[str, Report | dict]] = []
@@ -241,6 +252,9 @@ def read_reports(paths: Iterable[str | Path], stdin: TextIO | None = None) -> li
                 continue
             if "error" in doc and "verdict" not in doc or doc.get("verdict") == "error":
                 out.append((source, _host_error(doc)))
+                continue
+            if _from_a_newer_envprint(doc):  # refused (newer major) or read tolerantly, with one note
+                out.append((source, parse_report(doc, source)))
                 continue
             try:
                 out.append((source, Report.model_validate(doc)))

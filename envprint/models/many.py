@@ -12,12 +12,16 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from envprint.models.base import (
+    AGGREGATE_SCHEMA_MINOR,
     AGGREGATE_SCHEMA_VERSION,
+    FLEET_SCHEMA_MINOR,
     FLEET_SCHEMA_VERSION,
+    SWEEP_SCHEMA_MINOR,
     SWEEP_SCHEMA_VERSION,
     Record,
     default_passed,
     exit_code_passed,
+    minor_field,
 )
 from envprint.models.report import DiffEntry, Explanation, OutputComparison, Verdict
 
@@ -57,6 +61,7 @@ class SweepSummary(Record):
     """The last document of `envprint sweep --json` (after one line per model), and its table."""
 
     schema_version: Literal[1] = SWEEP_SCHEMA_VERSION
+    schema_minor: int = minor_field(SWEEP_SCHEMA_MINOR)
     kind: Literal["sweep_summary"] = "sweep_summary"
     engine: Literal["local", "ray"]
     jobs: int = Field(description="Worker processes (local pool) or CPUs in the Ray cluster.")
@@ -130,6 +135,7 @@ class FleetReport(Record):
     """One model over many hosts: `envprint fleet` (Ray) and, per model, `envprint aggregate`."""
 
     schema_version: Literal[1] = FLEET_SCHEMA_VERSION
+    schema_minor: int = minor_field(FLEET_SCHEMA_MINOR)
     kind: Literal["fleet_report"] = "fleet_report"
     model: str
     fingerprint: str | None = Field(None, description="The record the hosts verified against.")
@@ -154,6 +160,7 @@ class AggregateReport(Record):
     """`envprint aggregate`: the reports read, grouped per model into equivalence classes."""
 
     schema_version: Literal[1] = AGGREGATE_SCHEMA_VERSION
+    schema_minor: int = minor_field(AGGREGATE_SCHEMA_MINOR)
     kind: Literal["aggregate_report"] = "aggregate_report"
     sources: int = Field(description="Reports read.")
     models: list[FleetReport]

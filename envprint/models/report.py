@@ -10,13 +10,18 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from envprint.models.base import (
+    DIFF_SCHEMA_MINOR,
     DIFF_SCHEMA_VERSION,
+    ERROR_SCHEMA_MINOR,
     ERROR_SCHEMA_VERSION,
+    REPORT_SCHEMA_MINOR,
     REPORT_SCHEMA_VERSION,
+    SAVE_SCHEMA_MINOR,
     SAVE_SCHEMA_VERSION,
     Leaf,
     Record,
     default_passed,
+    minor_field,
 )
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
 
@@ -59,6 +64,7 @@ PREFLIGHT_THRESHOLD = 0.5
 
 class FingerprintDiff(Record):
     schema_version: Literal[1] = DIFF_SCHEMA_VERSION
+    schema_minor: int = minor_field(DIFF_SCHEMA_MINOR)
     a: str = Field(description="Label of the first fingerprint (its path, or 'current host').")
     b: str
     identical: bool
@@ -228,6 +234,7 @@ class Report(Record):
     """What verify found. ``str(report)`` and ``report.to_text()`` give the text the CLI prints."""
 
     schema_version: Literal[2] = REPORT_SCHEMA_VERSION
+    schema_minor: int = minor_field(REPORT_SCHEMA_MINOR)
     verdict: Verdict
     passed: bool = Field(description="verdict is 'identical' or 'within_tolerance' (exit 0).")
     model: str = Field(description="The model that was verified (path, or the object's name).")
@@ -344,6 +351,7 @@ class ErrorDocument(Record):
     """What ``--json`` prints when a command could not run: never an empty file."""
 
     schema_version: Literal[1] = ERROR_SCHEMA_VERSION
+    schema_minor: int = minor_field(ERROR_SCHEMA_MINOR)
     verdict: Literal["error"] = "error"
     passed: Literal[False] = False
     error: ErrorInfo
@@ -353,6 +361,7 @@ class SaveSummary(Record):
     """What ``envprint save --json`` prints: what was written where, its digests and the self-check."""
 
     schema_version: Literal[1] = SAVE_SCHEMA_VERSION
+    schema_minor: int = minor_field(SAVE_SCHEMA_MINOR)
     sidecar: str = Field(description="The directory the record was written to.")
     written: dict[str, str] = Field(description="File name inside the sidecar -> sha256 of its bytes.")
     model: ModelIdentity
