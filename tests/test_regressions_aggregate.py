@@ -127,7 +127,7 @@ def test_another_environment_alone_makes_another_class(host_report, tmp_path):
     r = invoke("aggregate", folder)
     assert r.exit_code == 0, r.output
     assert "Class A: 2 hosts, identical, outputs " in r.output
-    assert "Class B: 1 hosts, identical, outputs " in r.output
+    assert "Class B: 1 host, identical, outputs " in r.output
     assert f"Class A ({folder / 'a.json'}) vs class B ({folder / 't.json'}):" in r.output
     assert "TF_ENVPRINT_EXAMPLE" in r.output
 
