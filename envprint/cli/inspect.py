@@ -1,0 +1,154 @@
+"""`envprint show`, `diff`, `env-export` and `schema`: fingerprints and records, no model loaded.
+
+Must not import TensorFlow at module level: ``diff`` of two files must start fast on hosts without it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from envprint.cli.app import _guard, app, quiet_tensorflow, writer
+from envprint.cli.options import AllOpt, JsonOpt
+from envprint.cli.streams import emit
+from envprint.errors import ExitCode, UsageError
+
+
+@app.command()
+def show(
+    json_out: JsonOpt = False,
+    show_all: AllOpt = False,
+    no_tensorflow: Annotated[
+        bool, typer.Option("--no-tensorflow", help="Do not import TensorFlow; its sections are recorded as absent.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Declare the seed your training used.")] = None,
+) -> None:
+    """Capture this host's fingerprint and print it."""
+
+    def body() -> None:
+        from envprint.check.capture import capture
+        from envprint.record.store import canonical_json
+
+        quiet_tensorflow()
+        fp = capture(tensorflow=not no_tensorflow, seed=seed)
+        if json_out:
+            emit(lambda: sys.stdout.write(canonical_json(fp)))
+        else:
+            from envprint.render.text import render_fingerprint
+
+            emit(lambda: render_fingerprint(fp, writer(), show_all=show_all))
+
+    _guard(body, json_out)
+
+
+@app.command()
+def diff(
+    a: Annotated[
+        Path,
+        typer.Argument(
+            metavar="A", help="A fingerprint.json, or the sidecar directory that holds it.", show_default=False
+        ),
+    ],
+    b: Annotated[
+        Path | None, typer.Argument(metavar="B", help="Another fingerprint.json or sidecar (or use --current).")
+    ] = None,
+    current: Annotated[bool, typer.Option("--current", help="Compare A with this host, captured now.")] = False,
+    json_out: JsonOpt = False,
+    show_all: AllOpt = False,
+) -> None:
+    """Show what differs between two fingerprints, numerics-relevant differences first.
+
+    Exit 0 when they are the same, 1 when they differ, 2 or more when they cannot be compared.
+    Comparing two files never imports TensorFlow.
+    """
+
+    def body() -> int:
+        from envprint.causes.explain import expect
+        from envprint.record.store import canonical_json, read_fingerprint
+
+        if (b is None) == (not current):
+            raise UsageError("give either a second fingerprint B or --current, not both and not neither")
+        fa = read_fingerprint(a)
+        if current:
+            from envprint.check.capture import capture
+
+            quiet_tensorflow()
+            fb, label_b = capture(), "current host"
+        else:
+            fb, label_b = read_fingerprint(b), str(b)
+        result = expect(fa, fb, str(a), label_b)
+        if json_out:
+            emit(lambda: sys.stdout.write(canonical_json(result)))
+        else:
+            from envprint.render.text import render_diff
+
+            name = (fa.model or fb.model).name if (fa.model or fb.model) else None
+            emit(lambda: render_diff(result, writer(), show_all=show_all, model_name=name))
+        return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
+
+    raise typer.Exit(_guard(body, json_out))
+
+
+@app.command("env-export")
+def env_export(
+    fingerprint: Annotated[
+        Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
+    ],
+) -> None:
+    """Print a pip constraints file pinning every package of the saved host.
+
+    Use: envprint env-export FINGERPRINT > constraints.txt && pip install -c constraints.txt 'tensorflow==X'
+    """
+
+    def body() -> None:
+        from envprint.host.constraints import env_export as export
+        from envprint.record.store import read_fingerprint
+
+        constraints = export(read_fingerprint(fingerprint))
+        emit(lambda: sys.stdout.write(constraints))
+
+    _guard(body)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the JSON Schema files into.")] = Path(
+        "schemas"
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the files in --out differ from the models.")
+    ] = False,
+) -> None:
+    """Write the JSON Schema of every record envprint persists or emits (e.g. fingerprint.v1.schema.json)."""
+
+    def body() -> int:
+        from envprint.models import json_schemas
+        from envprint.record.sidecar import atomic_write_text
+        from envprint.record.store import canonical_json
+
+        stale = []
+        if check and not out.is_dir():
+            raise UsageError(
+                f"{out}: no such folder, so nothing to check; run 'envprint schema --check' in a checkout of "
+                "envprint, or pass --out DIR"
+            )
+        if not check:
+            out.mkdir(parents=True, exist_ok=True)
+        for name, document in json_schemas().items():
+            path = out / name
+            text = canonical_json(document)
+            if check:
+                if not path.exists() or path.read_text(encoding="utf-8") != text:
+                    stale.append(str(path))
+            else:
+                atomic_write_text(path, text)
+                sys.stdout.write(f"wrote {path}\n")
+        if stale:
+            sys.stderr.write(f"envprint: schemas out of date: {', '.join(stale)}; run: envprint schema --out {out}\n")
+            return int(ExitCode.DIFFERENT)
+        return int(ExitCode.OK)
+
+    raise typer.Exit(_guard(body))
