@@ -3,7 +3,7 @@
 Owns: one task pinned to each alive node (NodeAffinitySchedulingStrategy, not soft), the model
 reaching the node by a path it can read or shipped through Ray's object store (``ship=True``,
 within ``ship_limit`` bytes), and telling a node that died or never ran its task (unreachable)
-from one whose verification failed. The per-node work is ``sweep.verify_task``; the grouping
+from one whose verification failed. The per-node work is ``worker.verify_task``; the grouping
 into equivalence classes is ``aggregate.group``. Ray is imported only inside ``fleet()``.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from envprint.errors import ExitCode, UsageError
 from envprint.many.aggregate import group, host_result
 from envprint.many.ray_engine import RayOptions, import_ray, init_ray
-from envprint.many.sweep import VerifyOptions, clear_state, verify_task, warm
+from envprint.many.worker import VerifyOptions, clear_state, verify_task, warm
 from envprint.models import FleetReport, HostResult, Report
 
 # Ray's object store holds the shipped model once per cluster; past this a shared volume is the

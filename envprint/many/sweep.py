@@ -1,8 +1,7 @@
 """`envprint sweep`: verify every model with a record under some paths, in this environment.
 
-Owns: finding the models, the per-model work that runs inside a worker (``verify_task``: the
-library's verify, with Keras' state cleared after each model), running it on the local warm
-pool (``pool.WorkerPool``) or as Ray tasks, and the summary (verdicts, leading causes, worst
+Owns: finding the models, running the per-model work (``worker.verify_task``) on the local warm
+pool (``pool.WorkerPool``) or as Ray tasks (``ray_engine``), and the summary (verdicts, leading causes, worst
 models first, exit code). Wording lives in ``render_fleet``. Imports neither TensorFlow nor Ray
 at module level: a worker imports TensorFlow once (``warm``), and Ray is imported only when
 ``ray_address`` is given.
@@ -11,15 +10,14 @@ at module level: a worker imports TensorFlow once (``warm``), and Ray is importe
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envprint.errors import EnvprintError, ExitCode, UsageError
-from envprint.models import Report, SweepItem, SweepSummary, Tolerance
+from envprint.errors import ExitCode, UsageError
+from envprint.many.worker import Outcome, VerifyOptions, exit_code_of
+from envprint.models import Report, SweepItem, SweepSummary
 
 if TYPE_CHECKING:
     from envprint.many.ray_engine import RayOptions
@@ -31,86 +29,6 @@ MAX_WORKER_RSS = 3 << 30
 # What one warm worker holds with TensorFlow imported and a small model loaded (measured: ~520 MB
 # for `envprint verify` of an MLP); the default --jobs keeps the pool within available memory.
 WORKER_MEMORY_ESTIMATE = 800 << 20
-
-
-@dataclass(frozen=True)
-class VerifyOptions:
-    """What `envprint verify` takes besides the model: the same for every model of a sweep or fleet."""
-
-    fingerprint: str | None = None
-    tolerance: Tolerance | None = None
-    fmt: str | None = None
-    signature: str | None = None
-    custom_objects: tuple[str, ...] = ()  # "module:NAME" specs, imported inside the worker
-    safe_mode: bool = True
-    require_signature: bool = False
-
-
-# --------------------------------------------------------------------------- inside a worker
-
-
-def warm() -> None:
-    """Import TensorFlow once per worker, before its first model (quietly, like the CLI)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from envprint import _tf
-
-    try:
-        _tf.import_tensorflow()
-    except EnvprintError:
-        pass  # each task then reports the DependencyError for its model
-
-
-def clear_state() -> None:
-    """Keras/TensorFlow state from the last model: layers, graphs and name counters go."""
-    from envprint import _tf
-
-    if _tf.tensorflow_imported():
-        try:
-            clear = _tf.import_keras().backend.clear_session
-        except EnvprintError:
-            return
-        # Keras 3 runs a full gc.collect() inside clear_session: 0.2 s with TensorFlow's ~285k
-        # objects, twice what verifying a small model takes. The worker collects on its own
-        # schedule instead (pool: a young collection after each model, a full one every 10).
-        try:
-            clear(free_memory=False)
-        except TypeError:  # Keras 2 / tf_keras: no such argument, and no collection inside
-            clear()
-
-
-def verify_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Verify one model, as `envprint verify` would: a report, or an error with its exit code.
-
-    Takes and returns plain data (it crosses a pipe or Ray's object store). Never raises for a
-    model's fault: the exit code says what kind of failure it was.
-    """
-    from envprint._tf.loading import parse_custom_objects
-    from envprint.check.verifier import verify
-    from envprint.record.signing import key_from_env
-
-    options: VerifyOptions = task["options"]
-    start = time.perf_counter()
-    try:
-        report = verify(
-            Path(task["model"]),
-            fingerprint=task.get("fingerprint") or options.fingerprint,
-            tolerance=options.tolerance,
-            fmt=options.fmt,
-            signature=options.signature,
-            custom_objects=parse_custom_objects(options.custom_objects),
-            safe_mode=options.safe_mode,
-            signing_key=key_from_env(),
-            require_signature=options.require_signature,
-        )
-        return {"report": report.model_dump_json(), "seconds": time.perf_counter() - start}
-    except EnvprintError as exc:
-        return {"error": str(exc), "exit_code": int(exc.exit_code), "seconds": time.perf_counter() - start}
-    except Exception as exc:  # a bug, in envprint or below it: never a mismatch
-        return {
-            "error": f"internal error: {type(exc).__name__}: {exc} (verify it alone with --debug and report it)",
-            "exit_code": int(ExitCode.INTERNAL),
-            "seconds": time.perf_counter() - start,
-        }
 
 
 # --------------------------------------------------------------------------- finding models
@@ -237,15 +155,6 @@ def _first_difference(report: Report, first_problem: Callable[[Report], str], su
     return next((summarize(o) for o in report.outputs if o.status != "identical"), "outputs differ")
 
 
-def exit_code_of(codes: Iterable[int]) -> int:
-    """The highest 'could not verify' code (>= 2), else 1 when anything mismatched, else 0."""
-    codes = list(codes)
-    errors = [c for c in codes if c >= 2]
-    if errors:
-        return max(errors)
-    return int(ExitCode.DIFFERENT) if any(c == 1 for c in codes) else int(ExitCode.OK)
-
-
 def summarize(items: list[SweepItem], *, engine: str, jobs: int, total: int, interrupted: bool) -> SweepSummary:
     ordered = sorted(items, key=lambda i: (_RANK[i.verdict], -(i.max_rel or 0.0), i.model))
     verdicts = Counter(i.verdict for i in items)
@@ -290,17 +199,14 @@ def _available_memory() -> int | None:
     return None
 
 
-Outcome = tuple[int, dict[str, Any] | None, str | None, int, int | None, int | None]
-
-
 def _local(tasks: list[dict[str, Any]], jobs: int, max_models: int, max_rss: int) -> Iterator[Outcome]:
     from envprint.many.pool import WorkerPool
 
     pool = WorkerPool(
-        "envprint.many.sweep:verify_task",
+        "envprint.many.worker:verify_task",
         jobs=min(jobs, len(tasks)) or 1,
-        warm="envprint.many.sweep:warm",
-        cleanup="envprint.many.sweep:clear_state",
+        warm="envprint.many.worker:warm",
+        cleanup="envprint.many.worker:clear_state",
         max_tasks=max_models,
         max_rss=max_rss,
     )
