@@ -218,9 +218,9 @@ def test_a_node_that_dies_mid_run_is_unreachable_not_a_mismatch(keras, cluster, 
     """Kills the worker node: keep this test last in the module."""
     import fleet_layers
 
+    from envprint.check.options import VerifyOptions
     from envprint.many.fleet import fleet
     from envprint.many.ray_engine import RayOptions
-    from envprint.many.sweep import VerifyOptions
 
     model = saved(tiny(keras, 9, fleet_layers.Stall()), tmp_path / "stall.keras")
     head, worker = cluster.labels()

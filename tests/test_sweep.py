@@ -19,10 +19,11 @@ import pytest
 from fleet_models import saved, tiny
 from typer.testing import CliRunner
 
+from envprint.check.options import VerifyOptions
 from envprint.cli.app import app
 from envprint.errors import UsageError
 from envprint.many.ray_engine import RayOptions
-from envprint.many.sweep import VerifyOptions, find_models, sweep
+from envprint.many.sweep import find_models, sweep
 from envprint.models import Report, SweepSummary
 from envprint.render.many import Progress
 

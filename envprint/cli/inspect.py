@@ -125,29 +125,16 @@ def schema(
     """Write the JSON Schema of every record envprint persists or emits (e.g. fingerprint.v1.schema.json)."""
 
     def body() -> int:
-        from envprint.models import json_schemas
-        from envprint.record.sidecar import atomic_write_text
-        from envprint.record.store import canonical_json
+        from envprint.record.schemas import stale_schemas, write_schemas
 
-        stale = []
-        if check and not out.is_dir():
-            raise UsageError(
-                f"{out}: no such folder, so nothing to check; run 'envprint schema --check' in a checkout of "
-                "envprint, or pass --out DIR"
-            )
         if not check:
-            out.mkdir(parents=True, exist_ok=True)
-        for name, document in json_schemas().items():
-            path = out / name
-            text = canonical_json(document)
-            if check:
-                if not path.exists() or path.read_text(encoding="utf-8") != text:
-                    stale.append(str(path))
-            else:
-                atomic_write_text(path, text)
+            for path in write_schemas(out):
                 sys.stdout.write(f"wrote {path}\n")
+            return int(ExitCode.OK)
+        stale = stale_schemas(out)
         if stale:
-            sys.stderr.write(f"envprint: schemas out of date: {', '.join(stale)}; run: envprint schema --out {out}\n")
+            names = ", ".join(str(p) for p in stale)
+            sys.stderr.write(f"envprint: schemas out of date: {names}; run: envprint schema --out {out}\n")
             return int(ExitCode.DIFFERENT)
         return int(ExitCode.OK)
 

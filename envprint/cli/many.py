@@ -28,7 +28,7 @@ from envprint.cli.options import (
     verify_options,
 )
 from envprint.cli.streams import emit
-from envprint.errors import KINDS, UsageError
+from envprint.errors import KINDS
 
 
 def _error_document(item: Any) -> Any:
@@ -45,7 +45,7 @@ def _json_line(model: Any) -> str:
 
 
 @app.command()
-def sweep(
+def sweep(  # long only by its option declarations: the body is parse, one library call, emit
     paths: Annotated[
         list[Path] | None,
         typer.Argument(metavar="MODEL_OR_DIR...", help="Models, or directories searched for models with a record."),
@@ -97,32 +97,9 @@ def sweep(
 
     def body() -> int:
         from envprint.many.sweep import sweep as do_sweep
-        from envprint.render.many import Progress, render_sweep_summary, sweep_line
 
         quiet_tensorflow()
-        if not paths and list_file is None:
-            raise UsageError("give models or directories to sweep, or --list FILE")
-        if jobs is not None and jobs < 1:
-            raise UsageError(f"--jobs must be >= 1, got {jobs}")
-        out = writer()
-        progress: list[Progress] = []
-        suites: list = []  # for --junit-xml: each report, or the error suite of a model not verified
-
-        def on_item(item, report, done, total):
-            if junit_xml is not None:
-                from envprint.render.junit import error_suite
-
-                suites.append(report if report is not None else error_suite(item.model, item.error or ""))
-            if not progress:
-                progress.append(Progress(total))
-            progress[0].clear()
-            if json_out:  # each line what `envprint verify MODEL --json` prints: a report, or the error document
-                sys.stdout.write(_json_line(report if report is not None else _error_document(item)))
-            else:
-                out.line(sweep_line(item))
-            sys.stdout.flush()
-            progress[0].update(done)
-
+        printer = _SweepPrinter(json_out, junit_xml)
         summary = do_sweep(
             paths or [],
             list_file=list_file,
@@ -131,24 +108,57 @@ def sweep(
             ray=ray_options(ray_address, task_cpus, task_memory, task_resource, jobs) if ray_address else None,
             max_models_per_worker=max_models_per_worker,
             max_worker_rss=max_worker_rss * 2**20,
-            on_item=on_item,
+            on_item=printer.on_item,
         )
-        if progress:
-            progress[0].clear()
-        if json_out:
-            sys.stdout.write(_json_line(summary))
-        else:
-            render_sweep_summary(summary, out)
-        if junit_xml is not None:
-            from envprint.render.junit import write_junit_xml
-
-            write_junit_xml(junit_xml, suites, name="envprint sweep")
+        printer.finish(summary)
         if summary.interrupted:
             sys.stderr.write("envprint: interrupted\n")
             return 130
         return summary.exit_code
 
     raise typer.Exit(_guard(body, json_out))
+
+
+class _SweepPrinter:
+    """A sweep's output as it runs: one line per model (text, or JSON Lines), a progress bar on a
+    terminal, then the summary; --junit-xml gathers one suite per model and is written at the end."""
+
+    def __init__(self, json_out: bool, junit_xml: Path | None) -> None:
+        self.json_out, self.junit_xml = json_out, junit_xml
+        self.out = writer()
+        self.progress: Any = None
+        self.suites: list[Any] = []  # each report, or the error suite of a model not verified
+
+    def on_item(self, item: Any, report: Any, done: int, total: int) -> None:
+        from envprint.render.many import Progress, sweep_line
+
+        if self.junit_xml is not None:
+            from envprint.render.junit import error_suite
+
+            self.suites.append(report if report is not None else error_suite(item.model, item.error or ""))
+        if self.progress is None:
+            self.progress = Progress(total)
+        self.progress.clear()
+        if self.json_out:  # each line what `envprint verify MODEL --json` prints: a report, or the error document
+            sys.stdout.write(_json_line(report if report is not None else _error_document(item)))
+        else:
+            self.out.line(sweep_line(item))
+        sys.stdout.flush()
+        self.progress.update(done)
+
+    def finish(self, summary: Any) -> None:
+        from envprint.render.many import render_sweep_summary
+
+        if self.progress is not None:
+            self.progress.clear()
+        if self.json_out:
+            sys.stdout.write(_json_line(summary))
+        else:
+            render_sweep_summary(summary, self.out)
+        if self.junit_xml is not None:
+            from envprint.render.junit import write_junit_xml
+
+            write_junit_xml(self.junit_xml, self.suites, name="envprint sweep")
 
 
 @app.command()

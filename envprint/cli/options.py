@@ -130,7 +130,7 @@ HtmlOpt = Annotated[
 
 
 def verify_options(fingerprint, rtol, atol, exact, custom_objects, unsafe, require_signature):
-    from envprint.many.worker import VerifyOptions
+    from envprint.check.options import VerifyOptions
 
     return VerifyOptions(
         fingerprint=str(fingerprint) if fingerprint else None,

@@ -6,7 +6,6 @@ Must not import TensorFlow at module level.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +34,7 @@ from envprint.errors import EnvprintError, ExitCode, UsageError
 
 
 @app.command()
-def save(
+def save(  # long only by its option declarations: the body is parse, one library call, emit
     model: ModelArg,
     out: Annotated[
         Path | None,
@@ -113,22 +112,12 @@ def save(
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
 
     def body() -> None:
-        from envprint.record.store import canonical_json
-
         if tf_serving_warmup:
             from envprint.integrations.tfserving import save_with_warmup as do_save
         else:
             from envprint.check.saver import save as do_save
 
         quiet_tensorflow()
-        tolerance = parse_tolerance(rtol, atol, exact)
-        if tolerance_from is not None:
-            from envprint.check.compare import tolerance_from_report
-            from envprint.record.store import read_report
-
-            if tolerance is not None:
-                raise UsageError("--tolerance-from sets rtol from measured drift; drop --rtol/--atol/--exact")
-            tolerance = tolerance_from_report(read_report(tolerance_from), margin, str(tolerance_from))
         result = do_save(
             model,
             out=out,
@@ -141,27 +130,36 @@ def save(
             custom_objects=load_custom_objects(custom_objects or []),
             safe_mode=not unsafe,
             seed=seed,
-            tolerance=tolerance,
+            tolerance=parse_tolerance(rtol, atol, exact),
+            tolerance_from=tolerance_from,
+            margin=margin,
             force=force,
             strict=strict,
             sign_key=env_signing_key(required=True) if sign else None,
             allow_nonfinite=allow_nonfinite,
         )
-        for warning in result.warnings:
-            sys.stderr.write(f"envprint: WARNING: {warning}\n")
-        summary = result.summary()
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(summary)))
-        else:
-            from envprint.render.text import render_save
-
-            emit(lambda: render_save(summary, writer()))
+        _print_save(result, json_out)
 
     _guard(body, json_out)
 
 
+def _print_save(result: Any, json_out: bool) -> None:
+    """The save's warnings on stderr, and what it wrote on stdout: canonical JSON, or text for people."""
+    for warning in result.warnings:
+        sys.stderr.write(f"envprint: WARNING: {warning}\n")
+    summary = result.summary()
+    if json_out:
+        from envprint.record.store import canonical_json
+
+        emit(lambda: sys.stdout.write(canonical_json(summary)))
+    else:
+        from envprint.render.text import render_save
+
+        emit(lambda: render_save(summary, writer()))
+
+
 @app.command()
-def verify(
+def verify(  # long only by its option declarations: the body is parse, one library call, emit
     model: ModelArg,
     fingerprint: Annotated[
         Path | None,
@@ -223,83 +221,105 @@ def verify(
     could not verify (the exit codes are below). Writes nothing but the --html page.
     """
 
-    def body(model: Path = model, fingerprint: Path | None = fingerprint, relabel=lambda report: report) -> int:
-        from envprint.check.verifier import verify as do_verify
-        from envprint.record.store import canonical_json
-
+    def body() -> int:
         quiet_tensorflow()
-        if html is not None and preflight:
-            raise UsageError("--html draws a verify report, which --preflight does not make; drop one of them")
-        if html is not None:
-            from envprint.render.html import require_matplotlib
-
-            require_matplotlib()  # before the model loads: a missing extra fails fast
+        _refuse_combinations(preflight, investigate, junit_xml, html)
         if preflight:
-            if investigate:
-                raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
-            if junit_xml is not None:
-                raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
-            from envprint.check.verifier import preflight as do_preflight
+            return _preflight(model, fingerprint, require_signature, json_out)
+        from envprint.check.options import VerifyOptions
+        from envprint.check.verifier import verify_with
 
-            result = do_preflight(model, fingerprint=fingerprint, require_signature=require_signature,
-                                  signing_key=env_signing_key(required=False))  # fmt: skip
-            if json_out:
-                emit(lambda: sys.stdout.write(canonical_json(result)))
-            else:
-                from envprint.render.text import render_diff
-
-                emit(lambda: render_diff(result, writer()))
-            return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
+        options = VerifyOptions(
+            fingerprint=fingerprint,
+            tolerance=parse_tolerance(rtol, atol, exact),
+            fmt=fmt,
+            signature=signature,
+            custom_objects=load_custom_objects(custom_objects or []),
+            safe_mode=not unsafe,
+            signing_key=env_signing_key(required=False),
+            require_signature=require_signature,
+            investigate=investigate,
+            investigate_timeout=investigate_timeout,
+            progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+        )
         try:
-            report = do_verify(
-                model,
-                fingerprint=fingerprint,
-                tolerance=parse_tolerance(rtol, atol, exact),
-                fmt=fmt,
-                signature=signature,
-                custom_objects=load_custom_objects(custom_objects or []),
-                safe_mode=not unsafe,
-                signing_key=env_signing_key(required=False),
-                require_signature=require_signature,
-                investigate=investigate,
-                investigate_timeout=investigate_timeout,
-                progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
-            )
+            report = verify_with(model, options)
         except EnvprintError as exc:
-            if junit_xml is not None:  # the CI panel shows "could not verify" as an error, not as nothing
-                try:
-                    _write_junit(junit_xml, model, exc)
-                except UsageError as unwritable:  # the error that stopped verify is the one to exit with
-                    sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
+            _junit_of_error(junit_xml, model, exc)
             raise
-        report = relabel(report)
-        if junit_xml is not None:
-            _write_junit(junit_xml, model, report)
-        if html is not None:
-            _write_html(report, html)
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(report)))
-        else:
-            from envprint.render.text import render_report
-
-            emit(lambda: render_report(report, writer()))
+        _write_files(report, model, junit_xml, html)
+        _print_report(report, json_out)
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(lambda: _from_mlflow(model, fingerprint, body), json_out))
+    raise typer.Exit(_guard(body, json_out))
 
 
-def _from_mlflow(model: Path, fingerprint: Path | None, body: Callable[..., int]) -> int:
-    """``body()``; for a runs:/ or models:/ MODEL, first download it and its record, and name the URIs in the report."""
-    from envprint.integrations.mlflow import is_mlflow_uri, local_copy
+def _refuse_combinations(preflight: bool, investigate: bool, junit_xml: Path | None, html: Path | None) -> None:
+    """Options that cannot go together, and a missing extra, refused before any work."""
+    if html is not None and preflight:
+        raise UsageError("--html draws a verify report, which --preflight does not make; drop one of them")
+    if html is not None:
+        from envprint.render.html import require_matplotlib
 
-    if not is_mlflow_uri(model):
-        return body()
-    with local_copy(str(model), fingerprint) as copy:
-        return body(copy.model, copy.fingerprint, copy.relabel)
+        require_matplotlib()  # before the model loads: a missing extra fails fast
+    if preflight and investigate:
+        raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
+    if preflight and junit_xml is not None:
+        raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
 
 
-def _write_html(report, path: Path) -> None:
-    from envprint.render.html import write_html
+def _preflight(model: Path, fingerprint: Path | None, require_signature: bool, json_out: bool) -> int:
+    from envprint.check.verifier import preflight
+
+    result = preflight(model, fingerprint=fingerprint, require_signature=require_signature,
+                       signing_key=env_signing_key(required=False))  # fmt: skip
+    if json_out:
+        from envprint.record.store import canonical_json
+
+        emit(lambda: sys.stdout.write(canonical_json(result)))
+    else:
+        from envprint.render.text import render_diff
+
+        emit(lambda: render_diff(result, writer()))
+    return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
+
+
+def _junit_of_error(junit_xml: Path | None, model: Path, exc: EnvprintError) -> None:
+    """--junit-xml when verify could not run: the CI panel shows "could not verify" as an error, not as nothing."""
+    if junit_xml is None:
+        return
+    from envprint.check.reports import write_junit
+
+    try:
+        write_junit(junit_xml, model, exc)
+    except UsageError as unwritable:  # the error that stopped verify is the one to exit with
+        sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
+
+
+def _write_files(report: Any, model: Path, junit_xml: Path | None, html: Path | None) -> None:
+    """The files a verify writes besides stdout: --junit-xml and --html."""
+    if junit_xml is not None:
+        from envprint.check.reports import write_junit
+
+        write_junit(junit_xml, model, report)
+    if html is not None:
+        _write_html(report, html)
+
+
+def _print_report(report: Any, json_out: bool) -> None:
+    """The verify report on stdout: canonical JSON, or text for people."""
+    if json_out:
+        from envprint.record.store import canonical_json
+
+        emit(lambda: sys.stdout.write(canonical_json(report)))
+    else:
+        from envprint.render.text import render_report
+
+        emit(lambda: render_report(report, writer()))
+
+
+def _write_html(report: Any, path: Path) -> None:
+    from envprint.check.reports import write_html
 
     write_html(report, path)
     sys.stderr.write(f"envprint: wrote {path}\n")
@@ -322,18 +342,3 @@ def report_command(
         _write_html(read_report(report_json), html)
 
     _guard(body)
-
-
-def _write_junit(path: Path, model: Path, result: Any) -> None:
-    """--junit-xml: the report (or the error that stopped verify) as JUnit XML, with this host's facts."""
-    from envprint.check.capture import capture
-    from envprint.render.junit import error_suite, write_junit_xml
-
-    host = capture(tensorflow=False)  # TensorFlow's facts when verify imported it; never imported for this
-    suite = error_suite(str(model), str(result), host) if isinstance(result, EnvprintError) else result
-    try:
-        write_junit_xml(path, [suite], host)
-    except OSError as exc:
-        raise UsageError(
-            f"{path}: cannot write the JUnit XML ({exc.strerror or exc}); pass a writable --junit-xml PATH"
-        ) from None

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from envprint.check.options import VerifyOptions
 from envprint.errors import ExitCode, UsageError
 from envprint.many.aggregate import group, host_result
 from envprint.many.ray_engine import RayOptions, import_ray, init_ray
-from envprint.many.worker import VerifyOptions, clear_state, verify_task, warm
+from envprint.many.worker import clear_state, verify_task, warm
 from envprint.models import FleetReport, HostResult, Report
 
 # Ray's object store holds the shipped model once per cluster; past this a shared volume is the

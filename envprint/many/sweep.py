@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from envprint.check.options import VerifyOptions
 from envprint.errors import ExitCode, UsageError
-from envprint.many.worker import Outcome, VerifyOptions, exit_code_of
+from envprint.many.worker import Outcome, exit_code_of
 from envprint.models import Report, SweepItem, SweepSummary
 
 if TYPE_CHECKING:
@@ -230,7 +231,12 @@ def sweep(
     Never raises for one model's failure: it is an item with verdict 'error' and its exit code.
     Ctrl-C (KeyboardInterrupt) stops the workers and returns what is done, marked interrupted.
     """
-    models = find_models([Path(p) for p in paths], Path(list_file) if list_file else None)
+    paths = [Path(p) for p in paths]
+    if not paths and list_file is None:
+        raise UsageError("give models or directories to sweep, or --list FILE")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    models = find_models(paths, Path(list_file) if list_file else None)
     if not models:
         raise UsageError(
             "no model with a record found under "
@@ -245,10 +251,18 @@ def sweep(
         from envprint.many.ray_engine import run_sweep_tasks
 
         outcomes = run_sweep_tasks(tasks, ray, max_models_per_worker, seen)
-        engine = "ray"
     else:
         outcomes = _local(tasks, jobs, max_models_per_worker, max_worker_rss)
-        engine = "local"
+    items, interrupted = _collect(outcomes, models, on_item)
+    if ray is not None:
+        jobs = seen.get("cpus") or jobs  # the cluster's CPUs
+    engine = "ray" if ray is not None else "local"
+    return summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
+
+
+def _collect(outcomes: Iterator[Outcome], models: list[Path],
+             on_item: Callable[[SweepItem, Report | None, int, int], None] | None) -> tuple[list[SweepItem], bool]:  # fmt: skip
+    """Each model's item as its outcome arrives (``on_item`` told at once); whether Ctrl-C cut it short."""
     items: list[SweepItem] = []
     interrupted = False
     try:
@@ -265,6 +279,4 @@ def sweep(
         close = getattr(outcomes, "close", None)
         if close is not None:
             close()
-    if engine == "ray":
-        jobs = seen.get("cpus") or jobs  # the cluster's CPUs
-    return summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
+    return items, interrupted

@@ -5,7 +5,7 @@ pipe or Ray's object store), ``warm`` (TensorFlow imported once per worker), ``c
 (Keras' state dropped after each model), ``Outcome``, what an engine yields per model, and
 ``exit_code_of``, the one exit code of many results.
 Imports neither TensorFlow nor Ray at module level, and nothing of sweep, fleet or the engines:
-they all import it.
+they all import it. Its options are ``check.options.VerifyOptions``, the same as ``envprint.verify``'s.
 """
 
 from __future__ import annotations
@@ -13,28 +13,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from envprint.check.options import VerifyOptions
 from envprint.errors import EnvprintError, ExitCode
-from envprint.models import Tolerance
 
 # (index of the task, its result, why its worker died, attempts, worker pid, worker RSS)
 Outcome = tuple[int, dict[str, Any] | None, str | None, int, int | None, int | None]
-
-
-@dataclass(frozen=True)
-class VerifyOptions:
-    """What `envprint verify` takes besides the model: the same for every model of a sweep or fleet."""
-
-    fingerprint: str | None = None
-    tolerance: Tolerance | None = None
-    fmt: str | None = None
-    signature: str | None = None
-    custom_objects: tuple[str, ...] = ()  # "module:NAME" specs, imported inside the worker
-    safe_mode: bool = True
-    require_signature: bool = False
 
 
 # --------------------------------------------------------------------------- inside a worker
@@ -75,24 +62,19 @@ def verify_task(task: dict[str, Any]) -> dict[str, Any]:
     Takes and returns plain data (it crosses a pipe or Ray's object store). Never raises for a
     model's fault: the exit code says what kind of failure it was.
     """
-    from envprint._tf.loading import parse_custom_objects
-    from envprint.check.verifier import verify
+    from envprint.check.verifier import verify_with
     from envprint.record.signing import key_from_env
 
     options: VerifyOptions = task["options"]
     start = time.perf_counter()
     try:
-        report = verify(
-            Path(task["model"]),
+        # The key stays out of the task (it would cross a pipe or Ray's object store): each worker reads it.
+        options = replace(
+            options,
             fingerprint=task.get("fingerprint") or options.fingerprint,
-            tolerance=options.tolerance,
-            fmt=options.fmt,
-            signature=options.signature,
-            custom_objects=parse_custom_objects(options.custom_objects),
-            safe_mode=options.safe_mode,
-            signing_key=key_from_env(),
-            require_signature=options.require_signature,
+            signing_key=options.signing_key if options.signing_key is not None else key_from_env(),
         )
+        report = verify_with(Path(task["model"]), options)
         return {"report": report.model_dump_json(), "seconds": time.perf_counter() - start}
     except EnvprintError as exc:
         return {"error": str(exc), "exit_code": int(exc.exit_code), "seconds": time.perf_counter() - start}
