@@ -8,7 +8,8 @@ record verify read and checked, and re-ranks the explanations), and ``preflight`
 from the record and this host alone, without loading the model). A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
-TensorFlow code, and writes nothing: a deployment host may be read-only.
+TensorFlow code, and writes nothing: a deployment host may be read-only. The model's identity is
+judged in ``check/identity.py``; MLflow URIs are resolved by ``check/mlflow_source.py``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from typing import Any
 import numpy as np
 
 from envprint.check import compare, histogram
+from envprint.check.identity import identity_check
 from envprint.check.options import VerifyOptions
 from envprint.errors import FingerprintError, ModelError, one_line
 from envprint.models import (
     Fingerprint,
     FingerprintDiff,
     IdentityCheck,
-    ModelDifference,
-    ModelIdentity,
     OutputComparison,
     Report,
     Tolerance,
@@ -104,64 +104,6 @@ def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[lis
     missing = sorted(k for k in saved if k not in now)
     added = sorted(k for k in now if k not in saved)
     return changed, missing, added
-
-
-def _spec_text(spec: Any) -> str:
-    shape = ", ".join("None" if d is None else str(d) for d in spec.shape)
-    return f"{spec.name} ({shape}{',' if len(spec.shape) == 1 else ''}) {spec.dtype}"
-
-
-def _same_interface(saved: list[Any], now: list[Any]) -> bool:
-    """Same number of tensors with the same shapes and dtypes, in order; names and the batch dimension aside
-    (formats rename tensors, and a converter may fix the batch at 1)."""
-    return len(saved) == len(now) and all(
-        list(a.shape)[1:] == list(b.shape)[1:] and len(a.shape) == len(b.shape) and a.dtype == b.dtype
-        for a, b in zip(saved, now, strict=True)
-    )
-
-
-def model_differences(
-    saved: ModelIdentity, loaded: Any, ident: Mapping[str, Any]
-) -> tuple[list[ModelDifference], bool]:
-    """What differs between the fingerprinted model and ``loaded``, and whether that makes it another model.
-
-    Names of inputs and outputs are listed when they differ but prove nothing on their own (a
-    SavedModel or .tflite renames them); a different number, shape or dtype of inputs or outputs,
-    parameter count or set of layer classes does. Each is compared only where both sides could read it.
-    """
-    out: list[ModelDifference] = []
-    other = False
-    for field, recorded, now in (("inputs", saved.inputs, loaded.inputs), ("outputs", saved.outputs, loaded.outputs)):
-        a, b = [_spec_text(x) for x in recorded], [_spec_text(x) for x in now]
-        if a != b:
-            out.append(ModelDifference(field=field, saved=a, current=b))
-            other = other or not _same_interface(recorded, now)
-    count = ident.get("parameter_count")
-    if "tflite" not in (saved.format, loaded.format) and None not in (saved.parameter_count, count):
-        if saved.parameter_count != count:
-            out.append(ModelDifference(field="parameter_count", saved=saved.parameter_count, current=count))
-            other = True
-    classes = ident.get("layer_classes")
-    if saved.layer_classes and classes and sorted(saved.layer_classes) != sorted(classes):
-        out.append(ModelDifference(field="layer_classes", saved=sorted(saved.layer_classes), current=sorted(classes)))
-        other = True
-    return out, other
-
-
-def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: list[str]) -> str:
-    """'same', 'changed' or 'unknown': the record's weights digest against this model's.
-
-    A record written by envprint 0.1.0 (scheme ``named-v1``, weight names included) is checked
-    against this model's weights hashed the old way, under each naming 0.1.0 may have used.
-    """
-    scheme = saved.weights_digest_scheme
-    if saved.weights_digest is None or ident.get("weights_digest") is None:
-        return "unknown"
-    if scheme == ident.get("weights_digest_scheme"):
-        return "same" if ident["weights_digest"] == saved.weights_digest else "changed"
-    if legacy:
-        return "same" if saved.weights_digest in legacy else "changed"
-    return "unknown"
 
 
 def _fit_probes(
@@ -400,8 +342,8 @@ class _Loaded:
     files_added: list[str] = dataclasses.field(default_factory=list)
 
     @property
-    def files_identical(self) -> bool:
-        return not (self.files_changed or self.files_missing or self.files_added)
+    def file_changes(self) -> tuple[list[str], list[str], list[str]]:
+        return self.files_changed, self.files_missing, self.files_added
 
 
 @dataclass
@@ -435,7 +377,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
 
         set_random_seed(seed)
     loaded = _load(model, model_path, fp_path, saved, fmt, options, custom_objects)
-    identity = _identity(saved, loaded, model_path, sidecar_changed)
+    identity = identity_check(saved.model, loaded.model, model_path, loaded.file_changes, sidecar_changed)
     fed = _feed_probes(
         saved, loaded, identity.weights, probes, reference, str(fp_path.parent / saved.probe_arrays.file)
     )
@@ -483,39 +425,6 @@ def _load(model: Any, model_path: Path | None, fp_path: Path, saved: Fingerprint
         safe_mode=options.safe_mode,
     )
     return _Loaded(loaded, str(model_path), *_file_changes(saved.model.files, now))
-
-
-def _identity(
-    saved: Fingerprint, loaded: _Loaded, model_path: Path | None, sidecar_changed: list[str]
-) -> IdentityCheck:
-    """Whether this is the model that was saved, settled before any probe is fed: another model is
-    "model changed", whatever its inputs are called. Byte-identical files hold identical weights: the
-    weights digest is needed only when the files changed (rewritten, or another model) or the model
-    came from memory."""
-    from envprint._tf.identity import legacy_weights_digests, model_identity
-
-    differences: list[ModelDifference] = []
-    ident: dict[str, Any] = {}
-    if loaded.files_identical and model_path is not None:
-        weights = "same" if saved.model.weights_digest is not None else "unknown"
-    else:
-        ident = model_identity(loaded.model)
-        legacy = legacy_weights_digests(loaded.model, saved.model.weights_digest_scheme)
-        weights = _weights_verdict(saved.model, ident, legacy)
-        differences, other_model = model_differences(saved.model, loaded.model, ident)
-        if weights == "unknown" and other_model:
-            weights = "changed"
-    return IdentityCheck(
-        weights=weights,
-        differences=differences,
-        model_name=model_path.name if model_path is not None else None,
-        weights_digest_scheme_saved=saved.model.weights_digest_scheme,
-        weights_digest_scheme_now=ident.get("weights_digest_scheme", saved.model.weights_digest_scheme),
-        files_changed=loaded.files_changed,
-        files_missing=loaded.files_missing,
-        files_added=loaded.files_added,
-        sidecar_files_changed=sidecar_changed,
-    )
 
 
 def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict[str, np.ndarray],
