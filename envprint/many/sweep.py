@@ -231,16 +231,16 @@ def sweep(
     Never raises for one model's failure: it is an item with verdict 'error' and its exit code.
     Ctrl-C (KeyboardInterrupt) stops the workers and returns what is done, marked interrupted.
     """
-    paths = [Path(p) for p in paths]
-    if not paths and list_file is None:
+    roots = [Path(p) for p in paths]
+    if not roots and list_file is None:
         raise UsageError("give models or directories to sweep, or --list FILE")
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
-    models = find_models(paths, Path(list_file) if list_file else None)
+    models = find_models(roots, Path(list_file) if list_file else None)
     if not models:
         raise UsageError(
             "no model with a record found under "
-            + ", ".join(str(p) for p in paths)
+            + ", ".join(str(p) for p in roots)
             + "; records are found beside file models (MODEL.envprint/) and inside SavedModels (assets.extra/envprint/)"
         )
     options = options or VerifyOptions()
