@@ -206,6 +206,19 @@ def test_fleet_ships_the_model_through_the_object_store_and_reads_the_same(clust
     assert "1. onednn (score " in r.output
 
 
+def test_the_library_fleet_tells_on_item_each_node_as_its_result_arrives(cluster, dw_model):
+    from envprint.many.fleet import fleet
+    from envprint.many.ray_engine import RayOptions
+
+    seen = []
+    report = fleet(dw_model, ray=RayOptions(cluster.address), timeout=300,
+                   on_item=lambda host, rep, done, total: seen.append((host.host, rep.verdict, done, total)))  # fmt: skip
+    assert sorted(host for host, *_ in seen) == sorted(cluster.labels())
+    assert [(done, total) for *_, done, total in seen] == [(1, 2), (2, 2)]
+    assert sorted(verdict for _, verdict, *_ in seen) == ["identical", "within_tolerance"]
+    assert report.by_status["identical"] == report.by_status["within_tolerance"] == 1
+
+
 def test_fleet_refuses_to_ship_past_the_limit(tmp_path, dw_model):
     r = runner.invoke(app, ["fleet", str(dw_model), "--ray", "127.0.0.1:1", "--ship", "--ship-limit", "0"])
     assert r.exit_code == 2, r.output
