@@ -1,9 +1,12 @@
 """The command line: a thin Typer layer over the library.
 
-Owns: arguments, output streams (results on stdout, diagnostics on stderr) and the one place
-where EnvprintError becomes an exit code (and, with ``--json``, an error document on stdout).
-Must not import TensorFlow at module level: ``--help`` and ``diff`` of two files must start fast
-on hosts without it.
+Owns: the Typer app and its root options, output streams (results on stdout, diagnostics on
+stderr), the one place where EnvprintError becomes an exit code (``_guard``; with ``--json``, an
+error document on stdout) and ``main``. The commands live one family per module (``single``,
+``inspect``, ``many``) over the shared options (``options``); each body parses, makes one library
+call and prints. They are imported through this module only (it orders them and gives each its
+--help epilog once all are registered). Must not import TensorFlow at module level: ``--help``
+and ``diff`` of two files must start fast on hosts without it.
 """
 
 from __future__ import annotations
