@@ -123,6 +123,19 @@ def test_verify_a_changed_model_logged_with_the_old_record_exits_1(
     assert logged.model_uri is None
 
 
+def test_an_error_from_a_downloaded_model_names_its_uri_not_a_deleted_temporary_path(tracking, recorded, tmp_path):
+    broken = tmp_path / "model.keras"
+    broken.write_bytes(b"not a zip file")
+    with mlflow.start_run(experiment_id=tracking) as run:
+        envprint.mlflow.log_record(recorded, log_model=False)
+        mlflow.log_artifact(str(broken), "model")
+    uri = f"runs:/{run.info.run_id}/model"
+    r = run_cli("verify", uri)
+    assert r.exit_code == 4, r.output
+    assert r.stderr.startswith(f"envprint: error: {uri}: "), r.stderr
+    assert "envprint-mlflow-" not in r.stderr
+
+
 def test_verify_a_run_without_a_record_exits_3(tracking, recorded):
     with mlflow.start_run(experiment_id=tracking) as run:
         mlflow.log_artifact(str(recorded), "model")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from envprint.errors import DependencyError, FingerprintError, ModelError, one_line
+from envprint.errors import DependencyError, EnvprintError, FingerprintError, ModelError, one_line
 
 SCHEMES = ("runs:/", "models:/")
 RECORD_ARTIFACT_PATH = "envprint"
@@ -131,6 +131,18 @@ class LocalCopy:
         if self.record_uri:
             update["fingerprint"] = self.record_uri
         return report.model_copy(update=update)
+
+    def relabel_error(self, exc: EnvprintError) -> EnvprintError:
+        """``exc`` naming the URIs, not the temporary files (removed by the time anyone reads the message)."""
+        message = str(exc)
+        if self.record_uri and self.fingerprint is not None:
+            message = message.replace(str(self.fingerprint), self.record_uri)
+        message = message.replace(str(self.model), self.uri)
+        if message == str(exc) or type(exc).__init__ is not EnvprintError.__init__:
+            return exc
+        relabelled = type(exc)(message)
+        relabelled.__traceback__ = exc.__traceback__
+        return relabelled
 
 
 def _download_model(download: Any, uri: str, store: str, tmp: str) -> Path:

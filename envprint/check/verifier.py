@@ -27,7 +27,7 @@ import numpy as np
 from envprint.check import compare, histogram
 from envprint.check.identity import identity_check
 from envprint.check.options import VerifyOptions
-from envprint.errors import FingerprintError, ModelError, one_line
+from envprint.errors import EnvprintError, FingerprintError, ModelError, one_line
 from envprint.models import (
     Fingerprint,
     FingerprintDiff,
@@ -246,7 +246,10 @@ def preflight(
 
     if is_mlflow_uri(model):
         with local_copy(model, fingerprint) as copy:
-            return _preflight(copy.model, copy.fingerprint, signing_key, require_signature, copy.record_uri)
+            try:
+                return _preflight(copy.model, copy.fingerprint, signing_key, require_signature, copy.record_uri)
+            except EnvprintError as exc:
+                raise copy.relabel_error(exc) from None
     return _preflight(model, fingerprint, signing_key, require_signature, None)
 
 
@@ -327,7 +330,10 @@ def verify_with(model: Any, options: VerifyOptions) -> Report:
 
     if is_mlflow_uri(model):
         with local_copy(model, options.fingerprint) as copy:
-            return copy.relabel(_verify(copy.model, options.with_fingerprint(copy.fingerprint)))
+            try:
+                return copy.relabel(_verify(copy.model, options.with_fingerprint(copy.fingerprint)))
+            except EnvprintError as exc:
+                raise copy.relabel_error(exc) from None
     return _verify(model, options)
 
 
