@@ -399,7 +399,7 @@ second = time.perf_counter() - t0
 # Where a warm verify spends its time: its steps one by one, through the public-ish functions
 # (a step whose function changed is reported as missing, not as a crash of the benchmark).
 from envprint.check import compare
-from envprint.record import probes, store
+from envprint.record import probes as probe_mod, store
 from envprint.check.capture import capture
 from envprint.causes.diff import diff_fingerprints
 from envprint.causes.explain import explain

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run envprint's tests on a fresh machine: creates ./.venv, installs envprint[tensorflow-cpu,test],
-# lints, then runs pytest in three passes, one per Keras that envprint supports:
+# runs the checks that keep ARCHITECTURE.md true (ruff, ruff format --check, the import contracts,
+# mypy, module and function sizes), then runs pytest in three passes, one per Keras that envprint supports:
 #   1. the whole suite on the newest TensorFlow (Keras 3), including tests/test_cross_version.py,
 #      which verifies models saved here under TensorFlow 2.15;
 #   2. the Keras-sensitive part of the suite (FLAVOR_TESTS below) under tf_keras
@@ -26,6 +27,13 @@ in_ci() { case "$(echo "${CI:-}" | tr '[:upper:]' '[:lower:]')" in 1 | true | ye
 
 echo "== ruff"
 ruff check envprint tests scripts
+ruff format --check envprint tests scripts
+echo "== import contracts (lint-imports; [tool.importlinter] in pyproject.toml)"
+lint-imports
+echo "== types (mypy envprint; [tool.mypy] in pyproject.toml)"
+mypy envprint
+echo "== size (scripts/check_size.py: 400 lines a module, 60 a function; scripts/size_allowlist.txt)"
+python scripts/check_size.py
 if [ "${ENVPRINT_SKIP_OLD_TF:-}" = 1 ]; then
   if in_ci; then
     echo "test.sh: ENVPRINT_SKIP_OLD_TF=1 is not allowed in CI: the TensorFlow 2.15 tests must run there" >&2

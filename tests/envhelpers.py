@@ -1,4 +1,4 @@
-"""Helpers for tests that need a fresh interpreter (the point of those tests is a clean process)."""
+"""Helpers shared by the tests: the one way to run the CLI (``invoke``), and fresh interpreters for tests whose point is a clean process."""
 
 from __future__ import annotations
 
@@ -14,6 +14,50 @@ from pathlib import Path
 from typing import Any
 
 from envprint.models import Fingerprint
+
+
+@dataclass
+class Invoked:
+    """What ``envprint ARGS`` did under Click's runner: exit code, stdout and stderr apart, and parsed JSON.
+
+    ``output`` is stdout and stderr interleaved, as a terminal shows them; ``exception`` is what
+    escaped the command (``SystemExit`` for an ordinary exit).
+    """
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    output: str
+    exception: BaseException | None
+
+    @property
+    def json(self) -> Any:
+        """stdout as one JSON document (run with ``--json``); fails the test with the output when it is not."""
+        try:
+            return json.loads(self.stdout)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(
+                f"stdout is not one JSON document ({exc}); exit {self.exit_code}:\n{self.output}"
+            ) from None
+
+    @property
+    def json_lines(self) -> list[Any]:
+        """stdout as JSON Lines (``sweep --json``): one document per line."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def invoke(*args: object, input: str | None = None, env: dict[str, str] | None = None) -> Invoked:
+    """Run ``envprint *args`` in this process with Typer's CliRunner; each argument is passed as ``str``.
+
+    tests/conftest.py wraps ``CliRunner.invoke`` so that any ``--json`` run also proves stdout held
+    one document valid under ``schemas/``.
+    """
+    from typer.testing import CliRunner
+
+    from envprint.cli.app import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, env=env)
+    return Invoked(result.exit_code, result.stdout, result.stderr, result.output, result.exception)
 
 
 def ci_requested() -> bool:

@@ -14,14 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from envhelpers import invoke
 from fleet_models import depthwise
-from typer.testing import CliRunner
 
-from envprint.cli.app import app
 from envprint.many.aggregate import class_name, pair_entries
 from envprint.models import AggregateReport, Report
-
-runner = CliRunner()
 
 
 def _envprint(*args: str, onednn: str) -> subprocess.CompletedProcess:
@@ -49,7 +46,7 @@ def reports(keras, tmp_path_factory) -> Path:
 
 
 def test_aggregate_groups_hosts_and_blames_onednn_for_the_odd_one(reports):
-    r = runner.invoke(app, ["aggregate", str(reports), "--json"])
+    r = invoke("aggregate", reports, "--json")
     assert r.exit_code == 0, r.output
     result = AggregateReport.model_validate_json(r.stdout)
     assert result.sources == 3
@@ -70,7 +67,7 @@ def test_aggregate_groups_hosts_and_blames_onednn_for_the_odd_one(reports):
 
 def test_aggregate_reads_json_lines_on_stdin_and_names_hosts_by_line(reports):
     lines = "".join(json.dumps(json.loads(p.read_text())) + "\n" for p in sorted(reports.glob("*.json")))
-    r = runner.invoke(app, ["aggregate"], input=lines)
+    r = invoke("aggregate", input=lines)
     assert r.exit_code == 0, r.output
     assert "envprint aggregate: 3 reports, 1 models" in r.output
     assert "Class A: 2 hosts, identical, outputs " in r.output
@@ -84,7 +81,7 @@ def test_a_host_that_could_not_verify_counts_with_its_exit_code(reports, tmp_pat
     model = json.loads((reports / "host-a.json").read_text())["model"]
     failed = tmp_path / "host-d.json"
     failed.write_text(json.dumps({"error": f"{model}: cannot be loaded", "exit_code": 4, "model": model}))
-    r = runner.invoke(app, ["aggregate", str(reports), str(failed), "--json"])
+    r = invoke("aggregate", reports, failed, "--json")
     assert r.exit_code == 4, r.output
     (m,) = AggregateReport.model_validate_json(r.stdout).models
     bad = [h for h in m.hosts if h.status == "error"]
@@ -98,7 +95,7 @@ def test_reports_without_an_outputs_digest_are_grouped_by_their_statistics(repor
         doc = json.loads(p.read_text())
         del doc["outputs_digest"]
         (tmp_path / p.name).write_text(json.dumps(doc))
-    r = runner.invoke(app, ["aggregate", str(tmp_path), "--json"])
+    r = invoke("aggregate", tmp_path, "--json")
     assert r.exit_code == 0, r.output
     (m,) = AggregateReport.model_validate_json(r.stdout).models
     assert [len(c.hosts) for c in m.classes] == [2, 1]
@@ -108,11 +105,11 @@ def test_reports_without_an_outputs_digest_are_grouped_by_their_statistics(repor
 def test_aggregate_refuses_what_is_not_a_verify_report(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text(json.dumps({"verdict": "identical"}))
-    r = runner.invoke(app, ["aggregate", str(bad)])
+    r = invoke("aggregate", bad)
     assert r.exit_code == 2, r.output
     assert f"{bad}: not an 'envprint verify --json' report (model: Field required)" in r.output
     (tmp_path / "x.json").write_text("{not json\n")
-    r = runner.invoke(app, ["aggregate", str(bad)])
+    r = invoke("aggregate", bad)
     assert r.exit_code == 2, r.output
     assert f"{bad}:1: not JSON" in r.output
 

@@ -7,17 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from envhelpers import run_python
-from typer.testing import CliRunner
+from envhelpers import invoke, run_python
 
 import envprint
-from envprint.cli.app import _guard, app
 from envprint.errors import ExitCode
 from envprint.record.store import canonical_json
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GPU = FIXTURES / "handmade_gpu_host_a100.json"
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +22,6 @@ def cpu_json(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("fp") / "cpu.json"
     path.write_text(canonical_json(envprint.capture()))
     return path
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def test_help_documents_every_exit_code():
@@ -149,15 +142,22 @@ def test_newer_schema_says_upgrade(tmp_path, cpu_json):
     )
 
 
-def test_internal_error_is_exit_70_never_a_mismatch():
-    import typer
+def test_internal_error_is_exit_70_never_a_mismatch(monkeypatch):
+    # A bug below the CLI (here: capture raising KeyError) reaches the CLI's error boundary.
+    from envprint.check import capture
 
-    def broken():
+    def broken(**_: object):
         raise KeyError("boom")
 
-    with pytest.raises(typer.Exit) as info:
-        _guard(broken)
-    assert info.value.exit_code == ExitCode.INTERNAL
+    monkeypatch.setattr(capture, "capture", broken)
+    r = invoke("show")
+    assert r.exit_code == ExitCode.INTERNAL
+    assert r.stderr == (
+        "envprint: internal error: KeyError: 'boom' (rerun with --debug for the traceback and report it)\n"
+    )
+    r = invoke("show", "--json")
+    assert r.exit_code == ExitCode.INTERNAL
+    assert r.json["error"]["exit_code"] == ExitCode.INTERNAL
 
 
 def test_show_json_is_canonical_and_matches_the_schema():

@@ -363,29 +363,30 @@ def _with_specials(dt):
 def test_a_byte_identical_output_is_reported_exactly_as_the_full_scan_reports_it(x):
     # The fast path for obtained == expected byte for byte must change nothing in the report.
     fast = compare_output("y", x, x.copy(), DEFAULT)
-    slow_same_bytes = compare._same_bytes
-    try:
-        compare._same_bytes = lambda e, o: False
-        slow = compare_output("y", x, x.copy(), DEFAULT)
-    finally:
-        compare._same_bytes = slow_same_bytes
-    assert fast == slow
+    assert fast == compare_output("y", x, x.copy(), DEFAULT, scan_all=True)
     assert fast.status == "identical"
 
 
 def test_a_bfloat16_output_identical_to_itself_reports_as_the_full_scan_does():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     x = np.array([[0.0, -1.5, np.nan], [np.inf, 3.0, -0.0]], dtype=ml_dtypes.bfloat16)
-    f = x.reshape(-1)
-    assert compare._scan_identical(f) == compare._scan(f, f.copy(), 1e-2, 1e-2, 5)
+    tolerance = Tolerance(rtol=1e-2, atol=1e-2)
+    assert compare_output("y", x, x.copy(), tolerance) == compare_output("y", x, x.copy(), tolerance, scan_all=True)
     assert compare_output("y", x, x.copy(), DEFAULT).max_ulp == 0
 
 
 def test_different_bytes_take_the_full_scan():
     x = np.array([1.0, 2.0], dtype=np.float32)
-    assert compare._same_bytes(x, x.copy())
-    assert not compare._same_bytes(x, np.array([1.0, np.nextafter(np.float32(2), np.float32(3))], dtype=np.float32))
+    assert compare_output("y", x, x.copy(), DEFAULT).n_differ == 0
+    one_ulp = compare_output(
+        "y", x, np.array([1.0, np.nextafter(np.float32(2), np.float32(3))], dtype=np.float32), DEFAULT
+    )
+    assert (one_ulp.status, one_ulp.n_differ, one_ulp.max_ulp) == ("within_tolerance", 1, 1)
     nan_payloads = np.array([np.nan, -np.nan], dtype=np.float32)
-    assert not compare._same_bytes(nan_payloads, nan_payloads[::-1].copy())  # scanned: NaN vs NaN
-    objects = np.array([1, "a"], dtype=object)
-    assert not compare._same_bytes(objects, objects.copy())  # pointers are not values
+    swapped = compare_output("y", nan_payloads, nan_payloads[::-1].copy(), DEFAULT)  # scanned: NaN vs NaN
+    assert swapped == compare_output("y", nan_payloads, nan_payloads[::-1].copy(), DEFAULT, scan_all=True)
+    assert (swapped.status, swapped.n_differ) == ("identical", 0)
+    objects = np.array([1, "a"], dtype=object)  # pointers are not values
+    assert compare_output("y", objects, objects.copy(), DEFAULT) == compare_output(
+        "y", objects, objects.copy(), DEFAULT, scan_all=True
+    )

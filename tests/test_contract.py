@@ -14,23 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from envhelpers import invoke
 from jsoncheck import CHECKED, check_json_output
-from typer.testing import CliRunner
 
 import envprint
 from envprint.check.compare import compare_output, tolerance_from_report
-from envprint.cli.app import app
 from envprint.errors import ExitCode, FingerprintError, UsageError, one_line, open_user_file
 from envprint.models import DiffEntry, FingerprintDiff, IdentityCheck, ModelDifference, Report, Tolerance
 from envprint.record.store import canonical_json, read_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU = ROOT / "tests" / "fixtures" / "handmade_gpu_host_a100.json"
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def saved_copy(src: Path, folder: Path) -> Path:

@@ -15,10 +15,22 @@ from string import Formatter
 import pytest
 from envhelpers import run_python
 
+from envprint.causes import registry
+from envprint.causes.base import change
 from envprint.causes.diff import diff_fingerprints
-from envprint.causes.explain import VALUES, WHEN, change, expect, explain, observe, preflight
-from envprint.causes.registry import FIT_KINDS, NOT_A_SETTING, REGISTRY, SEED_NOT_HOST, TOPICS, Cannot
-from envprint.causes.restore import BUILDERS, INSTEAD
+from envprint.causes.explain import expect, explain, observe, preflight
+from envprint.causes.registry import (
+    BUILDERS,
+    FIT_KINDS,
+    INSTEAD,
+    NOT_A_SETTING,
+    REGISTRY,
+    SEED_NOT_HOST,
+    TOPICS,
+    VALUES,
+    WHEN,
+    Cannot,
+)
 from envprint.models import (
     PREFLIGHT_THRESHOLD,
     Device,
@@ -236,7 +248,8 @@ def test_bfloat16_scale_error_ranks_the_dtype_policy_first(saved):
 
 
 def test_top1_flips_point_at_a_keras_major_change_over_reduction_order_causes(saved):
-    current = onednn_off(package_at(saved, "keras", "3.3.3"))
+    # The Keras that runs changed (not only the installed package): tensorflow.keras_version says so.
+    current = onednn_off(tf_setting(package_at(saved, "keras", "3.3.3"), keras_version="3.3.3"))
     found = explain(saved, diff_fingerprints(saved, current), SAME, [MLP_BF16])
     ranked = causes(found)
     assert ranked.index("keras_version") < ranked.index("onednn")
@@ -389,6 +402,28 @@ def test_the_readmes_cause_list_is_the_registry_in_its_order():
     assert re.findall(r"`([a-z0-9_]+)`", listed.split("):", 1)[1]) == list(REGISTRY)
 
 
+def test_the_registry_keeps_the_ranking_order_and_each_cause_lives_in_one_family():
+    assert list(REGISTRY) == [
+        "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "stochastic_inference",
+        "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+        "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
+        "unknown",
+    ]  # fmt: skip
+    owners = [cause for family in registry.FAMILIES for cause in family.causes]
+    assert sorted(owners) == sorted(REGISTRY)
+
+
+def test_every_setting_a_cause_words_is_one_the_child_can_make():
+    """The words (causes) and the calls (envprint._tf.settings) of a process setting are keyed alike."""
+    from envprint._tf.settings import SETTERS
+
+    assert set(registry.CALLS) == set(SETTERS)
+    for cause, c in REGISTRY.items():
+        if isinstance(c.restorer, str) and c.restorer in BUILDERS:
+            family = next(f for f in registry.FAMILIES if cause in f.causes)
+            assert c.restorer in family.restorers, "a cause's restorer lives in its own family module"
+
+
 @pytest.mark.parametrize("cause", list(REGISTRY))
 def test_every_cause_has_each_part_or_says_why_not(cause):
     c = REGISTRY[cause]
@@ -484,9 +519,12 @@ def test_preflight_expects_tf32_scale_error_when_tf32_comes_on_on_a_gpu(saved):
     found = preflight(tf32_off, saved)
     assert causes(found)[0] == "determinism_settings"
     assert found[0].reasoning == "TF32 off -> on on a GPU: expect relative error near 1e-3 in matmuls and convolutions"
-    # Without a GPU on either host, TF32 cannot matter.
+    # Without a GPU on either host, TF32 cannot matter: listed, never a cause.
     cpu_a, cpu_b = cpu_only(tf32_off), cpu_only(saved)
-    assert by_cause(preflight(cpu_a, cpu_b))["determinism_settings"].score < 0.1
+    assert [(e.path, e.numerics) for e in diff_fingerprints(cpu_a, cpu_b).entries] == [
+        ("tensorflow.tensor_float_32", False)
+    ]
+    assert preflight(cpu_a, cpu_b) == []
 
 
 def test_preflight_warns_that_a_keras_3_file_cannot_load_under_keras_2(saved):
@@ -661,7 +699,7 @@ def as_savedmodel(fp: Fingerprint) -> Fingerprint:
 def test_preflight_gates_only_on_a_likely_change_beyond_tolerance(saved, hosts, gate):
     base, current = hosts(saved)
     result = expect(base, current, "saved", "current host")
-    assert result.expectations, "every case differs in something"
+    assert not result.identical, "every case differs in something"
     assert result.expects_change is (gate is not None), [(x.cause, x.score, x.predicts) for x in result.expectations]
     beyond = [
         (x.cause, x.predicts) for x in result.expectations if x.score >= PREFLIGHT_THRESHOLD and x.predicts != "noise"
@@ -770,3 +808,148 @@ def test_a_missing_value_reads_unset_for_a_variable_and_absent_otherwise(saved):
     gone = package_at(saved, "h5py", None)
     found = by_cause(explain(saved, diff_fingerprints(saved, gone), SAME, [MNV2_XLA]))
     assert "packages.key.h5py: 3.11.0 -> (absent)" in found["other_package"].reasoning
+
+
+# --------------------------------------------------------------------------- issue 19: causes that changed nothing
+
+
+def keras3_host(fp: Fingerprint, keras_version: str = "3.15.1") -> Fingerprint:
+    """TensorFlow 2.21 with Keras 3 (tf-keras not installed), a .keras model."""
+    fp = package_at(keras_host(fp, "2.21.0", keras_version, "keras3"), "tf-keras", None)
+    return tf_setting(fp, keras_backend="tensorflow")
+
+
+def test_an_installed_tf_keras_that_nothing_imports_is_listed_not_a_keras_change(saved):
+    """Keras 3 runs on both hosts; tf-keras 2.21.0 was installed beside it here and nothing imports it."""
+    base = keras3_host(saved)
+    current = package_at(base, "tf-keras", "2.21.0")
+    env = diff_fingerprints(base, current)
+    assert [(e.path, e.topic, e.numerics) for e in env.entries] == [("packages.key.tf-keras", "keras_version", False)]
+    assert preflight(base, current, env) == []
+    assert expect(base, current, "saved", "current host").expects_change is False
+    assert causes(explain(base, env, SAME, [MNV2_ONEDNN])) == ["unknown"]
+
+
+def test_a_keras_upgrade_is_one_numerics_difference_not_one_per_package(saved):
+    base, current = keras3_host(saved, "3.12.0"), keras3_host(saved, "3.15.1")
+    env = diff_fingerprints(base, current)
+    assert {e.path: e.numerics for e in env.entries} == {
+        "tensorflow.keras_version": True,
+        "packages.key.keras": False,
+    }
+
+
+def test_preflight_predicts_that_keras_3_12_cannot_load_a_keras_3_15_file(saved):
+    """verify exits 4 on it (host.compat.keras_can_load: 'may_fail'); preflight must say so and gate."""
+    base, current = keras3_host(saved, "3.15.1"), keras3_host(saved, "3.12.0")
+    result = expect(base, current, "saved", "current host")
+    keras = by_cause(result.expectations)["keras_version"]
+    assert (keras.score, keras.predicts) == (0.9, "semantic")
+    assert keras.reasoning.startswith(
+        "Keras 3.15.1 -> 3.12.0: a .keras file saved by Keras 3.15.1, newer than this host's Keras 3.12.0, "
+        "which may refuse its config"
+    )
+    assert keras.remedy == "pip install 'keras==3.15.1'"
+    assert result.expects_change is True
+    # The other way round (an older file under a newer Keras) loads: a minor release, ULP-level at most.
+    older = by_cause(preflight(current, base))["keras_version"]
+    assert older.predicts == "noise"
+    # A SavedModel loads through TensorFlow whatever Keras wrote it.
+    exported = by_cause(preflight(as_savedmodel(base), current))["keras_version"]
+    assert exported.predicts == "noise"
+
+
+def test_cuda_visible_devices_on_cpu_only_hosts_is_listed_not_a_device_cause(saved):
+    """CUDA_VISIBLE_DEVICES=-1 where neither host has a GPU: the variable changes nothing."""
+    base = cpu_only(with_variable(saved, "CUDA_VISIBLE_DEVICES", "0")).model_copy(
+        update={"env": saved.env.model_copy(update={"variables": {}})}
+    )
+    current = with_variable(base, "CUDA_VISIBLE_DEVICES", "-1")
+    env = diff_fingerprints(base, current)
+    assert [(e.path, e.topic, e.numerics) for e in env.entries] == [
+        ("env.variables.CUDA_VISIBLE_DEVICES", "device", False)
+    ]
+    assert preflight(base, current, env) == []
+    assert causes(explain(base, env, SAME, [MNV2_XLA])) == ["unknown"]
+    # A GPU on this host that the variable hides: it is what keeps the model on the CPU, and counts.
+    hidden = current.model_copy(update={"devices": current.devices.model_copy(update={"gpus": saved.devices.gpus})})
+    counted = {e.path: e.numerics for e in diff_fingerprints(base, hidden).entries}
+    assert counted["env.variables.CUDA_VISIBLE_DEVICES"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("NVIDIA_TF32_OVERRIDE", "0"), ("KERAS_HOME", "/srv/keras"), ("TF_CUDNN_DETERMINISTIC", "1")]
+)
+def test_gpu_only_variables_and_keras_home_on_cpu_only_hosts_are_no_cause(saved, name, value):
+    base = cpu_only(saved).model_copy(update={"env": saved.env.model_copy(update={"variables": {}})})
+    current = with_variable(base, name, value)
+    env = diff_fingerprints(base, current)
+    assert [(e.path, e.numerics) for e in env.entries] == [(f"env.variables.{name}", False)]
+    assert preflight(base, current, env) == []
+    assert causes(explain(base, env, SAME, [MNV2_XLA])) == ["unknown"]
+
+
+def test_tf32_on_a_gpu_host_still_counts(saved):
+    current = with_variable(saved, "NVIDIA_TF32_OVERRIDE", "0")
+    env = diff_fingerprints(saved, current)
+    assert [(e.path, e.topic, e.numerics) for e in env.entries] == [
+        ("env.variables.NVIDIA_TF32_OVERRIDE", "determinism_settings", True)
+    ]
+    assert by_cause(preflight(saved, current, env))["determinism_settings"].predicts == "precision"
+
+
+def test_a_missing_variable_reads_unset_in_the_diff_and_the_fleet_report(saved):
+    from envprint.models import EquivalenceClass, FleetReport
+    from envprint.render.many import render_fleet
+
+    current = saved.model_copy(
+        update={"threads": saved.threads.model_copy(update={"variables": {"TF_NUM_INTRAOP_THREADS": "1"}})}
+    )
+    text = io.StringIO()
+    render_diff(diff_fingerprints(saved, current), Writer(text))
+    assert "TF_NUM_INTRAOP_THREADS  (unset)  1" in re.sub(r" +", "  ", text.getvalue())
+    assert "(absent)" not in text.getvalue()
+    # fleet renders the classes' differences from their JSON: the same words.
+    unknown_state, here = onednn_at(saved, None, None), onednn_at(saved, None, "0")
+    numerics = [e for e in diff_fingerprints(unknown_state, here).entries if e.numerics]
+    cls = EquivalenceClass(name="A", verdict="mismatch", hosts=["h1"], representative="h1", outputs=[],
+                           environment=numerics)  # fmt: skip
+    report = FleetReport(model="m.keras", hosts=[], classes=[cls], by_status=dict.fromkeys(
+        ("identical", "within_tolerance", "mismatch", "error", "unreachable"), 0), exit_code=1)  # fmt: skip
+    text = io.StringIO()
+    render_fleet(FleetReport.model_validate_json(report.model_dump_json()), Writer(text))
+    assert "env.variables.TF_ENABLE_ONEDNN_OPTS: (unset) -> 0  [onednn]" in text.getvalue()
+
+
+# --------------------------------------------------------------------------- knowledge written once
+
+
+def test_the_onednn_remedy_and_its_restore_step_put_back_the_same_saved_state(saved):
+    """The saved state not read but its default recorded (on): remedy and child both ask for oneDNN on."""
+    from envprint.causes.base import Planning, Restore
+
+    a = tf_setting(onednn_at(saved, None, None), onednn=saved.tensorflow.onednn.model_copy(
+        update={"enabled": None, "env": None, "default": True}))  # fmt: skip
+    b = onednn_at(saved, False, "0")
+    env = diff_fingerprints(a, b)
+    found = by_cause(explain(a, env, SAME, [MNV2_ONEDNN]))
+    assert found["onednn"].remedy == (
+        "export TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported (the saved host ran with oneDNN on)"
+    )
+    entries = [e for e in env.entries if e.topic == "onednn" and e.numerics]
+    [step] = BUILDERS[REGISTRY["onednn"].restorer](Planning(a, "rec.json", {}, frozenset()), entries)
+    assert isinstance(step, Restore)
+    assert (step.env, step.expect) == ({"TF_ENABLE_ONEDNN_OPTS": "1"}, {"onednn": True})
+
+
+def test_the_threads_remedy_and_its_restore_step_set_the_same_variables(saved):
+    from envprint.causes.base import Planning
+
+    here = threads_at(saved, 2)
+    env = diff_fingerprints(saved, here)
+    remedy = by_cause(explain(saved, env, SAME, [MNV2_BATCH1]))["threads"].remedy
+    entries = [e for e in env.entries if e.topic == "threads" and e.numerics]
+    [step] = BUILDERS["threads"](Planning(saved, "rec.json", {}, frozenset()), entries)
+    exported = " ".join(f"{k}={v}" for k, v in step.env.items())
+    assert remedy.startswith(f"export {exported}, or call ")
+    assert step.env == {"TF_NUM_INTRAOP_THREADS": "32", "TF_NUM_INTEROP_THREADS": "32"}

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from envhelpers import invoke
 
 import envprint
-from envprint.cli.app import app
 from envprint.record.store import canonical_json
 
 
@@ -108,7 +107,7 @@ def test_same_host_with_a_declared_seed_shows_no_environment_difference(mlp, tmp
     assert report.environment.entries == [], [(e.path, e.a, e.b) for e in report.environment.entries]
     assert report.explanations == []
     assert report.seed_applied is None  # a deterministic model: the seed does not matter
-    r = CliRunner().invoke(app, ["diff", str(model) + ".envprint/fingerprint.json", "--current"])
+    r = invoke("diff", str(model) + ".envprint/fingerprint.json", "--current")
     assert r.exit_code == 0, r.output
 
 
@@ -133,10 +132,10 @@ def test_preflight_in_the_library_is_the_command_lines(mlp, tmp_path, monkeypatc
     model = tmp_path / mlp["keras"].name
     shutil.copy2(mlp["keras"], model)
     envprint.save(model)
-    # This host now runs with a dtype policy variable the saved host did not have: a note, not a gate.
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    # This host now runs with a variable the saved host did not have: a note, not a gate.
+    monkeypatch.setenv("TF_ENVPRINT_EXAMPLE", "1")
     library = envprint.preflight(model)
-    r = CliRunner().invoke(app, ["verify", str(model), "--preflight", "--json"])
+    r = invoke("verify", model, "--preflight", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == json.loads(canonical_json(library))
     assert [(x.cause, x.score) for x in library.expectations] == [("environment", 0.2)]
@@ -169,3 +168,31 @@ def test_preflight_passes_where_onednn_off_only_adds_ulp_noise(mlp, tmp_path):
     )
     verified = subprocess.run([*run, "verify", str(model)], env=off, capture_output=True, text=True, timeout=300)
     assert verified.returncode == 0, verified.stdout  # the real verify agrees: within tolerance (or bit-identical)
+
+
+def test_a_cache_location_and_gpu_only_variables_are_listed_not_expected_on_a_cpu_host(mlp, tmp_path, monkeypatch):
+    """KERAS_HOME never changes numerics; CUDA_VISIBLE_DEVICES=-1 and NVIDIA_TF32_OVERRIDE=0 change nothing without a GPU."""
+    from envprint.causes.gpu import has_gpu
+
+    for name in ("KERAS_HOME", "CUDA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    model = tmp_path / mlp["keras"].name
+    shutil.copy2(mlp["keras"], model)
+    envprint.save(model)
+    record = envprint.read_fingerprint(str(model) + ".envprint/fingerprint.json")
+    if has_gpu(record) is not False:
+        pytest.skip("this host has a GPU (or none could be told): there CUDA_VISIBLE_DEVICES=-1 moves the model")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "0")
+    report = envprint.preflight(model)
+    assert report.expectations == [], [(x.cause, x.score) for x in report.expectations]
+    listed = {e.path: e.numerics for e in report.entries}
+    assert listed == {
+        "devices.cuda_visible_devices": False,
+        "env.variables.CUDA_VISIBLE_DEVICES": False,
+        "env.variables.KERAS_HOME": False,
+        "env.variables.NVIDIA_TF32_OVERRIDE": False,
+    }
+    r = invoke("verify", str(model), "--preflight")
+    assert r.exit_code == 0, r.output

@@ -22,19 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envhelpers import Done, run_two_at_a_time
-from typer.testing import CliRunner
+from envhelpers import Done, invoke, run_two_at_a_time
 
-from envprint.cli.app import app
 from envprint.errors import ExitCode
 from envprint.record.store import read_fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def copy_into(src: Path, folder: Path, name: str | None = None) -> Path:

@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from envhelpers import invoke
 from fleet_models import depthwise, saved, tiny
-from typer.testing import CliRunner
 
-from envprint.cli.app import app
 from envprint.models import FleetReport
 
 TESTS = Path(__file__).resolve().parent
-runner = CliRunner()
 START_TIMEOUT_S = 90
 
 
@@ -175,7 +173,7 @@ def dw_model(keras, cluster, tmp_path_factory) -> Path:
 
 def test_fleet_finds_two_classes_and_blames_onednn_for_the_odd_one(cluster, dw_model):
     head, worker = cluster.labels()
-    r = runner.invoke(app, ["fleet", str(dw_model), "--ray", cluster.address, "--json", "--timeout", "300"])
+    r = invoke("fleet", dw_model, "--ray", cluster.address, "--json", "--timeout", "300")
     assert r.exit_code == 0, r.output
     report = FleetReport.model_validate(json.loads(r.stdout))
     assert [(c.name, c.hosts, c.verdict) for c in report.classes] == [
@@ -195,7 +193,7 @@ def test_fleet_finds_two_classes_and_blames_onednn_for_the_odd_one(cluster, dw_m
 
 
 def test_fleet_ships_the_model_through_the_object_store_and_reads_the_same(cluster, dw_model):
-    r = runner.invoke(app, ["fleet", str(dw_model), "--ray", cluster.address, "--ship", "--timeout", "300"])
+    r = invoke("fleet", dw_model, "--ray", cluster.address, "--ship", "--timeout", "300")
     assert r.exit_code == 0, r.output
     assert f"envprint fleet: {dw_model}\n" in r.output
     assert (
@@ -220,7 +218,7 @@ def test_the_library_fleet_tells_on_item_each_node_as_its_result_arrives(cluster
 
 
 def test_fleet_refuses_to_ship_past_the_limit(tmp_path, dw_model):
-    r = runner.invoke(app, ["fleet", str(dw_model), "--ray", "127.0.0.1:1", "--ship", "--ship-limit", "0"])
+    r = invoke("fleet", dw_model, "--ray", "127.0.0.1:1", "--ship", "--ship-limit", "0")
     assert r.exit_code == 2, r.output
     assert (
         "over the ship limit of 0 MiB for Ray's object store; put the model on a path every node can read" in r.output

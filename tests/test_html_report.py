@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envhelpers import readme_block, run_shell
-from typer.testing import CliRunner
+from envhelpers import invoke, readme_block, run_shell
 
 from envprint.check.histogram import error_histogram
-from envprint.cli.app import app
 
 pytest.importorskip("matplotlib", reason="the HTML report needs the envprint[html] extra (matplotlib)")
 
@@ -39,10 +37,6 @@ CHROMIUM_FLAGS = [
     "--enable-logging=stderr",
     "--v=0",
 ]
-
-
-def run_cli(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +63,7 @@ def mismatch_page(drifted, tmp_path_factory):
     """``verify drifted.keras --fingerprint <the original's record> --html --json``: (result, page, report JSON)."""
     model, changed = drifted
     page = tmp_path_factory.mktemp("page") / "report.html"
-    r = run_cli("verify", str(changed), "--fingerprint", f"{model}.envprint", "--html", str(page), "--json")
+    r = invoke("verify", str(changed), "--fingerprint", f"{model}.envprint", "--html", str(page), "--json")
     return r, page, json.loads(r.stdout)
 
 
@@ -115,7 +109,7 @@ def test_report_command_draws_a_saved_json_report(mismatch_page, tmp_path):
     saved = tmp_path / "report.json"
     saved.write_text(r.stdout, encoding="utf-8")
     page = tmp_path / "again.html"
-    r2 = run_cli("report", str(saved), "--html", str(page))
+    r2 = invoke("report", str(saved), "--html", str(page))
     assert r2.exit_code == 0, r2.output
     assert r2.stdout == "" and r2.stderr == f"envprint: wrote {page}\n"
     text = page.read_text(encoding="utf-8")
@@ -126,7 +120,7 @@ def test_report_command_draws_a_saved_json_report(mismatch_page, tmp_path):
 def test_identical_verify_page_says_there_is_no_error_to_plot(drifted, tmp_path):
     model, _ = drifted
     page = tmp_path / "ok.html"
-    r = run_cli("verify", str(model), "--html", str(page))
+    r = invoke("verify", str(model), "--html", str(page))
     assert r.exit_code == 0, r.output
     text = page.read_text(encoding="utf-8")
     assert "PASSED (bit-identical)" in text
@@ -136,9 +130,9 @@ def test_identical_verify_page_says_there_is_no_error_to_plot(drifted, tmp_path)
 def test_page_says_a_second_identical_prediction_differed(dropout_left_active, tmp_path):
     model = tmp_path / "model.keras"
     shutil.copy2(dropout_left_active, model)
-    assert run_cli("save", str(model)).exit_code == 0
+    assert invoke("save", str(model)).exit_code == 0
     page = tmp_path / "random.html"
-    r = run_cli("verify", str(model), "--html", str(page))
+    r = invoke("verify", str(model), "--html", str(page))
     assert r.exit_code == 1, r.output
     text = page.read_text(encoding="utf-8")
     assert (
@@ -152,10 +146,10 @@ def test_page_says_a_second_identical_prediction_differed(dropout_left_active, t
 def test_page_of_another_model_names_the_file_the_differences_and_the_probes_not_run(mlp, two_inputs, tmp_path):
     model = tmp_path / "model.keras"
     shutil.copy2(mlp["keras"], model)
-    assert run_cli("save", str(model)).exit_code == 0
+    assert invoke("save", str(model)).exit_code == 0
     shutil.copy2(two_inputs["keras"], model)  # another model over the recorded file
     page = tmp_path / "other.html"
-    r = run_cli("verify", str(model), "--html", str(page))
+    r = invoke("verify", str(model), "--html", str(page))
     assert r.exit_code == 1, r.output
     text = page.read_text(encoding="utf-8")
     assert "<tr><td>files changed</td><td>model.keras</td></tr>" in text
@@ -170,11 +164,11 @@ def test_page_of_another_model_names_the_file_the_differences_and_the_probes_not
 def test_report_of_a_file_that_is_not_a_report_exits_3(tmp_path):
     fp = tmp_path / "fingerprint.json"
     fp.write_text('{"schema_version": 1}', encoding="utf-8")
-    r = run_cli("report", str(fp), "--html", str(tmp_path / "x.html"))
+    r = invoke("report", str(fp), "--html", str(tmp_path / "x.html"))
     assert r.exit_code == 3
     assert r.stderr == f"envprint: error: {fp}: not an envprint verify report (expected the JSON of verify --json)\n"
     missing = tmp_path / "nope.json"
-    r = run_cli("report", str(missing), "--html", str(tmp_path / "x.html"))
+    r = invoke("report", str(missing), "--html", str(tmp_path / "x.html"))
     assert r.exit_code == 3
     assert r.stderr == (
         f"envprint: error: {missing}: no such file; give a report saved with: envprint verify MODEL --json > REPORT.json\n"
@@ -317,7 +311,7 @@ def test_readme_html_example_runs(drifted, tmp_path):
 
 def test_html_with_preflight_is_a_usage_error(drifted, tmp_path):
     model, _ = drifted
-    r = run_cli("verify", str(model), "--preflight", "--html", str(tmp_path / "x.html"))
+    r = invoke("verify", str(model), "--preflight", "--html", str(tmp_path / "x.html"))
     assert r.exit_code == 2
     assert (
         r.stderr == "envprint: error: --html draws a verify report, which --preflight does not make; drop one of them\n"

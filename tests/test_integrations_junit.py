@@ -7,18 +7,11 @@ from pathlib import Path
 
 import junitparser
 import pytest
-from typer.testing import CliRunner
+from envhelpers import invoke
 
 import envprint
-from envprint.cli.app import app
 from envprint.errors import ExitCode
 from envprint.render.junit import error_suite, junit_xml
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def read(path: Path) -> list[junitparser.TestSuite]:

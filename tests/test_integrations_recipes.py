@@ -18,16 +18,14 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from typer.testing import CliRunner
+from envhelpers import invoke
 
-from envprint.cli.app import app
 from envprint.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "examples" / "kubernetes"
 WORKFLOW = ROOT / "docs" / "examples" / "envprint-verify.yml"
 MANIFESTS = sorted(K8S.glob("*.yaml"))
-runner = CliRunner()
 
 
 def documents(path: Path) -> list[dict]:
@@ -92,8 +90,8 @@ def test_the_init_container_runs_envprint_verify_on_the_server_s_image_and_gates
     assert gate["command"][:2] == ["envprint", "verify"]
     assert gate["securityContext"]["readOnlyRootFilesystem"] is True  # verify writes nothing
     args = gate["command"][1:-1]
-    assert runner.invoke(app, [*args, str(recorded)]).exit_code == ExitCode.OK
-    assert runner.invoke(app, [*args, str(drifted)]).exit_code == ExitCode.DIFFERENT
+    assert invoke(*args, recorded).exit_code == ExitCode.OK
+    assert invoke(*args, drifted).exit_code == ExitCode.DIFFERENT
 
 
 def test_the_readiness_recipe_probes_the_verified_endpoint_and_keeps_liveness_apart():
@@ -153,7 +151,7 @@ def test_the_github_actions_workflow_validates_and_runs_verify_with_junit_xml(re
     assert reporter[0]["with"]["report_paths"] == junit and reporter[0]["if"] == "always()"
     # The step's own command line, with a real model in place of the repository's.
     monkeypatch.chdir(tmp_path)
-    r = runner.invoke(app, [argv[1], str(recorded), *argv[3:]])
+    r = invoke(argv[1], recorded, *argv[3:])
     assert r.exit_code == ExitCode.OK, r.output + r.stderr
     assert (
         (tmp_path / junit).read_text().startswith('<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="envprint"')

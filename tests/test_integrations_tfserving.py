@@ -13,19 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from envhelpers import invoke
 
 import envprint
-from envprint.cli.app import app
 from envprint.errors import ExitCode
 from envprint.integrations.tfserving import save_with_warmup
 
-runner = CliRunner()
 WARMUP = Path("assets.extra") / "tf_serving_warmup_requests"
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

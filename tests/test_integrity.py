@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envhelpers import fails_after, run_unprivileged
-from typer.testing import CliRunner
+from envhelpers import fails_after, invoke, run_unprivileged
 
 import envprint
-from envprint.cli.app import app
 from envprint.errors import ExitCode, FingerprintError, UsageError
 from envprint.record import sidecar, signing, store
 from envprint.record.store import read_fingerprint
@@ -34,11 +32,6 @@ from envprint.record.store import read_fingerprint
 KEY = b"test-signing-key-0123456789abcdef"
 KEY_ID = hashlib.sha256(KEY).hexdigest()[:8]
 OTHER_KEY = b"another-signing-key-0123456789ab"
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def tree_state(root: Path) -> dict[str, tuple[int, int, bytes]]:
@@ -795,25 +788,20 @@ def test_the_sidecar_npz_are_plain_archives(signed):
 
 
 def test_cli_sign_and_require_signature(mlp, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from envprint.cli.app import app
-
-    runner = CliRunner()
     model = tmp_path / "model.keras"
     shutil.copy2(mlp["keras"], model)
     monkeypatch.delenv("ENVPRINT_SIGNING_KEY", raising=False)
-    r = runner.invoke(app, ["save", str(model), "--sign"])
+    r = invoke("save", model, "--sign")
     assert r.exit_code == 2
     assert r.stderr == (
         "envprint: error: --sign needs a key: set ENVPRINT_SIGNING_KEY (a shared secret of at least 16 bytes)\n"
     )
     monkeypatch.setenv("ENVPRINT_SIGNING_KEY", "a-shared-secret-of-32-characters")
-    assert runner.invoke(app, ["save", str(model), "--sign"]).exit_code == 0
-    ok = runner.invoke(app, ["verify", str(model), "--require-signature", "--json"])
+    assert invoke("save", model, "--sign").exit_code == 0
+    ok = invoke("verify", model, "--require-signature", "--json")
     assert ok.exit_code == 0, ok.stderr
     assert json.loads(ok.stdout)["record_signature"] == "verified"
     monkeypatch.setenv("ENVPRINT_SIGNING_KEY", "another-secret-of-32-characters!")
-    bad = runner.invoke(app, ["verify", str(model), "--require-signature"])
+    bad = invoke("verify", model, "--require-signature")
     assert bad.exit_code == 3
     assert bad.stderr.count("\n") == 1 and "signature" in bad.stderr

@@ -29,7 +29,7 @@ from envhelpers import fails_after, run_python
 from envprint.causes.diff import diff_fingerprints
 from envprint.causes.explain import explain
 from envprint.causes.restore import Decided, Restore, plan
-from envprint.check.investigate import _judge, _Numbers, investigate
+from envprint.check.investigate import Numbers, investigate, judge
 from envprint.check.verifier import read_checked
 from envprint.host.constraints import env_export, install_command
 from envprint.models import Fingerprint, IdentityCheck, InvestigationResult, Report
@@ -321,16 +321,16 @@ def test_versions_and_the_gpu_of_a_recorded_a100_host_are_untestable_with_their_
 @pytest.mark.parametrize(
     ("restored", "status", "words"),
     [
-        (_Numbers(40, 0, 0, 0.0, 0), "confirmed", "reproduces the reference bit for bit"),
-        (_Numbers(40, 30, 0, 1e-7, 3), "confirmed", "brings every element within tolerance"),
-        (_Numbers(40, 40, 10, 1e-6, 100), "confirmed", "accounts for part of the drift"),
-        (_Numbers(40, 40, 12, 1e-5, 700), "ruled_out", "changes the outputs but not toward the reference"),
+        (Numbers(40, 0, 0, 0.0, 0), "confirmed", "reproduces the reference bit for bit"),
+        (Numbers(40, 30, 0, 1e-7, 3), "confirmed", "brings every element within tolerance"),
+        (Numbers(40, 40, 10, 1e-6, 100), "confirmed", "accounts for part of the drift"),
+        (Numbers(40, 40, 12, 1e-5, 700), "ruled_out", "changes the outputs but not toward the reference"),
     ],
 )
 def test_a_restored_run_is_judged_against_the_control(restored, status, words):
-    control = _Numbers(40, 40, 12, 1e-5, 700)
-    assert _judge("restoring X", restored, control, same_as_control=False)[0] == status
-    assert words in _judge("restoring X", restored, control, same_as_control=False)[1]
+    control = Numbers(40, 40, 12, 1e-5, 700)
+    assert judge("restoring X", restored, control, same_as_control=False)[0] == status
+    assert words in judge("restoring X", restored, control, same_as_control=False)[1]
 
 
 # --------------------------------------------------------------------------- env-export

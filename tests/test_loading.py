@@ -173,10 +173,10 @@ def _bits(outputs: dict[str, np.ndarray]) -> dict[str, tuple[str, tuple[int, ...
 def test_one_batch_predict_is_bit_identical_to_keras_predict(which: str, request, monkeypatch) -> None:
     m = load_model(request.getfixturevalue(which)["keras"])
     probes, _ = generate_probes(m.inputs, num_probes=6, seed=0)
-    feed = m._feed(probes)
+    feed = m.feed(probes)
     # The path before predict_on_batch: Model.predict with the whole probe set as one batch.
-    expected = _bits(m._named(m.keras_model.predict(feed, batch_size=6, verbose=0)))
-    assert _bits(m._named(m.keras_model.predict_on_batch(feed))) == expected
+    expected = _bits(m.named(m.keras_model.predict(feed, batch_size=6, verbose=0)))
+    assert _bits(m.named(m.keras_model.predict_on_batch(feed))) == expected
     calls: list[str] = []
     cls = type(m.keras_model)
     original = cls.predict
@@ -206,7 +206,7 @@ def test_verify_after_a_warm_up_predict_reuses_its_trace(which: str, request) ->
     # must run through the function that warm-up traced, not trace it again (~1 s for MobileNetV2).
     m = load_model(request.getfixturevalue(which)["keras"])
     probes, _ = generate_probes(m.inputs, num_probes=6, seed=0)
-    warm = _bits(m._named(m.keras_model.predict(m._feed(probes), batch_size=6, verbose=0)))
+    warm = _bits(m.named(m.keras_model.predict(m.feed(probes), batch_size=6, verbose=0)))
     traces = m.keras_model.predict_function.experimental_get_tracing_count()
     assert _bits(m.predict(probes)) == warm
     assert m.keras_model.predict_function.experimental_get_tracing_count() == traces
@@ -559,13 +559,13 @@ def _odd_weights() -> list[tuple[str, np.ndarray]]:
     ],
 )
 def test_weights_digest_is_unchanged_for_every_dtype_and_layout(scheme: str, unnamed: bool, expected: str) -> None:
-    from envprint._tf.identity import _digest
+    from envprint._tf.identity import weights_digest
 
     # named-v1 and tflite-constants-v1 digests were computed by the first release's implementation
     # (_reference_digest); tensors-v2 is the same computation without names. Records carry them all.
     weights = [("" if unnamed else n, a) for n, a in _odd_weights()]
     assert _reference_digest([("", a) for _, a in weights] if scheme == "tensors-v2" else weights, scheme) == expected
-    assert _digest(iter(weights), scheme) == (expected, 13, 85)
+    assert weights_digest(iter(weights), scheme) == (expected, 13, 85)
 
 
 @pytest.mark.parametrize("fmt", MLP_FORMATS)
@@ -573,7 +573,7 @@ def test_weights_digest_matches_the_reference_for_every_format(mlp, fmt: str) ->
     from envprint._tf.identity import legacy_weights_digests
 
     loaded = load_model(mlp[fmt])
-    weights = [(name, np.array(value, copy=True)) for name, value in loaded._weights()]
+    weights = [(name, np.array(value, copy=True)) for name, value in loaded.weights()]
     ident = model_identity(loaded)
     scheme = ident["weights_digest_scheme"]
     assert scheme == ("tflite-constants-v1" if fmt == "tflite" else "tensors-v2")

@@ -14,21 +14,15 @@ import sys
 
 import numpy as np
 import pytest
-from envhelpers import readme_block, run_shell
-from typer.testing import CliRunner
+from envhelpers import invoke, readme_block, run_shell
 
 import envprint
 import envprint.mlflow
-from envprint.cli.app import app
 
 mlflow = pytest.importorskip("mlflow", reason="the MLflow tests need the envprint[mlflow] extra")
 pytest.importorskip("sqlalchemy", reason="MLflow's sqlite store needs sqlalchemy (and alembic)")
 # MLflow's own store trips a SQLAlchemy deprecation of its own making: not envprint's to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
-
-
-def run_cli(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +78,7 @@ def test_log_record_logs_the_model_and_record_as_artifacts_and_tags_the_facts(lo
 
 
 def test_verify_runs_uri_downloads_the_model_and_its_record(logged):
-    r = run_cli("verify", logged.model_uri)
+    r = invoke("verify", logged.model_uri)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
     assert f"  model:       {logged.model_uri}\n" in r.stdout
@@ -92,7 +86,7 @@ def test_verify_runs_uri_downloads_the_model_and_its_record(logged):
 
 
 def test_verify_runs_uri_of_the_model_file_itself(logged):
-    r = run_cli("verify", f"{logged.model_uri}/model.keras", "--json")
+    r = invoke("verify", f"{logged.model_uri}/model.keras", "--json")
     assert r.exit_code == 0, r.output
     assert '"verdict": "identical"' in r.stdout
 
@@ -100,7 +94,7 @@ def test_verify_runs_uri_of_the_model_file_itself(logged):
 def test_verify_models_uri_by_version_and_by_alias(logged):
     mlflow.tracking.MlflowClient().set_registered_model_alias("envprint-mlp", "production", logged.model_version)
     for uri in ("models:/envprint-mlp/1", "models:/envprint-mlp@production"):
-        r = run_cli("verify", uri)
+        r = invoke("verify", uri)
         assert r.exit_code == 0, (uri, r.output)
         assert f"  model:       {uri}\n" in r.stdout
 
@@ -117,7 +111,7 @@ def test_verify_a_changed_model_logged_with_the_old_record_exits_1(
     with mlflow.start_run(experiment_id=tracking) as run:
         logged = envprint.mlflow.log_record(recorded, log_model=False)
         mlflow.log_artifact(str(mlp_one_weight_changed["keras"]), "model")
-    r = run_cli("verify", f"runs:/{run.info.run_id}/model")
+    r = invoke("verify", f"runs:/{run.info.run_id}/model")
     assert r.exit_code == 1, r.output
     assert "weights:     CHANGED: this is not the model that was saved" in r.stdout
     assert logged.model_uri is None
@@ -130,7 +124,7 @@ def test_an_error_from_a_downloaded_model_names_its_uri_not_a_deleted_temporary_
         envprint.mlflow.log_record(recorded, log_model=False)
         mlflow.log_artifact(str(broken), "model")
     uri = f"runs:/{run.info.run_id}/model"
-    r = run_cli("verify", uri)
+    r = invoke("verify", uri)
     assert r.exit_code == 4, r.output
     assert r.stderr.startswith(f"envprint: error: {uri}: "), r.stderr
     assert "envprint-mlflow-" not in r.stderr
@@ -139,14 +133,14 @@ def test_an_error_from_a_downloaded_model_names_its_uri_not_a_deleted_temporary_
 def test_verify_a_run_without_a_record_exits_3(tracking, recorded):
     with mlflow.start_run(experiment_id=tracking) as run:
         mlflow.log_artifact(str(recorded), "model")
-    r = run_cli("verify", f"runs:/{run.info.run_id}/model")
+    r = invoke("verify", f"runs:/{run.info.run_id}/model")
     assert r.exit_code == 3, r.output
     assert r.stderr.startswith(f"envprint: error: runs:/{run.info.run_id}/envprint: no envprint record in the run (")
     assert r.stderr.endswith("); log one with envprint.mlflow.log_record(MODEL)\n")
 
 
 def test_verify_an_unknown_run_or_version_exits_4(tracking):
-    r = run_cli("verify", "runs:/0123456789abcdef/model")
+    r = invoke("verify", "runs:/0123456789abcdef/model")
     assert r.exit_code == 4, r.output
     assert r.stderr.startswith("envprint: error: runs:/0123456789abcdef/model: cannot download the model from MLflow (")
     # The store asked, and how to ask another: a run logged elsewhere is the usual reason.
@@ -156,7 +150,7 @@ def test_verify_an_unknown_run_or_version_exits_4(tracking):
         "file:///path/to/mlruns)\n"
     )
     assert "\n" not in r.stderr.rstrip("\n")
-    r = run_cli("verify", "models:/no-such-model/3")
+    r = invoke("verify", "models:/no-such-model/3")
     assert r.exit_code == 4, r.output
     assert r.stderr.startswith("envprint: error: models:/no-such-model/3: cannot download the model from MLflow (")
 
@@ -218,10 +212,10 @@ def test_library_verify_and_preflight_take_an_mlflow_uri_and_name_it(logged):
 
 
 def test_preflight_of_an_mlflow_uri_names_the_record_by_its_uri_not_a_deleted_temporary_path(logged):
-    r = run_cli("verify", logged.model_uri, "--preflight", "--json")
+    r = invoke("verify", logged.model_uri, "--preflight", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["a"] == logged.record_uri
-    r = run_cli("verify", logged.model_uri, "--preflight")
+    r = invoke("verify", logged.model_uri, "--preflight")
     assert r.exit_code == 0, r.output
     assert "envprint-mlflow-" not in r.stdout and logged.record_uri in r.stdout
 
@@ -251,7 +245,7 @@ def test_a_logged_savedmodel_verifies_from_its_run(tracking, mlp, tmp_path):
     with mlflow.start_run(experiment_id=tracking):
         logged = envprint.mlflow.log_record(export)
     assert logged.tags["envprint.model_format"] == "savedmodel"
-    r = run_cli("verify", logged.model_uri)
+    r = invoke("verify", logged.model_uri)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
     assert "files added" not in r.stdout, r.stdout  # the record inside the export is not taken for model files

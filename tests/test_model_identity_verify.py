@@ -12,19 +12,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from envhelpers import invoke
 
 import envprint
-from envprint.cli.app import app
 from envprint.models import Report
 from envprint.record.store import read_fingerprint, write_fingerprint
 from envprint.render.text import first_problem
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture
@@ -99,10 +92,47 @@ def test_the_same_weights_in_another_format_pass_against_the_keras_record(mlp, r
     assert r.exit_code == 0, r.output + r.stderr
     report = json.loads(r.stdout)
     assert report["identity"]["weights"] == "same"
+    assert report["identity"]["differences"][0] == {"field": "format", "saved": "keras", "current": fmt}
     assert report["verdict"] in ("identical", "within_tolerance")
-    assert "weights:     same as saved (the files were rewritten, the weights are identical)" in (
-        Report.model_validate(report).to_text()
-    )
+    text = Report.model_validate(report).to_text()
+    assert "  weights:     same as saved (another format of the same weights)\n" in text
+    assert "rewritten" not in text
+    # The record's model.keras is missing (named, not '.' nor this model's name), this model's files are added.
+    assert "  files missing: model.keras\n" in text
+    assert "files changed" not in text
+
+
+def test_an_h5_against_a_keras_record_names_both_files_and_formats(mlp, recorded_mlp) -> None:
+    other = recorded_mlp.parent / "model.h5"
+    shutil.copy2(mlp["h5"], other)
+    r = invoke("verify", other, "--fingerprint", recorded_mlp.with_name("model.keras.envprint"))
+    assert r.exit_code == 0, r.output + r.stderr
+    lines = r.stdout.splitlines()
+    assert "  files missing: model.keras" in lines
+    assert "  files added: model.h5" in lines
+    assert "  differs:     format keras -> h5" in lines
+
+
+def test_an_hdf5_file_of_another_name_is_read_as_hdf5_from_its_first_bytes(mlp, recorded_mlp) -> None:
+    # Neither its name (.bin) nor the record (.keras) says HDF5; its first bytes do, as --format h5 would.
+    other = recorded_mlp.parent / "weights.bin"
+    shutil.copy2(mlp["h5"], other)
+    r = invoke("verify", other, "--fingerprint", recorded_mlp.with_name("model.keras.envprint"))
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "not a zip file" not in r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "envprint verify: PASSED (bit-identical)", r.stdout
+    assert "  differs:     format keras -> h5" in lines
+    assert "  files added: weights.bin" in lines
+
+
+def test_an_hdf5_file_named_keras_is_loaded_as_what_its_bytes_say(mlp, tmp_path) -> None:
+    from envprint._tf.loading import detect_format, load_model
+
+    odd = tmp_path / "model.keras"
+    shutil.copy2(mlp["h5"], odd)
+    assert detect_format(odd) == "h5"
+    assert load_model(odd).format == "h5"
 
 
 def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras, tmp_path: Path) -> None:
@@ -110,7 +140,7 @@ def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras
     # for the same Sequential in memory. Its records must keep verifying the model that was saved.
     import numpy as np
 
-    from envprint._tf.identity import _digest
+    from envprint._tf.identity import weights_digest
     from envprint._tf.loading import load_model
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, bias_initializer="ones")])
@@ -119,7 +149,7 @@ def test_a_record_of_envprint_0_1_0_still_verifies_the_model_built_in_code(keras
     envprint.save(path)
     fp_path = tmp_path / "m.keras.envprint" / "fingerprint.json"
     fp = read_fingerprint(fp_path)
-    old_digest, _, _ = _digest(load_model(path)._weights(), "named-v1")  # what 0.1.0 recorded for this file
+    old_digest, _, _ = weights_digest(load_model(path).weights(), "named-v1")  # what 0.1.0 recorded for this file
     old = fp.model.model_copy(update={"weights_digest": old_digest, "weights_digest_scheme": "named-v1"})
     write_fingerprint(fp_path, fp.model_copy(update={"model": old}))
 
@@ -142,26 +172,45 @@ def test_a_tflite_with_its_batch_fixed_at_1_is_not_called_another_model(recorded
     shutil.copy2(mlp_fixed_batch_tflite, other)
     report = envprint.verify(other, fingerprint=recorded_mlp.with_name("model.keras.envprint"))
     assert report.identity.weights == "unknown"
-    assert [d.field for d in report.identity.differences] == ["inputs", "outputs"]
+    assert [d.field for d in report.identity.differences] == ["format", "inputs", "outputs"]
     assert report.verdict in ("identical", "within_tolerance"), report.to_text()
 
 
-def test_a_tflite_checked_against_its_keras_record_is_a_neutral_note_not_model_changed(mlp, recorded_mlp) -> None:
+OTHER_FORMAT = (
+    "this model is a TFLite model, the record's is a Keras (.keras) model: another format of the model runs "
+    "other kernels, so its outputs may differ in the last bits; the outputs are the evidence"
+)
+
+
+def test_a_tflite_checked_against_its_keras_record_leads_with_model_other_format(mlp, recorded_mlp) -> None:
     other = recorded_mlp.parent / "model.tflite"
     shutil.copy2(mlp["tflite"], other)
-    r = invoke("verify", other, "--fingerprint", recorded_mlp.with_name("model.keras.envprint"), "--json")
+    record = recorded_mlp.with_name("model.keras.envprint")
+    r = invoke("verify", other, "--fingerprint", record, "--json")
     assert r.exit_code == 0, r.output + r.stderr
     report = Report.model_validate(json.loads(r.stdout))
     assert report.identity.weights == "unknown"
+    assert report.identity.differences[0].model_dump() == {"field": "format", "saved": "keras", "current": "tflite"}
     causes = [x.cause for x in report.explanations]
     assert "model_changed" not in causes, report.to_text()
-    if report.verdict == "within_tolerance":  # outputs differ: the note says why the weights are not compared
-        note = next(x for x in report.explanations if x.cause == "model_other_format")
-        assert note.score == 0.1
-        assert note.reasoning.startswith("the weights cannot be compared across formats (saved tensors-v2, this model")
-        assert "this is not the model that was fingerprinted" not in report.to_text()
-    else:
-        assert report.verdict == "identical" and causes == [], report.to_text()
+    if report.verdict == "identical":
+        assert causes == [], report.to_text()
+    # Outputs that differ (the converter's kernels, on any host) are explained by the format first, not 'unknown'.
+    from envprint.causes.diff import diff_fingerprints
+    from envprint.causes.explain import explain
+    from envprint.models import OutputComparison
+    from envprint.record.store import read_fingerprint
+
+    drifted = OutputComparison(
+        name="logits", status="within_tolerance", expected_dtype="float32", obtained_dtype="float32",
+        expected_shape=[8, 3], obtained_shape=[8, 3], size=24, n_differ=17, max_ulp=10, max_rel=6.5e-07,
+        top1_agreement=1.0,
+    )  # fmt: skip
+    saved = read_fingerprint(record)
+    found = explain(saved, diff_fingerprints(saved, saved), report.identity, [drifted])
+    assert [(x.cause, x.score) for x in found][0] == ("model_other_format", 0.5)
+    assert found[0].reasoning == OTHER_FORMAT
+    assert "unknown" not in [x.cause for x in found]
 
 
 def test_a_savedmodels_own_record_is_never_a_model_file(mlp, recorded_mlp) -> None:
@@ -173,7 +222,7 @@ def test_a_savedmodels_own_record_is_never_a_model_file(mlp, recorded_mlp) -> No
     assert r.exit_code == 0, r.output + r.stderr
     identity = json.loads(r.stdout)["identity"]
     assert identity["weights"] == "same"
-    assert identity["files_missing"] == ["."]
+    assert identity["files_missing"] == ["model.keras"]  # what the record expected, by its name
     assert "saved_model.pb" in identity["files_added"]
     assert [f for f in identity["files_added"] if f.startswith("assets.extra/envprint")] == []
     # Its own record still verifies it, with every file the same.

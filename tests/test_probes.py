@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from envhelpers import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -395,11 +396,7 @@ def test_any_numeric_array_round_trips_bit_for_bit(arr: np.ndarray, tmp_path_fac
 
 
 def _save(*args: object):
-    from typer.testing import CliRunner
-
-    from envprint.cli.app import app
-
-    return CliRunner().invoke(app, ["save", *map(str, args)])
+    return invoke("save", *args)
 
 
 def _copy(src: Path, folder: Path) -> Path:

@@ -5,6 +5,7 @@ Real small models from conftest; every refusal leaves what was there byte for by
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -14,19 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envhelpers import run_unprivileged
-from typer.testing import CliRunner
+from envhelpers import as_unprivileged, invoke, run_unprivileged
 
 import envprint
-from envprint.cli.app import app
 from envprint.errors import ExitCode, FingerprintError
 from envprint.record import sidecar
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def tree_state(root: Path) -> dict[str, bytes | None]:
@@ -190,6 +183,36 @@ def test_a_record_saved_under_umask_022_verifies_as_another_user(mlp, world_tmp)
 
 
 # ----------------------------------------------------------------- 3. the model is checked before the record
+
+
+@pytest.mark.subprocess
+def test_a_model_this_user_cannot_read_is_a_model_error_in_one_line(mlp_recorded, world_tmp):
+    """Not Click's multi-line usage error (exit 2): the README gives model problems exit 4, for save and verify."""
+    model = world_tmp / "model.keras"
+    shutil.copy2(mlp_recorded, model)
+    shutil.copytree(mlp_recorded.with_name("model.keras.envprint"), world_tmp / "model.keras.envprint")
+    for path in [world_tmp / "model.keras.envprint", *(world_tmp / "model.keras.envprint").iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    model.chmod(0o000)
+    line = (
+        f"envprint: error: {model}: cannot be read (Permission denied); give the user running envprint read access "
+        "to it (chmod a+r), or run as its owner\n"
+    )
+    out = world_tmp / "home" / "record"
+    env = dict(os.environ, HOME=str(world_tmp / "home"), TF_CPP_MIN_LOG_LEVEL="3")
+    for argv in (["verify", model], ["save", model], ["save", model, "--out", out]):
+        done = subprocess.run(
+            as_unprivileged([sys.executable, "-m", "envprint", *map(str, argv)]),
+            capture_output=True, text=True, env=env, cwd=world_tmp, timeout=300,
+        )  # fmt: skip
+        assert (done.returncode, done.stderr) == (ExitCode.MODEL, line), argv
+    done = subprocess.run(
+        as_unprivileged([sys.executable, "-m", "envprint", "verify", str(model), "--json"]),
+        capture_output=True, text=True, env=env, cwd=world_tmp, timeout=300,
+    )  # fmt: skip
+    error = json.loads(done.stdout)["error"]
+    assert (done.returncode, error["kind"], error["exit_code"]) == (4, "model", 4), done.stdout
+    assert not out.exists()
 
 
 def test_verify_of_an_unknown_suffix_without_a_record_is_a_model_error(mlp, tmp_path):

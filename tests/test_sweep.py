@@ -16,11 +16,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from envhelpers import invoke
 from fleet_models import saved, tiny
-from typer.testing import CliRunner
 
 from envprint.check.options import VerifyOptions
-from envprint.cli.app import app
 from envprint.errors import UsageError
 from envprint.many.ray_engine import RayOptions
 from envprint.many.sweep import find_models, sweep
@@ -28,7 +27,6 @@ from envprint.models import Report, SweepSummary
 from envprint.render.many import Progress
 
 TESTS = Path(__file__).resolve().parent
-runner = CliRunner()
 CRASH = VerifyOptions(custom_objects=("fleet_layers:Crash", "fleet_layers:Stall"))
 
 
@@ -73,13 +71,13 @@ def test_find_models_reads_a_list_file_and_refuses_a_missing_path(tmp_path):
 
 
 def test_sweep_without_records_exits_2_and_says_where_records_are_found(tmp_path):
-    r = runner.invoke(app, ["sweep", str(tmp_path)])
+    r = invoke("sweep", tmp_path)
     assert r.exit_code == 2, r.output
     assert f"no model with a record found under {tmp_path}; records are found beside file models" in r.output
 
 
 def test_sweep_streams_one_line_per_model_and_exits_1_on_a_mismatch(zoo):
-    r = runner.invoke(app, ["sweep", str(zoo / "a"), str(zoo / "b"), "--jobs", "2"])
+    r = invoke("sweep", zoo / "a", zoo / "b", "--jobs", "2")
     assert r.exit_code == 1, r.output
     lines = r.output.splitlines()
     assert f"identical         {zoo / 'a' / 'one.keras'}  " in r.output
@@ -96,7 +94,7 @@ def test_sweep_streams_one_line_per_model_and_exits_1_on_a_mismatch(zoo):
 
 def test_sweep_json_is_one_report_per_model_then_the_summary_and_junit_agrees(zoo, tmp_path):
     junit = tmp_path / "sweep.xml"
-    r = runner.invoke(app, ["sweep", str(zoo / "a"), str(zoo / "b"), "-j", "1", "--json", "--junit-xml", str(junit)])
+    r = invoke("sweep", zoo / "a", zoo / "b", "-j", "1", "--json", "--junit-xml", junit)
     assert r.exit_code == 1, r.output
     lines = r.stdout.splitlines()
     assert len(lines) == 4

@@ -50,6 +50,7 @@ def _child_run(spec: dict[str, Any]) -> None:
         save_arrays(Path(spec["out_dir"]) / f"{name}.npz", loaded.predict(probes, batch_size=batch_size))
     info = runtime.tensorflow_info(tf, {})
     intra, inter = runtime.thread_settings(tf)
+    # What the restore steps expect a child to report (causes.registry.FACTS, by family).
     facts = {
         "onednn": info.onednn.enabled,
         "op_determinism": info.op_determinism,

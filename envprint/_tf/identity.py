@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from envprint import formats
 from envprint._tf import import_tensorflow, keras_flavor
-from envprint._tf.common import _LABEL, _one_line
-from envprint._tf.loading import LoadedModel, _KerasModel, keras_weights
+from envprint._tf.common import _one_line
+from envprint._tf.loading import KerasModel, LoadedModel, keras_weights
 
 # Layers whose output is random in training mode (or always, when a custom call forces it).
 STOCHASTIC_CLASSES = frozenset(
@@ -45,10 +46,10 @@ STOCHASTIC_CLASSES = frozenset(
 # .h5 and 'dense/kernel' read from .keras; auto-generated layer names ('dense_3') depend on what
 # the process built before; Keras 2, Keras 3 and SavedModel order the weights differently. The
 # price: two equal-shaped weights swapped between layers keep the digest (the probes see it).
-WEIGHTS_SCHEME = "tensors-v2"
+WEIGHTS_SCHEME = formats.TENSORS
 # envprint 0.1.0's scheme, kept to check the records it wrote: name, dtype, shape, bytes, by name.
 WEIGHTS_SCHEME_NAMED = "named-v1"
-WEIGHTS_SCHEME_TFLITE = "tflite-constants-v1"  # dtype, shape, bytes of constant tensors, sorted by content
+WEIGHTS_SCHEME_TFLITE = formats.TFLITE_CONSTANTS  # dtype, shape, bytes of constant tensors, sorted by content
 _UNNAMED = (WEIGHTS_SCHEME, WEIGHTS_SCHEME_TFLITE)
 
 
@@ -74,7 +75,7 @@ def _is_stochastic(layer: Any) -> bool:
 
 def _fed_by(layer: Any) -> list[Any]:
     """The Keras tensors that feed ``layer`` in any call of the graph."""
-    fed = []
+    fed: list[Any] = []
     for node in getattr(layer, "_inbound_nodes", []) or []:
         tensors = getattr(node, "input_tensors", None)
         if tensors is None:
@@ -91,7 +92,7 @@ def integer_input_ranges(loaded: LoadedModel) -> dict[str, tuple[int, int]]:
     An input read by several Embeddings gets the smallest vocabulary.
     """
     model = loaded.keras_model
-    if model is None or not isinstance(loaded, _KerasModel):
+    if model is None or not isinstance(loaded, KerasModel):
         return {}
     ranges: dict[str, tuple[int, int]] = {}
     embeddings = [layer for layer in _keras_layers(model) if "Embedding" in _class_names(layer)]
@@ -117,7 +118,7 @@ def _leaf_digest(name: str, arr: np.ndarray) -> str:
         a = a.astype(a.dtype.newbyteorder("<"))
     leaf = hashlib.sha256(f"{name}\0{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
     # An object array holds pointers that no view may reinterpret; hash them as before.
-    leaf.update(a.tobytes() if a.dtype.hasobject else a.reshape(-1).view(np.uint8))
+    leaf.update(a.tobytes() if a.dtype.hasobject else a.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer
     return leaf.hexdigest()
 
 
@@ -145,6 +146,13 @@ def _digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str
         leaves.append((name, _leaf_digest(name, arr)))
         count += int(arr.size)
     return _digest_leaves(leaves, scheme), len(leaves), count
+
+
+def weights_digest(weights: Iterable[tuple[str, np.ndarray]], scheme: str) -> tuple[str, int, int]:
+    """(digest, weight count, parameter count) of named arrays under ``scheme`` (``tensors-v2``,
+    ``named-v1``, ``tflite-constants-v1``): what a record stores. A seam for tests and tools that
+    check digests against known values or compute what an older envprint recorded."""
+    return _digest(weights, scheme)
 
 
 def keras_weights_digest(model: Any) -> str:
@@ -224,7 +232,7 @@ def model_identity(loaded: LoadedModel) -> dict[str, Any]:
     .tflite digest (scheme ``tflite-constants-v1``) compares only with other .tflite files.
     """
     unavailable: dict[str, str] = {}
-    scheme = WEIGHTS_SCHEME_TFLITE if loaded.format == "tflite" else WEIGHTS_SCHEME
+    scheme = formats.get(loaded.format).digest_scheme
     digest: str | None = None
     weights_count: int | None = None
     parameter_count: int | None = None
@@ -261,7 +269,7 @@ def model_identity(loaded: LoadedModel) -> dict[str, Any]:
         if ident["dtype_policy"] is None:
             unavailable["dtype_policy"] = "the model has no readable dtype_policy"
     else:
-        why = f"a {_LABEL[loaded.format]} carries no Keras layer graph"
+        why = f"a {formats.get(loaded.format).label} carries no Keras layer graph"
         unavailable.update(layer_classes=why, stochastic_layers=why, dtype_policy=why)
     if loaded.format == "savedmodel":
         ident["saved_model_fingerprint"], reason = _saved_model_fingerprint(loaded.path)

@@ -2,7 +2,8 @@
 
 Owns: flattening a fingerprint into dotted leaf paths and comparing them. What kind of difference
 each path is (its topic, a cause id) and whether it can change numerics comes from the cause
-registry (``causes.topic_of``); differences are listed in the registry's order.
+registry (``causes.topic_of``); differences are listed in the registry's order. A setting only
+GPU kernels read (``causes.gpu.GPU_ONLY``) is listed, not counted, where neither host has a GPU.
 Must not import TensorFlow: ``envprint diff A B`` runs on any host.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
+from envprint.causes.gpu import GPU_ONLY, neither_has_gpu
 from envprint.causes.registry import ORDER, REGISTRY, topic_of
 from envprint.models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
 
@@ -122,6 +124,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
     da, db = _collapse_missing(ca, cb)
     la, lb = _leaves(da), _leaves(db)
     settled = _settled(la, lb)
+    no_gpu = neither_has_gpu(a, b)
     entries = []
     for path in sorted(set(la) | set(lb)):
         va, vb = la.get(path), lb.get(path)
@@ -130,6 +133,8 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
         status = "only_in_b" if va in (None, {}, []) else "only_in_a" if vb in (None, {}, []) else "changed"
         topic, numerics = topic_of(path)
         numerics = numerics and topic not in settled and not _follower(path, topic, la, lb)
+        # One rule for diff, verify, preflight and fleet: a GPU-only setting, no GPU on either side.
+        numerics = numerics and not (no_gpu and any(fnmatchcase(path, p) for p in GPU_ONLY))
         entries.append(
             DiffEntry(
                 path=path,

@@ -97,6 +97,8 @@ def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
         nvidia_wheels=gpu.nvidia_wheels(installed),
         unavailable=dev_unavailable,
     )
+    seed_value: int | None
+    source: str | None
     if seed is not None:
         seed_value, source = seed, "argument"
     else:

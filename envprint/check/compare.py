@@ -3,7 +3,8 @@
 Owns: per-dtype default tolerances, ULP distance, the element-wise comparison that turns two
 arrays into an ``OutputComparison`` (``render`` words it).
 Pure: NumPy (and ml_dtypes when importable, for bfloat16) in, models out. Must not import
-TensorFlow, Keras or any envprint module but ``models`` and ``errors``.
+TensorFlow, Keras or any envprint module but ``models``, ``errors`` and ``record.probes``
+(for ``is_float``, the one floating-dtype test, which the probes' cast rule shares).
 
 Semantics, as numpy.testing.assert_allclose and pytest-regressions have them:
 - keys, then dtype, then shape, then values; a new, missing, retyped or reshaped output is a
@@ -30,6 +31,7 @@ import numpy as np
 
 from envprint.errors import UsageError
 from envprint.models import NONFINITE, OutputComparison, Report, Tolerance, WorstElement
+from envprint.record.probes import is_float
 
 try:  # registers bfloat16 with NumPy; without it no bfloat16 array can exist anyway
     import ml_dtypes  # noqa: F401
@@ -80,11 +82,6 @@ def output_scale(e: np.ndarray) -> float:
         if finite.size:
             best = max(best, float(finite.max()))
     return best or 1.0
-
-
-def is_float(dt: np.dtype) -> bool:
-    """A floating dtype, ml_dtypes' too: their bfloat16 and float8 types have kind "V", like raw bytes."""
-    return dt.kind == "f" or (dt.kind == "V" and dt.names is None and dt.name.startswith(("bfloat", "float")))
 
 
 def _native(x: np.ndarray) -> np.ndarray:
@@ -264,9 +261,20 @@ def _shortest(value: np.generic) -> str:
 
 
 def compare_output(
-    name: str, expected: np.ndarray | None, obtained: np.ndarray | None, tolerance: Tolerance, max_worst: int = 5
+    name: str,
+    expected: np.ndarray | None,
+    obtained: np.ndarray | None,
+    tolerance: Tolerance,
+    max_worst: int = 5,
+    *,
+    scan_all: bool = False,
 ) -> OutputComparison:
-    """Compare one output; a missing, new, retyped or reshaped output is a mismatch with a ``problem``."""
+    """Compare one output; a missing, new, retyped or reshaped output is a mismatch with a ``problem``.
+
+    ``scan_all`` scans every element even when obtained is expected byte for byte (by default
+    that case takes a shortcut). It is a seam for tests and tools that check the shortcut
+    reports exactly what the full scan reports; the result is the same, only slower.
+    """
     info: dict[str, Any] = {"name": name}
     for side, a in (("expected", expected), ("obtained", obtained)):
         if a is not None:
@@ -293,7 +301,7 @@ def compare_output(
         atol = atol if tolerance.atol is None else tolerance.atol
 
     ef, of = _native(e).reshape(-1), _native(o).reshape(-1)
-    s = _scan_identical(ef) if _same_bytes(ef, of) else _scan(ef, of, rtol, atol, max_worst)
+    s = _scan_identical(ef) if not scan_all and _same_bytes(ef, of) else _scan(ef, of, rtol, atol, max_worst)
 
     top1 = top5 = None
     if is_float(e.dtype) and e.ndim == 2 and e.shape[0] > 0 and e.shape[1] >= 2:
@@ -404,9 +412,10 @@ def tolerance_from_report(report: Report, margin: float, source: str) -> Toleran
         drift = max(drift, o.max_rel or 0.0, o.rtol_needed or 0.0)
         if o.expected_dtype:
             defaults.append(default_tolerance(o.expected_dtype)[0])
-    rtol: float | None = float(margin * drift)
-    if rtol <= min(defaults, default=0.0):
+    needed = float(margin * drift)
+    rtol: float | None
+    if needed <= min(defaults, default=0.0):
         rtol = None  # the per-dtype defaults already pass margin x the drift
     else:
-        rtol = max(rtol, *defaults)
+        rtol = max(needed, *defaults)
     return Tolerance(rtol=rtol, margin=margin, derived_from=source)

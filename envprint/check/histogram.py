@@ -55,7 +55,9 @@ def error_histogram(
     last = int(np.flatnonzero(ulp_counts)[-1]) if ulp_counts.any() else 0
 
     # A strided sample for the scatter plot: evenly spread over the output, finite pairs only.
-    idx = np.unique(np.linspace(0, e.size - 1, min(sample_size, e.size)).astype(np.int64)) if e.size else []
+    idx: np.ndarray | list[int] = (
+        np.unique(np.linspace(0, e.size - 1, min(sample_size, e.size)).astype(np.int64)) if e.size else []
+    )
     se, so = e[idx].astype(np.float64), o[idx].astype(np.float64)
     keep = np.isfinite(se) & np.isfinite(so)
     return ErrorHistogram(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from envprint import formats
 from envprint.models import IdentityCheck, ModelDifference, ModelIdentity
 
 
@@ -39,13 +40,16 @@ def model_differences(
     """
     out: list[ModelDifference] = []
     other = False
+    if saved.format != loaded.format:  # the same model may be saved in several formats: not another model
+        out.append(ModelDifference(field="format", saved=saved.format, current=loaded.format))
     for field, recorded, now in (("inputs", saved.inputs, loaded.inputs), ("outputs", saved.outputs, loaded.outputs)):
         a, b = [_spec_text(x) for x in recorded], [_spec_text(x) for x in now]
         if a != b:
             out.append(ModelDifference(field=field, saved=a, current=b))
             other = other or not _same_interface(recorded, now)
     count = ident.get("parameter_count")
-    if "tflite" not in (saved.format, loaded.format) and None not in (saved.parameter_count, count):
+    comparable = formats.get(saved.format).counts_parameters and formats.get(loaded.format).counts_parameters
+    if comparable and None not in (saved.parameter_count, count):
         if saved.parameter_count != count:
             out.append(ModelDifference(field="parameter_count", saved=saved.parameter_count, current=count))
             other = True

@@ -82,6 +82,16 @@ def _judge(what: str, r: _Numbers, c: _Numbers, same_as_control: bool) -> tuple[
     return "ruled_out", f"{what} changes the outputs but not toward the reference: {r} (control: {c})"
 
 
+# How one restored child run is judged against the control run: a documented seam for tests and
+# tools (the judging is pure; reaching it through investigate() takes child processes).
+Numbers = _Numbers
+
+
+def judge(what: str, restored: Numbers, control: Numbers, same_as_control: bool) -> tuple[InvestigationStatus, str]:
+    """(status, why) of a run with ``what`` restored, against the control run; a seam for tests and tools."""
+    return _judge(what, restored, control, same_as_control)
+
+
 def _result(
     step: Step,
     status: InvestigationStatus,

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from envprint import formats
 from envprint.errors import DependencyError, EnvprintError, FingerprintError, ModelError, one_line
 
 SCHEMES = ("runs:/", "models:/")
 RECORD_ARTIFACT_PATH = "envprint"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
-_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
 _POINT_AT_STORE = (
     f"point {TRACKING_ENV} at the store that logged it (export {TRACKING_ENV}=http://HOST:5000, "
     "sqlite:////path/to/mlflow.db or file:///path/to/mlruns)"
@@ -85,9 +85,10 @@ def tracking_store(mlflow: Any, uri: str) -> str:
 
 def _model_in(path: Path, uri: str) -> Path:
     """The model inside a downloaded artifact: the file itself, a SavedModel, or the one model file in a folder."""
-    if path.is_file() or (path / "saved_model.pb").is_file():
+    if path.is_file() or formats.of_directory(path) is not None:
         return path
-    found = sorted(p for p in path.iterdir() if p.suffix in _MODEL_SUFFIXES or (p / "saved_model.pb").is_file())
+    suffixes = formats.suffixes()
+    found = sorted(p for p in path.iterdir() if p.suffix in suffixes or formats.of_directory(p) is not None)
     if len(found) == 1:
         return found[0]
     names = ", ".join(p.name for p in sorted(path.iterdir())) or "nothing"

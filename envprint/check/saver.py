@@ -7,6 +7,8 @@ record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.id
 ``capture``, ``signing`` and ``store``; holds no TensorFlow code.
 """
 
+# size: save's order of operations (refuse, probe, self-check, capture, publish) reads top to bottom;
+# each step is a function of its own.
 from __future__ import annotations
 
 import os
@@ -184,6 +186,7 @@ def _refuse_uninformative(
         return []
     names = ", ".join(repr(n) for n in bad)
     one = len(bad) == 1
+    error: type[FingerprintError] | type[ModelError]
     if reference is None:
         where, error = probes_path or "generated probes", FingerprintError
         text = (
@@ -268,7 +271,7 @@ def _remove_created(created: list[Path]) -> None:
             break
 
 
-def save(  # long by its public keyword arguments and their documentation; the steps are below
+def save(  # size: long by its public keyword arguments and their documentation; the steps are below
     model: str | Path,
     *,
     out: str | Path | None = None,
@@ -318,6 +321,7 @@ def save(  # long by its public keyword arguments and their documentation; the s
     from envprint.check.capture import capture
 
     model_path = Path(model)
+    sidecar.require_readable(model_path)  # a model problem (exit 4) before any record problem
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
     tolerance = _tolerance(tolerance, tolerance_from, margin)
     existed = _refuse_before_work(model_path, target, force, num_probes)

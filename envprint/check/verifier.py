@@ -12,6 +12,8 @@ TensorFlow code, and writes nothing: a deployment host may be read-only. The mod
 judged in ``check/identity.py``; MLflow URIs are resolved by ``check/mlflow_source.py``.
 """
 
+# size: verify's checks in their order read top to bottom; the identity judgement is check/identity.py,
+# MLflow URIs check/mlflow_source.py.
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from envprint import formats
 from envprint.check import compare, histogram
 from envprint.check.identity import identity_check
 from envprint.check.options import VerifyOptions
@@ -149,8 +152,9 @@ def locate_after_model(
     The model is checked first, so that a path verify could never load is a ModelError (exit 4)
     whatever the record: missing, a directory without saved_model.pb, a file whose suffix names
     no format. The format is the one given, else the one the path says (as for save); a file of
-    an unusual name (``model.bin``) takes its record's format, if it has a record. TensorFlow-free
-    (``detect_format`` reads names only), so ``preflight`` may call it.
+    an unusual name (``model.bin``) takes the format its first bytes say, else its record's, if it
+    has a record. TensorFlow-free (``detect_format`` reads names and first bytes only), so
+    ``preflight`` may call it.
     """
     from envprint._tf import loading
 
@@ -169,7 +173,10 @@ def locate_after_model(
             raise unknown from None
         if not fp_path.exists():
             raise
-        detected = None  # an unusual name for a file of the recorded format
+        # An unusual name: the file's first bytes say its format (an HDF5 file called model.bin
+        # is loaded as one, whatever the record's format); failing that, the record's format.
+        content = formats.by_content(model_path)
+        detected = content.id if content is not None else None
     return sidecar.locate_fingerprint(model_path, fingerprint), detected
 
 
@@ -426,11 +433,17 @@ def _load(model: Any, model_path: Path | None, fp_path: Path, saved: Fingerprint
         model_path,
         exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
         fmt=chosen,
-        signature=options.signature or (saved.model.signature if chosen in ("savedmodel", "tflite") else None),
+        signature=options.signature or (saved.model.signature if formats.get(chosen).signatures else None),
         custom_objects=custom_objects,
         safe_mode=options.safe_mode,
     )
-    return _Loaded(loaded, str(model_path), *_file_changes(saved.model.files, now))
+    recorded_files = saved.model.files
+    if loaded.format != saved.model.format:
+        # Another format: the record's single file ('.') is not this one rewritten but missing,
+        # and this model's is added; name each, so that the record's model.keras is named.
+        recorded_files = {saved.model.name if k == "." else k: v for k, v in recorded_files.items()}
+        now = {model_path.name if k == "." else k: v for k, v in now.items()}
+    return _Loaded(loaded, str(model_path), *_file_changes(recorded_files, now))
 
 
 def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict[str, np.ndarray],

@@ -14,16 +14,15 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import traceback
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from envprint._version import __version__
-from envprint.cli.streams import CppLogFilter, discard_stdout, emit
-from envprint.errors import KINDS, EnvprintError, ExitCode, one_line
+from envprint.cli.boundary import SIGPIPE_EXIT, _guard, _print_json_error, _state  # noqa: F401 (_guard, SIGPIPE_EXIT: re-exported)
+from envprint.cli.streams import CppLogFilter
+from envprint.errors import one_line
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -36,17 +35,6 @@ Exit codes:
   70  internal error in envprint (a crash never looks like a mismatch)
 A reader that closes the pipe early (| head -1) does not change the code.
 """
-
-SIGPIPE_EXIT = 141  # 128 + SIGPIPE: stdout closed before the command had a result (the shell's convention)
-
-
-def _print_json_error(code: int, message: str) -> None:
-    from envprint.models import ErrorDocument, ErrorInfo
-    from envprint.record.store import canonical_json
-
-    kind = KINDS.get(code, "interrupted" if code == 130 else "internal")
-    document = ErrorDocument(error=ErrorInfo(exit_code=code, kind=kind, message=message))
-    emit(lambda: sys.stdout.write(canonical_json(document)))
 
 
 def _debug_first(argv: list[str]) -> list[str]:
@@ -99,8 +87,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": False}
-
 
 def _version(value: bool) -> None:
     if value:
@@ -118,60 +104,20 @@ def _root(
     _state["debug"] = debug
 
 
-def quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter would drown the report; the variable is not recorded
-    # (collect.ENV_IGNORED) and a user's own setting wins. It is not enough on its own: lines
-    # logged before absl is initialised ignore it (see streams.CppLogFilter).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The commands, one module per family, registered here: ``envprint.cli.app:app`` is the whole command line.
+from envprint.cli import inspect, many, single  # noqa: E402
 
-
-def _guard(fn: Callable[[], Any], json_out: bool = False) -> Any:
-    """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70.
-
-    With ``json_out`` stdout also gets the error document, so ``--json > report.json`` is never empty.
-    """
-
-    def fail(code: int, message: str) -> typer.Exit:
-        sys.stderr.write(f"envprint: {message}\n")
-        if json_out:
-            _print_json_error(code, message.removeprefix("error: "))
-        return typer.Exit(code)
-
-    try:
-        return fn()
-    except typer.Exit:
-        raise
-    except EnvprintError as exc:
-        if _state["debug"]:
-            traceback.print_exc()
-        raise fail(int(exc.exit_code), f"error: {exc}") from None
-    except KeyboardInterrupt:
-        raise fail(130, "interrupted") from None
-    except BrokenPipeError:  # stdout closed before the command had a result
-        discard_stdout()
-        raise typer.Exit(SIGPIPE_EXIT) from None
-    except Exception as exc:
-        if _state["debug"]:
-            traceback.print_exc()
-        message = f"internal error: {type(exc).__name__}: {one_line(exc)} (rerun with --debug for the traceback and report it)"
-        raise fail(int(ExitCode.INTERNAL), message) from None
-
-
-def writer():
-    from envprint.render.text import Writer
-
-    # Plain text on stdout, never wrapped or cut: paths and versions stay whole in a pipe or a
-    # CI log, and "[topic]" tags are data. No rich: diff of two files must start fast.
-    return Writer()
-
-
-# The commands, one module per family; each registers itself on ``app``. Imported here, after
-# ``app`` and ``_guard`` exist, so that ``envprint.cli.app:app`` is the whole command line.
-from envprint.cli import inspect, many, single  # noqa: E402, F401
-
-# --help lists the commands in this order: one model's life first, then fleets.
-_ORDER = ["show", "diff", "save", "verify", "report", "env-export", "schema", "sweep", "fleet", "aggregate"]
-app.registered_commands.sort(key=lambda info: _ORDER.index(info.name or info.callback.__name__))
+# In --help's order: one model's life first, then fleets.
+app.command()(inspect.show)
+app.command()(inspect.diff)
+app.command()(single.save)
+app.command()(single.verify)
+app.command("report")(single.report_command)
+app.command("env-export")(inspect.env_export)
+app.command()(inspect.schema)
+app.command()(many.sweep)
+app.command()(many.fleet)
+app.command()(many.aggregate)
 
 
 def main() -> None:

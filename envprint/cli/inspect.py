@@ -11,13 +11,12 @@ from typing import Annotated
 
 import typer
 
-from envprint.cli.app import _guard, app, quiet_tensorflow, writer
+from envprint.cli.boundary import _guard, quiet_tensorflow, writer
 from envprint.cli.options import AllOpt, JsonOpt
 from envprint.cli.streams import emit
 from envprint.errors import ExitCode, UsageError
 
 
-@app.command()
 def show(
     json_out: JsonOpt = False,
     show_all: AllOpt = False,
@@ -44,7 +43,6 @@ def show(
     _guard(body, json_out)
 
 
-@app.command()
 def diff(
     a: Annotated[
         Path,
@@ -92,7 +90,6 @@ def diff(
     raise typer.Exit(_guard(body, json_out))
 
 
-@app.command("env-export")
 def env_export(
     fingerprint: Annotated[
         Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
@@ -113,7 +110,6 @@ def env_export(
     _guard(body)
 
 
-@app.command()
 def schema(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the JSON Schema files into.")] = Path(
         "schemas"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from envprint.cli.app import _guard, app, quiet_tensorflow, writer
+from envprint.cli.boundary import _guard, quiet_tensorflow, writer
 from envprint.cli.options import (
     AtolOpt,
     CustomOpt,
@@ -44,8 +44,7 @@ def _json_line(model: Any) -> str:
     return json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False) + "\n"
 
 
-@app.command()
-def sweep(  # long only by its option declarations: the body is parse, one library call, emit
+def sweep(  # size: long only by its option declarations; the body is parse, one library call, emit
     paths: Annotated[
         list[Path] | None,
         typer.Argument(metavar="MODEL_OR_DIR...", help="Models, or directories searched for models with a record."),
@@ -161,7 +160,6 @@ class _SweepPrinter:
             write_junit_xml(self.junit_xml, self.suites, name="envprint sweep")
 
 
-@app.command()
 def fleet(
     model: ModelArg,
     ray_address: Annotated[
@@ -231,7 +229,6 @@ def _print(result: Any, json_out: bool, renderer: str) -> None:
         emit(lambda: getattr(render_fleet, renderer)(result, writer()))
 
 
-@app.command()
 def aggregate(
     reports: Annotated[
         list[Path] | None,

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from envprint import formats
 from envprint.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
@@ -69,16 +70,18 @@ def env_signing_key(required: bool) -> bytes | None:
 ModelArg = Annotated[
     Path,
     typer.Argument(
-        metavar="MODEL", help="A .keras, .h5/.hdf5 or .tflite file, or a SavedModel directory.", show_default=False
+        metavar="MODEL",
+        # Not Click's own readable check: an unreadable model is a model problem (exit 4, one line), raised below.
+        readable=False,
+        help=f"{formats.accepted()[0].upper()}{formats.accepted()[1:]}.",
+        show_default=False,
     ),
 ]
 
 
 def _format_choice(value: str | None) -> str | None:
-    from envprint._tf.common import FORMATS  # standard library only: TensorFlow stays out
-
-    if value is not None and value not in FORMATS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    if value is not None and value not in formats.IDS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(formats.IDS)}")
     return value
 
 
@@ -98,7 +101,7 @@ def _custom_objects_syntax(values: list[str] | None) -> list[str] | None:
 
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", help="keras, h5, savedmodel or tflite (default: from the path).", callback=_format_choice),
+    typer.Option("--format", help=f"{formats.choices()} (default: from the path).", callback=_format_choice),
 ]
 SignatureOpt = Annotated[
     str | None, typer.Option("--signature", help="SavedModel/TFLite signature (default: serving_default).")

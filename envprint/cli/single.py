@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from envprint.cli.app import _guard, app, quiet_tensorflow, writer
+from envprint.cli.boundary import _guard, quiet_tensorflow, writer
 from envprint.cli.options import (
     AtolOpt,
     CustomOpt,
@@ -33,8 +33,7 @@ from envprint.cli.streams import emit
 from envprint.errors import EnvprintError, ExitCode, UsageError
 
 
-@app.command()
-def save(  # long only by its option declarations: the body is parse, one library call, emit
+def save(  # size: long only by its option declarations; the body is parse, one library call, emit
     model: ModelArg,
     out: Annotated[
         Path | None,
@@ -158,8 +157,7 @@ def _print_save(result: Any, json_out: bool) -> None:
         emit(lambda: render_save(summary, writer()))
 
 
-@app.command()
-def verify(  # long only by its option declarations: the body is parse, one library call, emit
+def verify(  # size: long only by its option declarations; the body is parse, one library call, emit
     model: ModelArg,
     fingerprint: Annotated[
         Path | None,
@@ -325,7 +323,6 @@ def _write_html(report: Any, path: Path) -> None:
     sys.stderr.write(f"envprint: wrote {path}\n")
 
 
-@app.command("report")
 def report_command(
     report_json: Annotated[
         Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
+from envprint import formats
+
 # tensorflow/core/util/port.cc (DefaultOneDnnPolicy; util.cc IsMKLEnabled before 2.13): on Linux,
 # oneDNN is on by default only on CPUs with neural-network instructions; the names are those of
 # /proc/cpuinfo. TensorFlow 2.9 made it the default; before, only TF_ENABLE_ONEDNN_OPTS=1 turned it on.
@@ -72,8 +74,9 @@ def keras_can_load(fmt: str, saved_by: str | None, running: str | None) -> tuple
     one written by a newer Keras 3 release may hold config keys an older one refuses (Keras 3.15's
     ``quantization_config`` under Keras 3.12). An unknown version predicts nothing.
     """
-    if fmt not in ("keras", "h5"):
-        return "loads", "SavedModel and .tflite load through TensorFlow, whatever Keras wrote them"
+    if not formats.get(fmt).keras_file:
+        others = " and ".join(f.label.removesuffix(" model") for f in formats.FORMATS if not f.keras_file)
+        return "loads", f"{others} load through TensorFlow, whatever Keras wrote them"
     saved, here = _version(saved_by), _version(running)
     if saved is None or here is None:
         return "loads", "the saving or the running Keras version is unknown: nothing to predict"

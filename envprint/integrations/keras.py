@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from envprint import formats
 from envprint._tf import import_keras, import_tensorflow, keras_flavor
 from envprint.errors import FingerprintError, UsageError
 from envprint.record.sidecar import (
@@ -43,7 +44,7 @@ from envprint.record.sidecar import (
 
 keras = import_keras()
 FLAVOR = keras_flavor(import_tensorflow())
-KERAS_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+KERAS_FILE_SUFFIXES = formats.suffixes(keras_file=True)
 
 
 def _write_probes(folder: Path, probes: Any) -> Path | None:
@@ -52,7 +53,7 @@ def _write_probes(folder: Path, probes: Any) -> Path | None:
         return Path(probes) if probes is not None else None
     if isinstance(probes, Mapping):
         path = folder / "probes.npz"
-        np.savez(path, **{str(k): np.asarray(v) for k, v in probes.items()})
+        np.savez(path, **{str(k): np.asarray(v) for k, v in probes.items()})  # type: ignore[arg-type]  # numpy's stub: **kwds may be allow_pickle
         return path
     path = folder / "probes.npy"
     np.save(path, np.asarray(probes), allow_pickle=False)
@@ -69,7 +70,7 @@ def _refuse_non_export(target: Path) -> None:
         )
 
 
-class FingerprintCallback(keras.callbacks.Callback):
+class FingerprintCallback(keras.callbacks.Callback):  # type: ignore[name-defined]  # the Keras loaded at import time
     """Save the model to ``filepath`` and its envprint record beside it, when training ends or improves.
 
     ``filepath``: ``model.keras`` or ``model.h5`` (``model.save``), or any other path: a SavedModel

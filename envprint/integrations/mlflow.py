@@ -1,12 +1,12 @@
 """MLflow: log a saved model's envprint record to a run, and verify a model straight from MLflow.
 
 Owns: ``log_record`` (the model and its record as run artifacts, the record's key facts as run
-tags). ``verify`` and ``local_copy`` of a ``runs:/<run_id>/<path>`` or ``models:/<name>/<version>``
-URI are the library's (``envprint.verify`` takes the URI; ``check/mlflow_source.py`` downloads),
-re-exported here. The public path is ``envprint.mlflow``.
+tags). ``verify`` of a ``runs:/<run_id>/<path>`` or ``models:/<name>/<version>``
+URI is the library's (``envprint.verify`` takes the URI; ``check/mlflow_source.py`` downloads),
+called through ``envprint.verify``. The public path is ``envprint.mlflow``.
 
 mlflow is an optional extra (``envprint[mlflow]``; mlflow-skinny is enough), imported only inside
-these functions. Imports envprint's library (record, check, errors), never the CLI.
+these functions. Imports the public API (envprint, errors) and the record layer, never the CLI.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The download side is the library's (verify and preflight resolve MLflow URIs themselves).
-from envprint.check.mlflow_source import (  # noqa: F401 (SCHEMES, LocalCopy, local_copy: re-exported)
-    RECORD_ARTIFACT_PATH,
-    SCHEMES,
-    LocalCopy,
-    is_mlflow_uri,
-    local_copy,
-)
 from envprint.errors import DependencyError, FingerprintError, UsageError
 
+# The same as envprint.check.mlflow_source's (verify resolves URIs there; integrations use the public API only).
+SCHEMES = ("runs:/", "models:/")
+RECORD_ARTIFACT_PATH = "envprint"
 MODEL_ARTIFACT_PATH = "model"
+
+
+def is_mlflow_uri(model: Any) -> bool:
+    """Whether ``model`` names a model in MLflow (``runs:/...`` or ``models:/...``) rather than a local path."""
+    return isinstance(model, (str, Path)) and str(model).startswith(SCHEMES)
 
 
 def _mlflow() -> Any:
@@ -139,7 +139,7 @@ def log_record(
             client.set_tag(run_id, key, value)
         version = None
         if registered_model_name:
-            version = _register(client, mlflow, registered_model_name, model_uri, run_id, tags)
+            version = _register(client, mlflow, registered_model_name, model_uri, run_id, tags)  # type: ignore[arg-type]  # set: registered_model_name needs log_model (refused above)
     except mlflow.exceptions.MlflowException as exc:
         raise UsageError(f"MLflow run {run_id}: cannot log the record ({_one_line(exc)})") from None
     return LoggedRecord(

@@ -246,8 +246,8 @@ def aggregate(paths: Iterable[str | Path], stdin: TextIO | None = None) -> Aggre
     by_model: dict[str, list[tuple[HostResult, Report | None]]] = {}
     # verify --json's error document does not name the model: with one model among the reports,
     # a host that could not verify is counted against it.
-    models = {doc.model for _, doc in read if isinstance(doc, Report)}
-    only = next(iter(models)) if len(models) == 1 else None
+    named = {doc.model for _, doc in read if isinstance(doc, Report)}
+    only = next(iter(named)) if len(named) == 1 else None
     for source, doc in read:
         if isinstance(doc, Report):
             by_model.setdefault(doc.model, []).append((host_result(source, doc), doc))

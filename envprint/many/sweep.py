@@ -161,7 +161,7 @@ def summarize(items: list[SweepItem], *, engine: str, jobs: int, total: int, int
     verdicts = Counter(i.verdict for i in items)
     causes = Counter(i.leading_cause for i in items if i.leading_cause)
     return SweepSummary(
-        engine=engine,  # type: ignore[arg-type]
+        engine=engine,
         jobs=jobs,
         total=total,
         done=len(items),

@@ -2,7 +2,8 @@
 
 Owns: ``TensorSpecInfo`` (a model input or output as plain values), ``generate_probes`` and the
 recipe that regenerates them, ``load_probes`` (the user's ``.npy``/``.npz``, checked against
-the model's inputs), and ``save_arrays``/``load_arrays`` for the reference ``.npz``.
+the model's inputs), ``save_arrays``/``load_arrays`` for the reference ``.npz``, and ``is_float``
+(the one floating-dtype test, shared with ``check.compare``).
 NumPy only: must not import TensorFlow or Keras (``envprint._tf.loading`` imports this module,
 never the other way round).
 
@@ -36,7 +37,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from envprint.check.compare import is_float
 from envprint.errors import FingerprintError, one_line, open_user_file
 from envprint.record.sidecar import plain_file_mode
 
@@ -60,12 +60,20 @@ class TensorSpecInfo:
 
 
 class SpecLike(Protocol):
-    name: str
-    shape: Sequence[int | None]
-    dtype: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[int | None]: ...
+    @property
+    def dtype(self) -> str: ...
 
 
 # ---------------------------------------------------------------------------------- dtypes
+
+
+def is_float(dt: np.dtype) -> bool:
+    """A floating dtype, ml_dtypes' too: their bfloat16 and float8 types have kind "V", like raw bytes."""
+    return dt.kind == "f" or (dt.kind == "V" and dt.names is None and dt.name.startswith(("bfloat", "float")))
 
 
 def numpy_dtype(name: str) -> np.dtype:
@@ -129,7 +137,7 @@ def _sample_shape(spec: SpecLike, num_probes: int, input_shapes: Mapping[str, Se
             f"input {spec.name!r} has shape {_describe_shape(shape)}: a dimension other than the batch is "
             f"dynamic; pass {hint} (one sample's shape, without the batch dimension) or --probes FILE.npz"
         )
-    return (num_probes, *rest)  # type: ignore[return-value]
+    return (num_probes, *rest)  # type: ignore[arg-type]  # no None left in rest: refused above
 
 
 def _one_input(
@@ -369,7 +377,7 @@ def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None =
     return arr
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException | str) -> str:
     """An exception as one short line: a hostile file must not put line breaks into a message."""
     return one_line(exc, 160)
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from envprint import formats
 from envprint.errors import FingerprintError, ModelError
 from envprint.record.signing import SIGNATURE_FILE
 
@@ -66,7 +67,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- the sidecar
 
 SIDECAR_SUFFIX = ".envprint"
-SAVEDMODEL_SIDECAR = Path("assets.extra") / "envprint"
+# Where a directory model keeps its record (a SavedModel's assets.extra/envprint/, by envprint.formats).
+SAVEDMODEL_SIDECAR = Path(next(f.record_inside for f in formats.FORMATS if f.record_inside))
 FINGERPRINT_FILE = "fingerprint.json"
 PROBES_FILE = "probes.npz"
 REFERENCE_FILE = "reference.npz"
@@ -237,7 +239,7 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
     """
     target = Path(target)
     now = time.time() if now is None else now
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(target.parent))
     except OSError:
@@ -285,8 +287,9 @@ def not_a_record(path: Path) -> str | None:
         return f"a directory that cannot be listed ({exc.strerror or exc})"
     if not names:
         return "an empty directory"
-    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
-        return "a SavedModel directory"
+    fmt = formats.in_listing(names)
+    if fmt is not None:
+        return f"a {fmt.label} directory"
     if FINGERPRINT_FILE not in names:
         return f"a directory holding {_listing(names)}, with no {FINGERPRINT_FILE}"
     foreign = [n for n in names if n not in RECORD_FILES]
@@ -471,9 +474,32 @@ def read_consistent(directory: str | os.PathLike[str], read: Callable[[RecordRea
 
 
 def require_model(model: str | Path) -> None:
-    """ModelError unless ``model`` exists: a mistyped model path is not a reason to re-save (exit 4, not 3)."""
+    """ModelError unless ``model`` exists and can be read: a mistyped model path is not a reason to re-save
+    (exit 4, not 3), and an unreadable one is a model problem, not a usage error."""
     if not (Path(model).exists() or Path(model).is_symlink()):
         raise ModelError(f"{model}: no such file or directory; check the path of the model")
+    require_readable(model)
+
+
+def require_readable(model: str | Path) -> None:
+    """ModelError (one line) when this user cannot open ``model`` (a file) or list it (a directory).
+
+    Tried, not predicted from the mode bits (os.access): ACLs, read-only mounts and root all
+    decide for themselves. A FIFO or device is not opened, so that the check never blocks.
+    """
+    path = Path(model)
+    try:
+        if path.is_dir():
+            with os.scandir(path):
+                pass
+        elif path.is_file():
+            with path.open("rb"):
+                pass
+    except OSError as exc:
+        raise ModelError(
+            f"{model}: cannot be read ({exc.strerror or exc}); give the user running envprint read access "
+            "to it (chmod a+r), or run as its owner"
+        ) from None
 
 
 def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from envprint import formats
 from envprint.errors import FingerprintError, one_line, open_user_file
 from envprint.models import FINGERPRINT_SCHEMA_VERSION, REPORT_SCHEMA_VERSION, Fingerprint, Report
 from envprint.record.sidecar import (
@@ -81,17 +82,14 @@ def parse_fingerprint(data: Any, source: str) -> Fingerprint:
 
 def _binary_kind(raw: bytes, source: str) -> str | None:
     """What a binary file given for a record is, from its first bytes: a model or NumPy data (None: unknown)."""
+    if raw.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy array"
+    fmt = formats.sniff(raw[:16])
     if raw.startswith(b"PK\x03\x04"):  # a zip: .keras models and .npz archives both are
         if source.endswith(".npz"):
             return "a NumPy .npz archive (probes or reference outputs)"
-        return "a Keras (.keras) model" if source.endswith(".keras") else None
-    if raw.startswith(b"\x93NUMPY"):
-        return "a NumPy .npy array"
-    if raw.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "an HDF5 (.h5) model"
-    if raw[4:8] == b"TFL3":
-        return "a TFLite model"
-    return None
+        return fmt.described if fmt is not None and source.endswith(fmt.suffixes) else None
+    return fmt.described if fmt is not None else None
 
 
 def decode_json(raw: bytes, source: str) -> Any:
@@ -145,9 +143,10 @@ def record_path(path: Path) -> Path:
     if path.is_dir() and not (path / FINGERPRINT_FILE).exists():
         if inside.exists():
             return inside
-        if (path / "saved_model.pb").exists():
+        fmt = formats.of_directory(path)
+        if fmt is not None:
             raise FingerprintError(
-                f"{path}: a SavedModel without a record ({inside} is missing); run 'envprint save {path}' "
+                f"{path}: {fmt.described} without a record ({inside} is missing); run 'envprint save {path}' "
                 "on the training host"
             )
     beside = default_sidecar(path) / FINGERPRINT_FILE

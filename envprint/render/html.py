@@ -175,13 +175,15 @@ def _output_section(c: OutputComparison, random: bool = False) -> str:
 
 
 def _evidence(x: Explanation) -> str:
-    return "<br>".join(f"<code>{_e(f.path)}</code>: {_e(_fmt(f.a))} → {_e(_fmt(f.b))}" for f in x.fields)
+    return "<br>".join(
+        f"<code>{_e(f.path)}</code>: {_e(_fmt(f.a, f.path))} → {_e(_fmt(f.b, f.path))}" for f in x.fields
+    )
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, path: str = "") -> str:
     from envprint.render.text import fmt
 
-    return fmt(value)
+    return fmt(value, path)
 
 
 def render_html(report: Report) -> str:
@@ -244,16 +246,16 @@ def render_html(report: Report) -> str:
         numerics = [e for e in env.entries if e.numerics]
         rest = [e for e in env.entries if not e.numerics]
 
-        def rows(entries):
-            return [[STATUS_MARK[e.status], e.path, _fmt(e.a), _fmt(e.b), e.topic] for e in entries]
+        def diff_rows(entries):
+            return [[STATUS_MARK[e.status], e.path, _fmt(e.a, e.path), _fmt(e.b, e.path), e.topic] for e in entries]
 
         body.append(f"<p>{len(env.entries)} differences, {len(numerics)} can change numerics.</p>")
         if numerics:
-            body.append(_table(["", "field", "saved", "now", "topic"], rows(numerics)))
+            body.append(_table(["", "field", "saved", "now", "topic"], diff_rows(numerics)))
         if rest:
             body.append(
                 f"<details><summary>{len(rest)} more that cannot change numerics</summary>"
-                + _table(["", "field", "saved", "now", "topic"], rows(rest))
+                + _table(["", "field", "saved", "now", "topic"], diff_rows(rest))
                 + "</details>"
             )
     title = f"envprint verify: {verdict}: {report.model}"

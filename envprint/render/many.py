@@ -123,7 +123,7 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
         if c.environment:
             out.line("  differs from the record in:")
             for e in c.environment[:10]:
-                out.line(f"    {STATUS_MARK[e.status]} {e.path}: {fmt(e.a)} -> {fmt(e.b)}  [{e.topic}]")
+                out.line(f"    {STATUS_MARK[e.status]} {e.path}: {fmt(e.a, e.path)} -> {fmt(e.b, e.path)}  [{e.topic}]")
             if len(c.environment) > 10:
                 out.line(f"    ... {len(c.environment) - 10} more")
         else:
@@ -137,7 +137,7 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
         if not d.entries:
             out.line("  no numerics-relevant difference in their fingerprints: the outputs differ all the same")
         for e in d.entries:
-            out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a)} -> {fmt(e.b)}  [{e.topic}]")
+            out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a, e.path)} -> {fmt(e.b, e.path)}  [{e.topic}]")
     bad = [h for h in report.hosts if h.status != "verified"]
     if bad:
         out.line()

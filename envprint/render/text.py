@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from envprint import formats
 from envprint.causes.diff import flatten
 from envprint.causes.registry import absent
 from envprint.models import (
@@ -51,7 +52,7 @@ def fmt(value: Any, path: str = "") -> str:
     return str(value)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
@@ -226,6 +227,7 @@ def file_names(files: list[str], model_name: str | None) -> str:
 
 DIFFERENCE_LABELS = {
     "inputs": "inputs", "outputs": "outputs", "parameter_count": "parameters", "layer_classes": "layer classes",
+    "format": "format",
 }  # fmt: skip
 
 
@@ -329,6 +331,8 @@ def render_report(report: Report, out: Writer) -> None:
             " (the record's digest uses envprint 0.1.0's scheme named-v1, which also hashed weight names; if this "
             f"model was only rebuilt or re-saved, re-save the record to get scheme {ident.weights_digest_scheme_now})"
         )
+    elif ident.weights == "same" and any(d.field == "format" for d in ident.differences):
+        weights += " (another format of the same weights)"
     elif ident.weights == "same" and (ident.files_changed or ident.files_missing or ident.files_added):
         weights += " (the files were rewritten, the weights are identical)"
     out.line(f"  weights:     {weights}")
@@ -414,10 +418,7 @@ def report_text(report: Report) -> str:
     return buffer.getvalue()
 
 
-FORMAT_WORDS = {
-    "keras": "a Keras (.keras) model", "h5": "an HDF5 (.h5) model", "savedmodel": "a SavedModel",
-    "tflite": "a TFLite model",
-}  # fmt: skip
+FORMAT_WORDS = {f.id: f.described for f in formats.FORMATS}
 
 
 def render_save(summary: SaveSummary, out: Writer) -> None:
