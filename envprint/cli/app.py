@@ -1,11 +1,10 @@
 """The command line: a thin Typer layer over the library.
 
-Owns: the Typer app and its root options, output streams (results on stdout, diagnostics on
-stderr), the one place where EnvprintError becomes an exit code (``_guard``; with ``--json``, an
-error document on stdout) and ``main``. The commands live one family per module (``single``,
-``inspect``, ``many``) over the shared options (``options``); each body parses, makes one library
-call and prints. They are imported through this module only (it orders them and gives each its
---help epilog once all are registered). Must not import TensorFlow at module level: ``--help``
+Owns: the Typer app and its root options, which commands there are (registered here, in --help's
+order, each given the exit-code epilog) and ``main``. The commands live one family per module
+(``single``, ``inspect``, ``many``) over the shared options (``options``) and the error boundary
+(``boundary._guard``, re-exported here: where EnvprintError becomes an exit code); each body
+parses, makes one library call and prints. Must not import TensorFlow at module level: ``--help``
 and ``diff`` of two files must start fast on hosts without it.
 """
 
