@@ -30,7 +30,7 @@ _LAZY = {
     "save": "check.saver",
     "verify": "check.verifier",
     "preflight": "check.verifier",
-    "Report": "models",
+    "Report": "render.text",  # models.Report, with its words (str(report)) registered by render.text
     "Tolerance": "models",
 }
 

@@ -69,12 +69,33 @@ def test_aggregate_reads_json_lines_on_stdin_and_names_hosts_by_line(reports):
     lines = "".join(json.dumps(json.loads(p.read_text())) + "\n" for p in sorted(reports.glob("*.json")))
     r = invoke("aggregate", input=lines)
     assert r.exit_code == 0, r.output
-    assert "envprint aggregate: 3 reports, 1 models" in r.output
+    assert "envprint aggregate: 3 reports, 1 model\n" in r.output
     assert "Class A: 2 hosts, identical, outputs " in r.output
     assert "  hosts: stdin:1, stdin:2" in r.output
-    assert "Class B: 1 hosts, within tolerance, outputs " in r.output
+    assert "Class B: 1 host, within tolerance, outputs " in r.output
     assert "Class A (stdin:1) vs class B (stdin:3):" in r.output
     assert "  ~ tensorflow.onednn.enabled: no -> yes  [onednn]" in r.output
+
+
+def test_aggregate_reads_reports_concatenated_as_cat_writes_them(reports):
+    """`cat reports/*.json | envprint aggregate -`: verify's indented documents one after another, and a mix with lines."""
+    files = sorted(reports.glob("*.json"))
+    texts = [p.read_text() for p in files]
+    assert texts[0].count("\n") > 1  # verify --json writes an indented document
+    r = invoke(*["aggregate", "-", "--json"], input="".join(texts))
+    assert r.exit_code == 0, r.output
+    (m,) = AggregateReport.model_validate_json(r.stdout).models
+    starts = [1, 1 + texts[0].count("\n"), 1 + texts[0].count("\n") + texts[1].count("\n")]
+    assert [(c.hosts, c.verdict) for c in m.classes] == [
+        ([f"stdin:{starts[0]}", f"stdin:{starts[1]}"], "identical"),
+        ([f"stdin:{starts[2]}"], "within_tolerance"),
+    ]
+    mixed = texts[0] + json.dumps(json.loads(texts[1])) + "\n" + texts[2]
+    r = invoke(*["aggregate", "-"], input=mixed)
+    assert r.exit_code == 0, r.output
+    first_line = 1 + texts[0].count("\n")
+    assert f"  hosts: stdin:1, stdin:{first_line}" in r.output
+    assert f"Class A (stdin:1) vs class B (stdin:{first_line + 1}):" in r.output
 
 
 def test_a_host_that_could_not_verify_counts_with_its_exit_code(reports, tmp_path):

@@ -137,8 +137,8 @@ def test_newer_schema_says_upgrade(tmp_path, cpu_json):
     r = invoke("diff", str(newer), str(cpu_json))
     assert r.exit_code == ExitCode.FINGERPRINT
     assert r.stderr == (
-        f"envprint: error: {newer}: schema_version 99 is newer than this envprint reads (1); "
-        "upgrade envprint: pip install -U envprint\n"
+        f"envprint: error: {newer}: a fingerprint written by a newer envprint (schema 99.1, this one reads 1.1); "
+        "read it with a newer envprint: pip install -U envprint\n"
     )
 
 

@@ -170,6 +170,7 @@ def test_verify_json_when_the_record_is_missing_is_an_error_document(mlp, tmp_pa
     assert json.loads(r.stdout) == {
         "error": {"exit_code": 3, "kind": "fingerprint", "message": message},
         "passed": False,
+        "schema_minor": 1,
         "schema_version": 1,
         "verdict": "error",
     }
@@ -386,7 +387,7 @@ def test_the_environment_line_names_the_record_and_never_promises_a_list_it_does
     same = compare_output("logits", e, e.copy(), Tolerance())
     text = str(report_of(same, environment=FingerprintDiff(a="fp", b="h", identical=False, entries=[entry])))
     assert (
-        "Environment: 1 difference from the saved host (0 can change numerics), and the probes did not change; "
+        "Environment: 1 difference from the saved host (0 can change numerics), and the outputs did not change; "
         "envprint diff model.keras.envprint/fingerprint.json --current lists them\n"
     ) in text
 

@@ -59,7 +59,11 @@ def test_edited_probes_rank_probes_changed_first(mlp, tmp_path):
     with np.load(probes, allow_pickle=False) as data:
         arrays = {k: data[k] + 1.0 for k in data.files}
     np.savez(probes, **arrays)
-    assert first_cause(envprint.verify(model)) == "probes_changed"
+    report = envprint.verify(model)
+    assert first_cause(report) == "probes_changed"
+    assert report.explanations[0].reasoning == (
+        "probes.npz no longer matches the sha256 in fingerprint.json: the probes were edited after save"
+    )
 
 
 def test_random_layer_at_inference_ranks_stochastic_inference_first(dropout_left_active, tmp_path):

@@ -354,6 +354,14 @@ def test_env_export_pins_this_hosts_packages_from_a_record(mlp, tmp_path):
         assert lines[0] == "# pip constraints: the distributions installed on the host that saved this fingerprint"
         assert f"numpy=={metadata.version('numpy')}" in lines
         assert f"pydantic=={metadata.version('pydantic')}" in lines
+        # What a model's numerics depend on, not the installer's tools nor envprint itself: named, not pinned.
+        tools = ("envprint", "pip", "setuptools", "wheel")
+        assert [line for line in lines if line.split("==")[0] in tools] == []
+        assert (
+            "# not pinned: "
+            + ", ".join(f"{name} {metadata.version(name)}" for name in tools)
+            + " (installers and envprint itself do not change a model's numerics)"
+        ) in lines
 
 
 def test_show_all_lists_every_installed_distribution():
@@ -424,3 +432,51 @@ def test_verify_preflight_predicts_the_drift_a_saved_gpu_host_leaves_here(mlp, t
     assert (data["a"], data["b"]) == (str(a100), "current host")
     expected = {e["cause"] for e in data["expectations"]}
     assert {"tensorflow_version", "keras_version", "device", "cuda_stack"} <= expected, expected
+
+
+# --------------------------------------------------------------------------- TF_CPP_MIN_LOG_LEVEL
+
+
+def _cli_with_log_level(level: str | None, *args: object) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    # oneDNN on, so that TensorFlow logs its notice before absl is initialised (off by default on AVX2-only CPUs)
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    argv = [sys.executable, "-m", "envprint", *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.subprocess
+def test_a_users_tf_cpp_min_log_level_of_2_keeps_tensorflows_start_up_lines_off_stderr(mlp, tmp_path):
+    """The value users export to quiet TensorFlow hides its INFO and WARNING lines, the early ones included."""
+    model = copy_into(mlp["tflite"], tmp_path)
+    assert invoke("save", model).exit_code == ExitCode.OK
+    done = _cli_with_log_level("2", "verify", model)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
+    # Level 0 asks for everything TensorFlow logs: the oneDNN notice and TFLite's delegate line come through.
+    done = _cli_with_log_level("0", "verify", model)
+    assert done.returncode == 0
+    assert "oneDNN custom operations are on" in done.stderr
+    assert "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in done.stderr
+
+
+def test_tf_cpp_min_log_level_is_read_as_tensorflow_reads_it():
+    from envprint.cli.streams import cpp_log_severity, min_log_level
+
+    assert min_log_level({}) == 3  # envprint's default: none of TensorFlow's start-up lines
+    assert [min_log_level({"TF_CPP_MIN_LOG_LEVEL": v}) for v in ("0", "1", " 2", "3", "9", "2x", "x", "")] == [
+        0, 1, 2, 3, 3, 2, 0, 3,
+    ]  # fmt: skip
+    assert min_log_level({"TF_CPP_MIN_LOG_LEVEL": "3"}, debug=True) == 0
+    lines = {
+        b"I0000 00:00:1700000000.123456   42 port.cc:153] oneDNN custom operations are on.\n": 0,
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n": 1,
+        b"2024-01-01 12:00:00.123456: W tensorflow/core/framework/op_kernel.cc:1] slow\n": 1,
+        b"E0000 00:00:1700000000.1 42 cuda_dnn.cc:8] Unable to register cuDNN factory\n": 2,
+        b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n": 0,
+        b"F0000 00:00:1700000000.1 42 check.cc:1] Check failed\n": None,  # a crash's explanation is always shown
+        b"envprint: error: model.keras: no such file\n": None,
+    }
+    assert {line: cpp_log_severity(line) for line in lines} == lines

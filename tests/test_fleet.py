@@ -257,3 +257,57 @@ def test_a_node_that_dies_mid_run_is_unreachable_not_a_mismatch(keras, cluster, 
     assert report.by_status == {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 1}
     assert [c.hosts for c in report.classes] == [[head]]
     assert report.exit_code == 4
+
+
+def test_fleet_reads_relative_model_and_fingerprint_paths_from_where_it_was_run(cluster, dw_model, monkeypatch):
+    """Ray runs each node's task in a directory of its own: relative paths are the caller's, not the worker's."""
+    from envprint.record.sidecar import default_sidecar
+
+    monkeypatch.chdir(dw_model.parent)
+    record = default_sidecar(Path(dw_model.name))
+    r = invoke(
+        *["fleet", dw_model.name, "--fingerprint", str(record), "--ray", cluster.address, "--json", "--timeout", "300"],
+    )
+    assert r.exit_code == 0, r.output
+    report = FleetReport.model_validate(json.loads(r.stdout))
+    assert report.model == dw_model.name
+    assert report.by_status == {"identical": 1, "within_tolerance": 1, "mismatch": 0, "error": 0, "unreachable": 0}
+
+
+def test_fleet_ships_a_model_given_by_a_relative_path(cluster, dw_model, monkeypatch):
+    monkeypatch.chdir(dw_model.parent)
+    r = invoke(*["fleet", dw_model.name, "--ray", cluster.address, "--ship", "--timeout", "300"])
+    assert r.exit_code == 0, r.output
+    assert f"envprint fleet: {dw_model.name}\n" in r.output
+    assert "2 hosts: 1 identical, 1 within tolerance, 0 mismatch, 0 could not verify, 0 unreachable" in r.output
+
+
+@pytest.mark.parametrize(
+    "ray_says",
+    [  # Ray 2.x's words (ray/_private/services.py) when 'auto' finds no cluster, or several
+        "Could not find any running Ray instance. Please specify the one to connect to by setting `--address` flag "
+        "or `RAY_ADDRESS` environment variable.",
+        "Could not find any running Ray instance. Please specify the one to connect to by setting the `--address` "
+        "flag or `RAY_ADDRESS` environment variable.",
+    ],
+)
+def test_the_ray_auto_error_gives_envprints_own_flag_not_rays(ray_says):
+    from envprint.many.ray_engine import ray_reason
+
+    assert ray_reason(ConnectionError(ray_says)) == "Could not find any running Ray instance."
+    assert ray_reason(ConnectionError("")) == "ConnectionError"
+
+
+def test_fleet_ray_local_is_documented_and_verifies_on_this_host_alone(mlp, tmp_path):
+    r = invoke(*["fleet", "--help"], env={"COLUMNS": "200"})
+    assert "'local' (a cluster of this host alone, started in this process, to try a setup)" in " ".join(
+        r.output.replace("│", " ").split()
+    )
+    model = tmp_path / "model.keras"
+    shutil.copy2(mlp["keras"], model)
+    assert invoke(*["save", str(model)]).exit_code == 0
+    r = invoke(*["fleet", str(model), "--ray", "local", "--json", "--timeout", "300"])
+    assert r.exit_code == 0, r.output
+    report = FleetReport.model_validate(json.loads(r.stdout))
+    assert [(c.name, len(c.hosts), c.verdict) for c in report.classes] == [("A", 1, "identical")]
+    assert report.by_status == {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 0}

@@ -314,7 +314,8 @@ def test_html_with_preflight_is_a_usage_error(drifted, tmp_path):
     r = invoke("verify", str(model), "--preflight", "--html", str(tmp_path / "x.html"))
     assert r.exit_code == 2
     assert (
-        r.stderr == "envprint: error: --html draws a verify report, which --preflight does not make; drop one of them\n"
+        r.stderr == "envprint: error: the html output cannot draw a preflight result (it draws a verify report or "
+        "an error); choose text, json or markdown\n"
     )
     assert not (tmp_path / "x.html").exists()
 

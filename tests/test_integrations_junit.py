@@ -101,7 +101,7 @@ def test_a_model_that_cannot_be_verified_is_an_error_case(tmp_path):
     (case,) = suite
     (error,) = case.result
     assert case.name == "verify" and isinstance(error, junitparser.Error)
-    assert error.message == r.stderr.strip().removeprefix("envprint: error: ")
+    assert error.message == r.stderr.splitlines()[0].removeprefix("envprint: error: ")
 
 
 def test_an_unwritable_junit_path_is_a_usage_error_in_one_line(recorded, tmp_path):
@@ -109,6 +109,15 @@ def test_an_unwritable_junit_path_is_a_usage_error_in_one_line(recorded, tmp_pat
     assert r.exit_code == ExitCode.USAGE
     assert r.stderr.startswith(f"envprint: error: {tmp_path / 'no' / 'such' / 'dir' / 'results.xml'}: cannot write")
     assert r.stderr.count("\n") == 1
+
+
+def test_an_unwritable_output_path_is_refused_before_any_work(tmp_path):
+    # The path is checked before the model is looked at: exit 2 (usage), not 4 (model), and no verdict is lost.
+    for flags in (["--junit-xml", tmp_path / "no" / "j.xml"], ["--output", f"markdown={tmp_path / 'no' / 's.md'}"]):
+        r = invoke("verify", tmp_path / "missing.keras", *flags)
+        assert r.exit_code == ExitCode.USAGE, r.stderr
+        assert r.stderr.startswith(f"envprint: error: {tmp_path / 'no'}/"), r.stderr
+        assert "does not exist); create it or give another path" in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_junit_xml_holds_one_suite_per_report_for_many_models(recorded, tmp_path):
@@ -127,5 +136,8 @@ def test_junit_xml_holds_one_suite_per_report_for_many_models(recorded, tmp_path
 def test_junit_xml_and_preflight_do_not_mix(recorded, tmp_path):
     r = invoke("verify", recorded, "--preflight", "--junit-xml", tmp_path / "results.xml")
     assert r.exit_code == ExitCode.USAGE
-    assert r.stderr == "envprint: error: --junit-xml reports a verify; --preflight does not verify: drop one of them\n"
+    assert r.stderr == (
+        "envprint: error: the junit output cannot draw a preflight result (it draws a verify report, an error or "
+        "a sweep summary); choose text, json or markdown\n"
+    )
     assert not (tmp_path / "results.xml").exists()

@@ -117,7 +117,11 @@ def test_a_model_that_cannot_be_loaded_fails_in_one_line(pytester: pytest.Pytest
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["envprint: could not verify: *"])
-    assert "Traceback" not in result.stdout.str()
+    out = result.stdout.str()
+    assert "Traceback" not in out
+    # Said once: not again as the exception pytest.fail was raised while handling.
+    assert "During handling of the above exception" not in out
+    assert out.count("model.keras: not a .keras archive (not a zip file: truncated or corrupt?)") == 1, out
 
 
 @pytest.mark.subprocess
@@ -141,4 +145,82 @@ def test_help_lists_the_update_option(pytester: pytest.Pytester):
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(
         ["envprint: verify models against their recorded fingerprints:", "  --envprint-update*"]
+    )
+
+
+def _recorded_project(pytester: pytest.Pytester, mlp_recorded, where: str) -> None:
+    folder = pytester.path / where
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(mlp_recorded, folder / "model.keras")
+    shutil.copytree(mlp_recorded.with_name("model.keras.envprint"), folder / "model.keras.envprint")
+
+
+def test_model_paths_are_read_from_the_test_files_directory_wherever_pytest_runs(
+    pytester: pytest.Pytester, mlp_recorded
+):
+    _recorded_project(pytester, mlp_recorded, "tests")
+    (pytester.path / "tests" / "test_model.py").write_text(
+        "def test_the_model_matches_its_record(envprint_verify):\n"
+        '    assert envprint_verify("model.keras", fingerprint="model.keras.envprint").verdict == "identical"\n'
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "tests").assert_outcomes(passed=1)  # from the project's root
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(pytester.path / "tests")  # cd tests && pytest
+        pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert sorted(p.name for p in pytester.path.iterdir()) == ["tests"]  # no record written anywhere else
+
+
+def test_the_ini_option_names_the_directory_of_the_models(pytester: pytest.Pytester, mlp_recorded):
+    _recorded_project(pytester, mlp_recorded, "data/models")
+    pytester.makeini("[pytest]\nenvprint_models_dir = data/models\n")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_model.py").write_text(
+        "def test_the_model_matches_its_record(envprint_verify):\n"
+        '    assert envprint_verify("model.keras").verdict == "identical"\n'
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(pytester.path / "tests")
+        pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_test_runs_once_per_recorded_model_of_a_folder(pytester: pytest.Pytester, mlp_recorded, mlp_retrained):
+    _recorded_project(pytester, mlp_recorded, "models/a")
+    _recorded_project(pytester, mlp_recorded, "models/b")
+    shutil.copy2(mlp_retrained, pytester.path / "models" / "b" / "model.keras")  # b no longer matches its record
+    shutil.copy2(mlp_retrained, pytester.path / "models" / "unrecorded.keras")  # no record: not a test
+    pytester.makepyfile(
+        test_models="""
+        import pytest
+
+        @pytest.mark.envprint_models("models")
+        def test_each_model_matches_its_record(envprint_verify, envprint_model):
+            envprint_verify(envprint_model)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_each_model_matches_its_record?a/model.keras? PASSED*",
+            "*test_each_model_matches_its_record?b/model.keras? FAILED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["envprint verify: MISMATCH: *", "  model:       models/b/model.keras"])
+
+    pytester.makepyfile(
+        test_models="""
+        import pytest
+
+        @pytest.mark.envprint_models("elsewhere")
+        def test_each_model_matches_its_record(envprint_verify, envprint_model):
+            envprint_verify(envprint_model)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_models.py::test_each_model_matches_its_record: no model with an envprint record under "
+            "elsewhere; record them with 'envprint save MODEL', or give the folder that holds them"
+        ]
     )

@@ -75,12 +75,20 @@ def test_the_keras_callback_example(keras, tmp_path, monkeypatch):
     assert envprint.read_fingerprint("model.keras.envprint/fingerprint.json").probes.num_probes == 16
 
 
-def test_the_pytest_example(pytester: pytest.Pytester, mlp):
-    shutil.copy2(mlp["keras"], pytester.path / "model.keras")
-    np.savez(pytester.path / "samples.npz", features=np.ones((3, 4), "float32"))
-    pytester.makepyfile(test_model=blocks("py")["Tests: the pytest plugin"])
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)  # the record did not exist: written
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+def test_the_pytest_example(pytester: pytest.Pytester, mlp, mlp_recorded):
+    tests = pytester.path / "tests"
+    (tests / "models" / "a").mkdir(parents=True)
+    shutil.copy2(mlp["keras"], tests / "model.keras")
+    np.savez(tests / "samples.npz", features=np.ones((3, 4), "float32"))
+    shutil.copy2(mlp_recorded, tests / "models" / "a" / "model.keras")
+    shutil.copytree(mlp_recorded.with_name("model.keras.envprint"), tests / "models" / "a" / "model.keras.envprint")
+    (tests / "test_model.py").write_text(blocks("py")["Tests: the pytest plugin"])
+    # From the project's root: tests/model.keras had no record (written now, the test fails once).
+    pytester.runpytest("-p", "no:cacheprovider", "tests").assert_outcomes(passed=1, failed=1)
+    assert envprint.read_fingerprint(tests / "model.keras.envprint" / "fingerprint.json").probes.num_probes == 3
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tests)  # cd tests && pytest: the same files
+        pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
 @pytest.mark.subprocess

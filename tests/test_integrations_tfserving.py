@@ -96,3 +96,17 @@ def test_a_failed_save_leaves_the_export_as_it_was(mlp, tmp_path):
     assert "TF Serving reads at most 1000 warm-up requests; pass --num-probes 1000 or fewer" in r.stderr
     assert tree(export) == before
     assert not (export / "assets.extra").exists()
+
+
+def test_the_warmup_file_is_readable_by_a_server_running_as_another_user(mlp, tmp_path):
+    """Under umask 022 the warm-up file is 0644 like the record beside it, not mkstemp's 0600."""
+    export = tmp_path / "export"
+    shutil.copytree(mlp["savedmodel"], export)
+    previous = os.umask(0o022)
+    try:
+        r = invoke("save", export, "--num-probes", "2", "--tf-serving-warmup")
+    finally:
+        os.umask(previous)
+    assert r.exit_code == ExitCode.OK, r.output + r.stderr
+    assert oct((export / WARMUP).stat().st_mode & 0o777) == oct(0o644)
+    assert oct((export / "assets.extra" / "envprint" / "probes.npz").stat().st_mode & 0o777) == oct(0o644)

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,3 +260,106 @@ def test_logging_again_under_a_registered_name_adds_a_version(logged, tracking, 
     version = mlflow.tracking.MlflowClient().get_model_version("envprint-mlp", "2")
     assert (version.run_id, version.source) == (again.run_id, again.model_uri)
     assert version.tags["envprint.weights_digest"] == logged.tags["envprint.weights_digest"]
+
+
+# --------------------------------------------------------------------------- a model MLflow's keras flavour logged
+
+
+@pytest.fixture(scope="module")
+def keras_flavour(tracking, mlp):
+    """The MLP logged by mlflow.keras.log_model (its MLmodel, data/model.keras), with the record beside it."""
+    pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
+    import mlflow.keras
+
+    with mlflow.start_run(experiment_id=tracking) as run:
+        info = mlflow.keras.log_model(mlp.model, name="model")
+        logged = envprint.mlflow.log_record(info, save_options={"num_probes": 4})
+    return run.info.run_id, info, logged
+
+
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
+def test_log_record_puts_the_record_beside_the_keras_flavours_artifacts(keras_flavour):
+    from mlflow.artifacts import download_artifacts
+
+    run_id, info, logged = keras_flavour
+    assert (logged.run_id, logged.model_uri) == (run_id, info.model_uri)
+    assert logged.record_uri == f"models:/{info.model_id}/envprint"
+    local = download_artifacts(artifact_uri=info.model_uri)
+    assert sorted(p.name for p in (Path(local) / "envprint").iterdir()) == [
+        "fingerprint.json",
+        "probes.npz",
+        "reference.npz",
+    ]
+    assert envprint.read_fingerprint(Path(local) / "envprint" / "fingerprint.json").probes.num_probes == 4
+    assert mlflow.tracking.MlflowClient().get_run(run_id).data.tags["envprint.model_format"] == "keras"
+    assert mlflow.get_logged_model(info.model_id).tags["envprint.model_format"] == "keras"
+    # MLflow's own loaders still load it: the record sits beside the flavour, not in its way.
+    x = np.ones((2, 4), "float32")
+    expected = mlflow.keras.load_model(info.model_uri).predict(x, verbose=0)
+    assert expected.shape == (2, 3)
+    np.testing.assert_array_equal(np.asarray(mlflow.pyfunc.load_model(info.model_uri).predict(x)), expected)
+
+
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
+def test_verify_finds_the_record_beside_a_flavours_model(keras_flavour):
+    _, info, logged = keras_flavour
+    r = invoke("verify", info.model_uri)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
+    assert f"  model:       {info.model_uri}\n" in r.stdout
+    assert f"  fingerprint: {info.model_uri}/envprint\n" in r.stdout
+
+
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
+def test_the_autolog_callback_logs_the_fitted_model_with_its_flavour_and_record(tracking, keras):
+    pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
+    inp = keras.Input((4,), name="features")
+    model = keras.Model(inp, keras.layers.Dense(2, name="score")(inp))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+    callback = envprint.mlflow.autolog_callback(registered_model_name="envprint-fitted", probes=x[:8])
+    with mlflow.start_run(experiment_id=tracking):
+        model.fit(x, np.zeros((32, 2), "float32"), epochs=1, verbose=0, callbacks=[callback])
+    logged = callback.logged
+    assert logged.tags["envprint.num_probes"] == "8"
+    np.testing.assert_array_equal(
+        np.asarray(mlflow.pyfunc.load_model("models:/envprint-fitted/1").predict(x[:3])),
+        model.predict(x[:3], verbose=0),
+    )
+    r = invoke("verify", "models:/envprint-fitted/1")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("envprint verify: PASSED (bit-identical)\n")
+    assert "  fingerprint: models:/envprint-fitted/1/envprint\n" in r.stdout
+
+
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
+def test_readme_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", tracking)
+    inp = keras.Input((4,), name="features")
+    model = keras.Model(inp, keras.layers.Dense(2, name="score")(inp))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+    np.savez(tmp_path / "samples.npz", features=x[:4])
+    namespace = {"model": model, "x": x, "y": np.zeros((32, 2), "float32")}
+    exec(compile(readme_block("MLflow", "python mlflow-flavour"), "README.md (MLflow flavour)", "exec"), namespace)
+    model_uri = capsys.readouterr().out.strip()
+    assert model_uri.startswith("models:/m-")
+    r = invoke("verify", model_uri)
+    assert r.exit_code == 0, r.output
+    assert f"  fingerprint: {model_uri}/envprint\n" in r.stdout
+
+
+@pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
+def test_a_keras_model_the_tensorflow_flavour_logged_gets_its_record_and_verifies(tracking, mlp):
+    pytest.importorskip("pandas", reason="MLflow's tensorflow flavour (mlflow.pyfunc) needs pandas")
+    import mlflow.tensorflow
+
+    with mlflow.start_run(experiment_id=tracking):
+        info = mlflow.tensorflow.log_model(mlp.model, name="tf-model")
+        logged = envprint.mlflow.log_record(info, save_options={"num_probes": 3})
+    assert logged.tags["envprint.model_format"] == "keras"
+    r = invoke("verify", info.model_uri)
+    assert r.exit_code == 0, r.output
+    assert f"  fingerprint: {info.model_uri}/envprint\n" in r.stdout

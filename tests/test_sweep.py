@@ -197,7 +197,7 @@ def test_ctrl_c_prints_what_is_done_and_exits_130(zoo, tmp_path):
         proc.kill()
     assert proc.returncode == 130, err
     assert "Sweep interrupted: 1 of 2 models (local, 1 workers): 1 identical" in out
-    assert "1 models were not verified (interrupted)." in out
+    assert "1 model was not verified (interrupted)." in out
     assert "envprint: interrupted" in err
     assert "Traceback" not in err
 

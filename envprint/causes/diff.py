@@ -17,9 +17,10 @@ from envprint.causes.gpu import GPU_ONLY, neither_has_gpu
 from envprint.causes.registry import ORDER, REGISTRY, topic_of
 from envprint.models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
 
-# Never compared: when the record was made, and the reasons a fact was unavailable (the fact's
-# own value, None, already shows in the diff).
-IGNORED = ("created_at", "*.unavailable.*", "unavailable.*", "*.unavailable", "unavailable")
+# Never compared: when the record was made, the minor schema it was written in (a fact about the
+# file, not the host), and the reasons a fact was unavailable (the fact's own value, None, already
+# shows in the diff).
+IGNORED = ("created_at", "schema_minor", "*.unavailable.*", "unavailable.*", "*.unavailable", "unavailable")
 
 
 def _summary(value: Any) -> Leaf:
@@ -147,7 +148,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
             )
         )
     entries.sort(key=lambda e: (not e.numerics, ORDER[e.topic], e.path))
-    return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries)
+    return FingerprintDiff(a=label_a, b=label_b, identical=not entries, entries=entries, passed=not entries)
 
 
 def _leaf(value: Any) -> Leaf:

@@ -35,7 +35,7 @@ from string import Formatter
 
 from envprint.causes.base import GRADE, Scoring, change, fmt, matches, moved_to
 from envprint.causes.diff import diff_fingerprints
-from envprint.causes.identity import format_words
+from envprint.causes.identity import edited_files, format_words
 from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read here, re-exported)
     FIT_KINDS,
     IDENTITY_RULES,
@@ -219,6 +219,7 @@ def explain(
         **format_words(ctx),
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
         "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
+        "edited": edited_files(identity.sidecar_files_changed),
     }
     found: dict[str, Explanation] = {}
     for cause, score, applies, why in IDENTITY_RULES:

@@ -18,6 +18,17 @@ def format_change(c: Scoring) -> tuple[str, str] | None:
     return None if change is None else (str(change.saved), str(change.current))
 
 
+def edited_files(files: list[str]) -> str:
+    """What an edit of these record files changed, named: the probes, the reference, or the record."""
+    if set(files) == {"probes.npz"}:
+        return "the probes were"
+    if set(files) == {"reference.npz"}:
+        return "the reference was"
+    if set(files) == {"probes.npz", "reference.npz"}:
+        return "the probes and the reference were"
+    return "the record was"
+
+
 def format_words(c: Scoring) -> dict[str, str]:
     """{format_saved} and {format_now}: the two formats as a message names them ('a Keras (.keras) model')."""
     change = format_change(c)
@@ -90,7 +101,7 @@ FAMILY = Family(
          "the weights cannot be compared across formats (saved {scheme_saved}, this model {scheme_now}) and the inputs "
          "and outputs match: the outputs are the evidence"),
         ("probes_changed", 1.0, lambda c: bool(c.identity.sidecar_files_changed),
-         "{sidecar_files} {match_verb} the sha256 in fingerprint.json: the reference was edited after save"),
+         "{sidecar_files} {match_verb} the sha256 in fingerprint.json: {edited} edited after save"),
         ("model_file_rewritten", 0.05, lambda c: c.observed != "identical" and c.identity.weights == "same" and bool(
             c.identity.files_changed or c.identity.files_missing or c.identity.files_added),
          "model files changed ({files}) but the weights digest is the saved one: a re-save, not another model"),

@@ -60,10 +60,9 @@ class _Numbers:
         )
 
     def __str__(self) -> str:
-        if self.n_differ == 0:
-            return f"bit-identical ({self.size} elements)"
-        ulp = f", max {self.max_ulp} ULP" if self.max_ulp is not None else ""
-        return f"{self.n_differ} / {self.size} differ, {self.n_oot} out of tolerance{ulp}"
+        from envprint.render.text import counts_words
+
+        return counts_words(self.size, self.n_differ, self.n_oot, self.max_ulp)
 
 
 PARTIAL = 4  # "much closer": max ULP or differing elements at least this many times fewer than the control's
@@ -319,15 +318,14 @@ def investigate(
         s.control_arrays = outcome.arrays["full"]
         s.control = s.numbers(s.control_arrays)
         seen = _Numbers.of(report.outputs)
+        from envprint.render.text import control_words
+
         if s.control.n_differ == 0:
-            why = (
-                f"a fresh process on this host matches the reference bit for bit, while verify saw {seen}: the "
-                "drift did not reproduce; suspect state in the verifying process (settings changed at run time, "
-                "a random layer), not the host"
-            )
+            why = control_words(False, str(s.control), str(seen))
             return [_result(CONTROL, "not_reproduced", why, s.control, outcome.seconds)]
-        why = f"a fresh process reproduces the drift: {s.control} (verify saw {seen})"
-        control = _result(CONTROL, "reproduced", why, s.control, outcome.seconds)
+        control = _result(
+            CONTROL, "reproduced", control_words(True, str(s.control), str(seen)), s.control, outcome.seconds
+        )
         tried = [s.attempt(r, i) for i, r in enumerate(restores, start=2)]
         ran = [r for r, t in zip(restores, tried, strict=True) if t.status != "untestable"]
         if len(ran) > 1 and not any(t.status == "confirmed" for t in tried):

@@ -2,8 +2,8 @@
 
 Owns: ``is_mlflow_uri`` and ``local_copy``: a ``runs:/<run_id>/<path>`` or
 ``models:/<name>/<version>`` (or ``models:/<name>@<alias>``) URI downloaded, with its run's
-``envprint/`` record, to a temporary directory that is removed afterwards; and the tracking
-store it is read from. A local store (sqlite, or a folder) that does not exist is refused before
+``envprint/`` record (for a model an MLflow flavour logged: the record beside its artifacts), to a
+temporary directory that is removed afterwards; and the tracking store it is read from. A local store (sqlite, or a folder) that does not exist is refused before
 MLflow opens it: opening one creates it, and MLflow's default is ``./mlflow.db`` in the working
 directory, so a verify with no store set would leave an empty database behind and blame the run.
 
@@ -175,15 +175,23 @@ def local_copy(uri: str | Path, fingerprint: str | Path | None = None) -> Iterat
     mlflow = import_mlflow()
     from mlflow.artifacts import download_artifacts
 
+    from envprint.record.mlflow_model import flavour_model
     from envprint.record.sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, default_sidecar
 
     uri = str(uri)
     store = tracking_store(mlflow, uri)
     with tempfile.TemporaryDirectory(prefix="envprint-mlflow-") as tmp:
-        model = _model_in(_download_model(download_artifacts, uri, store, tmp), uri)
+        downloaded = _download_model(download_artifacts, uri, store, tmp)
+        flavoured = flavour_model(downloaded)
+        model = flavoured or _model_in(downloaded, uri)
         record_uri = None
         inside = default_sidecar(model) / FINGERPRINT_FILE
-        if fingerprint is None and model.is_dir() and inside.is_file():
+        beside = downloaded / RECORD_ARTIFACT_PATH / FINGERPRINT_FILE
+        if fingerprint is None and flavoured is not None and beside.is_file():
+            # A model a flavour logged, its record logged beside the flavour's artifacts (log_record(MODEL_URI)).
+            fingerprint = beside
+            record_uri = f"{uri.rstrip('/')}/{RECORD_ARTIFACT_PATH}"
+        elif fingerprint is None and model.is_dir() and inside.is_file():
             # A SavedModel carries its record inside (assets.extra/envprint/): verify against that copy,
             # whose files the digest of the model directory leaves out.
             fingerprint = inside

@@ -184,21 +184,11 @@ def _refuse_uninformative(
     bad = uninformative(inputs if reference is None else reference)
     if not bad:
         return []
-    names = ", ".join(repr(n) for n in bad)
-    one = len(bad) == 1
-    error: type[FingerprintError] | type[ModelError]
-    if reference is None:
-        where, error = probes_path or "generated probes", FingerprintError
-        text = (
-            f"{where}: probe input{'' if one else 's'} {names} hold{'s' if one else ''} only NaN or infinite values: "
-            "any model on any host gives the same answer to them, so verify could never fail; give real samples"
-        )
-    else:
-        where, error = model_path, ModelError
-        text = (
-            f"{where}: output{'' if one else 's'} {names} {'is' if one else 'are'} NaN or infinite for every probe, "
-            "so verify could never tell this model from another; check the model and the probes"
-        )
+    from envprint.render.text import nonfinite_words
+
+    probes = reference is None
+    error: type[FingerprintError] | type[ModelError] = FingerprintError if probes else ModelError
+    text = nonfinite_words(str(probes_path or "generated probes") if probes else str(model_path), bad, probes=probes)
     if not allow:
         raise error(f"{text}; pass --allow-nonfinite (allow_nonfinite=True) to record them anyway")
     return [f"{text} (recorded anyway: --allow-nonfinite)"]
@@ -210,10 +200,9 @@ def _same_for_every_probe(reference: Mapping[str, np.ndarray]) -> list[str]:
     n = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
     if n < 2 or not all(a.ndim and a.shape[0] == n and bool((a == a[:1]).all()) for a in arrays):
         return []
-    return [
-        f"outputs are the same for all {n} probes: the record cannot tell much drift apart (a model that ignores "
-        "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
-    ]
+    from envprint.render.text import same_for_every_probe_words
+
+    return [same_for_every_probe_words(n)]
 
 
 def _cannot_write(target: Path, exc: OSError) -> FingerprintError:

@@ -40,6 +40,7 @@ from envprint.models import (
     Tolerance,
 )
 from envprint.record import digests, sidecar, signing, store
+from envprint.render import text as _words  # noqa: F401  (registers str(report): models imports no render)
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
@@ -268,7 +269,8 @@ def _preflight(model: Any, fingerprint: str | Path | None, signing_key: bytes | 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path, _ = locate_after_model(model_path, None, fingerprint)
     saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
-    return expect(saved, capture(), label or str(fp_path), "current host")
+    result = expect(saved, capture(), label or str(fp_path), "current host")
+    return result.model_copy(update={"passed": not result.expects_change})  # exit 0 of --preflight
 
 
 def _may_be_random(saved: Fingerprint) -> bool:

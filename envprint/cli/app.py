@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from envprint._version import __version__
 from envprint.cli.boundary import SIGPIPE_EXIT, _guard, _print_json_error, _state  # noqa: F401 (_guard, SIGPIPE_EXIT: re-exported)
-from envprint.cli.streams import CppLogFilter
+from envprint.cli.streams import CppLogFilter, min_log_level, one_line_warnings
 from envprint.errors import one_line
 
 EXIT_CODES_HELP = """\b
@@ -128,12 +128,13 @@ def main() -> None:
     # touches the collector of a process that is not its own (a server's).
     gc.disable()
     args = sys.argv[1:]
-    # Unless --debug, or the user asked TensorFlow for its log lines (a level below 3).
-    quiet = "--debug" not in args and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() == "3"
+    # TensorFlow's C++ lines below the level the user set (envprint's default: all); none under --debug.
+    level = min_log_level(os.environ, debug="--debug" in args)
     try:
-        log_filter = CppLogFilter() if quiet else None
+        log_filter = CppLogFilter(level) if level else None
     except OSError:  # no file descriptor 2 to filter (a daemon with stderr closed): nothing to silence
         log_filter = None
+    one_line_warnings()
     try:
         app()
     finally:

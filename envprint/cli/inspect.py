@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from envprint.cli.boundary import _guard, quiet_tensorflow, writer
-from envprint.cli.options import AllOpt, JsonOpt
+from envprint.cli.boundary import _guard, outputs, quiet_tensorflow
+from envprint.cli.options import AllOpt, JsonOpt, OutputOpt
 from envprint.cli.streams import emit
 from envprint.errors import ExitCode, UsageError
 
@@ -24,23 +24,19 @@ def show(
         bool, typer.Option("--no-tensorflow", help="Do not import TensorFlow; its sections are recorded as absent.")
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Declare the seed your training used.")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Capture this host's fingerprint and print it."""
+    outs = outputs(output, json=json_out)
 
     def body() -> None:
         from envprint.check.capture import capture
-        from envprint.record.store import canonical_json
 
+        outs.check("fingerprint", show_all=show_all)
         quiet_tensorflow()
-        fp = capture(tensorflow=not no_tensorflow, seed=seed)
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(fp)))
-        else:
-            from envprint.render.text import render_fingerprint
+        outs.write(capture(tensorflow=not no_tensorflow, seed=seed))
 
-            emit(lambda: render_fingerprint(fp, writer(), show_all=show_all))
-
-    _guard(body, json_out)
+    _guard(body, outs)
 
 
 def diff(
@@ -56,17 +52,20 @@ def diff(
     current: Annotated[bool, typer.Option("--current", help="Compare A with this host, captured now.")] = False,
     json_out: JsonOpt = False,
     show_all: AllOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Show what differs between two fingerprints, numerics-relevant differences first.
 
     Exit 0 when they are the same, 1 when they differ, 2 or more when they cannot be compared.
     Comparing two files never imports TensorFlow.
     """
+    outs = outputs(output, json=json_out)
 
     def body() -> int:
         from envprint.causes.explain import expect
-        from envprint.record.store import canonical_json, read_fingerprint
+        from envprint.record.store import read_fingerprint
 
+        outs.check("diff", show_all=show_all)
         if (b is None) == (not current):
             raise UsageError("give either a second fingerprint B or --current, not both and not neither")
         fa = read_fingerprint(a)
@@ -78,16 +77,11 @@ def diff(
         else:
             fb, label_b = read_fingerprint(b), str(b)
         result = expect(fa, fb, str(a), label_b)
-        if json_out:
-            emit(lambda: sys.stdout.write(canonical_json(result)))
-        else:
-            from envprint.render.text import render_diff
-
-            name = (fa.model or fb.model).name if (fa.model or fb.model) else None
-            emit(lambda: render_diff(result, writer(), show_all=show_all, model_name=name))
+        outs.context.model_name = (fa.model or fb.model).name if (fa.model or fb.model) else None
+        outs.write(result)
         return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(body, json_out))
+    raise typer.Exit(_guard(body, outs))
 
 
 def env_export(
@@ -95,7 +89,7 @@ def env_export(
         Path, typer.Argument(metavar="FINGERPRINT", help="A fingerprint.json, or the sidecar directory that holds it.")
     ],
 ) -> None:
-    """Print a pip constraints file pinning every package of the saved host.
+    """Print a pip constraints file pinning the saved host's packages (all but pip, setuptools, wheel, envprint).
 
     Use: envprint env-export FINGERPRINT > constraints.txt && pip install -c constraints.txt 'tensorflow==X'
     """

@@ -11,13 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from envprint.cli.boundary import _guard, quiet_tensorflow, writer
+from envprint.cli.boundary import _guard, outputs, quiet_tensorflow, writer
 from envprint.cli.options import (
     AtolOpt,
     CustomOpt,
     ExactOpt,
     JsonOpt,
     ModelArg,
+    OutputOpt,
     RequireSigOpt,
     RtolOpt,
     TaskCpusOpt,
@@ -27,7 +28,6 @@ from envprint.cli.options import (
     ray_options,
     verify_options,
 )
-from envprint.cli.streams import emit
 from envprint.errors import KINDS
 
 
@@ -36,12 +36,6 @@ def _error_document(item: Any) -> Any:
 
     kind = KINDS.get(item.exit_code, "internal")
     return ErrorDocument(error=ErrorInfo(exit_code=item.exit_code, kind=kind, message=item.error or "could not verify"))
-
-
-def _json_line(model: Any) -> str:
-    import json
-
-    return json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def sweep(  # size: long only by its option declarations; the body is parse, one library call, emit
@@ -86,6 +80,7 @@ def sweep(  # size: long only by its option declarations; the body is parse, one
     json_out: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one verify report per model as it finishes, then the summary.")
     ] = False,
+    output: OutputOpt = None,
 ) -> None:
     """Verify every model that has a record under the given paths, in this environment.
 
@@ -93,12 +88,14 @@ def sweep(  # size: long only by its option declarations; the body is parse, one
     models first). Exit 0 when all pass, 1 when any mismatches, 2 or more when any could not be
     verified (the highest such code; each model says why). Ctrl-C prints what is done (exit 130).
     """
+    outs = outputs(output, junit_xml=junit_xml, json_lines=json_out)
 
     def body() -> int:
+        outs.check("sweep")  # every path, before any model is looked at
         from envprint.many.sweep import sweep as do_sweep
 
         quiet_tensorflow()
-        printer = _SweepPrinter(json_out, junit_xml)
+        progress = _SweepProgress(json_out, outs.context.items)
         summary = do_sweep(
             paths or [],
             list_file=list_file,
@@ -107,64 +104,62 @@ def sweep(  # size: long only by its option declarations; the body is parse, one
             ray=ray_options(ray_address, task_cpus, task_memory, task_resource, jobs) if ray_address else None,
             max_models_per_worker=max_models_per_worker,
             max_worker_rss=max_worker_rss * 2**20,
-            on_item=printer.on_item,
+            on_item=progress.on_item,
         )
-        printer.finish(summary)
+        progress.finish(summary)
+        outs.write(summary)
         if summary.interrupted:
             sys.stderr.write("envprint: interrupted\n")
             return 130
         return summary.exit_code
 
-    raise typer.Exit(_guard(body, json_out))
+    raise typer.Exit(_guard(body, outs))
 
 
-class _SweepPrinter:
-    """A sweep's output as it runs: one line per model (text, or JSON Lines), a progress bar on a
-    terminal, then the summary; --junit-xml gathers one suite per model and is written at the end."""
+class _SweepProgress:
+    """A sweep's lines as it runs: one per model (text, or with --json the JSON Lines record verify
+    --json prints), a progress bar on a terminal; each (item, report) kept for the outputs table
+    (JUnit: each report, or the error of a model not verified). The summary is the table's."""
 
-    def __init__(self, json_out: bool, junit_xml: Path | None) -> None:
-        self.json_out, self.junit_xml = json_out, junit_xml
+    def __init__(self, json_out: bool, items: list[Any]) -> None:
+        self.json_out, self.items = json_out, items
         self.out = writer()
         self.progress: Any = None
-        self.suites: list[Any] = []  # each report, or the error suite of a model not verified
 
     def on_item(self, item: Any, report: Any, done: int, total: int) -> None:
         from envprint.render.many import Progress, sweep_line
+        from envprint.render.outputs import json_line
 
-        if self.junit_xml is not None:
-            from envprint.render.junit import error_suite
-
-            self.suites.append(report if report is not None else error_suite(item.model, item.error or ""))
+        self.items.append((item, report))
         if self.progress is None:
             self.progress = Progress(total)
         self.progress.clear()
         if self.json_out:  # each line what `envprint verify MODEL --json` prints: a report, or the error document
-            sys.stdout.write(_json_line(report if report is not None else _error_document(item)))
+            sys.stdout.write(json_line(report if report is not None else _error_document(item)))
         else:
             self.out.line(sweep_line(item))
         sys.stdout.flush()
         self.progress.update(done)
 
     def finish(self, summary: Any) -> None:
-        from envprint.render.many import render_sweep_summary
-
         if self.progress is not None:
             self.progress.clear()
         if self.json_out:
-            sys.stdout.write(_json_line(summary))
-        else:
-            render_sweep_summary(summary, self.out)
-        if self.junit_xml is not None:
-            from envprint.render.junit import write_junit_xml
+            from envprint.render.outputs import json_line
 
-            write_junit_xml(self.junit_xml, self.suites, name="envprint sweep")
+            sys.stdout.write(json_line(summary))
 
 
-def fleet(
+def fleet(  # size: long only by its option declarations; the body is parse, one library call, emit
     model: ModelArg,
     ray_address: Annotated[
         str,
-        typer.Option("--ray", metavar="ADDRESS", help="The Ray cluster: host:6379, ray://host:10001, or 'auto'."),
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="The Ray cluster: host:6379, ray://host:10001, 'auto' (this node's cluster), or 'local' "
+            "(a cluster of this host alone, started in this process, to try a setup).",
+        ),
     ],
     fingerprint: Annotated[
         Path | None, typer.Option("--fingerprint", help="The record (default: found beside MODEL).")
@@ -192,6 +187,7 @@ def fleet(
     unsafe: UnsafeOpt = False,
     require_signature: RequireSigOpt = False,
     json_out: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Verify one model on every alive node of a Ray cluster and group the nodes into equivalence classes.
 
@@ -199,10 +195,12 @@ def fleet(
     record and bit-identical outputs. Exit 0 when every node passes, 1 when any mismatches, 2 or
     more when any could not verify (4 for a node that died or never ran its task: unreachable).
     """
+    outs = outputs(output, json=json_out, model=model)
 
     def body() -> int:
         from envprint.many.fleet import fleet as do_fleet
 
+        outs.check("fleet")
         report = do_fleet(
             model,
             ray=ray_options(ray_address, task_cpus, task_memory, task_resource),
@@ -211,22 +209,10 @@ def fleet(
             ship_limit=ship_limit * 2**20,
             timeout=timeout,
         )
-        _print(report, json_out, "render_fleet")
+        outs.write(report)
         return report.exit_code
 
-    raise typer.Exit(_guard(body, json_out))
-
-
-def _print(result: Any, json_out: bool, renderer: str) -> None:
-    """A fleet-wide result on stdout: canonical JSON, or ``render_fleet.<renderer>`` for people.
-    Through ``emit``: a reader that closes the pipe early leaves the exit code the result's."""
-    from envprint.record.store import canonical_json
-    from envprint.render import many as render_fleet
-
-    if json_out:
-        emit(lambda: sys.stdout.write(canonical_json(result)))
-    else:
-        emit(lambda: getattr(render_fleet, renderer)(result, writer()))
+    raise typer.Exit(_guard(body, outs))
 
 
 def aggregate(
@@ -235,21 +221,24 @@ def aggregate(
         typer.Argument(
             metavar="REPORT...",
             help="'envprint verify --json' outputs: files, directories of *.json/*.jsonl, or '-' (default) for "
-            "JSON Lines on stdin.",
+            "stdin (reports one after another: concatenated, as 'cat reports/*.json' gives them, or JSON Lines).",
         ),
     ] = None,
     json_out: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Group hosts into equivalence classes from their 'envprint verify --json' reports (any engine).
 
     A host is named by its report's file (or stdin:LINE). Same classes and exit codes as fleet.
     """
+    outs = outputs(output, json=json_out)
 
     def body() -> int:
         from envprint.many.aggregate import aggregate as do_aggregate
 
+        outs.check("aggregate")
         result = do_aggregate(reports or [], stdin=sys.stdin)
-        _print(result, json_out, "render_aggregate")
+        outs.write(result)
         return result.exit_code
 
-    raise typer.Exit(_guard(body, json_out))
+    raise typer.Exit(_guard(body, outs))

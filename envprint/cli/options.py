@@ -1,6 +1,6 @@
 """Options the commands share: their declarations (``Annotated`` types) and how their values are parsed.
 
-Owns: tolerance (--rtol/--atol/--exact), custom objects, the signing key from the environment,
+Owns: --json, --output, tolerance (--rtol/--atol/--exact), custom objects, the signing key from the environment,
 --format, --input-shape, the Ray options and a sweep's or fleet's verify options. Must not import
 TensorFlow at module level.
 """
@@ -16,6 +16,16 @@ from envprint import formats
 from envprint.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
+OutputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT[=PATH]",
+        help="Also write the result as FORMAT (text, json, html, junit, markdown) to PATH ('-': stdout; repeatable). "
+        "Every PATH is checked before any work.",
+    ),
+]
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
 
 

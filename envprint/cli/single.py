@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from envprint.cli.boundary import _guard, quiet_tensorflow, writer
+from envprint.cli.boundary import _guard, outputs, quiet_tensorflow, this_host
 from envprint.cli.options import (
     AtolOpt,
     CustomOpt,
@@ -20,6 +20,7 @@ from envprint.cli.options import (
     HtmlOpt,
     JsonOpt,
     ModelArg,
+    OutputOpt,
     RtolOpt,
     SignatureOpt,
     UnsafeOpt,
@@ -29,8 +30,7 @@ from envprint.cli.options import (
     parse_tolerance,
     positive,
 )
-from envprint.cli.streams import emit
-from envprint.errors import EnvprintError, ExitCode, UsageError
+from envprint.errors import ExitCode, UsageError
 
 
 def save(  # size: long only by its option declarations; the body is parse, one library call, emit
@@ -107,10 +107,13 @@ def save(  # size: long only by its option declarations; the body is parse, one 
         float, typer.Option("--margin", help="With --tolerance-from: the factor on the measured drift (>= 1).")
     ] = 2.0,
     json_out: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
+    outs = outputs(output, json=json_out)
 
     def body() -> None:
+        outs.check("save")
         if tf_serving_warmup:
             from envprint.integrations.tfserving import save_with_warmup as do_save
         else:
@@ -137,24 +140,11 @@ def save(  # size: long only by its option declarations; the body is parse, one 
             sign_key=env_signing_key(required=True) if sign else None,
             allow_nonfinite=allow_nonfinite,
         )
-        _print_save(result, json_out)
+        for warning in result.warnings:
+            sys.stderr.write(f"envprint: WARNING: {warning}\n")
+        outs.write(result.summary())
 
-    _guard(body, json_out)
-
-
-def _print_save(result: Any, json_out: bool) -> None:
-    """The save's warnings on stderr, and what it wrote on stdout: canonical JSON, or text for people."""
-    for warning in result.warnings:
-        sys.stderr.write(f"envprint: WARNING: {warning}\n")
-    summary = result.summary()
-    if json_out:
-        from envprint.record.store import canonical_json
-
-        emit(lambda: sys.stdout.write(canonical_json(summary)))
-    else:
-        from envprint.render.text import render_save
-
-        emit(lambda: render_save(summary, writer()))
+    _guard(body, outs)
 
 
 def verify(  # size: long only by its option declarations; the body is parse, one library call, emit
@@ -210,20 +200,30 @@ def verify(  # size: long only by its option declarations; the body is parse, on
     ] = None,
     json_out: JsonOpt = False,
     html: HtmlOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """Recompute the probes on this host and compare them with the saved reference.
 
     MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
     and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
     Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
-    could not verify (the exit codes are below). Writes nothing but the --html page.
+    could not verify (the exit codes are below). Writes nothing but the outputs asked for (--output).
     """
+    outs = outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
 
     def body() -> int:
+        if preflight and investigate:
+            raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
+        # every path and extra, before any work; JUnit's properties: this host, TensorFlow's facts if imported
+        outs.check("preflight" if preflight else "report", host=this_host)
         quiet_tensorflow()
-        _refuse_combinations(preflight, investigate, junit_xml, html)
         if preflight:
-            return _preflight(model, fingerprint, require_signature, json_out)
+            from envprint.check.verifier import preflight as do_preflight
+
+            result = do_preflight(model, fingerprint=fingerprint, require_signature=require_signature,
+                                  signing_key=env_signing_key(required=False))  # fmt: skip
+            outs.write(result)
+            return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
         from envprint.check.options import VerifyOptions
         from envprint.check.verifier import verify_with
 
@@ -240,102 +240,33 @@ def verify(  # size: long only by its option declarations; the body is parse, on
             investigate_timeout=investigate_timeout,
             progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
         )
-        try:
-            report = verify_with(model, options)
-        except EnvprintError as exc:
-            _junit_of_error(junit_xml, model, exc)
-            raise
-        _write_files(report, model, junit_xml, html)
-        _print_report(report, json_out)
+        # an error that stops it reaches every output through _guard: the CI panel shows "could not verify"
+        report = verify_with(model, options)
+        outs.write(report)
         return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
 
-    raise typer.Exit(_guard(body, json_out))
-
-
-def _refuse_combinations(preflight: bool, investigate: bool, junit_xml: Path | None, html: Path | None) -> None:
-    """Options that cannot go together, and a missing extra, refused before any work."""
-    if html is not None and preflight:
-        raise UsageError("--html draws a verify report, which --preflight does not make; drop one of them")
-    if html is not None:
-        from envprint.render.html import require_matplotlib
-
-        require_matplotlib()  # before the model loads: a missing extra fails fast
-    if preflight and investigate:
-        raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
-    if preflight and junit_xml is not None:
-        raise UsageError("--junit-xml reports a verify; --preflight does not verify: drop one of them")
-
-
-def _preflight(model: Path, fingerprint: Path | None, require_signature: bool, json_out: bool) -> int:
-    from envprint.check.verifier import preflight
-
-    result = preflight(model, fingerprint=fingerprint, require_signature=require_signature,
-                       signing_key=env_signing_key(required=False))  # fmt: skip
-    if json_out:
-        from envprint.record.store import canonical_json
-
-        emit(lambda: sys.stdout.write(canonical_json(result)))
-    else:
-        from envprint.render.text import render_diff
-
-        emit(lambda: render_diff(result, writer()))
-    return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
-
-
-def _junit_of_error(junit_xml: Path | None, model: Path, exc: EnvprintError) -> None:
-    """--junit-xml when verify could not run: the CI panel shows "could not verify" as an error, not as nothing."""
-    if junit_xml is None:
-        return
-    from envprint.check.reports import write_junit
-
-    try:
-        write_junit(junit_xml, model, exc)
-    except UsageError as unwritable:  # the error that stopped verify is the one to exit with
-        sys.stderr.write(f"envprint: WARNING: {unwritable}\n")
-
-
-def _write_files(report: Any, model: Path, junit_xml: Path | None, html: Path | None) -> None:
-    """The files a verify writes besides stdout: --junit-xml and --html."""
-    if junit_xml is not None:
-        from envprint.check.reports import write_junit
-
-        write_junit(junit_xml, model, report)
-    if html is not None:
-        _write_html(report, html)
-
-
-def _print_report(report: Any, json_out: bool) -> None:
-    """The verify report on stdout: canonical JSON, or text for people."""
-    if json_out:
-        from envprint.record.store import canonical_json
-
-        emit(lambda: sys.stdout.write(canonical_json(report)))
-    else:
-        from envprint.render.text import render_report
-
-        emit(lambda: render_report(report, writer()))
-
-
-def _write_html(report: Any, path: Path) -> None:
-    from envprint.check.reports import write_html
-
-    write_html(report, path)
-    sys.stderr.write(f"envprint: wrote {path}\n")
+    raise typer.Exit(_guard(body, outs))
 
 
 def report_command(
     report_json: Annotated[
         Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
     ],
-    html: Annotated[Path, typer.Option("--html", help="Write the report as one self-contained HTML page here.")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the report as one self-contained HTML page here.")
+    ] = None,
+    output: OutputOpt = None,
 ) -> None:
-    """Draw a saved verify report as one self-contained HTML page with plots (pip install 'envprint[html]')."""
+    """Draw a saved verify report (or verify's error document) again: an HTML page with plots
+    (pip install 'envprint[html]'), Markdown, JUnit XML, or text."""
+    outs = outputs(output, html=html, text_unless_files=True)
 
     def body() -> None:
-        from envprint.record.store import read_report
-        from envprint.render.html import require_matplotlib
+        from envprint.record.store import read_report_or_error
 
-        require_matplotlib()
-        _write_html(read_report(report_json), html)
+        outs.check("report", host=this_host)  # every output that draws a report draws verify's error document too
+        result = read_report_or_error(report_json)
+        outs.context.kind = "error" if result.verdict == "error" else "report"
+        outs.write(result)
 
     _guard(body)

@@ -8,8 +8,11 @@ Must not import TensorFlow, Keras or NumPy: ``env-export`` runs before TensorFlo
 Why a constraints file and not a requirements file: ``pip install -c constraints.txt
 'tensorflow==X'`` installs only what TensorFlow needs, each at the saved version, so a
 package that the saved host had for other reasons (a notebook, a linter) is pinned but never
-installed. Every distribution is listed, envprint itself included: a constraint on a package
-that is not requested costs nothing, and a pin left out is a version pip is free to choose.
+installed. Every distribution a model's numerics can depend on is listed: a constraint on a
+package that is not requested costs nothing, and a pin left out is a version pip is free to
+choose. Left out (named in a comment) are the installer's own tools and envprint itself
+(``UNPINNED``): they never change what a model computes, and pinning them would hold back the
+pip that installs the pins, or ask for an envprint that may exist on no index.
 """
 
 from __future__ import annotations
@@ -17,9 +20,18 @@ from __future__ import annotations
 import platform
 import shlex
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envprint.models import Fingerprint
+
+# Distributions that do not take part in a model's numerics: the tools that install packages, and
+# the tool that wrote the record.
+UNPINNED = frozenset({"envprint", "pip", "setuptools", "wheel"})
+
+
+def _unpinned(installed: dict[str, str]) -> list[str]:
+    return sorted(name for name in installed if canonicalize_name(name) in UNPINNED)
 
 
 def _minor(version: str) -> str:
@@ -29,6 +41,8 @@ def _minor(version: str) -> str:
 def _pin_lines(installed: dict[str, str]) -> list[str]:
     lines = []
     for name in sorted(installed):
+        if canonicalize_name(name) in UNPINNED:
+            continue
         version = installed[name]
         try:
             Version(version)
@@ -88,7 +102,9 @@ def env_export(
     system: str | None = None,
     machine: str | None = None,
 ) -> str:
-    """A pip constraints file pinning every distribution the saved host had installed, sorted by name.
+    """A pip constraints file pinning the distributions the saved host had installed, sorted by name.
+
+    All but ``UNPINNED`` (installers and envprint), which a comment names with their versions.
 
     ``python_version``, ``system`` and ``machine`` describe the host that will install the pins
     (default: this interpreter and platform); a note is added where they differ from the saved host.
@@ -112,5 +128,9 @@ def env_export(
         )
     requested = " ".join(f"'{p}'" for p in _requested(fp)) or "PACKAGE"
     header.append(f"# use: pip install -c constraints.txt {requested}  (pins versions; installs only what is asked)")
+    unpinned = _unpinned(fp.packages.installed)
+    if unpinned:
+        left = ", ".join(f"{name} {fp.packages.installed[name]}" for name in unpinned)
+        header.append(f"# not pinned: {left} (installers and envprint itself do not change a model's numerics)")
     header += _host_notes(fp, python_version, system, machine)
     return "\n".join(header + _pin_lines(fp.packages.installed)) + "\n"

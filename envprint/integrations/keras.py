@@ -29,11 +29,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from envprint import formats
 from envprint._tf import import_keras, import_tensorflow, keras_flavor
 from envprint.errors import FingerprintError, UsageError
+from envprint.integrations.probe_files import write_probes
 from envprint.record.sidecar import (
     default_sidecar,
     make_staging_dir,
@@ -45,19 +44,6 @@ from envprint.record.sidecar import (
 keras = import_keras()
 FLAVOR = keras_flavor(import_tensorflow())
 KERAS_FILE_SUFFIXES = formats.suffixes(keras_file=True)
-
-
-def _write_probes(folder: Path, probes: Any) -> Path | None:
-    """Probe arrays given in memory, written where ``envprint.save`` reads probe files."""
-    if probes is None or isinstance(probes, (str, Path)):
-        return Path(probes) if probes is not None else None
-    if isinstance(probes, Mapping):
-        path = folder / "probes.npz"
-        np.savez(path, **{str(k): np.asarray(v) for k, v in probes.items()})  # type: ignore[arg-type]  # numpy's stub: **kwds may be allow_pickle
-        return path
-    path = folder / "probes.npy"
-    np.save(path, np.asarray(probes), allow_pickle=False)
-    return path
 
 
 def _refuse_non_export(target: Path) -> None:
@@ -185,7 +171,7 @@ class FingerprintCallback(keras.callbacks.Callback):  # type: ignore[name-define
             self._save_model(staged)
             result = record(
                 staged,
-                probes=_write_probes(staging, self.probes),
+                probes=write_probes(staging, self.probes),
                 num_probes=self.num_probes,
                 probe_seed=self.probe_seed,
                 seed=self.seed,

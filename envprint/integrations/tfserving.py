@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from envprint.errors import UsageError
+from envprint.record.sidecar import plain_file_mode
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -139,7 +140,11 @@ def write_warmup(model_dir: str | Path, probes: Mapping[str, np.ndarray], signat
     path.parent.mkdir(exist_ok=True)
     previous = path.read_bytes() if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{WARMUP_FILE}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; TF Serving often runs as another user and must read it
+            os.fchmod(fd, plain_file_mode())
+    finally:
+        os.close(fd)
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in records:

@@ -3,7 +3,7 @@
 Owns: grouping hosts that verified one model into classes by (verdict, the numerics-relevant
 differences of their fingerprint from the record, the digest of the outputs they obtained), the
 diff between two classes' representatives, and `envprint aggregate`: reading reports from files,
-directories or stdin (JSON Lines) written by any engine (Kubernetes, Slurm, a CI matrix, or
+directories or stdin (one report, several concatenated, or JSON Lines) written by any engine (Kubernetes, Slurm, a CI matrix, or
 `envprint fleet`'s own tasks). Pure data in, models out; never imports TensorFlow or Ray.
 
 A report holds its host's fingerprint only as its difference from the record
@@ -15,6 +15,7 @@ does, so no full fingerprint has to travel with a report.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from pydantic import ValidationError
 
 from envprint.errors import ExitCode, UsageError
 from envprint.models import AggregateReport, ClassDiff, DiffEntry, EquivalenceClass, FleetReport, HostResult, Report
+from envprint.models.base import REPORT_SCHEMA_MINOR, REPORT_SCHEMA_VERSION
+from envprint.record.store import parse_report
 
 # A host that never ran its task (node died, never scheduled) could not verify the model there.
 UNREACHABLE_EXIT = int(ExitCode.MODEL)
@@ -153,41 +156,56 @@ def group(model: str, hosts: list[tuple[HostResult, Report | None]], fingerprint
         classes=classes,
         between=between,
         by_status=status,
-        exit_code=exit_code_of(r.exit_code for r in results),
+        exit_code=(code := exit_code_of(r.exit_code for r in results)),
+        passed=code == 0,
     )
 
 
 # --------------------------------------------------------------------------- reading reports
 
 _SKIPPED_KINDS = {"sweep_summary", "fleet_report", "aggregate_report"}
+_SPACE = re.compile(r"\s*")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    """The first position at or after ``pos`` that is not white space (``\\s*`` always matches)."""
+    m = _SPACE.match(text, pos)
+    return m.end() if m else pos
 
 
 def _documents(text: str, source: str) -> Iterator[tuple[str, Any]]:
-    """One JSON document (a file of one report), or JSON Lines (one report per line)."""
-    stripped = text.strip()
-    if not stripped:
-        return
-    try:
-        yield source, json.loads(stripped)
-        return
-    except json.JSONDecodeError:
-        pass
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    """The JSON documents of one file or stream, one after another: one report (named ``source``),
+    or several, concatenated (``cat reports/*.json``, indented as verify writes them), one per
+    line (JSON Lines) or a mix, each named ``source:LINE`` by the line it starts on."""
+    decoder = json.JSONDecoder()
+    found: list[tuple[str, Any]] = []
+    pos, line, last, previous_line = _skip_space(text, 0), 1, 0, 0
+    while pos < len(text):
+        line += text.count("\n", last, pos)
+        last = pos
         try:
-            yield f"{source}:{n}", json.loads(line)
+            doc, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise UsageError(
-                f"{source}:{n}: not JSON ({exc.msg}); aggregate reads the output of 'envprint verify --json', "
-                "one report per file or one per line"
+                f"{source}:{exc.lineno}: not JSON ({exc.msg}); aggregate reads the output of 'envprint verify --json', "
+                "reports one after another (a file of one, JSON Lines, or files concatenated)"
             ) from None
+        name = f"{source}:{line}"
+        if line == previous_line:  # a second document on one line: its column too, so hosts keep apart
+            name += f":{pos - text.rfind(chr(10), 0, pos)}"
+        found.append((name, doc))
+        previous_line = line
+        pos = _skip_space(text, end)
+    if len(found) == 1:
+        yield source, found[0][1]
+    else:
+        yield from found
 
 
 def _sources(paths: list[Path], stdin: TextIO | None) -> Iterator[tuple[str, str]]:
     if not paths:
         if stdin is None:
-            raise UsageError("give report files or directories, or pipe JSON Lines on stdin")
+            raise UsageError("give report files or directories, or pipe reports on stdin")
         yield "stdin", stdin.read()
         return
     for path in paths:
@@ -216,6 +234,15 @@ def _host_error(doc: dict) -> dict:
     return {"model": doc.get("model"), "exit_code": doc.get("exit_code"), "error": err}
 
 
+def _from_a_newer_envprint(doc: dict) -> bool:
+    """Whether a verify report's schema is newer than this envprint's (see record.store.parse_report)."""
+    version, minor = doc.get("schema_version"), doc.get("schema_minor", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        return False
+    newer_minor = isinstance(minor, int) and not isinstance(minor, bool) and minor > REPORT_SCHEMA_MINOR
+    return version > REPORT_SCHEMA_VERSION or (version == REPORT_SCHEMA_VERSION and newer_minor)
+
+
 def read_reports(paths: Iterable[str | Path], stdin: TextIO | None = None) -> list[tuple[str, Report | dict]]:
     """(source, Report) for each report, (source, {"error", "exit_code", "model"}) for a host that could not verify."""
     out: list[tuple[str, Report | dict]] = []
@@ -225,6 +252,9 @@ def read_reports(paths: Iterable[str | Path], stdin: TextIO | None = None) -> li
                 continue
             if "error" in doc and "verdict" not in doc or doc.get("verdict") == "error":
                 out.append((source, _host_error(doc)))
+                continue
+            if _from_a_newer_envprint(doc):  # refused (newer major) or read tolerantly, with one note
+                out.append((source, parse_report(doc, source)))
                 continue
             try:
                 out.append((source, Report.model_validate(doc)))
@@ -259,4 +289,5 @@ def aggregate(paths: Iterable[str | Path], stdin: TextIO | None = None) -> Aggre
     from envprint.many.worker import exit_code_of
 
     models = [group(model, hosts) for model, hosts in sorted(by_model.items())]
-    return AggregateReport(sources=len(read), models=models, exit_code=exit_code_of(m.exit_code for m in models))
+    code = exit_code_of(m.exit_code for m in models)
+    return AggregateReport(sources=len(read), models=models, exit_code=code, passed=code == 0)

@@ -9,6 +9,7 @@ into equivalence classes is ``aggregate.group``. Ray is imported only inside ``f
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tarfile
@@ -131,7 +132,12 @@ def fleet(
 
     options = options or VerifyOptions()
     model = Path(model)
-    task: dict[str, Any] = {"model": str(model), "options": options}
+    # A node's worker runs in a directory of Ray's, not the caller's: relative paths are made
+    # absolute here, against the directory fleet was run from (the report keeps the user's spelling).
+    on_node = options
+    if options.fingerprint is not None:
+        on_node = dataclasses.replace(options, fingerprint=os.path.abspath(options.fingerprint))
+    task: dict[str, Any] = {"model": os.path.abspath(model), "options": on_node}
     payload = None
     if ship:
         if not model.exists():
@@ -256,7 +262,7 @@ def _result(
     if "error" in result:
         return host_result(label, node_id=node_id, error=result["error"], exit_code=result["exit_code"]), None
     report = Report.model_validate_json(result["report"])
-    if report.model != str(model):  # verified from a shipped copy: name the model and record as the user has them
+    if report.model != str(model):  # verified from a shipped copy or an absolute path: name them as the user did
         from envprint.record.sidecar import locate_fingerprint
 
         report = report.model_copy(

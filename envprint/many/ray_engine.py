@@ -9,6 +9,7 @@ pool; ``fleet`` uses the same connection for its per-node tasks. Never imports R
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,9 +49,16 @@ def init_ray(ray: Any, options: RayOptions) -> None:
             ray.init(address=options.address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UsageError(
-            f"--ray {options.address}: cannot connect to a Ray cluster ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            f"--ray {options.address}: cannot connect to a Ray cluster ({ray_reason(exc)}); "
             "give its address (host:6379, ray://host:10001), 'auto' on a cluster node, or 'local'"
         ) from None
+
+
+def ray_reason(exc: BaseException) -> str:
+    """Ray's reason, first line, without its advice to set `--address`: a flag of `ray start`, not of envprint."""
+    first = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    kept = [s for s in re.split(r"(?<=\.)\s+", first) if "--address" not in s]
+    return " ".join(kept) or type(exc).__name__
 
 
 def _ray_verify(task: dict[str, Any]) -> dict[str, Any]:

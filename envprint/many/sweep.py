@@ -127,8 +127,6 @@ def item_from(
             worker_rss_bytes=rss,
         )
         return item, None
-    from envprint.render.text import first_problem, summarize
-
     report = Report.model_validate_json(result["report"])
     ulps = [o.max_ulp for o in report.outputs if o.max_ulp is not None]
     rels = [o.max_rel for o in report.outputs if o.max_rel is not None]
@@ -138,7 +136,7 @@ def item_from(
         verdict=report.verdict,
         exit_code=int(ExitCode.DIFFERENT if report.verdict == "mismatch" else ExitCode.OK),
         leading_cause=report.explanations[0].cause if differs and report.explanations else None,
-        note=_first_difference(report, first_problem, summarize) if differs else None,
+        **(_first_difference(report) if differs else {}),
         max_ulp=max(ulps) if ulps else None,
         max_rel=max(rels) if rels else None,
         attempts=attempts,
@@ -149,11 +147,20 @@ def item_from(
     return item, report
 
 
-def _first_difference(report: Report, first_problem: Callable[[Report], str], summarize: Callable[[Any], str]) -> str:
-    """What differs, in one line: the mismatch's first problem, else the first output not bit-identical."""
-    if report.verdict == "mismatch":
-        return first_problem(report)
-    return next((summarize(o) for o in report.outputs if o.status != "identical"), "outputs differ")
+def _first_difference(report: Report) -> dict[str, Any]:
+    """What differs first, as a code and numbers (render.many words it): the order of first_problem."""
+    ident = report.identity
+    if report.verdict == "mismatch" and ident.weights == "changed":
+        return {"difference": "weights_changed"}
+    if report.verdict == "mismatch" and ident.sidecar_files_changed:
+        return {"difference": "record_edited"}
+    if report.verdict == "mismatch" and report.random_at_inference:
+        return {"difference": "random_at_inference"}
+    wanted = "mismatch" if report.verdict == "mismatch" else "within_tolerance"
+    o = next((o for o in report.outputs if o.status == wanted), None)
+    if o is None:
+        return {}
+    return {"difference": "output", "output": o.model_copy(update={"error_histogram": None, "worst": []})}
 
 
 def summarize(items: list[SweepItem], *, engine: str, jobs: int, total: int, interrupted: bool) -> SweepSummary:
@@ -169,7 +176,8 @@ def summarize(items: list[SweepItem], *, engine: str, jobs: int, total: int, int
         by_verdict={k: verdicts.get(k, 0) for k in ("identical", "within_tolerance", "mismatch", "error")},
         by_cause=dict(causes.most_common()),
         models=ordered,
-        exit_code=exit_code_of(i.exit_code for i in items),
+        exit_code=(code := exit_code_of(i.exit_code for i in items)),
+        passed=code == 0,
     )
 
 

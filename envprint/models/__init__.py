@@ -59,6 +59,7 @@ from envprint.models.many import (
     HostResult,
     HostStatus,
     ItemVerdict,
+    SweepDifference,
     SweepItem,
     SweepSummary,
 )
@@ -81,6 +82,7 @@ from envprint.models.report import (
     SaveSummary,
     Verdict,
     WorstElement,
+    use_wording,
 )
 from envprint.models.schemas import (
     PERSISTED_MODELS,
@@ -88,6 +90,8 @@ from envprint.models.schemas import (
 )
 
 __all__ = [
+    "SweepDifference",
+    "use_wording",
     "FINGERPRINT_SCHEMA_VERSION",
     "DIFF_SCHEMA_VERSION",
     "REPORT_SCHEMA_VERSION",

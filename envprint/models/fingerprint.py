@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from envprint.models.base import FINGERPRINT_SCHEMA_VERSION, Record, Unavailable
+from envprint.models.base import FINGERPRINT_SCHEMA_MINOR, FINGERPRINT_SCHEMA_VERSION, Record, Unavailable, minor_field
 
 
 class PythonInfo(Record):
@@ -269,6 +269,7 @@ class Fingerprint(Record):
     """Everything about a host that can change a model's predictions."""
 
     schema_version: Literal[1] = FINGERPRINT_SCHEMA_VERSION
+    schema_minor: int = minor_field(FINGERPRINT_SCHEMA_MINOR)
     envprint_version: str
     created_at: _dt.datetime = Field(description="UTC time of capture.")
     python: PythonInfo

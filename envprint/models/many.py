@@ -9,12 +9,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from envprint.models.base import AGGREGATE_SCHEMA_VERSION, FLEET_SCHEMA_VERSION, SWEEP_SCHEMA_VERSION, Record
+from envprint.models.base import (
+    AGGREGATE_SCHEMA_MINOR,
+    AGGREGATE_SCHEMA_VERSION,
+    FLEET_SCHEMA_MINOR,
+    FLEET_SCHEMA_VERSION,
+    SWEEP_SCHEMA_MINOR,
+    SWEEP_SCHEMA_VERSION,
+    Record,
+    default_passed,
+    exit_code_passed,
+    minor_field,
+)
 from envprint.models.report import DiffEntry, Explanation, OutputComparison, Verdict
 
 ItemVerdict = Literal["identical", "within_tolerance", "mismatch", "error"]
+
+SweepDifference = Literal["weights_changed", "record_edited", "random_at_inference", "output"]
 
 
 class SweepItem(Record):
@@ -27,7 +40,15 @@ class SweepItem(Record):
     )
     error: str | None = Field(None, description="Why it could not be verified, one line.")
     leading_cause: str | None = Field(None, description="The first explanation's cause id, when outputs differ.")
-    note: str | None = Field(None, description="The report's first note (what differs), when outputs differ.")
+    difference: SweepDifference | None = Field(
+        None,
+        description="What differs first, when outputs differ: 'weights_changed' (not the model that was saved), "
+        "'record_edited' (probes or reference changed after save), 'random_at_inference', or 'output' (see output).",
+    )
+    output: OutputComparison | None = Field(
+        None, description="difference 'output': the first output that is not bit-identical (its numbers, no histogram)."
+    )
+    note: str | None = Field(None, description="Written by envprint 0.1 only (a line of text); now difference, output.")
     max_ulp: int | None = Field(None, description="Largest ULP distance over the outputs (ranks the worst models).")
     max_rel: float | None = Field(None, description="Largest relative error over the outputs.")
     attempts: int = Field(1, description="2 when a worker died on the first attempt and the model was retried.")
@@ -40,6 +61,7 @@ class SweepSummary(Record):
     """The last document of `envprint sweep --json` (after one line per model), and its table."""
 
     schema_version: Literal[1] = SWEEP_SCHEMA_VERSION
+    schema_minor: int = minor_field(SWEEP_SCHEMA_MINOR)
     kind: Literal["sweep_summary"] = "sweep_summary"
     engine: Literal["local", "ray"]
     jobs: int = Field(description="Worker processes (local pool) or CPUs in the Ray cluster.")
@@ -52,6 +74,14 @@ class SweepSummary(Record):
     exit_code: int = Field(
         description="The command's exit code: the highest 'could not verify' code, else 1 on a mismatch, else 0."
     )
+    passed: bool = Field(
+        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_exit_code(cls, data: object) -> object:
+        return default_passed(data, exit_code_passed)
 
 
 HostStatus = Literal["verified", "error", "unreachable"]
@@ -105,6 +135,7 @@ class FleetReport(Record):
     """One model over many hosts: `envprint fleet` (Ray) and, per model, `envprint aggregate`."""
 
     schema_version: Literal[1] = FLEET_SCHEMA_VERSION
+    schema_minor: int = minor_field(FLEET_SCHEMA_MINOR)
     kind: Literal["fleet_report"] = "fleet_report"
     model: str
     fingerprint: str | None = Field(None, description="The record the hosts verified against.")
@@ -115,13 +146,30 @@ class FleetReport(Record):
         description="identical / within_tolerance / mismatch / error / unreachable -> hosts."
     )
     exit_code: int
+    passed: bool = Field(
+        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_exit_code(cls, data: object) -> object:
+        return default_passed(data, exit_code_passed)
 
 
 class AggregateReport(Record):
     """`envprint aggregate`: the reports read, grouped per model into equivalence classes."""
 
     schema_version: Literal[1] = AGGREGATE_SCHEMA_VERSION
+    schema_minor: int = minor_field(AGGREGATE_SCHEMA_MINOR)
     kind: Literal["aggregate_report"] = "aggregate_report"
     sources: int = Field(description="Reports read.")
     models: list[FleetReport]
     exit_code: int
+    passed: bool = Field(
+        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_exit_code(cls, data: object) -> object:
+        return default_passed(data, exit_code_passed)

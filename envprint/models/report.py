@@ -4,17 +4,24 @@ and what the CLI prints besides (errors, the save summary).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from envprint.models.base import (
+    DIFF_SCHEMA_MINOR,
     DIFF_SCHEMA_VERSION,
+    ERROR_SCHEMA_MINOR,
     ERROR_SCHEMA_VERSION,
+    REPORT_SCHEMA_MINOR,
     REPORT_SCHEMA_VERSION,
+    SAVE_SCHEMA_MINOR,
     SAVE_SCHEMA_VERSION,
     Leaf,
     Record,
+    default_passed,
+    minor_field,
 )
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
 
@@ -57,6 +64,7 @@ PREFLIGHT_THRESHOLD = 0.5
 
 class FingerprintDiff(Record):
     schema_version: Literal[1] = DIFF_SCHEMA_VERSION
+    schema_minor: int = minor_field(DIFF_SCHEMA_MINOR)
     a: str = Field(description="Label of the first fingerprint (its path, or 'current host').")
     b: str
     identical: bool
@@ -65,6 +73,15 @@ class FingerprintDiff(Record):
         default_factory=list,
         description="Predicted from the two fingerprints alone: what drift each difference would cause, most likely first.",
     )
+    passed: bool = Field(
+        description="The command's exit 0, one field for CI: diff: the fingerprints are identical; verify "
+        "--preflight: no change beyond tolerance is expected. Read as 'identical' from documents without it."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_defaults_to_identical(cls, data: object) -> object:
+        return default_passed(data, lambda d: bool(d.get("identical")))
 
     @property
     def expects_change(self) -> bool:
@@ -217,6 +234,7 @@ class Report(Record):
     """What verify found. ``str(report)`` and ``report.to_text()`` give the text the CLI prints."""
 
     schema_version: Literal[2] = REPORT_SCHEMA_VERSION
+    schema_minor: int = minor_field(REPORT_SCHEMA_MINOR)
     verdict: Verdict
     passed: bool = Field(description="verdict is 'identical' or 'within_tolerance' (exit 0).")
     model: str = Field(description="The model that was verified (path, or the object's name).")
@@ -284,11 +302,14 @@ class Report(Record):
             raise ValueError(f"passed={self.passed} contradicts verdict {self.verdict!r}")
         return self
 
+    # The words are render/'s, and render sits above this module: render.text hands its two functions
+    # to Report when it is imported (``use_wording``), so models imports nothing from envprint but
+    # errors and there is no cycle models -> render -> models. Every public way to a Report imports
+    # render.text first: ``envprint.Report`` and ``envprint.verify`` (the package's lazy names),
+    # check.verifier and the CLI.
     def to_text(self) -> str:
         """The report as the CLI prints it, without colour: for a log line or an e-mail."""
-        from envprint.render.text import report_text
-
-        return report_text(self)
+        return _wording("text")(self)
 
     def __str__(self) -> str:
         return self.to_text()
@@ -297,12 +318,24 @@ class Report(Record):
         """Raise MismatchError (carrying this report) when the verdict is 'mismatch'; return self otherwise."""
         if self.verdict == "mismatch":
             from envprint.errors import MismatchError
-            from envprint.render.text import first_problem
 
-            raise MismatchError(
-                f"{self.model}: mismatch against {self.fingerprint}: {first_problem(self)}", report=self
-            )
+            problem = _wording("first_problem")(self)
+            raise MismatchError(f"{self.model}: mismatch against {self.fingerprint}: {problem}", report=self)
         return self
+
+
+_WORDING: dict[str, Callable[[Report], str]] = {}
+
+
+def use_wording(text: Callable[[Report], str], first_problem: Callable[[Report], str]) -> None:
+    """render.text's functions for ``str(report)``, ``to_text`` and ``raise_for_status`` (called on its import)."""
+    _WORDING.update(text=text, first_problem=first_problem)
+
+
+def _wording(name: str) -> Callable[[Report], str]:
+    if name not in _WORDING:
+        raise RuntimeError("Report's words are in envprint.render.text: import it (envprint.Report does) first")
+    return _WORDING[name]
 
 
 # --------------------------------------------------------------------------- what the CLI prints besides
@@ -318,6 +351,7 @@ class ErrorDocument(Record):
     """What ``--json`` prints when a command could not run: never an empty file."""
 
     schema_version: Literal[1] = ERROR_SCHEMA_VERSION
+    schema_minor: int = minor_field(ERROR_SCHEMA_MINOR)
     verdict: Literal["error"] = "error"
     passed: Literal[False] = False
     error: ErrorInfo
@@ -327,6 +361,7 @@ class SaveSummary(Record):
     """What ``envprint save --json`` prints: what was written where, its digests and the self-check."""
 
     schema_version: Literal[1] = SAVE_SCHEMA_VERSION
+    schema_minor: int = minor_field(SAVE_SCHEMA_MINOR)
     sidecar: str = Field(description="The directory the record was written to.")
     written: dict[str, str] = Field(description="File name inside the sidecar -> sha256 of its bytes.")
     model: ModelIdentity
@@ -335,3 +370,4 @@ class SaveSummary(Record):
     tolerance: Tolerance
     signed: bool = Field(description="Whether signature.json was written.")
     warnings: list[str] = Field(default_factory=list)
+    passed: Literal[True] = Field(True, description="Always true: a save that could not finish is an error document.")

@@ -1,1 +1,4 @@
-"""Every output: text, many-model text, HTML, JUnit XML. Sentences are made here; data models carry codes and numbers."""
+"""Every output behind one table (outputs.OUTPUTS): text, many-model text, JSON, HTML, JUnit XML, Markdown.
+
+Sentences are made here; data models carry codes and numbers.
+"""

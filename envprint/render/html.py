@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from envprint.errors import DependencyError
-from envprint.models import ErrorHistogram, Explanation, OutputComparison, Report
+from envprint.models import ErrorDocument, ErrorHistogram, Explanation, OutputComparison, Report
+from envprint.render.text import relative_error_title
 
 # No fetch of any kind: a page that tried one would show an error in the console (the test looks).
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -81,18 +82,18 @@ def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
         fig = Figure(figsize=(11, 7.2), layout="constrained")
         (ax_ulp, ax_rel), (ax_oe, ax_diff) = fig.subplots(2, 2)
 
-        labels = ["0"] + [
-            f"{lo}" if hi - lo == 1 else f"{lo}-{hi - 1}"
-            for lo, hi in zip(h.ulp_edges[1:-1], h.ulp_edges[2:], strict=True)
-        ]
+        # Each bin labelled by its lower edge, short (4k, 1M): ranges such as "65536-1048575" piled up.
+        labels = [_short(lo) for lo in h.ulp_edges[:-1]]
         ax_ulp.bar(range(len(h.ulp_counts)), h.ulp_counts, color="#4c72b0")
+        step = max(1, math.ceil(len(labels) / 16))  # at most 16 labels, whatever the spread
         ax_ulp.set_xticks(
-            range(len(labels)),
-            labels,
+            range(0, len(labels), step),
+            labels[::step],
             rotation=45 if len(labels) > 8 else 0,
             ha="right" if len(labels) > 8 else "center",
         )
-        ax_ulp.set_xlabel("error in ULP (units in the last place)")
+        _headroom(ax_ulp, h.ulp_counts)
+        ax_ulp.set_xlabel("error in ULP (units in the last place), bins from this many up")
         ax_ulp.set_ylabel("elements")
         ax_ulp.set_title("Error in ULP")
         tol_ulp, exact = _ulp_tolerance(c), c.rtol == 0 and c.atol == 0
@@ -107,7 +108,8 @@ def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
         ax_rel.set_xscale("log")
         ax_rel.set_xlabel("relative error |obtained - expected| / |expected|")
         ax_rel.set_ylabel("elements")
-        ax_rel.set_title(f"Relative error ({h.rel_zero} elements at 0, {h.rel_skipped} without one)")
+        ax_rel.set_title(relative_error_title(h))
+        _headroom(ax_rel, h.rel_counts)
         if c.rtol:
             ax_rel.axvline(c.rtol, color="#cf222e", linestyle="--", label=f"rtol = {c.rtol:g} (+ atol / |expected|)")
             ax_rel.legend(loc="upper right")
@@ -122,7 +124,7 @@ def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
         if xs:
             lo, hi = min(xs + ys), max(xs + ys)
             ax_oe.plot([lo, hi], [lo, hi], color="#656d76", linewidth=0.8, label="obtained = expected")
-            ax_oe.legend(loc="upper left")
+            ax_oe.legend(loc="best")
         ax_oe.set_xlabel("expected")
         ax_oe.set_ylabel("obtained")
         ax_oe.set_title(f"Obtained vs expected ({len(xs)} sampled elements)")
@@ -134,12 +136,25 @@ def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
             band = [c.atol + c.rtol * abs(x) for x in grid]
             ax_diff.plot(grid, band, color="#cf222e", linestyle="--", label="± (atol + rtol · |expected|)")
             ax_diff.plot(grid, [-b for b in band], color="#cf222e", linestyle="--")
-            ax_diff.legend(loc="upper left")
+            ax_diff.legend(loc="best")
         ax_diff.axhline(0, color="#656d76", linewidth=0.8)
         ax_diff.set_xlabel("expected")
         ax_diff.set_ylabel("obtained - expected")
         ax_diff.set_title("Difference against the tolerance")
         return _svg(fig)
+
+
+def _short(n: int) -> str:
+    """1048576 -> '1M', 4096 -> '4k': a tick label that stays short."""
+    for size, suffix in ((1 << 30, "G"), (1 << 20, "M"), (1 << 10, "k")):
+        if n >= size:
+            return f"{n / size:.3g}{suffix}"
+    return str(n)
+
+
+def _headroom(ax: Any, counts: list[int]) -> None:
+    """Room above the tallest bar for the legend (upper right), so that it never covers a bar."""
+    ax.set_ylim(0, max([*counts, 1]) * 1.35)
 
 
 def _table(header: list[str] | None, rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
@@ -188,15 +203,21 @@ def _fmt(value: Any, path: str = "") -> str:
 
 def render_html(report: Report) -> str:
     """The report as one HTML document (str): no script, no fetch, plots inline."""
-    from envprint.render.text import STATUS_MARK, VERDICT_WORDS, describe_differences, file_names, first_problem
+    from envprint.render.text import (
+        STATUS_MARK,
+        VERDICT_WORDS,
+        describe_differences,
+        file_names,
+        first_problem,
+        weights_words,
+    )
 
     require_matplotlib()  # fail before any work when the extra is missing
     verdict = VERDICT_WORDS[report.verdict]
-    weights = {"same": "same as saved", "changed": "CHANGED: not the model that was saved", "unknown": "not comparable"}
     facts = [
         ["model", report.model],
         ["fingerprint", report.fingerprint],
-        ["weights", weights[report.identity.weights]],
+        ["weights", weights_words(report.identity)],
         ["record signature", report.record_signature],
     ]
     ident = report.identity
@@ -258,13 +279,7 @@ def render_html(report: Report) -> str:
                 + _table(["", "field", "saved", "now", "topic"], diff_rows(rest))
                 + "</details>"
             )
-    title = f"envprint verify: {verdict}: {report.model}"
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
+    return _page(f"envprint verify: {verdict}: {report.model}", body)
 
 
 def write_html(report: Report, path: str | Path) -> Path:
@@ -282,3 +297,29 @@ def write_html(report: Report, path: str | Path) -> Path:
             f"{path}: cannot write the HTML report ({exc.strerror or exc}); give a writable path"
         ) from None
     return path
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def render_error_html(document: ErrorDocument, model: str | None = None) -> str:
+    """A page for a verify that could not run (verify's own error document): what stopped it, never no page."""
+    err = document.error
+    badge = "<span class='verdict' style='background:#9a6700'>could not verify</span>"
+    facts = [["model", model or "(not named in the error document)"], ["exit code", f"{err.exit_code} ({err.kind})"]]
+    body = [f"<h1>envprint verify: {badge}</h1>", f"<p><b>{_e(err.message)}</b></p>", _table(None, facts)]
+    body.append("<p class='muted'>No outputs were compared: the verification did not run to the end.</p>")
+    return _page(f"envprint verify: could not verify: {model or err.message}", body)
+
+
+def render(result: Report | ErrorDocument, context: Any) -> str:
+    """The "html" entry of the outputs table: a verify report, or the error that stopped verify."""
+    if isinstance(result, ErrorDocument):
+        return render_error_html(result, context.model)
+    return render_html(result)

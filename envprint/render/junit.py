@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
-from envprint.models import Fingerprint, Report
+from envprint.models import ErrorDocument, Fingerprint, Report, SweepItem, SweepSummary
 from envprint.record.sidecar import atomic_write_text
 
 # This host's facts worth seeing beside a red test in a CI panel (dotted paths in the fingerprint).
@@ -60,6 +61,7 @@ class Suite:
     cases: list[Case]
     properties: list[tuple[str, str]] = field(default_factory=list)
     system_out: str = ""
+    seconds: float | None = None  # wall time of the verification, when it was measured
 
 
 def _identity_case(report: Report) -> Case:
@@ -96,7 +98,7 @@ def host_properties(host: Fingerprint) -> list[tuple[str, str]]:
     return [(f"host.{path}", str(values[path])) for path in HOST_FACTS if values.get(path) is not None]
 
 
-def report_suite(report: Report, host: Fingerprint | None = None) -> Suite:
+def report_suite(report: Report, host: Fingerprint | None = None, seconds: float | None = None) -> Suite:
     """The testsuite of one verify report."""
     cases = [
         _identity_case(report),
@@ -110,13 +112,25 @@ def report_suite(report: Report, host: Fingerprint | None = None) -> Suite:
     props = [("verdict", report.verdict), ("model", report.model), ("fingerprint", report.fingerprint)]
     props += host_properties(host) if host is not None else []
     props += [(f"changed.{e.path}", f"{e.a} -> {e.b}") for e in report.environment.entries if e.numerics]
-    return Suite(f"envprint verify {report.model}", report.model, cases, props, system_out=text)
+    return Suite(f"envprint verify {report.model}", report.model, cases, props, system_out=text, seconds=seconds)
 
 
-def error_suite(model: str, message: str, host: Fingerprint | None = None) -> Suite:
+def error_suite(model: str, message: str, host: Fingerprint | None = None, seconds: float | None = None) -> Suite:
     """The testsuite of a model that could not be verified (an EnvprintError): one testcase in error."""
     props = [("model", model)] + (host_properties(host) if host is not None else [])
-    return Suite(f"envprint verify {model}", model, [Case("verify", error=message, text=message)], props)
+    cases = [Case("verify", error=message, text=message)]
+    return Suite(f"envprint verify {model}", model, cases, props, seconds=seconds)
+
+
+def item_suite(item: SweepItem, report: Report | None) -> Suite:
+    """The testsuite of one model of a sweep, timed with the seconds its worker measured."""
+    if report is None:
+        return error_suite(item.model, item.error or "could not verify", seconds=item.seconds)
+    return report_suite(report, seconds=item.seconds)
+
+
+def _seconds(value: float | None) -> str:
+    return "0" if value is None else f"{value:.3f}"
 
 
 def _suite_element(suite: Suite, timestamp: str, hostname: str) -> ET.Element:
@@ -129,7 +143,7 @@ def _suite_element(suite: Suite, timestamp: str, hostname: str) -> ET.Element:
         failures=str(failures),
         errors=str(errors),
         skipped="0",
-        time="0",
+        time=_seconds(suite.seconds),
         timestamp=timestamp,
         hostname=hostname,
     )
@@ -137,8 +151,11 @@ def _suite_element(suite: Suite, timestamp: str, hostname: str) -> ET.Element:
         props = ET.SubElement(element, "properties")
         for name, value in suite.properties:
             ET.SubElement(props, "property", name=name, value=value)
-    for case in suite.cases:
-        tc = ET.SubElement(element, "testcase", classname=suite.model, name=case.name, time="0")
+    # The checks of one verify are not timed apart: the whole verification is the suite's time,
+    # carried by its first testcase so that panels summing testcases show it too.
+    for i, case in enumerate(suite.cases):
+        seconds = _seconds(suite.seconds if i == 0 else None)
+        tc = ET.SubElement(element, "testcase", classname=suite.model, name=case.name, time=seconds)
         if case.error is not None:
             ET.SubElement(tc, "error", message=case.error, type="EnvprintError").text = case.text
         elif case.failure is not None:
@@ -164,7 +181,9 @@ def junit_xml(reports: Sequence[Report | Suite], host: Fingerprint | None = None
         tests=str(sum(len(s.cases) for s in suites)),
         failures=str(sum(c.failure is not None for s in suites for c in s.cases)),
         errors=str(sum(c.error is not None for s in suites for c in s.cases)),
-        time="0",
+        time=_seconds(
+            sum(s.seconds for s in suites if s.seconds is not None) if any(s.seconds for s in suites) else None
+        ),
     )
     for suite in suites:
         root.append(_suite_element(suite, timestamp, hostname))
@@ -177,3 +196,16 @@ def write_junit_xml(
 ) -> None:
     """``junit_xml`` written atomically to ``path`` (a CI step reading it sees the old file or the new)."""
     atomic_write_text(Path(path), junit_xml(reports, host, name=name))
+
+
+def render(result: Report | ErrorDocument | SweepSummary, context: Any) -> str:
+    """The "junit" entry of the outputs table: a verify report, the error that stopped verify, or a sweep
+    (one testsuite per model, from the reports the sweep collected in ``context.items``)."""
+    if isinstance(result, SweepSummary):
+        return junit_xml([item_suite(item, report) for item, report in context.items], name="envprint sweep")
+    # This host's facts as properties: TensorFlow's when verify imported it; never imported for this.
+    host = context.host() if context.host is not None else None
+    if isinstance(result, ErrorDocument):
+        model = context.model or "model"
+        return junit_xml([error_suite(model, result.error.message, host)], host)
+    return junit_xml([result], host)

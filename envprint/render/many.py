@@ -12,7 +12,7 @@ import time
 from typing import TextIO
 
 from envprint.models import AggregateReport, FleetReport, SweepItem, SweepSummary
-from envprint.render.text import STATUS_MARK, Table, Writer, fmt
+from envprint.render.text import STATUS_MARK, Table, Writer, fmt, plural, summarize
 
 ITEM_WORDS = {
     "identical": "identical",
@@ -26,6 +26,24 @@ def _seconds(s: float | None) -> str:
     return "" if s is None else f"{s:.1f} s"
 
 
+DIFFERENCE_WORDS = {
+    "weights_changed": "the model's weights differ from the fingerprinted model's: this is not the model that was saved",
+    "record_edited": "probes or reference no longer match the sha256 in fingerprint.json: the record was edited after save",
+    "random_at_inference": "outputs changed between two identical predictions on this host: a random layer is active "
+    "at inference",
+}
+
+
+def difference_words(item: SweepItem) -> str:
+    """What differs first in one model of a sweep, from its code and numbers (a 0.1 document: its note)."""
+    if item.difference == "output" and item.output is not None:
+        o = item.output
+        if o.status == "mismatch" and not o.problem:
+            return f'output "{o.name}": {o.n_out_of_tolerance} of {o.size} elements out of tolerance'
+        return summarize(o)
+    return DIFFERENCE_WORDS.get(item.difference or "", item.note or "outputs differ")
+
+
 def sweep_line(item: SweepItem) -> str:
     """One model's result, as it finishes."""
     head = f"{ITEM_WORDS[item.verdict]:<17} {item.model}"
@@ -34,8 +52,8 @@ def sweep_line(item: SweepItem) -> str:
     tail = []
     if item.leading_cause:
         tail.append(f"leading cause: {item.leading_cause}")
-    if item.note:
-        tail.append(item.note)
+    if item.difference or item.note:
+        tail.append(difference_words(item))
     if item.attempts > 1:
         tail.append("after a worker crash, retried in a fresh worker")
     tail.append(_seconds(item.seconds))
@@ -47,7 +65,7 @@ def render_sweep_summary(summary: SweepSummary, out: Writer) -> None:
     out.line()
     head = "Sweep interrupted" if summary.interrupted else "Sweep"
     out.line(
-        f"{head}: {summary.done} of {summary.total} models "
+        f"{head}: {summary.done} of {plural(summary.total, 'model')} "
         f"({summary.engine}, {summary.jobs} {'workers' if summary.engine == 'local' else 'CPUs in the cluster'}): "
         f"{v['identical']} identical, {v['within_tolerance']} within tolerance, {v['mismatch']} mismatch, "
         f"{v['error']} could not verify"
@@ -71,7 +89,8 @@ def render_sweep_summary(summary: SweepSummary, out: Writer) -> None:
             )
         out.table(t)
     if summary.interrupted:
-        out.line(f"{summary.total - summary.done} models were not verified (interrupted).")
+        n = summary.total - summary.done
+        out.line(f"{plural(n, 'model')} {'was' if n == 1 else 'were'} not verified (interrupted).")
 
 
 class Progress:
@@ -105,14 +124,14 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
     if report.fingerprint:
         out.line(f"  record: {report.fingerprint}")
     out.line(
-        f"  {len(report.hosts)} hosts: {s['identical']} identical, {s['within_tolerance']} within tolerance, "
+        f"  {plural(len(report.hosts), 'host')}: {s['identical']} identical, {s['within_tolerance']} within tolerance, "
         f"{s['mismatch']} mismatch, {s['error']} could not verify, {s['unreachable']} unreachable; "
-        f"{len(report.classes)} equivalence classes"
+        f"{plural(len(report.classes), 'equivalence class', 'equivalence classes')}"
     )
     for c in report.classes:
         out.line()
         out.line(
-            f"Class {c.name}: {len(c.hosts)} hosts, {ITEM_WORDS[c.verdict]}, outputs {(c.outputs_digest or 'n/a')[:12]}"
+            f"Class {c.name}: {plural(len(c.hosts), 'host')}, {ITEM_WORDS[c.verdict]}, outputs {(c.outputs_digest or 'n/a')[:12]}"
         )
         out.line(f"  hosts: {', '.join(c.hosts)}")
         for o in c.outputs:
@@ -148,7 +167,7 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
 
 
 def render_aggregate(report: AggregateReport, out: Writer) -> None:
-    out.line(f"envprint aggregate: {report.sources} reports, {len(report.models)} models")
+    out.line(f"envprint aggregate: {plural(report.sources, 'report')}, {plural(len(report.models), 'model')}")
     for m in report.models:
         out.line()
         render_fleet(m, out, title="Model")

@@ -1,7 +1,7 @@
 """Models -> text for people. All user-facing wording lives here.
 
 Owns: the readable tables of ``show``, ``diff`` and ``verify``, and the plain-text ``Writer`` and
-``Table`` they are written with. JSON for machines is ``store.canonical_json``.
+``Table`` they are written with. JSON for machines is ``render.outputs.canonical_json``.
 Must not import TensorFlow, nor rich: ``diff`` of two files must start fast, and rich (import,
 console set-up, layout) cost ~50 ms of its ~260 ms for tables that need only aligned columns.
 """
@@ -23,10 +23,12 @@ from envprint.models import (
     Explanation,
     Fingerprint,
     FingerprintDiff,
+    IdentityCheck,
     ModelDifference,
     OutputComparison,
     Report,
     SaveSummary,
+    use_wording,
 )
 
 SECTION_TITLES = {
@@ -216,8 +218,58 @@ VERDICT_WORDS = {
 JIT_WORDS = {"": "off (no XLA auto-clustering)", "autoclustering": "autoclustering (XLA compiles clusters of ops)"}
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 model', '3 models' ('1 equivalence class', '2 equivalence classes' with ``many``)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def counts_words(size: int, n_differ: int, n_out_of_tolerance: int, max_ulp: int | None) -> str:
+    """How far outputs are from the reference, in one phrase (verify --investigate's children)."""
+    if n_differ == 0:
+        return f"bit-identical ({size} elements)"
+    ulp = f", max {max_ulp} ULP" if max_ulp is not None else ""
+    return f"{n_differ} / {size} differ, {n_out_of_tolerance} out of tolerance{ulp}"
+
+
+def control_words(reproduced: bool, control: str, seen: str) -> str:
+    """verify --investigate's control run: a fresh process, nothing restored, against what verify saw."""
+    if reproduced:
+        return f"a fresh process reproduces the drift: {control} (verify saw {seen})"
+    return (
+        f"a fresh process on this host matches the reference bit for bit, while verify saw {seen}: the "
+        "drift did not reproduce; suspect state in the verifying process (settings changed at run time, "
+        "a random layer), not the host"
+    )
+
+
+def nonfinite_words(where: str, names: list[str], *, probes: bool) -> str:
+    """save's refusal (or, allowed, warning) of probes or reference outputs that hold no finite value."""
+    listed, one = ", ".join(repr(n) for n in names), len(names) == 1
+    if probes:
+        return (
+            f"{where}: probe input{'' if one else 's'} {listed} hold{'s' if one else ''} only NaN or infinite values: "
+            "any model on any host gives the same answer to them, so verify could never fail; give real samples"
+        )
+    return (
+        f"{where}: output{'' if one else 's'} {listed} {'is' if one else 'are'} NaN or infinite for every probe, "
+        "so verify could never tell this model from another; check the model and the probes"
+    )
+
+
+def same_for_every_probe_words(n: int) -> str:
+    """save's warning when every probe gave the same outputs."""
+    return (
+        f"outputs are the same for all {n} probes: the record cannot tell much drift apart (a model that ignores "
+        "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
+    )
+
+
+def relative_error_title(h: Any) -> str:
+    """The relative-error plot's title: which elements it cannot show, and why, in plain words."""
+    return (
+        f"Relative error: {plural(h.rel_zero, 'element')} equal to the reference,\n"
+        f"{h.rel_skipped} with none (the reference is 0, or a value is not finite)"
+    )
 
 
 def file_names(files: list[str], model_name: str | None) -> str:
@@ -307,13 +359,8 @@ def random_at_inference_line(o: OutputComparison) -> str:
     return f'output "{o.name}": a second, identical prediction differed from the first: random at inference'
 
 
-def render_report(report: Report, out: Writer) -> None:
-    """The verify report: verdict first, then identity, outputs, environment, explanations."""
-    head = VERDICT_WORDS[report.verdict]
-    out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
-    out.line(f"  model:       {report.model}")
-    out.line(f"  fingerprint: {report.fingerprint}")
-    ident = report.identity
+def weights_words(ident: IdentityCheck) -> str:
+    """The weights row of the report (text, HTML and Markdown alike): same, CHANGED, or not comparable and why."""
     weights = {
         "same": "same as saved",
         "changed": "CHANGED: this is not the model that was saved",
@@ -335,6 +382,17 @@ def render_report(report: Report, out: Writer) -> None:
         weights += " (another format of the same weights)"
     elif ident.weights == "same" and (ident.files_changed or ident.files_missing or ident.files_added):
         weights += " (the files were rewritten, the weights are identical)"
+    return weights
+
+
+def render_report(report: Report, out: Writer) -> None:
+    """The verify report: verdict first, then identity, outputs, environment, explanations."""
+    head = VERDICT_WORDS[report.verdict]
+    out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
+    out.line(f"  model:       {report.model}")
+    out.line(f"  fingerprint: {report.fingerprint}")
+    ident = report.identity
+    weights = weights_words(ident)
     out.line(f"  weights:     {weights}")
     name = ident.model_name
     for label, files in (
@@ -377,13 +435,13 @@ def render_report(report: Report, out: Writer) -> None:
     if report.outputs:  # the header already ends with a blank line
         out.line()
     numerics = [e for e in env.entries if e.numerics]
-    differences = _plural(len(env.entries), "difference")
+    differences = plural(len(env.entries), "difference")
     if env.identical:
         out.line("Environment: same as at save.")
     elif report.verdict == "identical":
         out.line(
             f"Environment: {differences} from the saved host ({len(numerics)} can change numerics), "
-            f"and the probes did not change; {_rerun_diff(report)} lists them"
+            f"and the outputs did not change; {_rerun_diff(report)} lists them"
         )
     elif not numerics:
         out.line(
@@ -416,6 +474,9 @@ def report_text(report: Report) -> str:
     buffer = io.StringIO()
     render_report(report, Writer(buffer))
     return buffer.getvalue()
+
+
+use_wording(report_text, first_problem)  # str(report), report.to_text(), report.raise_for_status()
 
 
 FORMAT_WORDS = {f.id: f.described for f in formats.FORMATS}
