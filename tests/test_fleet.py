@@ -204,46 +204,25 @@ def test_fleet_ships_the_model_through_the_object_store_and_reads_the_same(clust
     assert "1. onednn (score " in r.output
 
 
+def test_the_library_fleet_tells_on_item_each_node_as_its_result_arrives(cluster, dw_model):
+    from envprint.many.fleet import fleet
+    from envprint.many.ray_engine import RayOptions
+
+    seen = []
+    report = fleet(dw_model, ray=RayOptions(cluster.address), timeout=300,
+                   on_item=lambda host, rep, done, total: seen.append((host.host, rep.verdict, done, total)))  # fmt: skip
+    assert sorted(host for host, *_ in seen) == sorted(cluster.labels())
+    assert [(done, total) for *_, done, total in seen] == [(1, 2), (2, 2)]
+    assert sorted(verdict for _, verdict, *_ in seen) == ["identical", "within_tolerance"]
+    assert report.by_status["identical"] == report.by_status["within_tolerance"] == 1
+
+
 def test_fleet_refuses_to_ship_past_the_limit(tmp_path, dw_model):
     r = invoke("fleet", dw_model, "--ray", "127.0.0.1:1", "--ship", "--ship-limit", "0")
     assert r.exit_code == 2, r.output
     assert (
         "over the ship limit of 0 MiB for Ray's object store; put the model on a path every node can read" in r.output
     )
-
-
-def test_a_node_that_dies_mid_run_is_unreachable_not_a_mismatch(keras, cluster, tmp_path):
-    """Kills the worker node: keep this test last in the module."""
-    import fleet_layers
-
-    from envprint.many.fleet import fleet
-    from envprint.many.ray_engine import RayOptions
-    from envprint.many.sweep import VerifyOptions
-
-    model = saved(tiny(keras, 9, fleet_layers.Stall()), tmp_path / "stall.keras")
-    head, worker = cluster.labels()
-    result: list[FleetReport] = []
-    run = threading.Thread(
-        target=lambda: result.append(
-            fleet(model, ray=RayOptions(cluster.address), options=VerifyOptions(custom_objects=("fleet_layers:Stall",)),
-                  timeout=300, node_death_grace=60)
-        )
-    )  # fmt: skip
-    run.start()
-    deadline = time.monotonic() + 180
-    while not cluster.stall_marker.exists():  # the worker node is inside the model's (300 s) stall
-        assert run.is_alive() and time.monotonic() < deadline, "the worker node never started verifying"
-        time.sleep(0.2)
-    _stop(cluster.worker)
-    run.join(timeout=240)
-    (report,) = result
-    hosts = {h.host: h for h in report.hosts}
-    assert (hosts[head].status, hosts[head].verdict) == ("verified", "identical")
-    assert (hosts[worker].status, hosts[worker].exit_code) == ("unreachable", 4)
-    assert hosts[worker].error.startswith("the node died while verifying")
-    assert report.by_status == {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 1}
-    assert [c.hosts for c in report.classes] == [[head]]
-    assert report.exit_code == 4
 
 
 def test_fleet_reads_relative_model_and_fingerprint_paths_from_where_it_was_run(cluster, dw_model, monkeypatch):
@@ -298,3 +277,37 @@ def test_fleet_ray_local_is_documented_and_verifies_on_this_host_alone(mlp, tmp_
     report = FleetReport.model_validate(json.loads(r.stdout))
     assert [(c.name, len(c.hosts), c.verdict) for c in report.classes] == [("A", 1, "identical")]
     assert report.by_status == {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 0}
+
+
+def test_a_node_that_dies_mid_run_is_unreachable_not_a_mismatch(keras, cluster, tmp_path):
+    """Kills the worker node: keep this test last in the module."""
+    import fleet_layers
+
+    from envprint.check.options import VerifyOptions
+    from envprint.many.fleet import fleet
+    from envprint.many.ray_engine import RayOptions
+
+    model = saved(tiny(keras, 9, fleet_layers.Stall()), tmp_path / "stall.keras")
+    head, worker = cluster.labels()
+    result: list[FleetReport] = []
+    run = threading.Thread(
+        target=lambda: result.append(
+            fleet(model, ray=RayOptions(cluster.address), options=VerifyOptions(custom_objects=("fleet_layers:Stall",)),
+                  timeout=300, node_death_grace=60)
+        )
+    )  # fmt: skip
+    run.start()
+    deadline = time.monotonic() + 180
+    while not cluster.stall_marker.exists():  # the worker node is inside the model's (300 s) stall
+        assert run.is_alive() and time.monotonic() < deadline, "the worker node never started verifying"
+        time.sleep(0.2)
+    _stop(cluster.worker)
+    run.join(timeout=240)
+    (report,) = result
+    hosts = {h.host: h for h in report.hosts}
+    assert (hosts[head].status, hosts[head].verdict) == ("verified", "identical")
+    assert (hosts[worker].status, hosts[worker].exit_code) == ("unreachable", 4)
+    assert hosts[worker].error.startswith("the node died while verifying")
+    assert report.by_status == {"identical": 1, "within_tolerance": 0, "mismatch": 0, "error": 0, "unreachable": 1}
+    assert [c.hosts for c in report.classes] == [[head]]
+    assert report.exit_code == 4

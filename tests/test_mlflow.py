@@ -6,6 +6,8 @@ log_record puts a saved model's record into a run (artifacts under envprint/, fa
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -116,6 +118,19 @@ def test_verify_a_changed_model_logged_with_the_old_record_exits_1(
     assert logged.model_uri is None
 
 
+def test_an_error_from_a_downloaded_model_names_its_uri_not_a_deleted_temporary_path(tracking, recorded, tmp_path):
+    broken = tmp_path / "model.keras"
+    broken.write_bytes(b"not a zip file")
+    with mlflow.start_run(experiment_id=tracking) as run:
+        envprint.mlflow.log_record(recorded, log_model=False)
+        mlflow.log_artifact(str(broken), "model")
+    uri = f"runs:/{run.info.run_id}/model"
+    r = invoke("verify", uri)
+    assert r.exit_code == 4, r.output
+    assert r.stderr.startswith(f"envprint: error: {uri}: "), r.stderr
+    assert "envprint-mlflow-" not in r.stderr
+
+
 def test_verify_a_run_without_a_record_exits_3(tracking, recorded):
     with mlflow.start_run(experiment_id=tracking) as run:
         mlflow.log_artifact(str(recorded), "model")
@@ -129,6 +144,12 @@ def test_verify_an_unknown_run_or_version_exits_4(tracking):
     r = invoke("verify", "runs:/0123456789abcdef/model")
     assert r.exit_code == 4, r.output
     assert r.stderr.startswith("envprint: error: runs:/0123456789abcdef/model: cannot download the model from MLflow (")
+    # The store asked, and how to ask another: a run logged elsewhere is the usual reason.
+    assert r.stderr.endswith(
+        f"); tracking store: {mlflow.get_tracking_uri()}; if the run was logged elsewhere, point MLFLOW_TRACKING_URI "
+        "at the store that logged it (export MLFLOW_TRACKING_URI=http://HOST:5000, sqlite:////path/to/mlflow.db or "
+        "file:///path/to/mlruns)\n"
+    )
     assert "\n" not in r.stderr.rstrip("\n")
     r = invoke("verify", "models:/no-such-model/3")
     assert r.exit_code == 4, r.output
@@ -185,13 +206,37 @@ def test_readme_mlflow_example_runs(tracking, mlp, tmp_path, monkeypatch, capsys
     assert f"  model:       {model_uri}\n" in r.stdout and "  model:       models:/fraud-detector/1\n" in r.stdout
 
 
-def test_library_verify_of_an_mlflow_uri_points_at_envprint_mlflow():
-    with pytest.raises(envprint.UsageError) as info:
-        envprint.verify("runs:/abc/model")
-    assert (
-        str(info.value)
-        == "runs:/abc/model: an MLflow URI, not a path; verify it with envprint.mlflow.verify('runs:/abc/model')"
+def test_library_verify_and_preflight_take_an_mlflow_uri_and_name_it(logged):
+    report = envprint.verify(logged.model_uri)
+    assert (report.verdict, report.model, report.fingerprint) == ("identical", logged.model_uri, logged.record_uri)
+    assert envprint.preflight(logged.model_uri).a == logged.record_uri
+
+
+def test_preflight_of_an_mlflow_uri_names_the_record_by_its_uri_not_a_deleted_temporary_path(logged):
+    r = invoke("verify", logged.model_uri, "--preflight", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["a"] == logged.record_uri
+    r = invoke("verify", logged.model_uri, "--preflight")
+    assert r.exit_code == 0, r.output
+    assert "envprint-mlflow-" not in r.stdout and logged.record_uri in r.stdout
+
+
+@pytest.mark.subprocess
+def test_verify_a_runs_uri_with_no_tracking_store_set_creates_nothing_and_says_how_to_set_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    r = subprocess.run(
+        [sys.executable, "-m", "envprint", "verify", "runs:/0123456789abcdef/model"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert r.stderr == (
+        "envprint: error: runs:/0123456789abcdef/model: no MLflow tracking store is set (MLFLOW_TRACKING_URI is "
+        f"unset), and MLflow's default sqlite:///{tmp_path.resolve()}/mlflow.db does not exist; point "
+        "MLFLOW_TRACKING_URI at the store that logged it (export MLFLOW_TRACKING_URI=http://HOST:5000, "
+        "sqlite:////path/to/mlflow.db or file:///path/to/mlruns)\n"
     )
+    assert list(tmp_path.iterdir()) == []  # no ./mlflow.db, no ./mlruns
 
 
 def test_a_logged_savedmodel_verifies_from_its_run(tracking, mlp, tmp_path):

@@ -19,9 +19,10 @@ import pytest
 from envhelpers import invoke
 from fleet_models import saved, tiny
 
+from envprint.check.options import VerifyOptions
 from envprint.errors import UsageError
 from envprint.many.ray_engine import RayOptions
-from envprint.many.sweep import VerifyOptions, find_models, sweep
+from envprint.many.sweep import find_models, sweep
 from envprint.models import Report, SweepSummary
 from envprint.render.many import Progress
 

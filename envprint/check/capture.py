@@ -1,4 +1,5 @@
-"""capture(): compose the host facts into a Fingerprint; seed_everything(): declare and apply a seed.
+"""capture(): compose the host facts into a Fingerprint; this_host(): the same, never importing
+TensorFlow (a report's host properties); seed_everything(): declare and apply a seed.
 
 Owns: the order in which facts are read, and the declared seed. TensorFlow is imported only when
 the caller asks for its facts (the default), and through ``envprint._tf`` only.
@@ -117,3 +118,8 @@ def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
         env=collect.env_info(),
         unavailable=unavailable,
     )
+
+
+def this_host() -> Fingerprint:
+    """This host for a report's properties (JUnit): TensorFlow's facts only if the process already imported it."""
+    return capture(tensorflow=False)

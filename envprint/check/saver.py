@@ -7,6 +7,8 @@ record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.id
 ``capture``, ``signing`` and ``store``; holds no TensorFlow code.
 """
 
+# size: save's order of operations (refuse, probe, self-check, capture, publish) reads top to bottom;
+# each step is a function of its own.
 from __future__ import annotations
 
 import os
@@ -258,7 +260,7 @@ def _remove_created(created: list[Path]) -> None:
             break
 
 
-def save(
+def save(  # size: long by its public keyword arguments and their documentation; the steps are below
     model: str | Path,
     *,
     out: str | Path | None = None,
@@ -272,6 +274,8 @@ def save(
     safe_mode: bool = True,
     seed: int | None = None,
     tolerance: Tolerance | None = None,
+    tolerance_from: str | Path | None = None,
+    margin: float = 2.0,
     force: bool = False,
     strict: bool = False,
     sign_key: bytes | str | None = None,
@@ -291,6 +295,10 @@ def save(
     are digested, to add a file to the model (TF Serving's warm-up: ``integrations.tfserving``);
     it returns an undo that runs if the save fails.
 
+    ``tolerance_from``: a verify report (``envprint verify --json`` output) whose measured drift,
+    times ``margin``, becomes the record's tolerance (``compare.tolerance_from_report``); it
+    excludes ``tolerance``, and a report whose mismatch is not drift is a UsageError.
+
     Probes that cannot verify anything are refused: an input holding only NaN or infinite values
     (FingerprintError), or an output that is NaN or infinite for every probe (ModelError); with
     ``allow_nonfinite`` they are recorded with a warning instead.
@@ -298,13 +306,40 @@ def save(
     before the model loads, so that verify, which applies it at the same point, can reproduce
     a model random at inference.
     """
-    from envprint._tf import loading, set_random_seed
     from envprint._tf.identity import model_identity
-    from envprint.check.capture import capture, declared_seed
+    from envprint.check.capture import capture
 
     model_path = Path(model)
     sidecar.require_readable(model_path)  # a model problem (exit 4) before any record problem
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
+    tolerance = _tolerance(tolerance, tolerance_from, margin)
+    existed = _refuse_before_work(model_path, target, force, num_probes)
+    key = signing.signing_key(sign_key) if sign_key is not None else None
+    created = _prepare_parent(target)
+    undo_hook: list[Callable[[], None]] = []
+    try:
+        loaded, inputs, reference, recipe, check, notes = _probe(
+            model_path, probes, num_probes, probe_seed, input_shapes, fmt, signature, custom_objects, safe_mode,
+            seed, strict, allow_nonfinite,
+        )  # fmt: skip
+        if model_files_hook is not None:
+            undo_hook.append(model_files_hook(loaded, inputs))
+        files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
+        identity = identity_record(model_identity(loaded), model_path, files)
+        fp = capture(seed=seed).model_copy(
+            update={"model": identity, "probes": recipe, "self_check": check, "tolerance": tolerance or Tolerance()}
+        )
+        fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed)
+    except BaseException:
+        for undo in undo_hook:
+            undo()
+        _remove_created(created)  # the directories this save made for a record it did not write
+        raise
+    return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
+
+
+def _refuse_before_work(model_path: Path, target: Path, force: bool, num_probes: int) -> bool:
+    """Every refusal that needs no model loaded; whether a record exists at ``target``."""
     _refuse_model_as_target(model_path, target)
     sidecar.refuse_non_record(target)
     existed = target.exists()
@@ -312,46 +347,46 @@ def save(
         raise sidecar.already_exists(target)
     if num_probes < 1:
         raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
-    key = signing.signing_key(sign_key) if sign_key is not None else None
-    created = _prepare_parent(target)
-    undo_hook = None
-    try:
-        declared = seed if seed is not None else declared_seed()[0]
-        if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
-            set_random_seed(declared)
-        loaded = loading.load_model(
-            model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
-        )
-        notes: list[str] = []
-        probes_path = Path(probes) if probes else None
-        inputs, recipe = probe_inputs(loaded, probes_path, num_probes, probe_seed, input_shapes, notes)
-        notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
-        reference = loaded.predict(inputs)
-        notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
-        notes += _same_for_every_probe(reference)
-        check = self_check(loaded, inputs, reference)
-        if strict and not check.deterministic:
-            raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
-        if model_files_hook is not None:
-            undo_hook = model_files_hook(loaded, inputs)
+    return existed
 
-        files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
-        identity = identity_record(model_identity(loaded), model_path, files)
-        fp = capture(seed=seed).model_copy(
-            update={
-                "model": identity,
-                "probes": recipe,
-                "self_check": check,
-                "tolerance": tolerance or Tolerance(),
-            }
-        )
-        fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed)
-    except BaseException:
-        if undo_hook is not None:
-            undo_hook()
-        _remove_created(created)  # the directories this save made for a record it did not write
-        raise
-    return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
+
+def _tolerance(tolerance: Tolerance | None, tolerance_from: str | Path | None, margin: float) -> Tolerance | None:
+    """The tolerance to record: the one given, or the one a verify report's measured drift calls for."""
+    if tolerance_from is None:
+        return tolerance
+    from envprint.record.store import read_report
+
+    if tolerance is not None:
+        raise UsageError("--tolerance-from sets rtol from measured drift; drop --rtol/--atol/--exact")
+    return compare.tolerance_from_report(read_report(Path(tolerance_from)), margin, str(tolerance_from))
+
+
+def _probe(model_path: Path, probes: str | Path | None, num_probes: int, probe_seed: int,
+           input_shapes: Mapping[str, tuple[int, ...]] | None, fmt: str | None, signature: str | None,
+           custom_objects: Mapping[str, Any] | None, safe_mode: bool, seed: int | None, strict: bool,
+           allow_nonfinite: bool) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], ProbeRecipe, SelfCheck,
+                                          list[str]]:  # fmt: skip
+    """Load the model (its declared seed applied first), make and predict the probes, and self-check them."""
+    from envprint._tf import loading, set_random_seed
+    from envprint.check.capture import declared_seed
+
+    declared = seed if seed is not None else declared_seed()[0]
+    if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
+        set_random_seed(declared)
+    loaded = loading.load_model(
+        model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
+    )
+    notes: list[str] = []
+    probes_path = Path(probes) if probes else None
+    inputs, recipe = probe_inputs(loaded, probes_path, num_probes, probe_seed, input_shapes, notes)
+    notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
+    reference = loaded.predict(inputs)
+    notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
+    notes += _same_for_every_probe(reference)
+    check = self_check(loaded, inputs, reference)
+    if strict and not check.deterministic:
+        raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
+    return loaded, inputs, reference, recipe, check, notes
 
 
 def _write_and_publish(

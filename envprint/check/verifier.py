@@ -8,14 +8,19 @@ record verify read and checked, and re-ranks the explanations), and ``preflight`
 from the record and this host alone, without loading the model). A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
-TensorFlow code, and writes nothing: a deployment host may be read-only.
+TensorFlow code, and writes nothing: a deployment host may be read-only. The model's identity is
+judged in ``check/identity.py``; MLflow URIs are resolved by ``check/mlflow_source.py``.
 """
 
+# size: verify's checks in their order read top to bottom; the identity judgement is check/identity.py,
+# MLflow URIs check/mlflow_source.py.
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +28,13 @@ import numpy as np
 
 from envprint import formats
 from envprint.check import compare, histogram
-from envprint.errors import FingerprintError, ModelError, UsageError, one_line
+from envprint.check.identity import identity_check
+from envprint.check.options import VerifyOptions
+from envprint.errors import EnvprintError, FingerprintError, ModelError, one_line
 from envprint.models import (
     Fingerprint,
     FingerprintDiff,
     IdentityCheck,
-    ModelDifference,
-    ModelIdentity,
     OutputComparison,
     Report,
     Tolerance,
@@ -103,67 +108,6 @@ def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[lis
     missing = sorted(k for k in saved if k not in now)
     added = sorted(k for k in now if k not in saved)
     return changed, missing, added
-
-
-def _spec_text(spec: Any) -> str:
-    shape = ", ".join("None" if d is None else str(d) for d in spec.shape)
-    return f"{spec.name} ({shape}{',' if len(spec.shape) == 1 else ''}) {spec.dtype}"
-
-
-def _same_interface(saved: list[Any], now: list[Any]) -> bool:
-    """Same number of tensors with the same shapes and dtypes, in order; names and the batch dimension aside
-    (formats rename tensors, and a converter may fix the batch at 1)."""
-    return len(saved) == len(now) and all(
-        list(a.shape)[1:] == list(b.shape)[1:] and len(a.shape) == len(b.shape) and a.dtype == b.dtype
-        for a, b in zip(saved, now, strict=True)
-    )
-
-
-def model_differences(
-    saved: ModelIdentity, loaded: Any, ident: Mapping[str, Any]
-) -> tuple[list[ModelDifference], bool]:
-    """What differs between the fingerprinted model and ``loaded``, and whether that makes it another model.
-
-    Names of inputs and outputs are listed when they differ but prove nothing on their own (a
-    SavedModel or .tflite renames them); a different number, shape or dtype of inputs or outputs,
-    parameter count or set of layer classes does. Each is compared only where both sides could read it.
-    """
-    out: list[ModelDifference] = []
-    other = False
-    if saved.format != loaded.format:  # the same model may be saved in several formats: not another model
-        out.append(ModelDifference(field="format", saved=saved.format, current=loaded.format))
-    for field, recorded, now in (("inputs", saved.inputs, loaded.inputs), ("outputs", saved.outputs, loaded.outputs)):
-        a, b = [_spec_text(x) for x in recorded], [_spec_text(x) for x in now]
-        if a != b:
-            out.append(ModelDifference(field=field, saved=a, current=b))
-            other = other or not _same_interface(recorded, now)
-    count = ident.get("parameter_count")
-    comparable = formats.get(saved.format).counts_parameters and formats.get(loaded.format).counts_parameters
-    if comparable and None not in (saved.parameter_count, count):
-        if saved.parameter_count != count:
-            out.append(ModelDifference(field="parameter_count", saved=saved.parameter_count, current=count))
-            other = True
-    classes = ident.get("layer_classes")
-    if saved.layer_classes and classes and sorted(saved.layer_classes) != sorted(classes):
-        out.append(ModelDifference(field="layer_classes", saved=sorted(saved.layer_classes), current=sorted(classes)))
-        other = True
-    return out, other
-
-
-def _weights_verdict(saved: ModelIdentity, ident: Mapping[str, Any], legacy: list[str]) -> str:
-    """'same', 'changed' or 'unknown': the record's weights digest against this model's.
-
-    A record written by envprint 0.1.0 (scheme ``named-v1``, weight names included) is checked
-    against this model's weights hashed the old way, under each naming 0.1.0 may have used.
-    """
-    scheme = saved.weights_digest_scheme
-    if saved.weights_digest is None or ident.get("weights_digest") is None:
-        return "unknown"
-    if scheme == ident.get("weights_digest_scheme"):
-        return "same" if ident["weights_digest"] == saved.weights_digest else "changed"
-    if legacy:
-        return "same" if saved.weights_digest in legacy else "changed"
-    return "unknown"
 
 
 def _fit_probes(
@@ -299,18 +243,33 @@ def preflight(
     """What to expect on this host before verifying ``model``, from its record and this host alone.
 
     The model is not loaded (``model`` only locates the record beside it; pass ``fingerprint``
-    for a model in memory). Returns the diff of the record (A) against this host (B) with its
-    ``expectations``, most likely first; ``result.expects_change`` is True when one is at least
-    ``PREFLIGHT_THRESHOLD`` likely to move the outputs beyond tolerance or to break the load
-    (what ``envprint verify --preflight`` exits 1 on). The signature is judged as in ``verify``.
+    for a model in memory). ``model`` may be an MLflow URI (``runs:/...``, ``models:/...``): its
+    record is downloaded and named by its URI. Returns the diff of the record (A) against this
+    host (B) with its ``expectations``, most likely first; ``result.expects_change`` is True when
+    one is at least ``PREFLIGHT_THRESHOLD`` likely to move the outputs beyond tolerance or to
+    break the load (what ``envprint verify --preflight`` exits 1 on). The signature is judged as
+    in ``verify``.
     """
+    from envprint.check.mlflow_source import is_mlflow_uri, local_copy
+
+    if is_mlflow_uri(model):
+        with local_copy(model, fingerprint) as copy:
+            try:
+                return _preflight(copy.model, copy.fingerprint, signing_key, require_signature, copy.record_uri)
+            except EnvprintError as exc:
+                raise copy.relabel_error(exc) from None
+    return _preflight(model, fingerprint, signing_key, require_signature, None)
+
+
+def _preflight(model: Any, fingerprint: str | Path | None, signing_key: bytes | str | None, require_signature: bool,
+               label: str | None) -> FingerprintDiff:  # fmt: skip
     from envprint.causes.explain import expect
     from envprint.check.capture import capture
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path, _ = locate_after_model(model_path, None, fingerprint)
     saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
-    result = expect(saved, capture(), str(fp_path), "current host")
+    result = expect(saved, capture(), label or str(fp_path), "current host")
     return result.model_copy(update={"passed": not result.expects_change})  # exit 0 of --preflight
 
 
@@ -334,11 +293,16 @@ def verify(
     investigate_timeout: float = 120.0,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
-    """Verify ``model`` (a path, or a Keras model already loaded) against its fingerprint.
+    """Verify ``model`` (a path, an MLflow URI, or a Keras model already loaded) against its fingerprint.
 
     Returns a Report; ``report.raise_for_status()`` raises MismatchError on 'mismatch'.
     Raises FingerprintError / ModelError / DependencyError when the check cannot run.
     Never writes anything: a deployment host may be read-only.
+
+    ``model`` may be ``runs:/<run_id>/<path>`` or ``models:/<name>/<version>`` (or
+    ``@<alias>``): the model and its run's ``envprint/`` record are downloaded from the MLflow
+    tracking store (``MLFLOW_TRACKING_URI``) to a temporary directory, and the report names the
+    URIs (the ``envprint[mlflow]`` extra).
 
     ``signing_key`` (the CLI reads it from ENVPRINT_SIGNING_KEY) checks the record's
     signature.json: a wrong key or a changed fingerprint.json is a FingerprintError. With
@@ -352,21 +316,74 @@ def verify(
     saved setting restored at a time (``report.investigation``); a cause ruled out by that drops
     out of ``report.explanations`` and a confirmed one leads.
     """
-    from envprint._tf import loading
-    from envprint._tf.identity import legacy_weights_digests, model_identity
+    options = VerifyOptions(
+        fingerprint=fingerprint,
+        tolerance=tolerance,
+        fmt=fmt,
+        signature=signature,
+        custom_objects=dict(custom_objects or {}),
+        safe_mode=safe_mode,
+        check_stochastic=check_stochastic,
+        signing_key=signing_key,
+        require_signature=require_signature,
+        investigate=investigate,
+        investigate_timeout=investigate_timeout,
+        progress=progress,
+    )
+    return verify_with(model, options)
+
+
+def verify_with(model: Any, options: VerifyOptions) -> Report:
+    """``verify`` with its options as one value: what the CLI, ``sweep`` and ``fleet`` call."""
+    from envprint.check.mlflow_source import is_mlflow_uri, local_copy
+
+    if is_mlflow_uri(model):
+        with local_copy(model, options.fingerprint) as copy:
+            try:
+                return copy.relabel(_verify(copy.model, options.with_fingerprint(copy.fingerprint)))
+            except EnvprintError as exc:
+                raise copy.relabel_error(exc) from None
+    return _verify(model, options)
+
+
+@dataclass
+class _Loaded:
+    """The model as loaded for a verify, with what its files say against the record."""
+
+    model: Any
+    label: str
+    files_changed: list[str] = dataclasses.field(default_factory=list)
+    files_missing: list[str] = dataclasses.field(default_factory=list)
+    files_added: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def file_changes(self) -> tuple[list[str], list[str], list[str]]:
+        return self.files_changed, self.files_missing, self.files_added
+
+
+@dataclass
+class _Fed:
+    """The probes as fed to the model, and what came out (None when another model could not take them)."""
+
+    feed: dict[str, np.ndarray] | None = None
+    obtained: dict[str, np.ndarray] | None = None
+    inputs_by_position: dict[str, str] = dataclasses.field(default_factory=dict)
+    outputs_by_position: dict[str, str] = dataclasses.field(default_factory=dict)
+    casts: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _verify(model: Any, options: VerifyOptions) -> Report:
+    """The checks in their order: the record, the model's load and files, its identity, the probes, the verdict."""
     from envprint.causes.diff import diff_fingerprints
     from envprint.causes.explain import explain
     from envprint.check.capture import capture
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
-    if model_path is not None and str(model).startswith(("runs:/", "models:/")):
-        raise UsageError(f"{model}: an MLflow URI, not a path; verify it with envprint.mlflow.verify({str(model)!r})")
-    fp_path, fmt = locate_after_model(model_path, fmt, fingerprint)
-
-    saved, trust, probes, reference, sidecar_changed = read_checked(fp_path, signing_key, require_signature)
-
-    files_changed = files_missing = files_added = []
-    files_identical = False
+    fp_path, fmt = locate_after_model(model_path, options.fmt, options.fingerprint)
+    saved, trust, probes, reference, sidecar_changed = read_checked(
+        fp_path, options.signing_key, options.require_signature
+    )
+    custom_objects = options.loaded_custom_objects()
     # A random model reproduces its reference only from the same seed, applied before it loads
     # (Keras creates the layers' seed generators then) and predicts, as save did.
     seed = saved.seeds.declared if _may_be_random(saved) else None
@@ -374,141 +391,114 @@ def verify(
         from envprint._tf import set_random_seed
 
         set_random_seed(seed)
-    if model_path is not None:
-        chosen = fmt or saved.model.format
-        loaded, now = load_and_hash(
-            model_path,
-            exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
-            fmt=chosen,
-            signature=signature or (saved.model.signature if formats.get(chosen).signatures else None),
-            custom_objects=dict(custom_objects or {}),
-            safe_mode=safe_mode,
-        )
-        recorded_files = saved.model.files
-        if loaded.format != saved.model.format:
-            # Another format: the record's single file ('.') is not this one rewritten but missing,
-            # and this model's is added; name each, so that the record's model.keras is named.
-            recorded_files = {saved.model.name if k == "." else k: v for k, v in recorded_files.items()}
-            now = {model_path.name if k == "." else k: v for k, v in now.items()}
-        files_changed, files_missing, files_added = _file_changes(recorded_files, now)
-        files_identical = not (files_changed or files_missing or files_added)
-        label = str(model_path)
-    else:
-        loaded = loading.wrap_model(model, saved.model.format)
-        label = f"<in-memory {type(model).__name__}>"
-
-    # The model's identity is settled before any probe is fed: another model is "model changed",
-    # whatever its inputs are called. Byte-identical files hold identical weights: the weights
-    # digest is needed only when the files changed (rewritten, or another model) or the model
-    # came from memory.
-    differences: list[ModelDifference] = []
-    ident: dict[str, Any] = {}
-    if files_identical:
-        weights = "same" if saved.model.weights_digest is not None else "unknown"
-    else:
-        ident = model_identity(loaded)
-        weights = _weights_verdict(
-            saved.model, ident, legacy_weights_digests(loaded, saved.model.weights_digest_scheme)
-        )
-        differences, other_model = model_differences(saved.model, loaded, ident)
-        if weights == "unknown" and other_model:
-            weights = "changed"
-    identity = IdentityCheck(
-        weights=weights,
-        differences=differences,
-        model_name=model_path.name if model_path is not None else None,
-        weights_digest_scheme_saved=saved.model.weights_digest_scheme,
-        weights_digest_scheme_now=ident.get("weights_digest_scheme", saved.model.weights_digest_scheme),
-        files_changed=files_changed,
-        files_missing=files_missing,
-        files_added=files_added,
-        sidecar_files_changed=sidecar_changed,
+    loaded = _load(model, model_path, fp_path, saved, fmt, options, custom_objects)
+    identity = identity_check(saved.model, loaded.model, model_path, loaded.file_changes, sidecar_changed)
+    fed = _feed_probes(
+        saved, loaded, identity.weights, probes, reference, str(fp_path.parent / saved.probe_arrays.file)
     )
-
-    policy = tolerance or saved.tolerance or Tolerance()
-    outputs: list[OutputComparison] = []
-    random_outputs: list[str] = []
-    inputs_by_position: dict[str, str] = {}
-    outputs_by_position: dict[str, str] = {}
-    casts: dict[str, str] = {}
-    feed = obtained = None
-    try:
-        feed = _fit_probes(probes, loaded, str(fp_path.parent / saved.probe_arrays.file), inputs_by_position, casts)
-        if feed is None and weights != "changed":
-            raise ModelError(
-                f"{label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
-                f"{[s.name for s in loaded.inputs]}; verify the model the record was saved from "
-                f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
-            )
-        if feed is not None:
-            obtained = _fit_outputs(reference, loaded.predict(feed), outputs_by_position)
-    except (ModelError, FingerprintError):
-        if weights != "changed":
-            raise
-        # Another model: that it cannot take the probes is no surprise, and the error's advice
-        # (fix the probes) would be wrong; the identity differences say what changed.
-        feed = obtained = None
-        inputs_by_position.clear()
-        casts.clear()
-    if obtained is not None:
-        outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
-        # A second prediction can only disagree if something random runs at inference; a model that
-        # was deterministic at save and has no random layers is not predicted twice.
-        may_be_random = _may_be_random(saved)
-        if check_stochastic and may_be_random:
-            again = _fit_outputs(reference, loaded.predict(feed), {})
-            random_outputs = sorted(
-                k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)})
-            )
-    stochastic_now = bool(random_outputs)
+    outputs, random_outputs = _compare(saved, loaded.model, fed, reference, options)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
+    stochastic_now = bool(random_outputs)
     report = Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
         signing_key_id=trust.key_id,
-        model=label,
+        model=loaded.label,
         fingerprint=str(fp_path),
         identity=identity,
-        probes_run=obtained is not None,
-        inputs_by_position=inputs_by_position,
-        outputs_by_position=outputs_by_position,
-        probe_casts=casts,
+        probes_run=fed.obtained is not None,
+        inputs_by_position=fed.inputs_by_position,
+        outputs_by_position=fed.outputs_by_position,
+        probe_casts=fed.casts,
         outputs=outputs,
         random_at_inference=random_outputs,
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
         seed_applied=seed,
-        outputs_digest=None if obtained is None else outputs_digest(obtained),
+        outputs_digest=None if fed.obtained is None else outputs_digest(fed.obtained),
     )
-    if investigate and report.verdict != "identical":
-        report = _investigate(
-            report,
-            model_path,
-            saved,
-            fp_path,
-            probes,
-            reference,
-            timeout_s=investigate_timeout,
-            progress=progress,
-            fmt=fmt,
-            signature=signature,
-            safe_mode=safe_mode,
-            custom_objects=custom_objects,
-            tolerance=tolerance,
-        )
+    if options.investigate and report.verdict != "identical":
+        report = _investigate(report, model_path, saved, fp_path, probes, reference, fmt=fmt, options=options,
+                              custom_objects=custom_objects)  # fmt: skip
     return report
 
 
+def _load(model: Any, model_path: Path | None, fp_path: Path, saved: Fingerprint, fmt: str | None,
+          options: VerifyOptions, custom_objects: dict[str, Any]) -> _Loaded:  # fmt: skip
+    """Load the model from its path (digesting its files meanwhile), or wrap one already in memory."""
+    from envprint._tf import loading
+
+    if model_path is None:
+        return _Loaded(loading.wrap_model(model, saved.model.format), f"<in-memory {type(model).__name__}>")
+    chosen = fmt or saved.model.format
+    loaded, now = load_and_hash(
+        model_path,
+        exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
+        fmt=chosen,
+        signature=options.signature or (saved.model.signature if formats.get(chosen).signatures else None),
+        custom_objects=custom_objects,
+        safe_mode=options.safe_mode,
+    )
+    recorded_files = saved.model.files
+    if loaded.format != saved.model.format:
+        # Another format: the record's single file ('.') is not this one rewritten but missing,
+        # and this model's is added; name each, so that the record's model.keras is named.
+        recorded_files = {saved.model.name if k == "." else k: v for k, v in recorded_files.items()}
+        now = {model_path.name if k == "." else k: v for k, v in now.items()}
+    return _Loaded(loaded, str(model_path), *_file_changes(recorded_files, now))
+
+
+def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict[str, np.ndarray],
+                 reference: Mapping[str, np.ndarray], where: str) -> _Fed:  # fmt: skip
+    """The probes fitted to this model's inputs and predicted; for another model that cannot take them, nothing."""
+    fed = _Fed()
+    try:
+        fed.feed = _fit_probes(probes, loaded.model, where, fed.inputs_by_position, fed.casts)
+        if fed.feed is None and weights != "changed":
+            raise ModelError(
+                f"{loaded.label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
+                f"{[s.name for s in loaded.model.inputs]}; verify the model the record was saved from "
+                f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
+            )
+        if fed.feed is not None:
+            fed.obtained = _fit_outputs(reference, loaded.model.predict(fed.feed), fed.outputs_by_position)
+    except (ModelError, FingerprintError):
+        if weights != "changed":
+            raise
+        # Another model: that it cannot take the probes is no surprise, and the error's advice
+        # (fix the probes) would be wrong; the identity differences say what changed.
+        return _Fed()
+    return fed
+
+
+def _compare(saved: Fingerprint, model: Any, fed: _Fed, reference: Mapping[str, np.ndarray],
+             options: VerifyOptions) -> tuple[list[OutputComparison], list[str]]:  # fmt: skip
+    """Each output against its reference under the tolerance, and the outputs a second prediction changed."""
+    if fed.obtained is None:
+        return [], []
+    obtained = fed.obtained
+    policy = options.tolerance or saved.tolerance or Tolerance()
+    outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
+    # A second prediction can only disagree if something random runs at inference; a model that
+    # was deterministic at save and has no random layers is not predicted twice.
+    if not (options.check_stochastic and _may_be_random(saved)):
+        return outputs, []
+    again = _fit_outputs(reference, model.predict(fed.feed), {})
+    return outputs, sorted(k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)}))
+
+
 def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,
-                 reference: Any, *, custom_objects: Mapping[str, Any] | None, **options: Any) -> Report:  # fmt: skip
+                 reference: Any, *, fmt: str | None, options: VerifyOptions,
+                 custom_objects: Mapping[str, Any]) -> Report:  # fmt: skip
     """The report with its investigation, and its explanations re-ranked by what the experiments found."""
     from envprint.causes.explain import rerank
     from envprint.check.investigate import investigate
 
     # A child imports each custom object again by the name it is importable under.
-    specs = [f"{obj.__module__}:{obj.__qualname__}" for obj in (custom_objects or {}).values()]
+    specs = [f"{obj.__module__}:{obj.__qualname__}" for obj in custom_objects.values()]
     results = investigate(
         model_path, report, saved=saved, fp_path=fp_path, probes=probes, reference=reference,
-        custom_objects_specs=specs, **options,
+        custom_objects_specs=specs, timeout_s=options.investigate_timeout, progress=options.progress, fmt=fmt,
+        signature=options.signature, safe_mode=options.safe_mode, tolerance=options.tolerance,
     )  # fmt: skip
     return report.model_copy(update={"investigation": results, "explanations": rerank(report.explanations, results)})

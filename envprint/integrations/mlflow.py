@@ -3,30 +3,34 @@
 Owns: ``log_record`` (the model and its record as run artifacts, the record's key facts as run
 tags; or, for a model MLflow's keras/tensorflow flavour logged, the record beside the flavour's
 artifacts in their ``envprint/``), ``log_model`` and ``autolog_callback`` (the keras flavour and
-the record in one step, by hand or at the end of ``fit``), and ``local_copy`` / ``verify``: a ``runs:/<run_id>/<path>`` or ``models:/<name>/<version>``
-(or ``models:/<name>@<alias>``) URI downloaded, with its record, to a temporary directory that is
-removed afterwards. The public path is ``envprint.mlflow``.
+the record in one step, by hand or at the end of ``fit``). ``verify`` of a ``runs:/<run_id>/<path>``
+or ``models:/<name>/<version>`` URI is the library's (``envprint.verify`` takes the URI;
+``check/mlflow_source.py`` downloads), called through ``envprint.verify``. The public path is
+``envprint.mlflow``.
 
 mlflow is an optional extra (``envprint[mlflow]``; mlflow-skinny is enough), imported only inside
-these functions. Imports envprint's lower layers only (store, models, errors), never the CLI.
+these functions. Imports the public API (envprint, errors) and the record layer, never the CLI.
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envprint import formats
 from envprint.errors import DependencyError, FingerprintError, ModelError, UsageError
+from envprint.record.mlflow_model import MLMODEL_FILE, flavour_model
 
+# The same as envprint.check.mlflow_source's (verify resolves URIs there; integrations use the public API only).
 SCHEMES = ("runs:/", "models:/")
 RECORD_ARTIFACT_PATH = "envprint"
 MODEL_ARTIFACT_PATH = "model"
-_MODEL_SUFFIXES = formats.suffixes()
+
+
+def is_mlflow_uri(model: Any) -> bool:
+    """Whether ``model`` names a model in MLflow (``runs:/...`` or ``models:/...``) rather than a local path."""
+    return isinstance(model, (str, Path)) and str(model).startswith(SCHEMES)
 
 
 def _mlflow() -> Any:
@@ -39,11 +43,6 @@ def _mlflow() -> Any:
             "MLflow support needs mlflow, which is not installed; install it: pip install 'envprint[mlflow]'"
         ) from None
     return mlflow
-
-
-def is_mlflow_uri(model: Any) -> bool:
-    """Whether ``model`` names a model in MLflow (``runs:/...`` or ``models:/...``) rather than a local path."""
-    return isinstance(model, (str, Path)) and str(model).startswith(SCHEMES)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -91,40 +90,6 @@ def record_tags(fp: Any, signed: bool) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- models MLflow's flavours logged
-
-MLMODEL_FILE = "MLmodel"
-
-
-def flavour_model(directory: Path) -> Path | None:
-    """The model file (or SavedModel) inside a model that an MLflow flavour saved, read from its MLmodel.
-
-    keras, and tensorflow of a Keras model: ``data/model.keras`` (``.h5``, or the ``data/model``
-    export); tensorflow of a ``tf.Module``: its ``saved_model_dir`` (``tf2model``). None when
-    ``directory`` holds no MLmodel.
-    """
-    mlmodel = directory / MLMODEL_FILE
-    if not mlmodel.is_file():
-        return None
-    import yaml  # type: ignore[import-untyped]  # a dependency of mlflow-skinny; no stubs installed
-
-    flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors") or {}
-    conf = flavors.get("keras") or flavors.get("tensorflow")
-    if conf is not None and "saved_model_dir" in conf:  # tensorflow flavour of a tf.Module: a SavedModel
-        candidates = [directory / conf["saved_model_dir"]]
-    elif conf is not None:  # a Keras model, by either flavour: data/model.keras (.h5, or an export directory)
-        data = directory / conf.get("data", "data") / "model"
-        candidates = [data.with_suffix(".keras"), data.with_suffix(".h5"), data]
-    else:
-        raise ModelError(
-            f"{directory}: an MLflow model of the flavour(s) {', '.join(sorted(flavors)) or 'none'}; "
-            "envprint reads the keras and tensorflow flavours"
-        )
-    for path in candidates:
-        if path.is_file() or (path / "saved_model.pb").is_file():
-            return path
-    raise ModelError(
-        f"{directory}: its MLmodel names a model at {candidates[0].relative_to(directory)}, which is missing"
-    )
 
 
 def _record_flavour_model(
@@ -324,110 +289,14 @@ def _register(client: Any, mlflow: Any, name: str, source: str, run_id: str, tag
     return str(client.create_model_version(name, source=source, run_id=run_id, tags=tags).version)
 
 
-def _model_in(path: Path, uri: str) -> Path:
-    """The model inside a downloaded artifact: the file itself, a SavedModel, or the one model file in a folder."""
-    if path.is_file() or formats.of_directory(path) is not None:
-        return path
-    found = sorted(p for p in path.iterdir() if p.suffix in _MODEL_SUFFIXES or formats.of_directory(p) is not None)
-    if len(found) == 1:
-        return found[0]
-    names = ", ".join(p.name for p in sorted(path.iterdir())) or "nothing"
-    raise ModelError(
-        f"{uri}: holds {names}, not one model; point at the model inside it, e.g. {uri.rstrip('/')}/model.keras"
-    )
-
-
-def _run_id(uri: str, mlflow: Any) -> str:
-    """The run that logged the model a URI names (whose envprint/ artifacts are its record)."""
-    if uri.startswith("runs:/"):
-        return uri[len("runs:/") :].split("/", 1)[0]
-    name_version = uri[len("models:/") :].strip("/")
-    client = mlflow.tracking.MlflowClient()
-    try:
-        if "@" in name_version:
-            name, alias = name_version.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        else:
-            name, _, number = name_version.rpartition("/")
-            version = client.get_model_version(name, number)
-    except mlflow.exceptions.MlflowException as exc:
-        raise ModelError(f"{uri}: no such registered model version ({_one_line(exc)})") from None
-    if not version.run_id:
-        raise FingerprintError(f"{uri}: the model version was registered without a run, so it has no envprint record")
-    return version.run_id
-
-
-@dataclass(frozen=True)
-class LocalCopy:
-    """A model and its record downloaded from MLflow, and the URIs to name them by in a report."""
-
-    model: Path
-    fingerprint: Path | None
-    uri: str
-    record_uri: str | None
-
-    def relabel(self, report: Any) -> Any:
-        """``report`` naming the MLflow URIs, not the temporary files it was verified from."""
-        update = {"model": self.uri}
-        if self.record_uri:
-            update["fingerprint"] = self.record_uri
-        return report.model_copy(update=update)
-
-
-@contextlib.contextmanager
-def local_copy(uri: str | Path, fingerprint: str | Path | None = None) -> Iterator[LocalCopy]:
-    """Download the model ``uri`` names and its run's ``envprint/`` record; removed again on exit.
-
-    A ``fingerprint`` given (a local path) is used instead of the run's record.
-    """
-    mlflow = _mlflow()
-    from mlflow.artifacts import download_artifacts
-
-    from envprint.record.sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, default_sidecar
-
-    uri = str(uri)
-    with tempfile.TemporaryDirectory(prefix="envprint-mlflow-") as tmp:
-        try:
-            downloaded = Path(download_artifacts(artifact_uri=uri, dst_path=str(Path(tmp) / "model")))
-        except Exception as exc:  # MlflowException, OSError: whatever the store raises
-            raise ModelError(f"{uri}: cannot download the model from MLflow ({_one_line(exc)})") from None
-        flavoured = flavour_model(downloaded)
-        model = flavoured or _model_in(downloaded, uri)
-        record_uri = None
-        inside = default_sidecar(model) / FINGERPRINT_FILE
-        beside = downloaded / RECORD_ARTIFACT_PATH / FINGERPRINT_FILE
-        if fingerprint is None and flavoured is not None and beside.is_file():
-            # A model a flavour logged, its record logged beside the flavour's artifacts (log_record(MODEL_URI)).
-            fingerprint = beside
-            record_uri = f"{uri.rstrip('/')}/{RECORD_ARTIFACT_PATH}"
-        elif fingerprint is None and model.is_dir() and inside.is_file():
-            # A SavedModel carries its record inside (assets.extra/envprint/): verify against that copy,
-            # whose files the digest of the model directory leaves out.
-            fingerprint = inside
-            record_uri = f"{uri.rstrip('/')}/{SAVEDMODEL_SIDECAR.as_posix()}"
-        elif fingerprint is None:
-            run_id = _run_id(uri, mlflow)
-            record_uri = f"runs:/{run_id}/{RECORD_ARTIFACT_PATH}"
-            try:
-                fingerprint = Path(
-                    download_artifacts(
-                        run_id=run_id, artifact_path=RECORD_ARTIFACT_PATH, dst_path=str(Path(tmp) / "record")
-                    )
-                )
-            except Exception as exc:
-                raise FingerprintError(
-                    f"{record_uri}: no envprint record in the run ({_one_line(exc)}); "
-                    "log one with envprint.mlflow.log_record(MODEL)"
-                ) from None
-        yield LocalCopy(model=model, fingerprint=Path(fingerprint), uri=uri, record_uri=record_uri)
-
-
 def verify(uri: str, *, fingerprint: str | Path | None = None, **options: Any) -> Any:
-    """``envprint.verify`` for a model in MLflow: a ``runs:/`` or ``models:/`` URI. Returns the Report.
+    """``envprint.verify`` of a model in MLflow: a ``runs:/`` or ``models:/`` URI. Returns the Report.
 
-    ``options`` are ``envprint.verify``'s (tolerance, safe_mode, signing_key, ...).
+    ``options`` are ``envprint.verify``'s (tolerance, safe_mode, signing_key, ...), which resolves
+    the URI itself (``envprint.check.mlflow_source``); kept for code written against it.
     """
     import envprint
 
-    with local_copy(uri, fingerprint) as copy:
-        return copy.relabel(envprint.verify(copy.model, fingerprint=copy.fingerprint, **options))
+    if not is_mlflow_uri(uri):
+        raise UsageError(f"{uri}: not an MLflow URI; give runs:/<run_id>/<path> or models:/<name>/<version>")
+    return envprint.verify(uri, fingerprint=fingerprint, **options)

@@ -109,7 +109,7 @@ def host_result(
 
 def group(model: str, hosts: list[tuple[HostResult, Report | None]], fingerprint: str | None = None) -> FleetReport:
     """Hosts of one model -> a FleetReport: classes largest first, each other class diffed against A."""
-    from envprint.many.sweep import exit_code_of
+    from envprint.many.worker import exit_code_of
 
     buckets: dict[tuple[Any, ...], list[tuple[HostResult, Report]]] = {}
     for result, report in hosts:
@@ -286,7 +286,7 @@ def aggregate(paths: Iterable[str | Path], stdin: TextIO | None = None) -> Aggre
             code = doc.get("exit_code")
             result = host_result(source, error=str(doc.get("error")), exit_code=code if isinstance(code, int) else None)
             by_model.setdefault(model, []).append((result, None))
-    from envprint.many.sweep import exit_code_of
+    from envprint.many.worker import exit_code_of
 
     models = [group(model, hosts) for model, hosts in sorted(by_model.items())]
     code = exit_code_of(m.exit_code for m in models)

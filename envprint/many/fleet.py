@@ -3,7 +3,7 @@
 Owns: one task pinned to each alive node (NodeAffinitySchedulingStrategy, not soft), the model
 reaching the node by a path it can read or shipped through Ray's object store (``ship=True``,
 within ``ship_limit`` bytes), and telling a node that died or never ran its task (unreachable)
-from one whose verification failed. The per-node work is ``sweep.verify_task``; the grouping
+from one whose verification failed. The per-node work is ``worker.verify_task``; the grouping
 into equivalence classes is ``aggregate.group``. Ray is imported only inside ``fleet()``.
 """
 
@@ -15,14 +15,19 @@ import os
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from envprint.check.options import VerifyOptions
 from envprint.errors import ExitCode, UsageError
 from envprint.many.aggregate import group, host_result
 from envprint.many.ray_engine import RayOptions, import_ray, init_ray
-from envprint.many.sweep import VerifyOptions, clear_state, verify_task, warm
+from envprint.many.worker import clear_state, verify_task, warm
 from envprint.models import FleetReport, HostResult, Report
+
+# on_item(host, report or None, done, total): one node's result, as it arrives
+OnHost = Callable[[HostResult, "Report | None", int, int], None]
 
 # Ray's object store holds the shipped model once per cluster; past this a shared volume is the
 # better road (the limit is stated in --help and the README, and can be raised).
@@ -115,11 +120,13 @@ def fleet(
     ship_limit: int = SHIP_LIMIT,
     timeout: float = 900.0,
     node_death_grace: float = NODE_DEATH_GRACE_S,
+    on_item: OnHost | None = None,
 ) -> FleetReport:
     """Verify ``model`` on every alive node of the cluster at ``ray.address``; group the nodes.
 
     A node whose task never finished (it died, or nothing ran within ``timeout`` seconds) is
     'unreachable'; one whose verification failed is 'error' with verify's exit code.
+    ``on_item(host, report, done, total)`` is called as each node's result arrives.
     """
     from envprint.record import sidecar
 
@@ -140,7 +147,7 @@ def fleet(
     rt = import_ray()
     init_ray(rt, ray)
     try:
-        return _run(rt, model, task, payload, ray, timeout, node_death_grace, options)
+        return _run(rt, model, task, payload, ray, timeout, node_death_grace, options, on_item)
     finally:
         rt.shutdown()
 
@@ -154,6 +161,7 @@ def _run(
     timeout: float,
     grace: float,
     options: VerifyOptions,
+    on_item: OnHost | None = None,
 ) -> FleetReport:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -185,7 +193,7 @@ def _run(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
         )
         refs[remote.remote(task, payload_ref)] = node
-    ready, late = rt.wait(list(refs), num_returns=len(refs), timeout=timeout) if refs else ([], [])
+    arrived, late = _collect(rt, refs, timeout, lambda ref: _result(rt, ref, refs[ref], grace, model, options), on_item)
     for ref in late:
         node = refs[ref]
         rt.cancel(ref, force=True)
@@ -197,9 +205,32 @@ def _run(
                 None,
             )
         )
-    for ref in ready:
-        hosts.append(_result(rt, ref, refs[ref], grace, model, options))
+    hosts += [arrived[ref] for ref in refs if ref in arrived]  # in the order of the nodes, as before
     return group(str(model), hosts, fingerprint=None)
+
+
+def _collect(
+    rt: Any,
+    refs: dict[Any, dict[str, Any]],
+    timeout: float,
+    result: Callable[[Any], tuple[HostResult, Report | None]],
+    on_item: OnHost | None,
+) -> tuple[dict[Any, tuple[HostResult, Report | None]], list[Any]]:
+    """Each node's result as it arrives (``on_item`` told at once), until all arrived or ``timeout`` passed;
+    the refs still running then are late."""
+    arrived: dict[Any, tuple[HostResult, Report | None]] = {}
+    pending = list(refs)
+    deadline = time.monotonic() + timeout
+    while pending:
+        ready, pending = rt.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        started = time.monotonic()
+        arrived[ready[0]] = result(ready[0])
+        deadline += time.monotonic() - started  # judging a node (grace for a dead one) is not the others' time
+        if on_item is not None:
+            on_item(*arrived[ready[0]], len(arrived), len(refs))
+    return arrived, pending
 
 
 def _result(

@@ -2,7 +2,7 @@
 
 Owns: RayOptions (address, resources per task), importing Ray (only here, only when asked: the
 extra ``envprint[ray]``), ``ray.init`` with its errors as one line, and running sweep tasks on
-Ray (``run_sweep_tasks``). The work itself is ``sweep.verify_task``, the same as in the local
+Ray (``run_sweep_tasks``). The work itself is ``worker.verify_task``, the same as in the local
 pool; ``fleet`` uses the same connection for its per-node tasks. Never imports Ray at module level.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envprint.errors import ExitCode, UsageError
-from envprint.many.sweep import Outcome, clear_state, verify_task, warm
+from envprint.many.worker import Outcome, clear_state, verify_task, warm
 
 
 @dataclass(frozen=True)

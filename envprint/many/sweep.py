@@ -1,8 +1,7 @@
 """`envprint sweep`: verify every model with a record under some paths, in this environment.
 
-Owns: finding the models, the per-model work that runs inside a worker (``verify_task``: the
-library's verify, with Keras' state cleared after each model), running it on the local warm
-pool (``pool.WorkerPool``) or as Ray tasks, and the summary (verdicts, leading causes, worst
+Owns: finding the models, running the per-model work (``worker.verify_task``) on the local warm
+pool (``pool.WorkerPool``) or as Ray tasks (``ray_engine``), and the summary (verdicts, leading causes, worst
 models first, exit code). Wording lives in ``render_fleet``. Imports neither TensorFlow nor Ray
 at module level: a worker imports TensorFlow once (``warm``), and Ray is imported only when
 ``ray_address`` is given.
@@ -11,15 +10,15 @@ at module level: a worker imports TensorFlow once (``warm``), and Ray is importe
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envprint.errors import EnvprintError, ExitCode, UsageError
-from envprint.models import Report, SweepItem, SweepSummary, Tolerance
+from envprint.check.options import VerifyOptions
+from envprint.errors import ExitCode, UsageError
+from envprint.many.worker import Outcome, exit_code_of
+from envprint.models import Report, SweepItem, SweepSummary
 
 if TYPE_CHECKING:
     from envprint.many.ray_engine import RayOptions
@@ -31,86 +30,6 @@ MAX_WORKER_RSS = 3 << 30
 # What one warm worker holds with TensorFlow imported and a small model loaded (measured: ~520 MB
 # for `envprint verify` of an MLP); the default --jobs keeps the pool within available memory.
 WORKER_MEMORY_ESTIMATE = 800 << 20
-
-
-@dataclass(frozen=True)
-class VerifyOptions:
-    """What `envprint verify` takes besides the model: the same for every model of a sweep or fleet."""
-
-    fingerprint: str | None = None
-    tolerance: Tolerance | None = None
-    fmt: str | None = None
-    signature: str | None = None
-    custom_objects: tuple[str, ...] = ()  # "module:NAME" specs, imported inside the worker
-    safe_mode: bool = True
-    require_signature: bool = False
-
-
-# --------------------------------------------------------------------------- inside a worker
-
-
-def warm() -> None:
-    """Import TensorFlow once per worker, before its first model (quietly, like the CLI)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from envprint import _tf
-
-    try:
-        _tf.import_tensorflow()
-    except EnvprintError:
-        pass  # each task then reports the DependencyError for its model
-
-
-def clear_state() -> None:
-    """Keras/TensorFlow state from the last model: layers, graphs and name counters go."""
-    from envprint import _tf
-
-    if _tf.tensorflow_imported():
-        try:
-            clear = _tf.import_keras().backend.clear_session
-        except EnvprintError:
-            return
-        # Keras 3 runs a full gc.collect() inside clear_session: 0.2 s with TensorFlow's ~285k
-        # objects, twice what verifying a small model takes. The worker collects on its own
-        # schedule instead (pool: a young collection after each model, a full one every 10).
-        try:
-            clear(free_memory=False)
-        except TypeError:  # Keras 2 / tf_keras: no such argument, and no collection inside
-            clear()
-
-
-def verify_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Verify one model, as `envprint verify` would: a report, or an error with its exit code.
-
-    Takes and returns plain data (it crosses a pipe or Ray's object store). Never raises for a
-    model's fault: the exit code says what kind of failure it was.
-    """
-    from envprint._tf.loading import parse_custom_objects
-    from envprint.check.verifier import verify
-    from envprint.record.signing import key_from_env
-
-    options: VerifyOptions = task["options"]
-    start = time.perf_counter()
-    try:
-        report = verify(
-            Path(task["model"]),
-            fingerprint=task.get("fingerprint") or options.fingerprint,
-            tolerance=options.tolerance,
-            fmt=options.fmt,
-            signature=options.signature,
-            custom_objects=parse_custom_objects(options.custom_objects),
-            safe_mode=options.safe_mode,
-            signing_key=key_from_env(),
-            require_signature=options.require_signature,
-        )
-        return {"report": report.model_dump_json(), "seconds": time.perf_counter() - start}
-    except EnvprintError as exc:
-        return {"error": str(exc), "exit_code": int(exc.exit_code), "seconds": time.perf_counter() - start}
-    except Exception as exc:  # a bug, in envprint or below it: never a mismatch
-        return {
-            "error": f"internal error: {type(exc).__name__}: {exc} (verify it alone with --debug and report it)",
-            "exit_code": int(ExitCode.INTERNAL),
-            "seconds": time.perf_counter() - start,
-        }
 
 
 # --------------------------------------------------------------------------- finding models
@@ -244,15 +163,6 @@ def _first_difference(report: Report) -> dict[str, Any]:
     return {"difference": "output", "output": o.model_copy(update={"error_histogram": None, "worst": []})}
 
 
-def exit_code_of(codes: Iterable[int]) -> int:
-    """The highest 'could not verify' code (>= 2), else 1 when anything mismatched, else 0."""
-    codes = list(codes)
-    errors = [c for c in codes if c >= 2]
-    if errors:
-        return max(errors)
-    return int(ExitCode.DIFFERENT) if any(c == 1 for c in codes) else int(ExitCode.OK)
-
-
 def summarize(items: list[SweepItem], *, engine: str, jobs: int, total: int, interrupted: bool) -> SweepSummary:
     ordered = sorted(items, key=lambda i: (_RANK[i.verdict], -(i.max_rel or 0.0), i.model))
     verdicts = Counter(i.verdict for i in items)
@@ -298,17 +208,14 @@ def _available_memory() -> int | None:
     return None
 
 
-Outcome = tuple[int, dict[str, Any] | None, str | None, int, int | None, int | None]
-
-
 def _local(tasks: list[dict[str, Any]], jobs: int, max_models: int, max_rss: int) -> Iterator[Outcome]:
     from envprint.many.pool import WorkerPool
 
     pool = WorkerPool(
-        "envprint.many.sweep:verify_task",
+        "envprint.many.worker:verify_task",
         jobs=min(jobs, len(tasks)) or 1,
-        warm="envprint.many.sweep:warm",
-        cleanup="envprint.many.sweep:clear_state",
+        warm="envprint.many.worker:warm",
+        cleanup="envprint.many.worker:clear_state",
         max_tasks=max_models,
         max_rss=max_rss,
     )
@@ -332,11 +239,16 @@ def sweep(
     Never raises for one model's failure: it is an item with verdict 'error' and its exit code.
     Ctrl-C (KeyboardInterrupt) stops the workers and returns what is done, marked interrupted.
     """
-    models = find_models([Path(p) for p in paths], Path(list_file) if list_file else None)
+    roots = [Path(p) for p in paths]
+    if not roots and list_file is None:
+        raise UsageError("give models or directories to sweep, or --list FILE")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    models = find_models(roots, Path(list_file) if list_file else None)
     if not models:
         raise UsageError(
             "no model with a record found under "
-            + ", ".join(str(p) for p in paths)
+            + ", ".join(str(p) for p in roots)
             + "; records are found beside file models (MODEL.envprint/) and inside SavedModels (assets.extra/envprint/)"
         )
     options = options or VerifyOptions()
@@ -347,10 +259,18 @@ def sweep(
         from envprint.many.ray_engine import run_sweep_tasks
 
         outcomes = run_sweep_tasks(tasks, ray, max_models_per_worker, seen)
-        engine = "ray"
     else:
         outcomes = _local(tasks, jobs, max_models_per_worker, max_worker_rss)
-        engine = "local"
+    items, interrupted = _collect(outcomes, models, on_item)
+    if ray is not None:
+        jobs = seen.get("cpus") or jobs  # the cluster's CPUs
+    engine = "ray" if ray is not None else "local"
+    return summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
+
+
+def _collect(outcomes: Iterator[Outcome], models: list[Path],
+             on_item: Callable[[SweepItem, Report | None, int, int], None] | None) -> tuple[list[SweepItem], bool]:  # fmt: skip
+    """Each model's item as its outcome arrives (``on_item`` told at once); whether Ctrl-C cut it short."""
     items: list[SweepItem] = []
     interrupted = False
     try:
@@ -367,6 +287,4 @@ def sweep(
         close = getattr(outcomes, "close", None)
         if close is not None:
             close()
-    if engine == "ray":
-        jobs = seen.get("cpus") or jobs  # the cluster's CPUs
-    return summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
+    return items, interrupted

@@ -1,0 +1,272 @@
+"""`envprint save`, `verify` and `report`: one model on this host.
+
+Must not import TensorFlow at module level.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from envprint.cli.boundary import _guard, outputs, quiet_tensorflow, this_host
+from envprint.cli.options import (
+    AtolOpt,
+    CustomOpt,
+    ExactOpt,
+    FormatOpt,
+    HtmlOpt,
+    JsonOpt,
+    ModelArg,
+    OutputOpt,
+    RtolOpt,
+    SignatureOpt,
+    UnsafeOpt,
+    env_signing_key,
+    load_custom_objects,
+    parse_input_shapes,
+    parse_tolerance,
+    positive,
+)
+from envprint.errors import ExitCode, UsageError
+
+
+def save(  # size: long only by its option declarations; the body is parse, one library call, emit
+    model: ModelArg,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Sidecar directory (default: MODEL.envprint/ beside a file, MODEL/assets.extra/envprint/ inside a SavedModel).",
+        ),
+    ] = None,
+    probes: Annotated[
+        Path | None,
+        typer.Option(
+            "--probes",
+            help="Probe inputs: .npy for one input, .npz keyed by input name. Real samples make the best probes.",
+        ),
+    ] = None,
+    num_probes: Annotated[int, typer.Option("--num-probes", min=1, help="How many probes to generate.")] = 8,
+    probe_seed: Annotated[int, typer.Option("--probe-seed", help="Seed of the probe generator.")] = 0,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input-shape",
+            metavar="NAME=D1,D2",
+            help="Shape of one probe for an input with dynamic dimensions (repeatable).",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Declare the seed your training used (recorded).")] = None,
+    fmt: FormatOpt = None,
+    signature: SignatureOpt = None,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    exact: ExactOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing fingerprint (the old one stays until the new one is complete)."
+        ),
+    ] = False,
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign the record (HMAC-SHA256) with the key in ENVPRINT_SIGNING_KEY.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 4) if the model's outputs change between identical calls.")
+    ] = False,
+    tf_serving_warmup: Annotated[
+        bool,
+        typer.Option(
+            "--tf-serving-warmup",
+            help="Also write assets.extra/tf_serving_warmup_requests into the SavedModel from the probes, so "
+            "that the inputs verify checks warm TF Serving.",
+        ),
+    ] = False,
+    allow_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nonfinite",
+            help="Record probes that hold only NaN/Inf, or outputs that are NaN/Inf for every probe, with a warning "
+            "instead of refusing them (they cannot tell one model from another).",
+        ),
+    ] = False,
+    tolerance_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--tolerance-from",
+            metavar="REPORT.json",
+            help="Set the record's tolerance from the drift a verify report measured (envprint verify --json).",
+        ),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option("--margin", help="With --tolerance-from: the factor on the measured drift (>= 1).")
+    ] = 2.0,
+    json_out: JsonOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
+    outs = outputs(output, json=json_out)
+
+    def body() -> None:
+        outs.check("save")
+        if tf_serving_warmup:
+            from envprint.integrations.tfserving import save_with_warmup as do_save
+        else:
+            from envprint.check.saver import save as do_save
+
+        quiet_tensorflow()
+        result = do_save(
+            model,
+            out=out,
+            probes=probes,
+            num_probes=num_probes,
+            probe_seed=probe_seed,
+            input_shapes=parse_input_shapes(input_shape or []),
+            fmt=fmt,
+            signature=signature,
+            custom_objects=load_custom_objects(custom_objects or []),
+            safe_mode=not unsafe,
+            seed=seed,
+            tolerance=parse_tolerance(rtol, atol, exact),
+            tolerance_from=tolerance_from,
+            margin=margin,
+            force=force,
+            strict=strict,
+            sign_key=env_signing_key(required=True) if sign else None,
+            allow_nonfinite=allow_nonfinite,
+        )
+        for warning in result.warnings:
+            sys.stderr.write(f"envprint: WARNING: {warning}\n")
+        outs.write(result.summary())
+
+    _guard(body, outs)
+
+
+def verify(  # size: long only by its option declarations; the body is parse, one library call, emit
+    model: ModelArg,
+    fingerprint: Annotated[
+        Path | None,
+        typer.Option(
+            "--fingerprint", help="The sidecar directory or its fingerprint.json (default: found beside MODEL)."
+        ),
+    ] = None,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    exact: ExactOpt = False,
+    fmt: FormatOpt = None,
+    signature: SignatureOpt = None,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
+    investigate: Annotated[
+        bool,
+        typer.Option(
+            "--investigate",
+            help="When outputs differ, re-run the probes in child processes, each with one saved setting "
+            "restored, and report which causes that confirms or rules out.",
+        ),
+    ] = False,
+    investigate_timeout: Annotated[
+        float,
+        typer.Option("--investigate-timeout", callback=positive, help="Seconds each child process may run (> 0)."),
+    ] = 120.0,
+    require_signature: Annotated[
+        bool,
+        typer.Option(
+            "--require-signature",
+            help="Refuse (exit 3) a record that is not signed with the key in ENVPRINT_SIGNING_KEY.",
+        ),
+    ] = False,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight",
+            help="Do not load the model: predict from the saved fingerprint and this host alone what drift to "
+            "expect and why (exit 1 when a change of the outputs or a load failure is at least 0.5 likely).",
+        ),
+    ] = False,
+    junit_xml: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit-xml",
+            metavar="PATH",
+            help="Also write the result as JUnit XML for CI panels: one test case per check (identity, each "
+            "output, the self-check), the environment as properties.",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    html: HtmlOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Recompute the probes on this host and compare them with the saved reference.
+
+    MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
+    and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
+    Exit 0: identical or within tolerance; 1: mismatch (the report says why); 2 or more:
+    could not verify (the exit codes are below). Writes nothing but the outputs asked for (--output).
+    """
+    outs = outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
+
+    def body() -> int:
+        if preflight and investigate:
+            raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
+        # every path and extra, before any work; JUnit's properties: this host, TensorFlow's facts if imported
+        outs.check("preflight" if preflight else "report", host=this_host)
+        quiet_tensorflow()
+        if preflight:
+            from envprint.check.verifier import preflight as do_preflight
+
+            result = do_preflight(model, fingerprint=fingerprint, require_signature=require_signature,
+                                  signing_key=env_signing_key(required=False))  # fmt: skip
+            outs.write(result)
+            return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
+        from envprint.check.options import VerifyOptions
+        from envprint.check.verifier import verify_with
+
+        options = VerifyOptions(
+            fingerprint=fingerprint,
+            tolerance=parse_tolerance(rtol, atol, exact),
+            fmt=fmt,
+            signature=signature,
+            custom_objects=load_custom_objects(custom_objects or []),
+            safe_mode=not unsafe,
+            signing_key=env_signing_key(required=False),
+            require_signature=require_signature,
+            investigate=investigate,
+            investigate_timeout=investigate_timeout,
+            progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+        )
+        # an error that stops it reaches every output through _guard: the CI panel shows "could not verify"
+        report = verify_with(model, options)
+        outs.write(report)
+        return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
+
+    raise typer.Exit(_guard(body, outs))
+
+
+def report_command(
+    report_json: Annotated[
+        Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
+    ],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the report as one self-contained HTML page here.")
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Draw a saved verify report (or verify's error document) again: an HTML page with plots
+    (pip install 'envprint[html]'), Markdown, JUnit XML, or text."""
+    outs = outputs(output, html=html, text_unless_files=True)
+
+    def body() -> None:
+        from envprint.record.store import read_report_or_error
+
+        outs.check("report", host=this_host)  # every output that draws a report draws verify's error document too
+        result = read_report_or_error(report_json)
+        outs.context.kind = "error" if result.verdict == "error" else "report"
+        outs.write(result)
+
+    _guard(body)
