@@ -9,8 +9,6 @@ Conventions:
   name to the reason. No ``"N/A"`` strings: ``None`` is the only "unknown".
 """
 
-from __future__ import annotations
-
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
