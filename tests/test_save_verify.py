@@ -154,6 +154,47 @@ def test_in_process_verify_of_a_model_the_server_already_loaded(saved_mlp, keras
     assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == collector
 
 
+# What a server's start-up pays for `envprint.verify` of an unchanged model (issue 18): none of the
+# many-model records, the JSON Schema helpers, the renderers, the restore plans or the investigation.
+NOT_ON_THE_VERIFY_PATH = (
+    "envprint.models.many",
+    "envprint.models.schemas",
+    # render.text is on the path: it hands Report its words (str(report), raise_for_status) when imported;
+    # the other outputs are not.
+    "envprint.render.html",
+    "envprint.render.junit",
+    "envprint.render.markdown",
+    "envprint.render.many",
+    "envprint.render.outputs",
+    "envprint.render.people",
+    "envprint.many",
+    "envprint.causes.restore",
+    "envprint.check.investigate",
+    "envprint.cli",
+    "rich",
+)
+
+
+@pytest.mark.subprocess
+def test_in_process_verify_of_an_identical_model_imports_only_what_it_needs(saved_mlp):
+    from envhelpers import run_python
+
+    code = (
+        "import sys\n"
+        "import keras\n"
+        f"model = keras.models.load_model({str(saved_mlp['keras'])!r}, compile=False)\n"
+        "before = set(sys.modules)\n"
+        "import envprint\n"
+        f"report = envprint.verify(model, fingerprint={str(saved_mlp['keras'].with_name('model.keras.envprint'))!r})\n"
+        "assert report.verdict == 'identical', report.verdict\n"
+        f"loaded = sorted(m for m in set(sys.modules) - before if m.startswith({NOT_ON_THE_VERIFY_PATH!r}))\n"
+        "sys.stderr.write('LOADED=' + ','.join(loaded))\n"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.endswith("LOADED="), done.stderr[-2000:]
+
+
 def test_an_existing_record_is_never_overwritten_without_force(mlp, tmp_path):
     model = copy_model(mlp["keras"], tmp_path)
     assert invoke("save", model).exit_code == 0

@@ -62,14 +62,10 @@ def loaded_libraries(read: ReadText = read_text) -> tuple[list[LoadedLibrary] | 
         maps = read("/proc/self/maps")
     except OSError as exc:
         return None, f"/proc/self/maps: {why(exc)} (loaded libraries are read on Linux only)"
-    seen: dict[str, LoadedLibrary] = {}
-    for line in maps.splitlines():
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6 and parts[5].startswith("/") and parts[5] not in seen:
-            lib = library_from_path(parts[5])
-            if lib is not None:
-                seen[parts[5]] = lib
-    return sorted(seen.values(), key=lambda lib: (lib.name, lib.path)), None
+    # Each library is mapped several times (text, data, ...): classify each file once.
+    paths = {parts[5] for parts in (line.split(maxsplit=5) for line in maps.splitlines()) if len(parts) == 6}
+    found = [lib for lib in map(library_from_path, (p for p in paths if p.startswith("/"))) if lib is not None]
+    return sorted(found, key=lambda lib: (lib.name, lib.path)), None
 
 
 def nvidia_wheels(installed: Mapping[str, str]) -> dict[str, str]:

@@ -13,6 +13,9 @@ Conventions:
   name to the reason. No ``"N/A"`` strings: ``None`` is the only "unknown".
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from envprint.models.base import (
     AGGREGATE_SCHEMA_VERSION,
     DIFF_SCHEMA_VERSION,
@@ -51,18 +54,6 @@ from envprint.models.fingerprint import (
     ThreadsInfo,
     Tolerance,
 )
-from envprint.models.many import (
-    AggregateReport,
-    ClassDiff,
-    EquivalenceClass,
-    FleetReport,
-    HostResult,
-    HostStatus,
-    ItemVerdict,
-    SweepDifference,
-    SweepItem,
-    SweepSummary,
-)
 from envprint.models.report import (
     NONFINITE,
     PREFLIGHT_THRESHOLD,
@@ -84,10 +75,43 @@ from envprint.models.report import (
     WorstElement,
     use_wording,
 )
-from envprint.models.schemas import (
-    PERSISTED_MODELS,
-    json_schemas,
-)
+
+# The sweep/fleet/aggregate records and the JSON Schema machinery are loaded on first use (PEP 562):
+# `envprint.verify` in a server's start-up builds neither (issue 18).
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "AggregateReport",
+            "ClassDiff",
+            "EquivalenceClass",
+            "FleetReport",
+            "HostResult",
+            "HostStatus",
+            "ItemVerdict",
+            "SweepDifference",
+            "SweepItem",
+            "SweepSummary",
+        ),
+        "many",
+    ),
+    "PERSISTED_MODELS": "schemas",
+    "json_schemas": "schemas",
+}
+
+if TYPE_CHECKING:
+    from envprint.models.many import (
+        AggregateReport,
+        ClassDiff,
+        EquivalenceClass,
+        FleetReport,
+        HostResult,
+        HostStatus,
+        ItemVerdict,
+        SweepDifference,
+        SweepItem,
+        SweepSummary,
+    )
+    from envprint.models.schemas import PERSISTED_MODELS, json_schemas
 
 __all__ = [
     "SweepDifference",
@@ -156,3 +180,16 @@ __all__ = [
     "FleetReport",
     "AggregateReport",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'envprint.models' has no attribute {name!r}")
+    value = getattr(import_module(f"envprint.models.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

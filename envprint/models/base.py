@@ -9,8 +9,6 @@ Conventions:
   name to the reason. No ``"N/A"`` strings: ``None`` is the only "unknown".
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, Final
 

@@ -5,8 +5,6 @@ devices, threads, seeds and environment variables, plus the model's identity, pr
 self-check and tolerance written by ``envprint save``.
 """
 
-from __future__ import annotations
-
 import datetime as _dt
 from typing import Literal
 

@@ -5,8 +5,6 @@ Many models in this environment (sweep), one model on many hosts (fleet on Ray, 
 data here too: its exit code and one line, never a missing row.
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, model_validator

@@ -2,8 +2,6 @@
 and what the CLI prints besides (errors, the save summary).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Literal
 
@@ -297,7 +295,7 @@ class Report(Record):
         return data
 
     @model_validator(mode="after")
-    def _passed_agrees(self) -> Report:
+    def _passed_agrees(self) -> "Report":
         if self.passed != (self.verdict != "mismatch"):
             raise ValueError(f"passed={self.passed} contradicts verdict {self.verdict!r}")
         return self
@@ -314,7 +312,7 @@ class Report(Record):
     def __str__(self) -> str:
         return self.to_text()
 
-    def raise_for_status(self) -> Report:
+    def raise_for_status(self) -> "Report":
         """Raise MismatchError (carrying this report) when the verdict is 'mismatch'; return self otherwise."""
         if self.verdict == "mismatch":
             from envprint.errors import MismatchError

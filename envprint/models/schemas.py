@@ -1,7 +1,5 @@
 """The JSON Schema of every model envprint persists or emits, as written to ``schemas/``."""
 
-from __future__ import annotations
-
 from pydantic import BaseModel
 
 from envprint.models.base import (
