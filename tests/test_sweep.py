@@ -22,7 +22,7 @@ from fleet_models import saved, tiny
 from envprint.check.options import VerifyOptions
 from envprint.errors import UsageError
 from envprint.many.ray_engine import RayOptions
-from envprint.many.sweep import find_models, sweep
+from envprint.many.sweep import find_models, find_models_and_unrecorded, sweep
 from envprint.models import Report, SweepSummary
 from envprint.render.many import Progress
 
@@ -59,6 +59,7 @@ def test_find_models_takes_records_beside_files_and_inside_savedmodels(tmp_path)
     (tmp_path / "y" / "bare").mkdir()
     (tmp_path / "y" / "bare" / "saved_model.pb").write_bytes(b"")  # a SavedModel without a record
     assert find_models([tmp_path]) == [tmp_path / "x" / "m.keras", sm]
+    assert find_models_and_unrecorded([tmp_path])[1] == [tmp_path / "x" / "plain.h5", tmp_path / "y" / "bare"]
 
 
 def test_find_models_reads_a_list_file_and_refuses_a_missing_path(tmp_path):
@@ -74,6 +75,35 @@ def test_sweep_without_records_exits_2_and_says_where_records_are_found(tmp_path
     r = invoke("sweep", tmp_path)
     assert r.exit_code == 2, r.output
     assert f"no model with a record found under {tmp_path}; records are found beside file models" in r.output
+    (tmp_path / "m.keras").write_bytes(b"")
+    r = invoke("sweep", tmp_path)
+    assert r.exit_code == 2, r.output
+    assert f"under {tmp_path} (1 without one, e.g. {tmp_path / 'm.keras'}); records are found" in r.output
+    assert "envprint save MODEL writes one" in r.output
+
+
+def test_a_sweep_of_one_model_runs_one_worker_and_lists_the_folder_s_unrecorded_models(zoo):
+    summary = sweep([zoo / "a"])
+    assert (summary.jobs, summary.total, summary.exit_code) == (2, 2, 0)
+    assert summary.not_recorded == [str(zoo / "a" / "no_record.keras")]
+    one = sweep([zoo / "a" / "one.keras"], jobs=4)
+    assert (one.jobs, one.total, one.not_recorded) == (1, 1, [])
+
+
+def test_a_worker_drops_tensorflow_s_retracing_warning_and_nothing_else():
+    """Model after model in one worker makes TensorFlow warn about envprint's own retraces: not the user's."""
+    code = (
+        "import logging\n"
+        "from envprint.many.worker import warm\n"
+        "warm()\n"
+        "log = logging.getLogger('tensorflow')\n"
+        "log.warning('5 out of the last 5 calls to <function f> triggered tf.function retracing. Tracing is expensive')\n"
+        "log.warning('a warning of the user\\'s own')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "a warning of the user's own" in done.stderr
+    assert "retracing" not in done.stderr
 
 
 def test_sweep_streams_one_line_per_model_and_exits_1_on_a_mismatch(zoo):
@@ -83,7 +113,11 @@ def test_sweep_streams_one_line_per_model_and_exits_1_on_a_mismatch(zoo):
     assert f"identical         {zoo / 'a' / 'one.keras'}  " in r.output
     assert f"identical         {zoo / 'a' / 'two.keras'}  " in r.output
     assert f"MISMATCH          {zoo / 'b' / 'changed.keras'}  leading cause: model_changed" in r.output
-    assert "no_record" not in r.output
+    # a model without a record is listed as such, neither verified nor failed
+    assert (
+        f"1 model without a record, not verified: {zoo / 'a' / 'no_record.keras'}; envprint save MODEL records one"
+        in lines
+    )
     assert (
         "Sweep: 3 of 3 models (local, 2 workers): 2 identical, 0 within tolerance, 1 mismatch, 0 could not verify"
         in lines

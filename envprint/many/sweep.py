@@ -49,12 +49,20 @@ def _model_of_record(fingerprint: Path) -> Path | None:
 
 
 def find_models(paths: Iterable[Path], list_file: Path | None = None) -> list[Path]:
+    """Every model with a record under ``paths`` (models or directories), plus those listed in ``list_file``."""
+    return find_models_and_unrecorded(paths, list_file)[0]
+
+
+def find_models_and_unrecorded(paths: Iterable[Path], list_file: Path | None = None) -> tuple[list[Path], list[Path]]:
     """Every model with a record under ``paths`` (models or directories), plus those listed in ``list_file``.
 
     A directory is searched for records at their default place (``MODEL.envprint/`` beside a file,
     ``assets.extra/envprint/`` inside a SavedModel); a model given by name is taken as it is, and
-    verify then says if it has no record. Sorted, each once.
+    verify then says if it has no record. Sorted, each once. Second: the models found in a directory
+    (by their name: a model file's suffix, a SavedModel's marker) that have no record there, which a
+    sweep lists as not verified rather than skipping in silence.
     """
+    from envprint import formats
     from envprint.record.sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, SIDECAR_SUFFIX
 
     given = list(paths)
@@ -68,6 +76,8 @@ def find_models(paths: Iterable[Path], list_file: Path | None = None) -> list[Pa
             if line and not line.startswith("#"):
                 given.append(Path(line))
     found: dict[str, Path] = {}
+    unrecorded: dict[str, Path] = {}
+    model_suffixes = formats.suffixes()
     for path in given:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory; give models or directories that hold them")
@@ -79,6 +89,8 @@ def find_models(paths: Iterable[Path], list_file: Path | None = None) -> list[Pa
             if (here / "saved_model.pb").exists():
                 if (here / SAVEDMODEL_SIDECAR / FINGERPRINT_FILE).exists():
                     found.setdefault(str(here), here)
+                else:
+                    unrecorded.setdefault(str(here), here)
                 dirs[:] = []  # a SavedModel's own folders hold no other model
                 continue
             for d in dirs:
@@ -86,8 +98,12 @@ def find_models(paths: Iterable[Path], list_file: Path | None = None) -> list[Pa
                     model = _model_of_record(here / d / FINGERPRINT_FILE)
                     if model is not None:
                         found.setdefault(str(model), model)
+            for name in _files:
+                if name.endswith(model_suffixes) and not (here / (name + SIDECAR_SUFFIX) / FINGERPRINT_FILE).is_file():
+                    unrecorded.setdefault(str(here / name), here / name)
             dirs[:] = sorted(d for d in dirs if not d.endswith(SIDECAR_SUFFIX))  # never into a record
-    return [found[k] for k in sorted(found)]
+    missing = [unrecorded[k] for k in sorted(unrecorded) if k not in found]
+    return [found[k] for k in sorted(found)], missing
 
 
 # --------------------------------------------------------------------------- results
@@ -244,12 +260,15 @@ def sweep(
         raise UsageError("give models or directories to sweep, or --list FILE")
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
-    models = find_models(roots, Path(list_file) if list_file else None)
+    models, unrecorded = find_models_and_unrecorded(roots, Path(list_file) if list_file else None)
     if not models:
+        without = f" ({len(unrecorded)} without one, e.g. {unrecorded[0]})" if unrecorded else ""
         raise UsageError(
             "no model with a record found under "
             + ", ".join(str(p) for p in roots)
-            + "; records are found beside file models (MODEL.envprint/) and inside SavedModels (assets.extra/envprint/)"
+            + without
+            + "; records are found beside file models (MODEL.envprint/) and inside SavedModels (assets.extra/envprint/):"
+            " envprint save MODEL writes one"
         )
     options = options or VerifyOptions()
     tasks = [{"model": str(m), "options": options} for m in models]
@@ -260,12 +279,14 @@ def sweep(
 
         outcomes = run_sweep_tasks(tasks, ray, max_models_per_worker, seen)
     else:
+        jobs = min(jobs, len(tasks))  # never more workers than models
         outcomes = _local(tasks, jobs, max_models_per_worker, max_worker_rss)
     items, interrupted = _collect(outcomes, models, on_item)
     if ray is not None:
         jobs = seen.get("cpus") or jobs  # the cluster's CPUs
     engine = "ray" if ray is not None else "local"
-    return summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
+    summary = summarize(items, engine=engine, jobs=jobs, total=len(models), interrupted=interrupted)
+    return summary.model_copy(update={"not_recorded": [str(m) for m in unrecorded]}) if unrecorded else summary
 
 
 def _collect(outcomes: Iterator[Outcome], models: list[Path],

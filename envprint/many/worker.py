@@ -10,6 +10,7 @@ they all import it. Its options are ``check.options.VerifyOptions``, the same as
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -36,6 +37,14 @@ def warm() -> None:
         _tf.import_tensorflow()
     except EnvprintError:
         pass  # each task then reports the DependencyError for its model
+    # One worker predicts model after model: TensorFlow then warns that "N out of the last N calls
+    # to <function> triggered tf.function retracing", about envprint's own calls, not the user's
+    # code, and the line breaks the parent's progress bar. Only that warning is dropped.
+    logging.getLogger("tensorflow").addFilter(_drop_retracing)
+
+
+def _drop_retracing(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def clear_state() -> None:

@@ -69,6 +69,10 @@ class SweepSummary(Record):
     by_verdict: dict[str, int] = Field(description="identical / within_tolerance / mismatch / error -> count.")
     by_cause: dict[str, int] = Field(description="Leading cause id -> count, over models whose outputs differ.")
     models: list[SweepItem] = Field(description="Worst first: mismatches, then errors, within tolerance, identical.")
+    not_recorded: list[str] = Field(
+        default_factory=list,
+        description="Models found in a swept directory without a record beside them: not verified, not failed.",
+    )
     exit_code: int = Field(
         description="The command's exit code: the highest 'could not verify' code, else 1 on a mismatch, else 0."
     )

@@ -88,6 +88,12 @@ def render_sweep_summary(summary: SweepSummary, out: Writer) -> None:
                 str(i.exit_code),
             )
         out.table(t)
+    if summary.not_recorded:
+        n = len(summary.not_recorded)
+        out.line(
+            f"{plural(n, 'model')} without a record, not verified: {', '.join(summary.not_recorded)}; "
+            "envprint save MODEL records one"
+        )
     if summary.interrupted:
         n = summary.total - summary.done
         out.line(f"{plural(n, 'model')} {'was' if n == 1 else 'were'} not verified (interrupted).")

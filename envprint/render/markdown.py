@@ -186,6 +186,9 @@ def sweep_markdown(summary: SweepSummary) -> str:
             for i in shown
         ]
         lines += _table(["verdict", "model", "leading cause", "max ULP", "max rel", "exit"], rows)
+    if summary.not_recorded:
+        names = ", ".join(f"`{m}`" for m in summary.not_recorded)
+        lines += [f"Without a record, not verified: {names} (`envprint save MODEL` records one).", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
