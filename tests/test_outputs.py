@@ -223,7 +223,7 @@ def test_sweep_words_are_singular_for_one_and_junit_carries_the_measured_seconds
     assert sweep_line(item) == 'MISMATCH          a.keras  output "y": 5 of 42 elements out of tolerance | 0.2 s'
     summary = _summary(total=2, done=1, interrupted=True, exit_code=1, models=[item])
     text = render(summary, Context(kind="sweep"))
-    assert "Sweep interrupted: 1 of 2 models (local, 1 workers)" in text
+    assert "Sweep interrupted: 1 of 2 models (local, 1 worker)" in text
     assert text.endswith("1 model was not verified (interrupted).\n")
 
     xml = junit_xml([item_suite(item, None)], name="envprint sweep")
@@ -278,3 +278,21 @@ def test_sweep_refuses_an_unwritable_junit_path_before_looking_for_models(tmp_pa
         f"envprint: error: {tmp_path / 'no' / 'j.xml'}: cannot write the junit output (directory {tmp_path / 'no'} "
         "does not exist); create it or give another path\n"
     )
+
+
+def test_an_output_path_the_system_refuses_is_refused_before_any_work(tmp_path):
+    """/proc takes no new file, even from root (whom os.access always answers yes): found before verify runs."""
+    r = invoke("verify", tmp_path / "missing.keras", "--output", "html=/proc/envprint-report.html")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("envprint: error: /proc/envprint-report.html: cannot write the html output ("), r.stderr
+    assert r.stderr.endswith("); give a writable path\n"), r.stderr
+
+
+def test_a_missing_environment_variable_reads_unset_wherever_its_value_is_recorded():
+    from envprint.causes.base import fmt
+
+    assert [fmt(None, p) for p in ("tensorflow.onednn.env", "env.variables.OMP_NUM_THREADS", "cpu.model")] == [
+        "(unset)",
+        "(unset)",
+        "(absent)",
+    ]

@@ -73,6 +73,8 @@ def test_an_edited_record_is_a_mismatch_in_the_text(edited):
     _, text, _, _ = edited
     assert text.exit_code == ExitCode.DIFFERENT, text.output
     assert text.stdout.startswith(f"envprint verify: MISMATCH: {EDITED}\n")
+    # no tolerance is the answer to an edited record: none is offered
+    assert "would pass at" not in text.stdout, text.stdout
 
 
 def test_an_edited_record_is_a_mismatch_in_the_json(edited):

@@ -230,7 +230,7 @@ def test_ctrl_c_prints_what_is_done_and_exits_130(zoo, tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert "Sweep interrupted: 1 of 2 models (local, 1 workers): 1 identical" in out
+    assert "Sweep interrupted: 1 of 2 models (local, 1 worker): 1 identical" in out
     assert "1 model was not verified (interrupted)." in out
     assert "envprint: interrupted" in err
     assert "Traceback" not in err
@@ -255,3 +255,10 @@ def test_ray_sweep_gives_the_results_of_the_local_pool(zoo, monkeypatch):
         assert (other.verdict, other.outputs_digest, other.identity) == (rep.verdict, rep.outputs_digest, rep.identity)
         assert other.outputs == rep.outputs
     assert ray.exit_code == local.exit_code == 1
+
+
+def test_a_sweep_with_markdown_on_stdout_keeps_its_model_lines_on_stderr(zoo):
+    r = invoke("sweep", zoo / "a", "--jobs", "1", "--output", "markdown=-")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("### "), r.stdout
+    assert f"identical         {zoo / 'a' / 'one.keras'}  " in r.stderr

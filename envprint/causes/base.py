@@ -167,8 +167,10 @@ class Family:
 
 
 def absent(path: str) -> str:
-    """How a missing value reads, everywhere: an environment variable is '(unset)', any other fact '(absent)'."""
-    return "(unset)" if path.startswith(("env.variables.", "threads.variables.")) else "(absent)"
+    """How a missing value reads, everywhere: an environment variable (or the value of one, as
+    ``tensorflow.onednn.env`` holds TF_ENABLE_ONEDNN_OPTS) is '(unset)', any other fact '(absent)'."""
+    variable = path.startswith(("env.variables.", "threads.variables.")) or path == "tensorflow.onednn.env"
+    return "(unset)" if variable else "(absent)"
 
 
 def fmt(v: object, path: str = "") -> str:

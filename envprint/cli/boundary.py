@@ -78,12 +78,12 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
         raise fail(int(ExitCode.INTERNAL), message) from None
 
 
-def writer():
+def writer(stream: Any = None):
     from envprint.render.text import Writer
 
-    # Plain text on stdout, never wrapped or cut: paths and versions stay whole in a pipe or a
-    # CI log, and "[topic]" tags are data. No rich: diff of two files must start fast.
-    return Writer()
+    # Plain text on stdout (or the stream given), never wrapped or cut: paths and versions stay whole
+    # in a pipe or a CI log, and "[topic]" tags are data. No rich: diff of two files must start fast.
+    return Writer(stream) if stream is not None else Writer()
 
 
 def outputs(specs: list[str] | None, **aliases: Any) -> Any:

@@ -95,7 +95,7 @@ def sweep(  # size: long only by its option declarations; the body is parse, one
         from envprint.many.sweep import sweep as do_sweep
 
         quiet_tensorflow()
-        progress = _SweepProgress(json_out, outs.context.items)
+        progress = _SweepProgress(json_out, outs.context.items, outs.text_on_stdout())
         summary = do_sweep(
             paths or [],
             list_file=list_file,
@@ -121,9 +121,10 @@ class _SweepProgress:
     --json prints), a progress bar on a terminal; each (item, report) kept for the outputs table
     (JUnit: each report, or the error of a model not verified). The summary is the table's."""
 
-    def __init__(self, json_out: bool, items: list[Any]) -> None:
+    def __init__(self, json_out: bool, items: list[Any], text_on_stdout: bool = True) -> None:
         self.json_out, self.items = json_out, items
-        self.out = writer()
+        # stdout holds another format (--output markdown=-): the lines go to stderr, as progress does
+        self.out = writer() if text_on_stdout else writer(sys.stderr)
         self.progress: Any = None
 
     def on_item(self, item: Any, report: Any, done: int, total: int) -> None:

@@ -66,7 +66,7 @@ def render_sweep_summary(summary: SweepSummary, out: Writer) -> None:
     head = "Sweep interrupted" if summary.interrupted else "Sweep"
     out.line(
         f"{head}: {summary.done} of {plural(summary.total, 'model')} "
-        f"({summary.engine}, {summary.jobs} {'workers' if summary.engine == 'local' else 'CPUs in the cluster'}): "
+        f"({summary.engine}, {plural(summary.jobs, 'worker') if summary.engine == 'local' else plural(summary.jobs, 'CPU') + ' in the cluster'}): "
         f"{v['identical']} identical, {v['within_tolerance']} within tolerance, {v['mismatch']} mismatch, "
         f"{v['error']} could not verify"
     )

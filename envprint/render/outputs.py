@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -142,8 +143,17 @@ def _check_path(target: Target) -> None:
     parent = path.parent
     if not parent.is_dir():
         raise UsageError(f"{what} (directory {parent} does not exist); create it or give another path")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"{what} (permission denied); give a writable path")
+    # Try it, as the write will: a file beside it (written files are published atomically), and the
+    # file itself opened for appending when it exists (nothing written). os.access alone says yes to
+    # root for a read-only file system or /proc.
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".tmp"):
+            pass
+        if path.exists():
+            with open(path, "ab"):
+                pass
+    except OSError as exc:
+        raise UsageError(f"{what} ({exc.strerror or exc}); give a writable path") from None
 
 
 class Selection:
@@ -209,6 +219,10 @@ class Selection:
         self.targets = targets
         self._checked = True
         return self
+
+    def text_on_stdout(self) -> bool:
+        """Whether the text output goes to stdout (where a command may stream its own text lines)."""
+        return any(t.output.name == "text" and t.path is None for t in self.targets)
 
     def write(self, result: Any) -> None:
         """Render ``result`` to every selected output: files first (atomically), stdout last."""

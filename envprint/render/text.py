@@ -428,7 +428,9 @@ def render_report(report: Report, out: Writer) -> None:
         )
         if o.worst:
             out.table(worst_table(o))
-        needed = _tolerance_needed(o)
+        # An edited record or other weights: no tolerance is the answer, so none is offered.
+        tampered = report.identity.sidecar_files_changed or report.identity.weights == "changed"
+        needed = None if tampered else _tolerance_needed(o)
         if needed:
             out.line(needed)
     env = report.environment
