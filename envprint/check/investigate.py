@@ -60,7 +60,7 @@ class _Numbers:
         )
 
     def __str__(self) -> str:
-        from envprint.render.text import counts_words
+        from envprint.render.words import counts_words
 
         return counts_words(self.size, self.n_differ, self.n_oot, self.max_ulp)
 
@@ -318,7 +318,7 @@ def investigate(
         s.control_arrays = outcome.arrays["full"]
         s.control = s.numbers(s.control_arrays)
         seen = _Numbers.of(report.outputs)
-        from envprint.render.text import control_words
+        from envprint.render.words import control_words
 
         if s.control.n_differ == 0:
             why = control_words(False, str(s.control), str(seen))

@@ -184,7 +184,7 @@ def _refuse_uninformative(
     bad = uninformative(inputs if reference is None else reference)
     if not bad:
         return []
-    from envprint.render.text import nonfinite_words
+    from envprint.render.words import nonfinite_words
 
     probes = reference is None
     error: type[FingerprintError] | type[ModelError] = FingerprintError if probes else ModelError
@@ -200,7 +200,7 @@ def _same_for_every_probe(reference: Mapping[str, np.ndarray]) -> list[str]:
     n = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
     if n < 2 or not all(a.ndim and a.shape[0] == n and bool((a == a[:1]).all()) for a in arrays):
         return []
-    from envprint.render.text import same_for_every_probe_words
+    from envprint.render.words import same_for_every_probe_words
 
     return [same_for_every_probe_words(n)]
 
