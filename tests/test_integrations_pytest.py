@@ -114,7 +114,9 @@ def test_a_model_that_cannot_be_loaded_fails_in_one_line(pytester: pytest.Pytest
             envprint_verify("model.keras")
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    # -rN: no short summary, which repeats the message (cut to the terminal's width, or whole where
+    # CI is set): what is counted below is the failure's own report.
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rN")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["envprint: could not verify: *"])
     out = result.stdout.str()
