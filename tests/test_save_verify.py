@@ -181,8 +181,8 @@ def test_in_process_verify_of_an_identical_model_imports_only_what_it_needs(save
 
     code = (
         "import sys\n"
-        "import keras\n"
-        f"model = keras.models.load_model({str(saved_mlp['keras'])!r}, compile=False)\n"
+        "import tensorflow as tf\n"  # tf.keras: the Keras this TensorFlow runs (tf_keras, Keras 2 or 3)
+        f"model = tf.keras.models.load_model({str(saved_mlp['keras'])!r}, compile=False)\n"
         "before = set(sys.modules)\n"
         "import envprint\n"
         f"report = envprint.verify(model, fingerprint={str(saved_mlp['keras'].with_name('model.keras.envprint'))!r})\n"
