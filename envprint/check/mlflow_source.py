@@ -1,6 +1,6 @@
 """A model named by an MLflow URI, resolved to local files for verify and preflight.
 
-Owns: ``is_mlflow_uri`` and ``local_copy``: a ``runs:/<run_id>/<path>`` or
+Owns: ``local_copy`` (``is_mlflow_uri``: record/mlflow_model.py): a ``runs:/<run_id>/<path>`` or
 ``models:/<name>/<version>`` (or ``models:/<name>@<alias>``) URI downloaded, with its run's
 ``envprint/`` record (for a model an MLflow flavour logged: the record beside its artifacts), to a
 temporary directory that is removed afterwards; and the tracking store it is read from. A local store (sqlite, or a folder) that does not exist is refused before
@@ -23,32 +23,14 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from envprint import formats
-from envprint.errors import DependencyError, EnvprintError, FingerprintError, ModelError, one_line
+from envprint.errors import EnvprintError, FingerprintError, ModelError, one_line
+from envprint.record.mlflow_model import RECORD_ARTIFACT_PATH, import_mlflow
 
-SCHEMES = ("runs:/", "models:/")
-RECORD_ARTIFACT_PATH = "envprint"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 _POINT_AT_STORE = (
     f"point {TRACKING_ENV} at the store that logged it (export {TRACKING_ENV}=http://HOST:5000, "
     "sqlite:////path/to/mlflow.db or file:///path/to/mlruns)"
 )
-
-
-def is_mlflow_uri(model: Any) -> bool:
-    """Whether ``model`` names a model in MLflow (``runs:/...`` or ``models:/...``) rather than a local path."""
-    return isinstance(model, (str, Path)) and str(model).startswith(SCHEMES)
-
-
-def import_mlflow() -> Any:
-    try:
-        import mlflow
-        from mlflow.artifacts import download_artifacts  # noqa: F401
-        from mlflow.tracking import MlflowClient  # noqa: F401
-    except ImportError:
-        raise DependencyError(
-            "MLflow support needs mlflow, which is not installed; install it: pip install 'envprint[mlflow]'"
-        ) from None
-    return mlflow
 
 
 def _why(exc: BaseException) -> str:

@@ -250,9 +250,11 @@ def preflight(
     break the load (what ``envprint verify --preflight`` exits 1 on). The signature is judged as
     in ``verify``.
     """
-    from envprint.check.mlflow_source import is_mlflow_uri, local_copy
+    from envprint.record.mlflow_model import is_mlflow_uri
 
     if is_mlflow_uri(model):
+        from envprint.check.mlflow_source import local_copy
+
         with local_copy(model, fingerprint) as copy:
             try:
                 return _preflight(copy.model, copy.fingerprint, signing_key, require_signature, copy.record_uri)
@@ -335,9 +337,11 @@ def verify(
 
 def verify_with(model: Any, options: VerifyOptions) -> Report:
     """``verify`` with its options as one value: what the CLI, ``sweep`` and ``fleet`` call."""
-    from envprint.check.mlflow_source import is_mlflow_uri, local_copy
+    from envprint.record.mlflow_model import is_mlflow_uri
 
     if is_mlflow_uri(model):
+        from envprint.check.mlflow_source import local_copy
+
         with local_copy(model, options.fingerprint) as copy:
             try:
                 return copy.relabel(_verify(copy.model, options.with_fingerprint(copy.fingerprint)))

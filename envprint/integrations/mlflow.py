@@ -20,29 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from envprint.errors import DependencyError, FingerprintError, ModelError, UsageError
-from envprint.record.mlflow_model import MLMODEL_FILE, flavour_model
+from envprint.record.mlflow_model import (
+    MLMODEL_FILE,
+    RECORD_ARTIFACT_PATH,
+    flavour_model,
+    import_mlflow,
+    is_mlflow_uri,
+)
 
-# The same as envprint.check.mlflow_source's (verify resolves URIs there; integrations use the public API only).
-SCHEMES = ("runs:/", "models:/")
-RECORD_ARTIFACT_PATH = "envprint"
 MODEL_ARTIFACT_PATH = "model"
-
-
-def is_mlflow_uri(model: Any) -> bool:
-    """Whether ``model`` names a model in MLflow (``runs:/...`` or ``models:/...``) rather than a local path."""
-    return isinstance(model, (str, Path)) and str(model).startswith(SCHEMES)
-
-
-def _mlflow() -> Any:
-    try:
-        import mlflow
-        from mlflow.artifacts import download_artifacts  # noqa: F401
-        from mlflow.tracking import MlflowClient  # noqa: F401
-    except ImportError:
-        raise DependencyError(
-            "MLflow support needs mlflow, which is not installed; install it: pip install 'envprint[mlflow]'"
-        ) from None
-    return mlflow
 
 
 def _one_line(exc: BaseException) -> str:
@@ -161,7 +147,7 @@ def log_model(
     then ``log_record`` of what it logged, ``save_options`` going to ``envprint.save``.
     ``envprint verify MODEL_URI`` (the returned ``model_uri``, or ``models:/NAME/VERSION``) checks it.
     """
-    _mlflow()
+    import_mlflow()
     try:
         import mlflow.keras
     except ImportError as exc:
@@ -223,7 +209,7 @@ def log_record(
     so that ``envprint verify models:/<name>/<version>`` finds the model and, through its run, the record.
     Raises FingerprintError when the model has no record, UsageError when there is no run.
     """
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     from envprint.record.sidecar import locate_fingerprint
     from envprint.record.signing import SIGNATURE_FILE
     from envprint.record.store import read_fingerprint

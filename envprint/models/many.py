@@ -28,6 +28,20 @@ ItemVerdict = Literal["identical", "within_tolerance", "mismatch", "error"]
 SweepDifference = Literal["weights_changed", "record_edited", "random_at_inference", "output"]
 
 
+class PassedByExitCode(Record):
+    """A summary of many models or hosts: ``passed`` is its exit code being 0 (read so from documents
+    written before ``passed`` existed)."""
+
+    passed: bool = Field(
+        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passed_follows_the_exit_code(cls, data: object) -> object:
+        return default_passed(data, exit_code_passed)
+
+
 class SweepItem(Record):
     """One model of a sweep: its verdict, or why it could not be verified."""
 
@@ -55,7 +69,7 @@ class SweepItem(Record):
     worker_rss_bytes: int | None = Field(None, description="The worker's resident memory after this model.")
 
 
-class SweepSummary(Record):
+class SweepSummary(PassedByExitCode):
     """The last document of `envprint sweep --json` (after one line per model), and its table."""
 
     schema_version: Literal[1] = SWEEP_SCHEMA_VERSION
@@ -76,14 +90,6 @@ class SweepSummary(Record):
     exit_code: int = Field(
         description="The command's exit code: the highest 'could not verify' code, else 1 on a mismatch, else 0."
     )
-    passed: bool = Field(
-        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _passed_follows_the_exit_code(cls, data: object) -> object:
-        return default_passed(data, exit_code_passed)
 
 
 HostStatus = Literal["verified", "error", "unreachable"]
@@ -133,7 +139,7 @@ class ClassDiff(Record):
     )
 
 
-class FleetReport(Record):
+class FleetReport(PassedByExitCode):
     """One model over many hosts: `envprint fleet` (Ray) and, per model, `envprint aggregate`."""
 
     schema_version: Literal[1] = FLEET_SCHEMA_VERSION
@@ -148,17 +154,9 @@ class FleetReport(Record):
         description="identical / within_tolerance / mismatch / error / unreachable -> hosts."
     )
     exit_code: int
-    passed: bool = Field(
-        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _passed_follows_the_exit_code(cls, data: object) -> object:
-        return default_passed(data, exit_code_passed)
 
 
-class AggregateReport(Record):
+class AggregateReport(PassedByExitCode):
     """`envprint aggregate`: the reports read, grouped per model into equivalence classes."""
 
     schema_version: Literal[1] = AGGREGATE_SCHEMA_VERSION
@@ -167,11 +165,3 @@ class AggregateReport(Record):
     sources: int = Field(description="Reports read.")
     models: list[FleetReport]
     exit_code: int
-    passed: bool = Field(
-        description="exit_code is 0: every model (host) passed. One field for CI, as in every document."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _passed_follows_the_exit_code(cls, data: object) -> object:
-        return default_passed(data, exit_code_passed)

@@ -1,17 +1,38 @@
-"""Where the model lies inside a model that an MLflow flavour (keras, tensorflow) saved, read from its MLmodel.
-
-Shared by ``check/mlflow_source.py`` (verify of a flavour's model URI) and ``integrations/mlflow.py``
-(recording a flavour's model): one reading of the MLmodel file, not two. Imports nothing above
-``errors``; PyYAML (a dependency of mlflow-skinny) only inside ``flavour_model``.
+"""What verify (``check/mlflow_source.py``) and recording (``integrations/mlflow.py``) both know of
+MLflow: its URI schemes, where a record lies among a run's artifacts, the guarded import of mlflow,
+and where the model lies inside a model that an MLflow flavour (keras, tensorflow) saved, read from
+its MLmodel: each once, not twice. Imports nothing above ``errors``; mlflow and PyYAML (a dependency
+of mlflow-skinny) only inside the functions that need them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from envprint.errors import ModelError
+from envprint.errors import DependencyError, ModelError
 
 MLMODEL_FILE = "MLmodel"
+SCHEMES = ("runs:/", "models:/")
+RECORD_ARTIFACT_PATH = "envprint"  # a run's (or a logged model's) record: its artifacts under envprint/
+
+
+def is_mlflow_uri(model: Any) -> bool:
+    """Whether ``model`` names a model in MLflow (``runs:/...`` or ``models:/...``) rather than a local path."""
+    return isinstance(model, (str, Path)) and str(model).startswith(SCHEMES)
+
+
+def import_mlflow() -> Any:
+    """mlflow, or a DependencyError with the pip line (mlflow-skinny is enough)."""
+    try:
+        import mlflow
+        from mlflow.artifacts import download_artifacts  # noqa: F401
+        from mlflow.tracking import MlflowClient  # noqa: F401
+    except ImportError:
+        raise DependencyError(
+            "MLflow support needs mlflow, which is not installed; install it: pip install 'envprint[mlflow]'"
+        ) from None
+    return mlflow
 
 
 def flavour_model(directory: Path) -> Path | None:
