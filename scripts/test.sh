@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run envprint's tests on a fresh machine: creates ./.venv, installs envprint[tensorflow-cpu,test],
 # runs the checks that keep ARCHITECTURE.md true (ruff, ruff format --check, the import contracts,
-# mypy, module and function sizes), then runs pytest in three passes, one per Keras that envprint supports:
+# mypy, module and function sizes), checks the documentation (its generated reference pages current,
+# mkdocs build --strict), then runs pytest in three passes, one per Keras that envprint supports:
 #   1. the whole suite on the newest TensorFlow (Keras 3), including tests/test_cross_version.py,
 #      which verifies models saved here under TensorFlow 2.15;
 #   2. the Keras-sensitive part of the suite (FLAVOR_TESTS below) under tf_keras
@@ -34,6 +35,11 @@ echo "== types (mypy envprint; [tool.mypy] in pyproject.toml)"
 mypy envprint
 echo "== size (scripts/check_size.py: 400 lines a module, 60 a function; scripts/size_allowlist.txt)"
 python scripts/check_size.py
+echo "== docs (scripts/gen_reference.py --check; mkdocs build --strict: a broken link or anchor fails)"
+python scripts/gen_reference.py --check
+site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir "$site"
+rm -rf "$site"
 if [ "${ENVPRINT_SKIP_OLD_TF:-}" = 1 ]; then
   if in_ci; then
     echo "test.sh: ENVPRINT_SKIP_OLD_TF=1 is not allowed in CI: the TensorFlow 2.15 tests must run there" >&2
