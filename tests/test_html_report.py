@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envhelpers import invoke, readme_block, run_shell
+from docpages import block
+from envhelpers import invoke, run_shell
 
 from envprint.check.histogram import error_histogram
 
@@ -298,11 +299,11 @@ def test_blank_page_fails_the_screenshot_check(tmp_path):
 
 
 @pytest.mark.subprocess
-def test_readme_html_example_runs(drifted, tmp_path):
+def test_the_docs_html_example_runs(drifted, tmp_path):
     model, _ = drifted
     shutil.copy2(model, tmp_path / "model.keras")
     shutil.copytree(f"{model}.envprint", tmp_path / "model.keras.envprint")
-    r = run_shell(readme_block("HTML report", "bash"), tmp_path)
+    r = run_shell(block("docs/concepts/reports.md", "HTML report", "bash"), tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("envprint: wrote report.html\n") == 2
     assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "identical"

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envhelpers import invoke, readme_block, run_shell
+from docpages import block
+from envhelpers import invoke, run_shell
 
 import envprint
 import envprint.mlflow
+
+MLFLOW_PAGE = "docs/how-to/mlflow.md"  # its examples are run here
 
 mlflow = pytest.importorskip("mlflow", reason="the MLflow tests need the envprint[mlflow] extra")
 pytest.importorskip("sqlalchemy", reason="MLflow's sqlite store needs sqlalchemy (and alembic)")
@@ -190,16 +193,16 @@ def test_verify_runs_uri_without_mlflow_exits_5_with_the_pip_line():
 
 
 @pytest.mark.subprocess
-def test_readme_mlflow_example_runs(tracking, mlp, tmp_path, monkeypatch, capsys):
+def test_the_docs_mlflow_example_runs(tracking, mlp, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", tracking)
     shutil.copy2(mlp["keras"], tmp_path / "model.keras")
     np.savez(tmp_path / "samples.npz", features=np.random.default_rng(2).standard_normal((4, 4)).astype("float32"))
-    exec(compile(readme_block("MLflow", "python mlflow"), "README.md (MLflow)", "exec"), {})
+    exec(compile(block(MLFLOW_PAGE, "MLflow", "python mlflow"), MLFLOW_PAGE, "exec"), {})
     model_uri = capsys.readouterr().out.strip()
     assert model_uri.startswith("runs:/") and model_uri.endswith("/model")
     run_id = model_uri.split("/")[1]
-    script = readme_block("MLflow", "bash").replace("<run_id>", run_id)
+    script = block(MLFLOW_PAGE, "MLflow", "bash").replace("<run_id>", run_id)
     r = run_shell(script, tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("envprint verify: PASSED (bit-identical)\n") == 2
@@ -333,7 +336,7 @@ def test_the_autolog_callback_logs_the_fitted_model_with_its_flavour_and_record(
 
 
 @pytest.mark.keras3  # MLflow's keras flavour is Keras 3's (import keras)
-def test_readme_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, capsys):
+def test_the_docs_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, capsys):
     pytest.importorskip("pandas", reason="MLflow's keras flavour (mlflow.keras, mlflow.pyfunc) needs pandas")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", tracking)
@@ -343,7 +346,7 @@ def test_readme_flavour_example_runs(tracking, keras, tmp_path, monkeypatch, cap
     x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
     np.savez(tmp_path / "samples.npz", features=x[:4])
     namespace = {"model": model, "x": x, "y": np.zeros((32, 2), "float32")}
-    exec(compile(readme_block("MLflow", "python mlflow-flavour"), "README.md (MLflow flavour)", "exec"), namespace)
+    exec(compile(block(MLFLOW_PAGE, "MLflow", "python mlflow-flavour"), MLFLOW_PAGE, "exec"), namespace)
     model_uri = capsys.readouterr().out.strip()
     assert model_uri.startswith("models:/m-")
     r = invoke("verify", model_uri)
