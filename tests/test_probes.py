@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from envprint.errors import ExitCode, FingerprintError
+from envprint.record.probe_kinds import generate_probes, probes_from_recipe
 from envprint.record.probes import (
     TensorSpecInfo,
-    generate_probes,
     load_arrays,
     load_probes,
-    probes_from_recipe,
     save_arrays,
 )
 
