@@ -131,6 +131,7 @@ def probe_inputs(
     What was taken from the file or cast is appended to ``notes``.
     """
     from envprint._tf.identity import integer_input_ranges
+    from envprint._tf.input_kinds import input_hints
     from envprint.record import probe_kinds
     from envprint.record import probes as probe_mod
 
@@ -155,11 +156,7 @@ def probe_inputs(
             raise UsageError(f"--input-shape needs NAME=D1,D2 for a model with several inputs ({names})")
         shapes[loaded.inputs[0].name] = shapes.pop("")
     arrays, raw = probe_kinds.generate_probes(
-        loaded.inputs,
-        num_probes=num_probes,
-        seed=seed,
-        input_shapes=shapes,
-        int_ranges=integer_input_ranges(loaded),
+        loaded.inputs, num_probes=num_probes, seed=seed, input_shapes=shapes, hints=input_hints(loaded)
     )
     recipe = ProbeRecipe(
         source="generated",

@@ -20,6 +20,7 @@ from envprint._tf import import_keras, import_tensorflow
 from envprint._tf.common import Format, _one_line
 from envprint._tf.keras_checks import _keras_load_error, _precheck_h5, _precheck_keras_archive
 from envprint._tf.loaders.base import (
+    STRING_DTYPE,
     LoadedModel,
     TensorSpecInfo,
     _dtype_name,
@@ -89,6 +90,11 @@ class KerasModel(LoadedModel):
         )
 
     def _feed(self, x: dict[str, np.ndarray]) -> Any:
+        if any(s.dtype == STRING_DTYPE for s in self.inputs):
+            # Keras 3 refuses NumPy's str and bytes arrays ("Invalid dtype: str384") but takes a tf.string
+            # tensor; and a call mixing tensors with arrays it refuses too, so every input goes as a tensor.
+            tf = import_tensorflow()
+            x = {k: tf.constant(v) for k, v in x.items()}
         if self._feed_kind == "dict":
             return {s.name: x[s.name] for s in self.inputs}
         if self._feed_kind == "single":
