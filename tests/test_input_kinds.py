@@ -116,6 +116,8 @@ def test_each_input_kind_gets_probes_from_the_model_and_verifies_identical(kinds
         done = invoke("verify", kinds[name], "--json")
         assert done.exit_code == 0, (name, done.output)
         assert done.json["verdict"] == "identical", (name, done.output)
+        steps = [o["max_steps"] for o in done.json["outputs"]]
+        assert steps == ([0] if name in ("int8", "uint8") else [None]), (name, steps)  # int8 out: counted in steps
 
 
 @pytest.mark.subprocess
@@ -171,3 +173,17 @@ def test_a_sparse_input_is_refused_in_one_line(keras) -> None:
     with pytest.raises(FingerprintError) as err:
         generate_probes(model.inputs, num_probes=2, seed=0, hints=input_hints(model))
     assert str(err.value).startswith("input 'counts' is a sparse tensor, which a .npz of dense arrays cannot hold")
+
+
+def test_an_integer_output_is_compared_in_steps_and_said_so() -> None:
+    from envprint.check import compare, histogram
+    from envprint.models import Tolerance
+    from envprint.render.text import summarize
+
+    expected = {"scores": np.array([[-128, 5, 127], [0, 19, -3]], dtype=np.int8)}
+    obtained = {"scores": expected["scores"] + np.array([[0, 3, 0], [0, -1, 0]], dtype=np.int8)}
+    (c,) = histogram.with_histograms(compare.compare_outputs(expected, obtained, Tolerance()), expected, obtained)
+    assert (c.status, c.max_steps, c.max_ulp, c.n_out_of_tolerance) == ("mismatch", 3, None, 2)
+    assert "max 3 steps" in summarize(c) and "ULP" not in summarize(c)
+    (same,) = histogram.with_histograms(compare.compare_outputs(expected, expected, Tolerance()), expected, expected)
+    assert (same.status, same.max_steps) == ("identical", 0)
