@@ -3,7 +3,7 @@
 A full-integer quantized TFLite model (int8 and uint8 in and out), a text model (a string input
 through TextVectorization, in .keras and as a SavedModel), a dict of named inputs read by
 StringLookup, IntegerLookup, Hashing and CategoryEncoding beside a boolean and a float input, and
-the inputs nothing explains (sparse, an integer read by a Dense). Each is saved with envprint's own
+the inputs nothing explains (sparse, an integer read by a Dense), and a nested dict of inputs. Each is saved with envprint's own
 probes and verified identical, from the command line and, in a fresh process, from the library.
 """
 
@@ -79,6 +79,11 @@ def kinds(tf, keras, models_dir) -> dict[str, Path]:
     out["lookups"] = folder / "lookups.keras"
     keras.Model(inputs, keras.layers.Dense(3, **init)(joined)).save(out["lookups"])
 
+    a, b, c = keras.Input((2,), name="a"), keras.Input((3,), name="b"), keras.Input((1,), dtype="bool", name="c")
+    joined = keras.layers.Concatenate()([a, b, keras.ops.cast(c, "float32")])
+    out["nested"] = folder / "nested.keras"
+    keras.Model({"a": a, "pair": [b, c]}, keras.layers.Dense(1, **init)(joined)).save(out["nested"])
+
     ids = keras.Input((3,), dtype="int32", name="ids")
     out["dense_ids"] = folder / "dense_ids.keras"
     keras.Model(ids, keras.layers.Dense(1, **init)(keras.ops.cast(ids, "float32"))).save(out["dense_ids"])
@@ -112,7 +117,10 @@ def test_each_input_kind_gets_probes_from_the_model_and_verifies_identical(kinds
     assert lookups["code"].dtype == np.int64 and lookups["flag"].dtype == np.bool_
     assert lookups["cat"].min() >= 0 and lookups["cat"].max() < 5 and lookups["tag"].dtype.kind == "U"
 
-    for name in ("int8", "uint8", "text", "lookups"):
+    nested = _save(kinds["nested"])  # {'a': x, 'pair': [y, z]}: each leaf by its own input name
+    assert {k: v.shape for k, v in nested.items()} == {"a": (8, 2), "b": (8, 3), "c": (8, 1)}
+
+    for name in ("int8", "uint8", "text", "lookups", "nested"):
         done = invoke("verify", kinds[name], "--json")
         assert done.exit_code == 0, (name, done.output)
         assert done.json["verdict"] == "identical", (name, done.output)
@@ -122,7 +130,7 @@ def test_each_input_kind_gets_probes_from_the_model_and_verifies_identical(kinds
 
 @pytest.mark.subprocess
 def test_a_fresh_process_verifies_every_kind_identical_through_the_library(kinds) -> None:
-    models = [str(kinds[n]) for n in ("int8", "uint8", "text", "lookups")]
+    models = [str(kinds[n]) for n in ("int8", "uint8", "text", "lookups", "nested")]
     for model in models:  # the records the test above wrote, or written here when it runs alone
         if not Path(model + ".envprint").exists():
             assert invoke("save", model).exit_code == 0
@@ -133,7 +141,7 @@ def test_a_fresh_process_verifies_every_kind_identical_through_the_library(kinds
     )
     done = run_python(code, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout) == ["identical"] * 4
+    assert json.loads(done.stdout) == ["identical"] * 5
 
 
 def test_the_text_savedmodel_keeps_the_vocabulary_but_hides_it_from_save(kinds, tmp_path) -> None:
