@@ -170,17 +170,19 @@ def test_an_integer_input_read_by_a_layer_that_says_nothing_is_refused_naming_it
     assert "which does not say which values it takes; pass --probes FILE.npz with real examples" in message
 
 
-def test_a_sparse_input_is_refused_in_one_line(keras) -> None:
+@pytest.mark.parametrize("flag", ["sparse", "ragged"])
+def test_sparse_and_ragged_inputs_are_refused_in_one_line(keras, flag) -> None:
     from envprint._tf.input_kinds import input_hints
     from envprint._tf.loading import wrap_model
     from envprint.errors import FingerprintError
     from envprint.record.probe_kinds import generate_probes
 
-    sparse = keras.Input((6,), sparse=True, name="counts")
-    model = wrap_model(keras.Model(sparse, keras.layers.Dense(1)(sparse)))
+    inp = keras.Input((6,), name="counts", **{flag: True})
+    model = wrap_model(keras.Model(inp, keras.layers.Dense(1)(inp) if flag == "sparse" else inp))
     with pytest.raises(FingerprintError) as err:
         generate_probes(model.inputs, num_probes=2, seed=0, hints=input_hints(model))
-    assert str(err.value).startswith("input 'counts' is a sparse tensor, which a .npz of dense arrays cannot hold")
+    assert str(err.value).startswith(f"input 'counts' is a {flag} tensor, which a .npz of dense arrays cannot hold")
+    assert str(err.value).endswith("verify it with a dense-input export of the model")
 
 
 def test_an_integer_output_is_compared_in_steps_and_said_so() -> None:
