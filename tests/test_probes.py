@@ -526,3 +526,11 @@ def test_a_savedmodel_fed_an_index_outside_its_vocabulary_says_so_in_one_line(em
         f"{embedding_dropout['savedmodel']}: input {loaded.inputs[0].name!r} holds index 57 at [1, 3], outside the "
         "vocabulary of the Embedding that reads it (input_dim 50: indices 0 to 49); fix the probes"
     )
+
+
+def test_hashed_inputs_take_any_value_that_fits_their_dtype() -> None:
+    specs = [TensorSpecInfo("tag", (None, 2), "string"), TensorSpecInfo("small", (None, 2), "int8")]
+    hints = {name: InputHint(pk.HASHED, "Hashing") for name in ("tag", "small")}
+    probes, _ = generate_probes(specs, num_probes=200, seed=0, hints=hints)
+    assert all(t.startswith("token") for t in probes["tag"].ravel())
+    assert probes["small"].dtype == np.int8 and probes["small"].min() >= 0 and probes["small"].max() > 100

@@ -94,7 +94,7 @@ class InputHint:
 
 IDS, TOKENS, TEXT, HASHED, QUANTIZED, OPAQUE = "ids", "tokens", "text", "hashed", "quantized", "opaque"
 BOOL_DISTRIBUTION = "uniform_bool"
-_HASHED_SPAN = 1 << 16  # Hashing takes any value: probes are drawn from 0 .. 65535 (or 'token<n>')
+_HASHED_SPAN = 1 << 16  # Hashing takes any value: 0 .. 65535 (at most the dtype's maximum), or 'token<n>'
 
 
 def _refuse(spec: SpecLike, hint: InputHint | None) -> FingerprintError:
@@ -122,7 +122,8 @@ def _hinted(rng: np.random.Generator, shape: tuple[int, ...], dt: np.dtype | Non
         values = np.array([" ".join(words[rng.integers(0, len(words), size=k)]) for k in lengths.reshape(-1)])
         values = values.reshape(shape)
     elif hint.kind == HASHED:
-        drawn = rng.integers(0, _HASHED_SPAN, size=shape)
+        span = _HASHED_SPAN if dt is None or not _is_int(dt) else min(_HASHED_SPAN, int(np.iinfo(dt).max) + 1)
+        drawn = rng.integers(0, span, size=shape)
         values = np.char.add("token", drawn.astype(str)) if dt is None else drawn
     else:  # IDS, QUANTIZED: [low, high)
         values = rng.integers(hint.low, hint.high, size=shape, dtype=np.int64)
