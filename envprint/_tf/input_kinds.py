@@ -110,13 +110,13 @@ def _keras_input_hint(tensor: Any, layers: list[Any], dtype: str) -> InputHint |
         if getattr(tensor, flag, False):
             return InputHint(OPAQUE, flag)
     readers = _readers(tensor, layers)
-    hints = [h for h in (_layer_hint(layer, dtype) for layer in readers) if h is not None]
+    hints = [h for h in (_layer_hint(layer) for layer in readers) if h is not None]
     ids = [h for h in hints if h.kind == IDS]
     if ids:  # several Embeddings: the smallest vocabulary fits them all
         return min(ids, key=lambda h: h.high)
     if hints:
         return hints[0]
-    if readers and (dtype == "string" or np.dtype(dtype).kind in "iu"):
+    if readers and (dtype == "string" or dtype.startswith(("int", "uint"))):  # not np.dtype: no bfloat16 there
         return InputHint(OPAQUE, ", ".join(sorted({type(layer).__name__ for layer in readers})))
     return None
 
@@ -130,7 +130,7 @@ def _vocabulary(layer: Any, drop: tuple[Any, ...]) -> tuple[Any, ...]:
                  if w not in drop and w != "")  # fmt: skip
 
 
-def _layer_hint(layer: Any, dtype: str) -> InputHint | None:
+def _layer_hint(layer: Any) -> InputHint | None:
     """The hint one reading layer gives, or None when it says nothing of its input's values."""
     names = _class_names(layer)
     name = type(layer).__name__
