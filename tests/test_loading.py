@@ -15,7 +15,8 @@ import pytest
 from envprint._tf.identity import integer_input_ranges, model_identity
 from envprint._tf.loading import detect_format, load_model, parse_custom_objects
 from envprint.errors import ExitCode, ModelError
-from envprint.record.probes import TensorSpecInfo, generate_probes
+from envprint.record.probe_kinds import generate_probes
+from envprint.record.probes import TensorSpecInfo
 
 MLP_FORMATS = ("keras", "h5", "savedmodel", "tflite")
 

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from envprint.errors import ExitCode, FingerprintError
+from envprint.record import probe_kinds as pk
+from envprint.record.probe_kinds import InputHint, generate_probes, probes_from_recipe
 from envprint.record.probes import (
     TensorSpecInfo,
-    generate_probes,
     load_arrays,
     load_probes,
-    probes_from_recipe,
     save_arrays,
 )
 
@@ -59,8 +59,8 @@ def test_integer_input_without_range_requires_probes() -> None:
     with pytest.raises(FingerprintError) as err:
         generate_probes([TOKENS], num_probes=2, seed=0)
     assert str(err.value) == (
-        "input 'tokens' is int32 and no vocabulary size was found for it (no Embedding reads it directly); "
-        "pass --probes FILE.npz with valid ids"
+        "input 'tokens' is int32 and no Embedding, lookup, Hashing or CategoryEncoding layer reads it and it is "
+        "not quantized; pass --probes FILE.npz with real examples (np.savez(path, NAME=array), one array per input)"
     )
     assert err.value.exit_code == ExitCode.FINGERPRINT
 
@@ -87,14 +87,45 @@ def test_integer_range_that_does_not_fit_the_dtype_is_refused() -> None:
         )
 
 
-@pytest.mark.parametrize("dtype", ["bool", "string", "complex64"])
-def test_bool_string_and_complex_inputs_require_probes(dtype: str) -> None:
+def test_complex_inputs_and_strings_no_layer_explains_require_probes() -> None:
     with pytest.raises(FingerprintError) as err:
-        generate_probes([TensorSpecInfo("flag", (None, 1), dtype)], num_probes=2, seed=0)
+        generate_probes([TensorSpecInfo("flag", (None, 1), "complex64")], num_probes=2, seed=0)
     assert str(err.value) == (
-        f"input 'flag' is {dtype}: envprint cannot invent meaningful values of this type; "
+        "input 'flag' is complex64: envprint cannot invent meaningful values of this type; "
         "pass --probes FILE.npz with real examples"
     )
+    with pytest.raises(
+        FingerprintError, match="^input 'text' is string and no TextVectorization, StringLookup or Hash"
+    ):
+        generate_probes([TensorSpecInfo("text", (None, 1), "string")], num_probes=2, seed=0)
+
+
+def test_boolean_inputs_get_both_values_and_regenerate_from_the_recipe() -> None:
+    probes, recipe = generate_probes([TensorSpecInfo("flag", (None, 3), "bool")], num_probes=50, seed=0)
+    assert probes["flag"].dtype == np.bool_ and probes["flag"].any() and not probes["flag"].all()
+    np.testing.assert_array_equal(probes_from_recipe(json.loads(json.dumps(recipe)))["flag"], probes["flag"])
+
+
+def test_vocabulary_and_text_hints_give_strings_of_the_vocabulary_that_regenerate() -> None:
+    specs = [TensorSpecInfo("word", (None, 1), "string"), TensorSpecInfo("text", (None,), "string")]
+    hints = {
+        "word": InputHint(pk.TOKENS, "StringLookup", tokens=("red", "blue")),
+        "text": InputHint(pk.TEXT, "TextVectorization", high=3, tokens=("a", "cat", "sat")),
+    }
+    probes, recipe = generate_probes(specs, num_probes=40, seed=2, hints=hints)
+    assert probes["word"].dtype.kind == "U" and set(probes["word"].ravel()) == {"red", "blue"}
+    assert {len(t.split()) for t in probes["text"]} == {1, 2, 3}
+    assert {w for t in probes["text"] for w in t.split()} == {"a", "cat", "sat"}
+    again = probes_from_recipe(json.loads(json.dumps(recipe)))
+    assert all(np.array_equal(again[k], probes[k]) for k in probes)
+
+
+def test_a_quantized_input_spans_its_whole_integer_range() -> None:
+    hint = InputHint(pk.QUANTIZED, "quantization", -128, 128, scale=0.02, zero_point=3)
+    probes, _ = generate_probes(
+        [TensorSpecInfo("image", (None, 64), "int8")], num_probes=8, seed=0, hints={"image": hint}
+    )
+    assert probes["image"].dtype == np.int8 and probes["image"].min() == -128 and probes["image"].max() == 127
 
 
 def test_dynamic_dim_requires_input_shape() -> None:
@@ -495,3 +526,11 @@ def test_a_savedmodel_fed_an_index_outside_its_vocabulary_says_so_in_one_line(em
         f"{embedding_dropout['savedmodel']}: input {loaded.inputs[0].name!r} holds index 57 at [1, 3], outside the "
         "vocabulary of the Embedding that reads it (input_dim 50: indices 0 to 49); fix the probes"
     )
+
+
+def test_hashed_inputs_take_any_value_that_fits_their_dtype() -> None:
+    specs = [TensorSpecInfo("tag", (None, 2), "string"), TensorSpecInfo("small", (None, 2), "int8")]
+    hints = {name: InputHint(pk.HASHED, "Hashing") for name in ("tag", "small")}
+    probes, _ = generate_probes(specs, num_probes=200, seed=0, hints=hints)
+    assert all(t.startswith("token") for t in probes["tag"].ravel())
+    assert probes["small"].dtype == np.int8 and probes["small"].min() >= 0 and probes["small"].max() > 100

@@ -6,7 +6,8 @@ can be drawn later (``envprint report REPORT.json --html``) without the arrays i
 Pure: NumPy in, a model out. Must not import TensorFlow, Keras, or any plotting library.
 
 The summary statistics (max ULP, max rel) stay in ``compare``; this only bins what it scans:
-finite pairs of a floating dtype that has a ULP (float16, bfloat16, float32, float64).
+finite pairs of a floating dtype that has a ULP (float16, bfloat16, float32, float64), and counts
+an integer output's largest difference in steps.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from envprint.check.compare import ulp_distance
 from envprint.models import ErrorHistogram, OutputComparison
 
 _ULP_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+_INTEGER_DTYPES = frozenset(f"{u}int{n}" for u in ("", "u") for n in (8, 16, 32, 64))
 _CHUNK = 1 << 18
 # ULP bins double: [0, 1) (bit-identical), [1, 2), [2, 4), ... [2**62, 2**63), where every distance
 # (int64, saturated at 2**63 - 1) falls; a report keeps them up to the last bin that is not empty.
@@ -75,9 +77,15 @@ def error_histogram(
 def with_histograms(
     outputs: list[OutputComparison], expected: dict[str, np.ndarray], obtained: dict[str, np.ndarray]
 ) -> list[OutputComparison]:
-    """``outputs`` with the error distribution of each floating output that differs element-wise."""
+    """``outputs`` with the error distribution of each floating output that differs element-wise.
+
+    An integer output (a quantized TFLite model's int8 or uint8) has no ULP: its largest difference
+    is counted in integer steps instead (``max_steps``; one step is one quantization step).
+    """
     out = []
     for c in outputs:
+        if c.problem is None and c.max_abs is not None and c.expected_dtype in _INTEGER_DTYPES:
+            c = c.model_copy(update={"max_steps": int(c.max_abs)})
         hist = None
         # A bit-identical output has no error to draw: skip the ~20 passes over it (verify's common case).
         if c.status != "identical" and c.problem is None and c.name in expected and c.name in obtained:

@@ -131,6 +131,8 @@ def probe_inputs(
     What was taken from the file or cast is appended to ``notes``.
     """
     from envprint._tf.identity import integer_input_ranges
+    from envprint._tf.input_kinds import input_hints
+    from envprint.record import probe_kinds
     from envprint.record import probes as probe_mod
 
     if probes_path is not None:
@@ -153,12 +155,8 @@ def probe_inputs(
             names = ", ".join(s.name for s in loaded.inputs)
             raise UsageError(f"--input-shape needs NAME=D1,D2 for a model with several inputs ({names})")
         shapes[loaded.inputs[0].name] = shapes.pop("")
-    arrays, raw = probe_mod.generate_probes(
-        loaded.inputs,
-        num_probes=num_probes,
-        seed=seed,
-        input_shapes=shapes,
-        int_ranges=integer_input_ranges(loaded),
+    arrays, raw = probe_kinds.generate_probes(
+        loaded.inputs, num_probes=num_probes, seed=seed, input_shapes=shapes, hints=input_hints(loaded)
     )
     recipe = ProbeRecipe(
         source="generated",

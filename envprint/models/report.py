@@ -141,6 +141,10 @@ class OutputComparison(Record):
     max_abs: float | None = None
     max_rel: float | None = None
     max_ulp: int | None = Field(None, description="Largest distance in units in the last place (floating outputs).")
+    max_steps: int | None = Field(
+        None,
+        description="Largest difference in integer steps (integer outputs: a quantized output's quantization steps).",
+    )
     mean_abs: float | None = None
     nan_appeared: int = 0
     nan_vanished: int = 0

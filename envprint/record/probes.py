@@ -1,28 +1,23 @@
-"""Probe inputs: generate them from a recipe, load the user's, and store arrays without pickle.
+"""Probe inputs: the rules they keep, load the user's, and store arrays without pickle.
 
-Owns: ``TensorSpecInfo`` (a model input or output as plain values), ``generate_probes`` and the
-recipe that regenerates them, ``load_probes`` (the user's ``.npy``/``.npz``, checked against
-the model's inputs), ``save_arrays``/``load_arrays`` for the reference ``.npz``, and ``is_float``
-(the one floating-dtype test, shared with ``check.compare``).
-NumPy only: must not import TensorFlow or Keras (``envprint._tf.loading`` imports this module,
-never the other way round).
+Owns: ``TensorSpecInfo`` (a model input or output as plain values), ``load_probes`` (the user's
+``.npy``/``.npz``, checked against the model's inputs), ``save_arrays``/``load_arrays`` for the
+record's ``.npz`` and ``is_float`` (the one floating-dtype test, shared with ``check.compare``).
+NumPy only: no TensorFlow or Keras (``_tf.loading`` and ``probe_kinds``, which generates
+probes, import this module, never the other way round).
 
 Rules that every function here keeps:
-- ``allow_pickle=False`` on every load: a probes file is data, never code.
-- dimension 0 of every input is the batch dimension; the others must be known.
+- ``allow_pickle=False`` on every load; dimension 0 is the batch, the others must be known.
 - a probe array is cast to the model's dtype only when the cast cannot surprise (rule
   ``CAST_RULE``, the same at save and at verify, and the casts made are recorded): float ->
-  float (round to nearest, identical on every IEEE host), and integer -> integer or integer ->
-  float when every value survives the round trip (int64 ids for an int32 input). Float ->
-  integer, bool <-> number and strings <-> numbers are refused.
-- probes that cannot tell one model from another are refused (``check_informative``): an input
-  whose every value is NaN or infinite.
-- an integer input an Embedding reads must hold indices inside its vocabulary (``check_int_ranges``).
+  float (round to nearest, identical on every IEEE host), integer -> integer or -> float when
+  every value survives the round trip (int64 ids for an int32 input); nothing else.
+- probes that tell no model from another are refused (``uninformative``: all NaN or infinite);
+  an integer input an Embedding reads must hold indices in its vocabulary (``check_int_ranges``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import struct
@@ -30,7 +25,7 @@ import tempfile
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,10 +35,7 @@ import numpy as np
 from envprint.errors import FingerprintError, one_line, open_user_file
 from envprint.record.sidecar import plain_file_mode
 
-RECIPE_VERSION = 1
 CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
-FLOAT_DISTRIBUTION = "standard_normal"
-INTEGER_DISTRIBUTION = "uniform_integers"
 STRING_DTYPE = "string"  # tf.string has no NumPy dtype name of its own
 
 
@@ -96,139 +88,6 @@ def _is_int(dt: np.dtype) -> bool:
 
 def _describe_shape(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
-
-
-# ---------------------------------------------------------------------------------- generate
-
-
-def _stream(seed: int, name: str) -> np.random.Generator:
-    """An independent generator per input, keyed by the input's name.
-
-    Keying by name (not by position) means adding, removing or renaming one input leaves every
-    other input's probes unchanged: ``default_rng([seed, key])`` feeds both words into a
-    SeedSequence. The key is the first 4 bytes of SHA-256(name), little-endian.
-    """
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
-    return np.random.default_rng([seed, key])
-
-
-def _sample_shape(spec: SpecLike, num_probes: int, input_shapes: Mapping[str, Sequence[int]] | None) -> tuple[int, ...]:
-    shape = tuple(spec.shape)
-    if not shape:
-        raise FingerprintError(
-            f"input {spec.name!r} is a scalar (shape ()), with no batch dimension to fill; pass --probes FILE.npz"
-        )
-    rest = shape[1:]
-    given = (input_shapes or {}).get(spec.name)
-    hint = f"--input-shape {spec.name}=" + ",".join(f"D{i}" for i in range(1, len(rest) + 1))
-    if given is not None:
-        given = tuple(int(d) for d in given)
-        fits = len(given) == len(rest) and all(
-            g > 0 and (d is None or d == g) for g, d in zip(given, rest, strict=True)
-        )
-        if not fits:
-            raise FingerprintError(
-                f"--input-shape {spec.name}={','.join(map(str, given))} does not fit the input's shape "
-                f"{_describe_shape(shape)}; give one sample's shape without the batch dimension: {hint}"
-            )
-        rest = given
-    elif any(d is None for d in rest):
-        raise FingerprintError(
-            f"input {spec.name!r} has shape {_describe_shape(shape)}: a dimension other than the batch is "
-            f"dynamic; pass {hint} (one sample's shape, without the batch dimension) or --probes FILE.npz"
-        )
-    return (num_probes, *rest)  # type: ignore[arg-type]  # no None left in rest: refused above
-
-
-def _one_input(
-    spec: SpecLike,
-    *,
-    num_probes: int,
-    seed: int,
-    input_shapes: Mapping[str, Sequence[int]] | None,
-    int_ranges: Mapping[str, tuple[int, int]] | None,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    dt = None if spec.dtype == STRING_DTYPE else numpy_dtype(spec.dtype)
-    int_range = (int_ranges or {}).get(spec.name)
-    if dt is None or dt.kind in "bOSUc" or not (is_float(dt) or _is_int(dt)):
-        raise FingerprintError(
-            f"input {spec.name!r} is {spec.dtype}: envprint cannot invent meaningful values of this type; "
-            "pass --probes FILE.npz with real examples"
-        )
-    if _is_int(dt) and int_range is None:
-        raise FingerprintError(
-            f"input {spec.name!r} is {spec.dtype} and no vocabulary size was found for it (no Embedding reads "
-            "it directly); pass --probes FILE.npz with valid ids"
-        )
-    shape = _sample_shape(spec, num_probes, input_shapes)
-    rng = _stream(seed, spec.name)
-    entry: dict[str, Any] = {"shape": list(shape), "dtype": spec.dtype}
-    if int_range is not None:
-        low, high = int(int_range[0]), int(int_range[1])
-        if not low < high:
-            raise FingerprintError(f"input {spec.name!r}: integer range [{low}, {high}) is empty; check the range")
-        if _is_int(dt) and (low < np.iinfo(dt).min or high - 1 > np.iinfo(dt).max):
-            raise FingerprintError(
-                f"input {spec.name!r}: integer range [{low}, {high}) does not fit {spec.dtype}; pass --probes FILE.npz"
-            )
-        values = rng.integers(low, high, size=shape, dtype=np.int64).astype(dt)
-        entry.update(distribution=INTEGER_DISTRIBUTION, low=low, high=high)
-    else:
-        # Drawn in float64 then rounded once, so a float16 and a float32 input see the same draws.
-        values = rng.standard_normal(size=shape, dtype=np.float64).astype(dt)
-        entry.update(distribution=FLOAT_DISTRIBUTION)
-    return values, entry
-
-
-def generate_probes(
-    inputs: Iterable[SpecLike],
-    *,
-    num_probes: int,
-    seed: int,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    int_ranges: Mapping[str, tuple[int, int]] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Probes for each input, and the recipe that regenerates them exactly.
-
-    Floats: ``standard_normal`` drawn in float64, cast to the input's dtype. Inputs named in
-    ``int_ranges``: uniform integers in ``[low, high)`` (an Embedding's ``[0, input_dim)``), cast
-    to the input's dtype, float inputs included. Other integer, bool and string inputs need the
-    user's probes. Each input has its own stream keyed by its name (see ``_stream``).
-    """
-    if num_probes < 1:
-        raise FingerprintError(f"num_probes must be at least 1, got {num_probes}; pass --num-probes N")
-    arrays: dict[str, np.ndarray] = {}
-    entries: dict[str, dict[str, Any]] = {}
-    for spec in sorted(inputs, key=lambda s: s.name):
-        arrays[spec.name], entries[spec.name] = _one_input(
-            spec, num_probes=num_probes, seed=seed, input_shapes=input_shapes, int_ranges=int_ranges
-        )
-    recipe = {
-        "recipe_version": RECIPE_VERSION,
-        "generator": "numpy.random.default_rng([seed, int.from_bytes(sha256(name)[:4], 'little')])",
-        "seed": int(seed),
-        "num_probes": int(num_probes),
-        "numpy_version": np.__version__,
-        "inputs": entries,
-    }
-    return arrays, recipe
-
-
-def probes_from_recipe(recipe: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Regenerate the probes a ``generate_probes`` recipe describes, bit for bit."""
-    if recipe.get("recipe_version") != RECIPE_VERSION:
-        raise FingerprintError(
-            f"probe recipe version {recipe.get('recipe_version')!r} is not one this envprint reads "
-            f"({RECIPE_VERSION}); upgrade envprint"
-        )
-    specs = []
-    ranges: dict[str, tuple[int, int]] = {}
-    for name, entry in recipe["inputs"].items():
-        specs.append(TensorSpecInfo(name, (None, *entry["shape"][1:]), entry["dtype"]))
-        if entry["distribution"] == INTEGER_DISTRIBUTION:
-            ranges[name] = (entry["low"], entry["high"])
-    arrays, _ = generate_probes(specs, num_probes=recipe["num_probes"], seed=recipe["seed"], int_ranges=ranges)
-    return arrays
 
 
 # ---------------------------------------------------------------------------------- load

@@ -71,7 +71,7 @@ def _outputs_table(report: Report) -> list[str]:
                 "-" if c.problem else str(c.n_out_of_tolerance),
                 _num(c.max_abs),
                 _num(c.max_rel),
-                "-" if c.max_ulp is None else fmt(c.max_ulp),
+                fmt(c.max_ulp) if c.max_ulp is not None else "-" if c.max_steps is None else f"{c.max_steps} steps",
                 _tolerance(c),
             ]
         )

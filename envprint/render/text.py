@@ -484,7 +484,7 @@ def summarize(c: OutputComparison) -> str:
         parts.append(", ".join(nonfinite))
     stats = [f"max abs {c.max_abs:.1e}"] if c.max_abs is not None else []
     stats += [f"max rel {c.max_rel:.1e}"] if c.max_rel is not None else []
-    stats += [f"max {c.max_ulp} ULP"] if c.max_ulp is not None else []
+    stats += [f"max {n} {unit}" for n, unit in ((c.max_ulp, "ULP"), (c.max_steps, "steps")) if n is not None]
     stats += [f"top-1 agreement {c.top1_agreement:.1%}"] if c.top1_agreement is not None else []
     if stats:
         parts.append(", ".join(stats))

@@ -20,6 +20,7 @@ from envprint._tf import import_keras, import_tensorflow
 from envprint._tf.common import Format, _one_line
 from envprint._tf.keras_checks import _keras_load_error, _precheck_h5, _precheck_keras_archive
 from envprint._tf.loaders.base import (
+    STRING_DTYPE,
     LoadedModel,
     TensorSpecInfo,
     _dtype_name,
@@ -49,6 +50,11 @@ def _keras_side(model: Any, which: str) -> tuple[list[str], list[Any], str]:
     """(names, tensors, feed kind) of a Keras model's inputs or outputs, in the model's order."""
     k3, k2 = ("_inputs_struct", "_nested_inputs") if which == "input" else ("_outputs_struct", "_nested_outputs")
     struct = _keras_struct(model, k3, k2)
+    if isinstance(struct, Mapping) and any(isinstance(v, (Mapping, list, tuple)) for v in struct.values()):
+        # Nested ({'a': x, 'pair': [y, z]}): each leaf by its own name, fed back in the model's structure.
+        leaves = import_tensorflow().nest.flatten(struct)
+        names = [_history_name(t) or getattr(t, "name", None) or f"{which}_{i}" for i, t in enumerate(leaves)]
+        return _unique(names), leaves, "nested"
     if isinstance(struct, Mapping):
         return [str(k) for k in struct], list(struct.values()), "dict"
     tensors = list(getattr(model, f"{which}s", None) or [])
@@ -89,8 +95,16 @@ class KerasModel(LoadedModel):
         )
 
     def _feed(self, x: dict[str, np.ndarray]) -> Any:
+        if any(s.dtype == STRING_DTYPE for s in self.inputs):
+            # Keras 3 refuses NumPy's str and bytes arrays ("Invalid dtype: str384") but takes a tf.string
+            # tensor; and a call mixing tensors with arrays it refuses too, so every input goes as a tensor.
+            tf = import_tensorflow()
+            x = {k: tf.constant(v) for k, v in x.items()}
         if self._feed_kind == "dict":
             return {s.name: x[s.name] for s in self.inputs}
+        if self._feed_kind == "nested":
+            struct = _keras_struct(self.keras_model, "_inputs_struct", "_nested_inputs")
+            return import_tensorflow().nest.pack_sequence_as(struct, [x[s.name] for s in self.inputs])
         if self._feed_kind == "single":
             return x[self.inputs[0].name]
         return [x[s.name] for s in self.inputs]

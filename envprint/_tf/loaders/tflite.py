@@ -54,6 +54,11 @@ def _tflite_interpreter(path: Path) -> tuple[Any, str]:
             ) from exc
 
 
+def _quantization(details: Mapping[str, Any]) -> tuple[float, int]:
+    scale, zero_point = details.get("quantization") or (0.0, 0)
+    return float(scale), int(zero_point)
+
+
 def _clean_tensor_name(name: str) -> str:
     return _strip_var_suffix(name.removeprefix("serving_default_"))
 
@@ -94,6 +99,8 @@ class TFLiteModel(LoadedModel):
         super().__init__(
             path, [spec(n, d) for n, d in self._in.items()], [spec(n, d) for n, d in self._out.items()], signature=name
         )
+        # (scale, zero point) of each input; (0.0, 0) for one that is not quantized.
+        self.input_quantization = {n: _quantization(d) for n, d in self._in.items()}
 
     def _fixed_batch(self) -> int | None:
         dims = {int(d.get("shape_signature", d["shape"])[0]) for d in self._in.values() if len(d["shape"])}
