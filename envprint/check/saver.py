@@ -296,7 +296,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
     it returns an undo that runs if the save fails.
 
     ``tolerance_from``: a verify report (``envprint verify --json`` output) whose measured drift,
-    times ``margin``, becomes the record's tolerance (``compare.tolerance_from_report``); it
+    times ``margin``, becomes the record's tolerance (``tolerance.tolerance_from_report``); it
     excludes ``tolerance``, and a report whose mismatch is not drift is a UsageError.
 
     Probes that cannot verify anything are refused: an input holding only NaN or infinite values
@@ -354,11 +354,12 @@ def _tolerance(tolerance: Tolerance | None, tolerance_from: str | Path | None, m
     """The tolerance to record: the one given, or the one a verify report's measured drift calls for."""
     if tolerance_from is None:
         return tolerance
+    from envprint.check.tolerance import tolerance_from_report
     from envprint.record.store import read_report
 
     if tolerance is not None:
         raise UsageError("--tolerance-from sets rtol from measured drift; drop --rtol/--atol/--exact")
-    return compare.tolerance_from_report(read_report(Path(tolerance_from)), margin, str(tolerance_from))
+    return tolerance_from_report(read_report(Path(tolerance_from)), margin, str(tolerance_from))
 
 
 def _probe(model_path: Path, probes: str | Path | None, num_probes: int, probe_seed: int,
