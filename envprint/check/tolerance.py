@@ -1,4 +1,5 @@
-"""Tolerances derived from measured drift: ``save --tolerance-from`` (a verify report's).
+"""Tolerances derived from measured drift: ``save --tolerance-from`` (a verify report's) and
+``save --tolerance-from-variants`` (``check.variants`` hands its variants' drift to ``tolerance_for``).
 
 Owns: the rule that turns a measured drift into a record's tolerance (margin x the largest
 relative error, never stricter than the per-dtype defaults), and the refusals of a mismatch that
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from envprint.check.compare import default_tolerance
 from envprint.errors import UsageError
-from envprint.models import Report, Tolerance
+from envprint.models import OutputComparison, Report, Tolerance
 
 
 def tolerance_from_report(report: Report, margin: float, source: str) -> Tolerance:
@@ -34,8 +35,13 @@ def tolerance_from_report(report: Report, margin: float, source: str) -> Toleran
             f"{where}: that report's mismatch is not numeric drift (other weights, an edited record or randomness "
             "at inference); fix that first, a tolerance would only hide it"
         )
+    return tolerance_for(report.outputs, margin, where, source)
+
+
+def tolerance_for(outputs: list[OutputComparison], margin: float, where: str, source: str) -> Tolerance:
+    """rtol = ``margin`` x the largest drift of ``outputs``, never stricter than their per-dtype defaults."""
     drift, defaults = 0.0, []
-    for o in report.outputs:
+    for o in outputs:
         if o.status != "identical" and (o.problem or o.rtol_needed is None):
             why = (
                 o.problem or "NaN or Inf appeared or vanished, a change where the reference is 0, or a non-float output"
