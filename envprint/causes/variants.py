@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from envprint.causes.base import Cause, DiffEntry, Family, Scoring
+from envprint.causes.base import NOT_A_SETTING, Cause, DiffEntry, Family, Scoring
 from envprint.causes.onednn import VARIABLE as ONEDNN_VARIABLE
 from envprint.causes.onednn import flag
 from envprint.models import VariantMatch, Variants, VariantSettings
@@ -109,7 +109,7 @@ FAMILY = Family(
             "evidence from the record's variants (outputs bit-identical to one), not a fingerprint difference",
             ("{variant_remedy}",),
             "a variant is matched by the outputs' digest at verify, not predicted from fingerprints",
-            "the outputs already match a setting recorded at save: nothing left to find by restoring one"),
+            NOT_A_SETTING),
     },
     values={"variant_remedy": _remedy},
     identity_rules=(
