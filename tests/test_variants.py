@@ -124,6 +124,16 @@ def test_verify_with_onednn_flipped_is_identical_to_its_variant_and_certain(reco
         f"  variant:     identical to the variant recorded with oneDNN {state} (class {flipped.equivalence_class} "
         f"of the {recorded_n} variants recorded at save)\n" in words
     )
+    # aggregate names each class of hosts by the variant it matches: this host's report and one
+    # from this process (oneDNN as at save), as two hosts of a fleet would send them.
+    (tmp_path / "flipped.json").write_text(done.stdout)
+    (tmp_path / "here.json").write_text(envprint.verify(model).model_dump_json())
+    r = invoke("aggregate", tmp_path / "here.json", tmp_path / "flipped.json", "--json")
+    assert r.exit_code == 0, r.output
+    (fleet,) = json.loads(r.stdout)["models"]
+    named = {c["hosts"][0]: (c["variant"]["status"], c["variant"]["variant"]) for c in fleet["classes"]}
+    assert named == {str(tmp_path / "here.json"): ("reference", None), str(tmp_path / "flipped.json"): (
+        "matched", flipped.name)}  # fmt: skip
 
 
 def test_an_edited_variants_file_is_a_record_edited_after_save(recorded, tmp_path):

@@ -229,9 +229,12 @@ def record_variants(  # size: the children's spec, their parallel run and the re
         dirs = [Path(tmp) / f"child{i}" for i in range(len(children))]
         for directory in dirs:
             directory.mkdir()
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="envprint-variant") as pool:
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="envprint-variant")
+        try:
             pairs = zip(dirs, children, strict=True)
             done = list(pool.map(lambda dc: _run_one(dc[0], base, dc[1], batch, timeout_s), pairs))
+        finally:  # Ctrl-C: no child starts after it; the running ones end within their timeout
+            pool.shutdown(wait=True, cancel_futures=True)
     seconds = time.monotonic() - start
     variants, kept = [], {}
     for d in done:
