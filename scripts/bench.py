@@ -523,7 +523,8 @@ def case_variants(ctx: Context) -> list[dict]:
         ours = process([*ENVPRINT, "save", model, "--out", out, "--force", "--variants"])
         r = interleave(plain, ours, ctx.runs["variants"], warmup=0)
         recorded = json.loads((out / "fingerprint.json").read_text())["variants"]
-        rows.append({"case": f"envprint save --variants: {label}, .keras ({len(recorded['variants'])} variants, "
+        ok = sum(1 for v in recorded["variants"] if v["status"] == "recorded")
+        rows.append({"case": f"envprint save --variants: {label}, .keras ({ok} of {len(recorded['variants'])} variants recorded, "
                      f"{len(recorded['classes'])} classes, {recorded['parallel']} children at once, children "
                      f"{recorded['seconds']:.0f} s)", "baseline": "envprint save", **r})  # fmt: skip
     return rows
