@@ -6,7 +6,7 @@ drifting shared machine affects both alike; it reports medians, the median of th
 ratios, the peak RSS of each process where a case runs whole processes, and PASS/MISS against
 the targets below. Prints Markdown tables and writes JSON (--out).
 
-    python scripts/bench.py [--cases cli,capture,verify,inprocess,save,growth] [--quick] [--big]
+    python scripts/bench.py [--cases cli,capture,verify,inprocess,save,variants,growth] [--quick] [--big]
                             [--runs N] [--out bench-results/bench.json]
 
 Cases (baseline -> envprint):
@@ -16,6 +16,7 @@ Cases (baseline -> envprint):
              MODEL, for an MLP and a MobileNetV2 (96x96, weights=None), as .keras and as SavedModel
   inprocess  import + load + predict, in one process -> envprint.verify(model, fingerprint=...)
   save       load, model.save() and one predict -> envprint save MODEL
+  variants   envprint save MODEL -> envprint save MODEL --variants (the MLP and MobileNetV2 above)
   growth     verify vs the bare job as probes, outputs and weights grow; digest time vs load time
              (--big adds the ~1 GB model: ~2 GB of disk, ~5 GB of RAM, a few minutes)
   sweep      20 `envprint verify` processes one after another -> envprint sweep --jobs 2 of the same
@@ -54,8 +55,10 @@ _EXE = Path(PY).with_name("envprint")
 ENVPRINT = [str(_EXE)] if _EXE.exists() else [PY, "-m", "envprint"]
 
 # Pairs per case: the default run fits in ~15 minutes on 2 cores; raise --runs on a noisy host.
-DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "growth": 2, "sweep": 2, "sweepray": 2}
-QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "growth": 1, "sweep": 1, "sweepray": 1}
+DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "variants": 1, "growth": 2, "sweep": 2,
+                "sweepray": 2}  # fmt: skip
+QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "variants": 1, "growth": 1, "sweep": 1,
+              "sweepray": 1}  # fmt: skip
 
 Sample = dict  # {"s": wall seconds, "cpu_s": user+sys seconds, "rss_mb": peak RSS, "out": stdout}
 
@@ -508,6 +511,25 @@ def case_save(ctx: Context) -> list[dict]:
     return rows
 
 
+def case_variants(ctx: Context) -> list[dict]:
+    """save -> save --variants (every kind this machine has: oneDNN flipped, the instruction-set caps,
+    1 thread, one probe per call, JAX): what recording the fleet's variants costs, and in how many children."""
+    root = ctx.need([m for m, _ in MODELS])
+    rows = []
+    for name, label in MODELS:
+        model, _ = keras_path(root, name)
+        out = root / f"variants_{name}.envprint"
+        plain = process([*ENVPRINT, "save", model, "--out", root / f"plain_{name}.envprint", "--force"])
+        ours = process([*ENVPRINT, "save", model, "--out", out, "--force", "--variants"])
+        r = interleave(plain, ours, ctx.runs["variants"], warmup=0)
+        recorded = json.loads((out / "fingerprint.json").read_text())["variants"]
+        ok = sum(1 for v in recorded["variants"] if v["status"] == "recorded")
+        rows.append({"case": f"envprint save --variants: {label}, .keras ({ok} of {len(recorded['variants'])} variants recorded, "
+                     f"{len(recorded['classes'])} classes, {recorded['parallel']} children at once, children "
+                     f"{recorded['seconds']:.0f} s)", "baseline": "envprint save", **r})  # fmt: skip
+    return rows
+
+
 SIZE_CHILD = r"""
 import gc, json, sys, time
 from pathlib import Path
@@ -766,6 +788,7 @@ CASES = {
     "verify": case_verify,
     "inprocess": case_inprocess,
     "save": case_save,
+    "variants": case_variants,
     "growth": case_growth,
     "sweep": case_sweep,
     "sweepray": case_sweepray,

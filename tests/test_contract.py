@@ -18,7 +18,8 @@ from envhelpers import invoke
 from jsoncheck import CHECKED, check_json_output
 
 import envprint
-from envprint.check.compare import compare_output, tolerance_from_report
+from envprint.check.compare import compare_output
+from envprint.check.tolerance import tolerance_from_report
 from envprint.errors import ExitCode, FingerprintError, UsageError, one_line, open_user_file
 from envprint.models import DiffEntry, FingerprintDiff, IdentityCheck, ModelDifference, Report, Tolerance
 from envprint.record.store import canonical_json, read_fingerprint

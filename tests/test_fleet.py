@@ -4,7 +4,8 @@ One module-scoped cluster: a head node started with TF_ENABLE_ONEDNN_OPTS=0 and 
 with TF_ENABLE_ONEDNN_OPTS=1, each `ray start --block` in its own session with 1 CPU and a small
 object store, stopped (its whole process group) at the end. On this CPU (AVX2, TensorFlow 2.21)
 oneDNN is on by default and changes the bits of a depthwise-convolution model: the nodes must
-fall into two classes, the odd one blamed on oneDNN. The last test kills the worker node while
+fall into two classes, the odd one named by the oneDNN variant recorded at save (save --variants)
+and blamed on oneDNN. The last test kills the worker node while
 it verifies: it must be reported unreachable, never a mismatch.
 """
 
@@ -145,14 +146,15 @@ def cluster(tmp_path_factory):
 
 
 def _save_on_head(address: str, model: Path) -> None:
-    """Record the model on the head node (oneDNN off), as its training host would have."""
+    """Record the model on the head node (oneDNN off), as its training host would have, with its
+    oneDNN variant (save --variants: one child with oneDNN on), which the worker node reproduces."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     def save(path: str) -> str:
         import envprint
 
-        return str(envprint.save(path).sidecar)
+        return str(envprint.save(path, variants=["onednn"]).sidecar)
 
     ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     try:
@@ -181,7 +183,11 @@ def test_fleet_finds_two_classes_and_blames_onednn_for_the_odd_one(cluster, dw_m
         ("B", [worker], "within_tolerance"),
     ]
     odd = report.classes[1]
-    assert odd.explanations[0].cause == "onednn"
+    # Named by the variant recorded at save that it is bit-identical to: certain, oneDNN next.
+    assert (odd.variant.status, odd.variant.variant) == ("matched", "onednn_on")
+    assert report.classes[0].variant.status == "reference"
+    assert [(x.cause, x.score) for x in odd.explanations[:1]] == [("recorded_variant", 1.0)]
+    assert odd.explanations[1].cause == "onednn"
     assert {e.path: (e.a, e.b) for e in odd.environment}["tensorflow.onednn.enabled"] == (False, True)
     assert report.classes[0].environment == []  # the head is the host the record was made on
     assert report.classes[0].outputs_digest != odd.outputs_digest
@@ -201,7 +207,11 @@ def test_fleet_ships_the_model_through_the_object_store_and_reads_the_same(clust
         in r.output
     )
     assert "~ tensorflow.onednn.enabled: no -> yes  [onednn]" in r.output
-    assert "1. onednn (score " in r.output
+    assert (
+        "  variant: identical to the variant recorded with oneDNN on (class B of the 2 variants recorded at save)\n"
+        in r.output
+    )
+    assert "1. recorded_variant (score 1.00)" in r.output and "2. onednn (score " in r.output
 
 
 def test_the_library_fleet_tells_on_item_each_node_as_its_result_arrives(cluster, dw_model):

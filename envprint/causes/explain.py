@@ -44,6 +44,7 @@ from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read her
     VALUES,
     WHEN,
 )
+from envprint.causes.variants import variant_words
 from envprint.models import (
     PREFLIGHT_THRESHOLD,
     DiffEntry,
@@ -53,6 +54,7 @@ from envprint.models import (
     IdentityCheck,
     InvestigationResult,
     OutputComparison,
+    VariantMatch,
 )
 
 # fmt: off
@@ -201,17 +203,18 @@ def explain(
     identity: IdentityCheck,
     outputs: list[OutputComparison],
     stochastic_now: bool = False,
+    variant: VariantMatch | None = None,
 ) -> list[Explanation]:
     """Likely causes of what verify observed, most likely first (scoring: the module docstring).
 
     ``env`` is diff_fingerprints(saved, current); ``stochastic_now`` whether two identical
-    predictions disagreed on this host. Bit-identical outputs blame no environment difference:
+    predictions disagreed on this host; ``variant`` the recorded variant this host's outputs are
+    bit-identical to (``causes.variants.match``): a match is certain (recorded_variant, 1.0). Bit-identical outputs blame no environment difference:
     then only identity or randomness findings are returned, usually none.
     """
     observed = observe(outputs)
-    ctx = Scoring(
-        saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries), record=env.a
-    )
+    ctx = Scoring(saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries),
+                  record=env.a, variant=variant)  # fmt: skip
     words = {
         "files": _file_names(identity),
         "scheme_saved": identity.weights_digest_scheme_saved,
@@ -220,6 +223,7 @@ def explain(
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
         "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
         "edited": edited_files(identity.sidecar_files_changed),
+        **variant_words(ctx),
     }
     found: dict[str, Explanation] = {}
     for cause, score, applies, why in IDENTITY_RULES:

@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from envprint.errors import UsageError
-from envprint.models import NONFINITE, OutputComparison, Report, Tolerance, WorstElement
+from envprint.models import NONFINITE, OutputComparison, Tolerance, WorstElement
 from envprint.record.probes import is_float
 
 try:  # registers bfloat16 with NumPy; without it no bfloat16 array can exist anyway
@@ -378,44 +377,3 @@ def compare_outputs(
     """Compare every output either side has, sorted by name."""
     names = sorted(expected.keys() | obtained.keys())
     return [compare_output(n, expected.get(n), obtained.get(n), tolerance) for n in names]
-
-
-def tolerance_from_report(report: Report, margin: float, source: str) -> Tolerance:
-    """The tolerance a record should hold after ``report`` measured this host's drift: margin x the drift.
-
-    The drift of an output is the largest relative error it measured (``max_rel``, or the
-    ``rtol_needed`` if larger): rtol = ``margin`` x the largest drift of any output, so each
-    element that differed (with a nonzero expected value) passes by rtol alone, whatever atol
-    covered in the report. A derived rtol is never stricter than a plain save: when it is at most
-    every output's per-dtype default, the record keeps the defaults (rtol None); when it is above
-    some, it is raised to the largest default. atol stays the per-dtype default (it covers the
-    elements whose expected value is 0). A report whose mismatch is not drift (other weights, an
-    edited record, randomness at inference, an output missing or reshaped, NaN where there was a
-    number) says so instead: no tolerance should hide those.
-    """
-    if not margin >= 1:
-        raise UsageError(f"--margin must be a number >= 1 (a factor on the measured drift), got {margin}")
-    where = f"--tolerance-from {source}"
-    ident = report.identity
-    if ident.weights == "changed" or ident.sidecar_files_changed or report.random_at_inference:
-        raise UsageError(
-            f"{where}: that report's mismatch is not numeric drift (other weights, an edited record or randomness "
-            "at inference); fix that first, a tolerance would only hide it"
-        )
-    drift, defaults = 0.0, []
-    for o in report.outputs:
-        if o.status != "identical" and (o.problem or o.rtol_needed is None):
-            why = (
-                o.problem or "NaN or Inf appeared or vanished, a change where the reference is 0, or a non-float output"
-            )
-            raise UsageError(f"{where}: output {o.name!r} passes under no rtol ({why}); choose --rtol/--atol yourself")
-        drift = max(drift, o.max_rel or 0.0, o.rtol_needed or 0.0)
-        if o.expected_dtype:
-            defaults.append(default_tolerance(o.expected_dtype)[0])
-    needed = float(margin * drift)
-    rtol: float | None
-    if needed <= min(defaults, default=0.0):
-        rtol = None  # the per-dtype defaults already pass margin x the drift
-    else:
-        rtol = max(needed, *defaults)
-    return Tolerance(rtol=rtol, margin=margin, derived_from=source)

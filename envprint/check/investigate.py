@@ -187,6 +187,11 @@ class _Runner:
         return _Outcome({name: load_arrays(out / f"{name}.npz") for name in runs}, facts, seconds)
 
 
+# One child per run, as investigate and ``check.variants`` (save --variants) start them.
+Runner = _Runner
+Outcome = _Outcome
+
+
 # --------------------------------------------------------------------------- investigate
 
 

@@ -51,7 +51,8 @@ class SaveResult:
         written = {name: digests.sha256_file(self.sidecar / name, error=FingerprintError)
                    for name in (sidecar.FINGERPRINT_FILE, signing.SIGNATURE_FILE)
                    if (self.sidecar / name).is_file()}  # fmt: skip
-        written.update({a.file: a.sha256 for a in (fp.probe_arrays, fp.reference_arrays) if a is not None})
+        kept = fp.variants.arrays if fp.variants is not None else None
+        written.update({a.file: a.sha256 for a in (fp.probe_arrays, fp.reference_arrays, kept) if a is not None})
         return SaveSummary(
             sidecar=str(self.sidecar),
             written=written,
@@ -60,6 +61,7 @@ class SaveResult:
             self_check=fp.self_check,
             tolerance=fp.tolerance or Tolerance(),
             signed=signing.SIGNATURE_FILE in written,
+            variants=fp.variants,
             warnings=self.warnings,
         )
 
@@ -279,6 +281,10 @@ def save(  # size: long by its public keyword arguments and their documentation;
     sign_key: bytes | str | None = None,
     allow_nonfinite: bool = False,
     model_files_hook: Callable[[Any, Mapping[str, np.ndarray]], Callable[[], None]] | None = None,
+    variants: bool | Sequence[str] = False,
+    keep_variant_outputs: bool = False,
+    tolerance_from_variants: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> SaveResult:
     """Write the record of ``model`` into its sidecar (or ``out``) and return where it went.
 
@@ -294,7 +300,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
     it returns an undo that runs if the save fails.
 
     ``tolerance_from``: a verify report (``envprint verify --json`` output) whose measured drift,
-    times ``margin``, becomes the record's tolerance (``compare.tolerance_from_report``); it
+    times ``margin``, becomes the record's tolerance (``tolerance.tolerance_from_report``); it
     excludes ``tolerance``, and a report whose mismatch is not drift is a UsageError.
 
     Probes that cannot verify anything are refused: an input holding only NaN or infinite values
@@ -303,6 +309,13 @@ def save(  # size: long by its public keyword arguments and their documentation;
     A declared seed (``seed``, else the one from ``seed_everything``) is recorded and applied
     before the model loads, so that verify, which applies it at the same point, can reproduce
     a model random at inference.
+
+    ``variants`` (True, or some of ``check.variants.KINDS``: 'onednn', 'isa', 'threads', 'batch',
+    'jax') predicts the probes again in child processes under the settings a fleet may have and
+    records each variant's digest, error and class (``fingerprint.variants``); with
+    ``keep_variant_outputs`` their outputs too (variants.npz). ``tolerance_from_variants`` (implies
+    ``variants``) sets the tolerance to ``margin`` x the largest drift of any variant; it excludes
+    ``tolerance`` and ``tolerance_from``. ``progress`` is told one line per step of the variants.
     """
     from envprint._tf.identity import model_identity
     from envprint.check.capture import capture
@@ -311,6 +324,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
     sidecar.require_readable(model_path)  # a model problem (exit 4) before any record problem
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
     tolerance = _tolerance(tolerance, tolerance_from, margin)
+    kinds = _variant_kinds(variants, tolerance_from_variants, keep_variant_outputs, tolerance)
     existed = _refuse_before_work(model_path, target, force, num_probes)
     key = signing.signing_key(sign_key) if sign_key is not None else None
     created = _prepare_parent(target)
@@ -327,13 +341,52 @@ def save(  # size: long by its public keyword arguments and their documentation;
         fp = capture(seed=seed).model_copy(
             update={"model": identity, "probes": recipe, "self_check": check, "tolerance": tolerance or Tolerance()}
         )
-        fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed)
+        kept: dict[str, np.ndarray] = {}
+        if kinds:
+            fp, kept = _with_variants(model_path, fp, inputs, reference, kinds, loaded.format, signature, safe_mode,
+                                      custom_objects, tolerance_from_variants, margin, progress)  # fmt: skip
+        fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed,
+                                variant_outputs=kept if keep_variant_outputs else None)  # fmt: skip
     except BaseException:
         for undo in undo_hook:
             undo()
         _remove_created(created)  # the directories this save made for a record it did not write
         raise
     return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
+
+
+def _variant_kinds(variants: bool | Sequence[str], from_variants: bool, keep: bool,
+                   tolerance: Tolerance | None) -> tuple[str, ...]:  # fmt: skip
+    """The kinds of variant to record; refusals that need no model loaded."""
+    from envprint.check.variants import kinds_of
+
+    kinds = kinds_of(True if from_variants and not variants else variants)
+    if from_variants and tolerance is not None:
+        raise UsageError(
+            "--tolerance-from-variants sets rtol from the variants' drift; drop --rtol/--atol/--exact/--tolerance-from"
+        )
+    if keep and not kinds:
+        raise UsageError("--keep-variant-outputs keeps the outputs of the variants: add --variants")
+    return kinds
+
+
+def _with_variants(model_path: Path, fp: Fingerprint, inputs: Mapping[str, np.ndarray],
+                   reference: Mapping[str, np.ndarray], kinds: Sequence[str], fmt: str, signature: str | None,
+                   safe_mode: bool, custom_objects: Mapping[str, Any] | None, from_variants: bool, margin: float,
+                   progress: Callable[[str], None] | None) -> tuple[Fingerprint, dict[str, np.ndarray]]:  # fmt: skip
+    """The fingerprint with its variants (and, from them, its tolerance), and the variants' outputs."""
+    from envprint.check.variants import record_variants, tolerance_from_variants
+
+    specs = [f"{obj.__module__}:{obj.__qualname__}" for obj in (custom_objects or {}).values()]
+    found, kept = record_variants(
+        model_path, fp, inputs, reference, kinds=kinds, fmt=fmt, signature=signature or (fp.model.signature if fp.model else None),
+        safe_mode=safe_mode, custom_objects_specs=specs, progress=progress,
+    )  # fmt: skip
+    update: dict[str, Any] = {"variants": found}
+    if from_variants:
+        dtypes = sorted({np.asarray(a).dtype.name for a in reference.values()})
+        update["tolerance"] = tolerance_from_variants(found, margin, dtypes)
+    return fp.model_copy(update=update), kept
 
 
 def _refuse_before_work(model_path: Path, target: Path, force: bool, num_probes: int) -> bool:
@@ -352,11 +405,12 @@ def _tolerance(tolerance: Tolerance | None, tolerance_from: str | Path | None, m
     """The tolerance to record: the one given, or the one a verify report's measured drift calls for."""
     if tolerance_from is None:
         return tolerance
+    from envprint.check.tolerance import tolerance_from_report
     from envprint.record.store import read_report
 
     if tolerance is not None:
         raise UsageError("--tolerance-from sets rtol from measured drift; drop --rtol/--atol/--exact")
-    return compare.tolerance_from_report(read_report(Path(tolerance_from)), margin, str(tolerance_from))
+    return tolerance_from_report(read_report(Path(tolerance_from)), margin, str(tolerance_from))
 
 
 def _probe(model_path: Path, probes: str | Path | None, num_probes: int, probe_seed: int,
@@ -396,6 +450,7 @@ def _write_and_publish(
     *,
     force: bool,
     existed: bool,
+    variant_outputs: Mapping[str, np.ndarray] | None = None,
 ) -> Fingerprint:
     """Write the whole record into a staging directory beside ``target``, then publish it at once."""
     try:
@@ -409,6 +464,9 @@ def _write_and_publish(
                 "reference_arrays": _array_file(staging, sidecar.REFERENCE_FILE, reference),
             }
         )
+        if variant_outputs is not None and fp.variants is not None:
+            kept = _array_file(staging, sidecar.VARIANTS_FILE, variant_outputs)
+            fp = fp.model_copy(update={"variants": fp.variants.model_copy(update={"arrays": kept})})
         fp = Fingerprint.model_validate(fp.model_dump())  # model_copy does not validate
         store.write_fingerprint(staging / sidecar.FINGERPRINT_FILE, fp)
         if key is not None:

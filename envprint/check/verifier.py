@@ -85,6 +85,11 @@ def sidecar_arrays(
                 "or re-save the record"
             )
         arrays.append(loaded)
+    kept = fp.variants.arrays if fp.variants is not None else None
+    if kept is not None:  # save --keep-variant-outputs: checked like the rest, not loaded
+        data = reader.read(kept.file) if sidecar.plain_file_name(kept.file) else None
+        if data is None or hashlib.sha256(data).hexdigest() != kept.sha256:
+            changed.append(kept.file)
     return arrays[0], arrays[1], changed
 
 
@@ -380,6 +385,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     """The checks in their order: the record, the model's load and files, its identity, the probes, the verdict."""
     from envprint.causes.diff import diff_fingerprints
     from envprint.causes.explain import explain
+    from envprint.causes.variants import match
     from envprint.check.capture import capture
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
@@ -403,6 +409,8 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     outputs, random_outputs = _compare(saved, loaded.model, fed, reference, options)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
     stochastic_now = bool(random_outputs)
+    digest = None if fed.obtained is None else outputs_digest(fed.obtained)
+    variant = match(saved.variants, digest)
     report = Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
@@ -417,9 +425,10 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
         outputs=outputs,
         random_at_inference=random_outputs,
         environment=environment,
-        explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now),
+        explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now, variant=variant),
         seed_applied=seed,
-        outputs_digest=None if fed.obtained is None else outputs_digest(fed.obtained),
+        outputs_digest=digest,
+        variant=variant,
     )
     if options.investigate and report.verdict != "identical":
         report = _investigate(report, model_path, saved, fp_path, probes, reference, fmt=fmt, options=options,

@@ -106,6 +106,34 @@ def save(  # size: long only by its option declarations; the body is parse, one 
     margin: Annotated[
         float, typer.Option("--margin", help="With --tolerance-from: the factor on the measured drift (>= 1).")
     ] = 2.0,
+    variants: Annotated[
+        bool,
+        typer.Option(
+            "--variants",
+            help="Also predict the probes in child processes under the settings a fleet may have (oneDNN on/off, "
+            "oneDNN capped at each lower instruction set, 1 thread, one probe per call, the JAX backend) and record "
+            "each variant's digest, error and bit-identical class; verify then names the variant a host matches.",
+        ),
+    ] = False,
+    variant_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant-kind",
+            metavar="KIND",
+            help="Only these kinds of variant (repeatable; implies --variants): onednn, isa, isa_onednn, threads, "
+            "batch, jax.",
+        ),
+    ] = None,
+    keep_variant_outputs: Annotated[
+        bool, typer.Option("--keep-variant-outputs", help="With --variants: keep their outputs (variants.npz).")
+    ] = False,
+    tolerance_from_variants: Annotated[
+        bool,
+        typer.Option(
+            "--tolerance-from-variants",
+            help="Set the record's tolerance to --margin x the largest drift of any variant (implies --variants).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
     output: OutputOpt = None,
 ) -> None:
@@ -139,6 +167,10 @@ def save(  # size: long only by its option declarations; the body is parse, one 
             strict=strict,
             sign_key=env_signing_key(required=True) if sign else None,
             allow_nonfinite=allow_nonfinite,
+            variants=variant_kind or variants,
+            keep_variant_outputs=keep_variant_outputs,
+            tolerance_from_variants=tolerance_from_variants,
+            progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
         )
         for warning in result.warnings:
             sys.stderr.write(f"envprint: WARNING: {warning}\n")

@@ -133,6 +133,7 @@ def group(model: str, hosts: list[tuple[HostResult, Report | None]], fingerprint
                 outputs=rep.outputs,
                 environment=numerics_entries(rep),
                 explanations=rep.explanations if rep.verdict != "identical" else [],
+                variant=rep.variant,
             )
         )
     between = [

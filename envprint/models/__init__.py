@@ -75,6 +75,15 @@ from envprint.models.report import (
     WorstElement,
     use_wording,
 )
+from envprint.models.variants import (
+    Variant,
+    VariantClass,
+    VariantMatch,
+    VariantMatchStatus,
+    Variants,
+    VariantSettings,
+    VariantStatus,
+)
 
 # The sweep/fleet/aggregate records and the JSON Schema machinery are loaded on first use (PEP 562):
 # `envprint.verify` in a server's start-up builds neither (issue 18).
@@ -179,6 +188,13 @@ __all__ = [
     "ClassDiff",
     "FleetReport",
     "AggregateReport",
+    "Variant",
+    "VariantClass",
+    "VariantMatch",
+    "VariantMatchStatus",
+    "Variants",
+    "VariantSettings",
+    "VariantStatus",
 ]
 
 

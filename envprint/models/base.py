@@ -29,14 +29,14 @@ FLEET_SCHEMA_VERSION: Final = 1
 AGGREGATE_SCHEMA_VERSION: Final = 1
 
 # 1 everywhere: ``schema_minor`` itself is the field 0.2.0 added to every document.
-FINGERPRINT_SCHEMA_MINOR: Final = 1
+FINGERPRINT_SCHEMA_MINOR: Final = 2  # 2: variants
 DIFF_SCHEMA_MINOR: Final = 1
-REPORT_SCHEMA_MINOR: Final = 2  # 2: an output's max_steps
+REPORT_SCHEMA_MINOR: Final = 3  # 2: an output's max_steps; 3: variant
 ERROR_SCHEMA_MINOR: Final = 1
-SAVE_SCHEMA_MINOR: Final = 1
+SAVE_SCHEMA_MINOR: Final = 2  # 2: variants
 SWEEP_SCHEMA_MINOR: Final = 2  # 2: not_recorded
-FLEET_SCHEMA_MINOR: Final = 1
-AGGREGATE_SCHEMA_MINOR: Final = 1
+FLEET_SCHEMA_MINOR: Final = 2  # 2: a class's variant
+AGGREGATE_SCHEMA_MINOR: Final = 2  # 2: a class's variant
 
 
 def minor_field(default: int) -> Any:
@@ -67,6 +67,14 @@ class Record(BaseModel):
     # ``record.store`` on the reading path ({(key, index, ...): value}) so that a document read and
     # written again keeps them; what envprint builds itself never has any.
     _unknown: dict[tuple[str | int, ...], Any] = PrivateAttr(default_factory=dict)
+
+
+class ArrayFile(Record):
+    """Arrays in a file of the record (.npz), by digest: probes, reference, variants' outputs."""
+
+    file: str = Field(description="File name inside the sidecar directory.")
+    sha256: str
+    arrays: dict[str, list[int]] = Field(description="Array name -> shape.")
 
 
 def default_passed(data: object, rule: Callable[[dict], bool]) -> object:

@@ -1,6 +1,6 @@
 """The fingerprint: every fact about a host that can change a model's predictions, and what save records.
 
-Schema version 1 (``FINGERPRINT_SCHEMA_VERSION``): Python, platform, CPU, packages, TensorFlow,
+Schema version 1 (``FINGERPRINT_SCHEMA_VERSION``; minor 2 added ``variants``): Python, platform, CPU, packages, TensorFlow,
 devices, threads, seeds and environment variables, plus the model's identity, probe recipe,
 self-check and tolerance written by ``envprint save``.
 """
@@ -10,7 +10,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from envprint.models.base import FINGERPRINT_SCHEMA_MINOR, FINGERPRINT_SCHEMA_VERSION, Record, Unavailable, minor_field
+from envprint.models.base import (
+    FINGERPRINT_SCHEMA_MINOR,
+    FINGERPRINT_SCHEMA_VERSION,
+    ArrayFile,
+    Record,
+    Unavailable,
+    minor_field,
+)
+from envprint.models.variants import Variants
 
 
 class PythonInfo(Record):
@@ -232,12 +240,6 @@ class ProbeRecipe(Record):
     )
 
 
-class ArrayFile(Record):
-    file: str = Field(description="File name inside the sidecar directory.")
-    sha256: str
-    arrays: dict[str, list[int]] = Field(description="Array name -> shape.")
-
-
 class SelfCheck(Record):
     """What identical predictions of the probes did at save time, on the training host."""
 
@@ -259,7 +261,9 @@ class Tolerance(Record):
         description="save --tolerance-from: the factor the measured drift was multiplied by to give rtol/atol.",
     )
     derived_from: str | None = Field(
-        None, description="save --tolerance-from: the verify report (JSON) whose measured drift set rtol/atol."
+        None,
+        description="save --tolerance-from: the verify report (JSON) whose measured drift set rtol/atol; "
+        "'variants' for save --tolerance-from-variants.",
     )
 
 
@@ -289,3 +293,6 @@ class Fingerprint(Record):
     reference_arrays: ArrayFile | None = None
     self_check: SelfCheck | None = None
     tolerance: Tolerance | None = None
+    variants: Variants | None = Field(
+        None, description="save --variants: the probes predicted again under other settings on the saving machine."
+    )

@@ -22,6 +22,7 @@ from envprint.models.base import (
     minor_field,
 )
 from envprint.models.report import DiffEntry, Explanation, OutputComparison, Verdict
+from envprint.models.variants import VariantMatch
 
 ItemVerdict = Literal["identical", "within_tolerance", "mismatch", "error"]
 
@@ -124,6 +125,11 @@ class EquivalenceClass(Record):
     environment: list[DiffEntry] = Field(description="Numerics-relevant differences of these hosts from the record.")
     explanations: list[Explanation] = Field(
         default_factory=list, description="Why it differs from the record, most likely first."
+    )
+    variant: VariantMatch | None = Field(
+        None,
+        description="The variant recorded at save (save --variants) that the representative's outputs are "
+        "bit-identical to, or none; None when the record holds no variants.",
     )
 
 

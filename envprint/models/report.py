@@ -22,6 +22,7 @@ from envprint.models.base import (
     minor_field,
 )
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
+from envprint.models.variants import VariantMatch, Variants
 
 # --------------------------------------------------------------------------- diff
 
@@ -290,6 +291,11 @@ class Report(Record):
         "hosts with the same digest gave bit-identical outputs. Used to group hosts (fleet, aggregate). "
         "None when the probes could not be fed.",
     )
+    variant: VariantMatch | None = Field(
+        None,
+        description="The record holds variants (save --variants) and the probes ran: which one this host's outputs "
+        "are bit-identical to, or none.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -371,5 +377,6 @@ class SaveSummary(Record):
     self_check: SelfCheck
     tolerance: Tolerance
     signed: bool = Field(description="Whether signature.json was written.")
+    variants: Variants | None = Field(None, description="save --variants: what was recorded and what it cost.")
     warnings: list[str] = Field(default_factory=list)
     passed: Literal[True] = Field(True, description="Always true: a save that could not finish is an error document.")

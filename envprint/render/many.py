@@ -13,6 +13,7 @@ from typing import TextIO
 
 from envprint.models import AggregateReport, FleetReport, SweepItem, SweepSummary
 from envprint.render.text import STATUS_MARK, Table, Writer, fmt, plural, summarize
+from envprint.render.variants import match_words
 
 ITEM_WORDS = {
     "identical": "identical",
@@ -140,6 +141,8 @@ def render_fleet(report: FleetReport, out: Writer, title: str = "envprint fleet"
             f"Class {c.name}: {plural(len(c.hosts), 'host')}, {ITEM_WORDS[c.verdict]}, outputs {(c.outputs_digest or 'n/a')[:12]}"
         )
         out.line(f"  hosts: {', '.join(c.hosts)}")
+        if c.variant is not None:
+            out.line(f"  variant: {match_words(c.variant)}")
         for o in c.outputs:
             if o.status != "identical":
                 from envprint.render.text import summarize

@@ -30,6 +30,7 @@ from envprint.models import (
     SaveSummary,
     use_wording,
 )
+from envprint.render.variants import variant_line, variants_lines
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -354,11 +355,8 @@ def render_report(report: Report, out: Writer) -> None:
     weights = weights_words(ident)
     out.line(f"  weights:     {weights}")
     name = ident.model_name
-    for label, files in (
-        ("changed", ident.files_changed),
-        ("missing", ident.files_missing),
-        ("added", ident.files_added),
-    ):
+    changes = (("changed", ident.files_changed), ("missing", ident.files_missing), ("added", ident.files_added))
+    for label, files in changes:
         if files:
             out.line(f"  files {label}: {file_names(files, name)}")
     if ident.differences:
@@ -374,9 +372,9 @@ def render_report(report: Report, out: Writer) -> None:
         out.line(f"  seed:        {report.seed_applied} applied before loading, as at save (the model may be random)")
     if ident.sidecar_files_changed:
         out.line(f"  record edited: {', '.join(ident.sidecar_files_changed)} (sha256 differs from fingerprint.json)")
-    signature = _signature_line(report)
-    if signature:
-        out.line(f"  signature:   {signature}")
+    for label, line in (("signature:  ", _signature_line(report)), ("variant:    ", variant_line(report))):
+        if line:
+            out.line(f"  {label} {line}")
     out.line()
     for o in report.outputs:
         if o.name in report.random_at_inference and o.status == "identical":
@@ -459,6 +457,8 @@ def render_save(summary: SaveSummary, out: Writer) -> None:
             out.line(f"tolerance: rtol the per-dtype default ({drift} is below it), atol {atol}")
         else:
             out.line(f"tolerance: rtol={tol.rtol:g} ({drift}, never below the per-dtype default), atol {atol}")
+    for line in variants_lines(summary.variants):
+        out.line(line)
 
 
 def _label(key: str) -> str:
