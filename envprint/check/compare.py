@@ -29,7 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from envprint.check.tolerance import DEFAULT_TOLERANCES, default_tolerance, output_scale  # noqa: F401  (re-exported)
+from envprint.check.tolerance import (  # noqa: F401  (DEFAULT_TOLERANCES and default_tolerance: re-exported)
+    DEFAULT_TOLERANCES,
+    default_tolerance,
+    effective_tolerance,
+    output_scale,
+)
 from envprint.errors import UsageError
 from envprint.models import NONFINITE, OutputComparison, Report, Tolerance, WorstElement
 from envprint.record.probes import is_float
@@ -254,12 +259,9 @@ def compare_output(
     if problems:
         return OutputComparison(status="mismatch", problem="; ".join(problems), **info)
 
-    if tolerance.exact:
-        rtol, atol = 0.0, 0.0
-    else:
-        rtol, atol = default_tolerance(e.dtype, output_scale(e) if tolerance.atol is None else 1.0)
-        rtol = rtol if tolerance.rtol is None else tolerance.rtol
-        atol = atol if tolerance.atol is None else tolerance.atol
+    scale = output_scale(e)
+    info["scale"] = scale if is_float(e.dtype) else None
+    rtol, atol = effective_tolerance(e.dtype, tolerance, scale)
 
     ef, of = _native(e).reshape(-1), _native(o).reshape(-1)
     s = _scan_identical(ef) if not scan_all and _same_bytes(ef, of) else _scan(ef, of, rtol, atol, max_worst)

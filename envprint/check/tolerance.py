@@ -1,9 +1,11 @@
 """The default tolerance: per output dtype, and measured against the output's own scale.
 
 Owns: ``DEFAULT_TOLERANCES`` (rtol and atol scale by dtype), ``default_tolerance`` and
-``output_scale`` (an output's largest finite |value|, which the absolute term is relative to).
+``output_scale`` (an output's largest finite |value|, which the absolute term is relative to),
+``effective_tolerance`` (what one output is compared under). The rows of precisions below
+float32 are ``causes.precision``'s.
 Pure: NumPy in, numbers out. Must not import TensorFlow, Keras or any envprint module but
-``record.probes`` (``is_float``).
+``models``, ``causes.precision`` and ``record.probes`` (``is_float``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from envprint.causes.precision import PRECISION_TOLERANCES
+from envprint.models import ComputeDtype, Tolerance
 from envprint.record.probes import is_float
 
 _CHUNK = 1 << 18
@@ -36,13 +40,28 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
 }
 
 
-def default_tolerance(dtype: Any, scale: float = 1.0) -> tuple[float, float]:
+def default_tolerance(dtype: Any, scale: float = 1.0, precision: ComputeDtype | None = None) -> tuple[float, float]:
     """(rtol, atol) for a dtype and an output whose largest finite |value| is ``scale``.
 
-    The table above; every other dtype (integers, bool, float8, ...) is exact.
+    The table above; every other dtype (integers, bool, float8, ...) is exact. A floating output
+    of a model that computes in ``precision`` (bfloat16, float16, TF32) gets that precision's row
+    of ``causes.precision.PRECISION_TOLERANCES`` where it is looser: a float32 output computed in
+    bfloat16 carries bfloat16's rounding.
     """
-    rtol, atol_scale = DEFAULT_TOLERANCES.get(np.dtype(dtype).name, (0.0, 0.0))
+    name = np.dtype(dtype).name
+    rtol, atol_scale = DEFAULT_TOLERANCES.get(name, (0.0, 0.0))
+    floor = PRECISION_TOLERANCES.get(precision) if precision is not None else None
+    if floor is not None and name in DEFAULT_TOLERANCES:
+        rtol, atol_scale = max(rtol, floor[0]), max(atol_scale, floor[1])
     return rtol, atol_scale * scale
+
+
+def effective_tolerance(dtype: Any, tolerance: Tolerance, scale: float) -> tuple[float, float]:
+    """The (rtol, atol) an output is compared under: exact, or the given values over the defaults."""
+    if tolerance.exact:
+        return 0.0, 0.0
+    rtol, atol = default_tolerance(dtype, scale if tolerance.atol is None else 1.0, tolerance.precision)
+    return (rtol if tolerance.rtol is None else tolerance.rtol, atol if tolerance.atol is None else tolerance.atol)
 
 
 def output_scale(e: np.ndarray) -> float:

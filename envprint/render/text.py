@@ -30,6 +30,7 @@ from envprint.models import (
     SaveSummary,
     use_wording,
 )
+from envprint.render.precision import precision_lines
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -354,12 +355,8 @@ def render_report(report: Report, out: Writer) -> None:
     weights = weights_words(ident)
     out.line(f"  weights:     {weights}")
     name = ident.model_name
-    for label, files in (
-        ("changed", ident.files_changed),
-        ("missing", ident.files_missing),
-        ("added", ident.files_added),
-    ):
-        if files:
+    for label in ("changed", "missing", "added"):
+        if files := getattr(ident, f"files_{label}"):
             out.line(f"  files {label}: {file_names(files, name)}")
     if ident.differences:
         out.line(f"  differs:     {describe_differences(ident.differences)}")
@@ -392,6 +389,8 @@ def render_report(report: Report, out: Writer) -> None:
         needed = None if tampered else _tolerance_needed(o)
         if needed:
             out.line(needed)
+    for line in precision_lines(report):
+        out.line(line)
     env = report.environment
     if report.outputs:  # the header already ends with a blank line
         out.line()
