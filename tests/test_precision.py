@@ -179,6 +179,7 @@ def test_an_integer_output_off_by_one_is_one_quantization_step():
     o = OutputComparison(name="q", status="mismatch", size=4, n_differ=1, max_abs=1.0, expected_dtype="int8")
     assert precision.magnitude([o]) == ("quantization_step", 1.0)
     assert precision.magnitude([o.model_copy(update={"max_abs": 3.0})]) == ("beyond", 3.0)
+    assert precision.magnitude([o.model_copy(update={"expected_dtype": "bool"})]) == ("beyond", 1.0)
 
 
 def test_a_dynamic_range_quantized_tflite_computes_in_int8(tf, keras, mlp, tmp_path):

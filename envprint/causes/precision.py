@@ -102,8 +102,9 @@ def magnitude(outputs: list[OutputComparison]) -> tuple[Magnitude, float | None]
         if not o.n_differ or err is None:
             continue
         largest = err if largest is None else max(largest, err)
+        integer = (o.expected_dtype or "").startswith(("int", "uint"))
         classes: tuple[Magnitude, ...] = (
-            ("quantization_step",) if o.scale is None else ("float32_noise", "half", "bfloat16")
+            ("float32_noise", "half", "bfloat16") if o.scale is not None else ("quantization_step",) if integer else ()
         )
         kind: Magnitude = next((k for k in classes if err <= UPPER[k]), "beyond")
         worst = max(worst, kind, key=MAGNITUDES.index)
