@@ -1,7 +1,7 @@
 """Say which model a loaded model is, independent of its file's bytes: weights digest, layers, signature.
 
 Owns: ``model_identity`` (weights digest and counts, layer classes, stochastic layers, dtype
-policy, SavedModel fingerprint), the weights-digest schemes and their hashing (``_digest``, one
+policy, compute precision, SavedModel fingerprint), the weights-digest schemes and their hashing (``_digest``, one
 weight at a time and in place; ``keras_weights_digest`` for any Keras object;
 ``legacy_weights_digests`` to check envprint 0.1.0's records), and ``integer_input_ranges`` (the vocabulary of each input an
 Embedding reads). TensorFlow and Keras are imported inside functions only, through
@@ -22,6 +22,7 @@ from envprint import formats
 from envprint._tf import import_tensorflow, keras_flavor
 from envprint._tf.common import _one_line
 from envprint._tf.loading import KerasModel, LoadedModel, keras_weights
+from envprint._tf.precision import compute_precision
 
 # Layers whose output is random in training mode (or always, when a custom call forces it).
 STOCHASTIC_CLASSES = frozenset(
@@ -251,14 +252,18 @@ def model_identity(loaded: LoadedModel) -> dict[str, Any]:
         "layer_classes": None,
         "stochastic_layers": None,
         "dtype_policy": None,
+        "compute_precision": None,
         "saved_model_fingerprint": None,
         "inputs": [s.as_dict() for s in loaded.inputs],
         "outputs": [s.as_dict() for s in loaded.outputs],
         "unavailable": unavailable,
     }
     model = loaded.keras_model
-    if model is not None:
-        layers = _keras_layers(model)
+    layers = _keras_layers(model) if model is not None else None
+    ident["compute_precision"], reason = compute_precision(loaded, layers)
+    if reason:
+        unavailable["compute_precision"] = reason
+    if model is not None and layers is not None:
         ident["layer_classes"] = sorted({type(layer).__name__ for layer in layers})
         ident["stochastic_layers"] = sorted(
             ({"name": layer.name, "class_name": type(layer).__name__} for layer in layers if _is_stochastic(layer)),

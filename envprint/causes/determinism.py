@@ -136,7 +136,7 @@ FAMILY = Family(
     causes={
         "determinism_settings": Cause(
             "determinism or XLA settings", "reduction_order", (0.85, 0.3, 0.1, 0.05, 0.1),
-            ("{determinism}",),
+            ("{determinism}", "{precision_tolerance}"),
             (Rule("tensorflow.tensor_float_32", "gpu_off_to_on", 0.85,
                   "TF32 off -> on on a GPU: expect relative error near 1e-3 in matmuls and convolutions",
                   predicts="precision"),

@@ -11,7 +11,9 @@ Scoring:
 1. ``observe`` reads the outputs' signature, the most severe over all outputs: identical <
    reduction_order (ULP noise) < precision (large relative change, top-1 agrees) < semantic
    (top-1 flips, NaN/Inf, a missing or reshaped output) < dtype; 'stochastic' when two identical
-   calls disagreed on this host.
+   calls disagreed on this host. A 'precision' change no larger than the rounding of the model's
+   own compute precision (bfloat16, float16, TF32: ``causes.precision``) is reduction-order noise
+   at that precision, and is scored as such.
 2. Identity evidence is decisive (``registry.IDENTITY_RULES``): a changed weights digest or edited probes
    score 1.0 (ties: registry order, so model_changed first); randomness at inference 0.97, above
    any environment cause (at most 0.95).
@@ -36,6 +38,7 @@ from string import Formatter
 from envprint.causes.base import GRADE, Scoring, change, fmt, matches, moved_to
 from envprint.causes.diff import diff_fingerprints
 from envprint.causes.identity import edited_files, format_words
+from envprint.causes.precision import PRECISION_TOLERANCES, precision_check
 from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read here, re-exported)
     FIT_KINDS,
     IDENTITY_RULES,
@@ -94,6 +97,25 @@ CLASSIFY: tuple[tuple[str, Callable[[OutputComparison], bool]], ...] = (
     ("precision", lambda o: True),
 )
 # fmt: on
+
+
+def _own_noise(outputs: list[OutputComparison], saved: Fingerprint) -> str:
+    """Words for a change no larger than the model's own compute precision below float32 rounds to, else ''.
+
+    A model that computes in bfloat16 (or float16, TF32) moves by a few of its rounding units
+    whenever a kernel changes: that is reduction-order noise at its precision, not a precision
+    change, and the causes that reorder or swap kernels fit it as such.
+    """
+    if observe(outputs) != "precision":
+        return ""
+    check = precision_check(outputs, saved)
+    if not check.within_compute or check.compute not in PRECISION_TOLERANCES or check.units is None:
+        return ""
+    unit = {"half": "2^-11", "bfloat16": "2^-8"}.get(check.magnitude, "2^-24")
+    return (
+        f"{check.compute} rounding noise ({check.units:.1f} x {unit} of the output's scale: the model computes in "
+        f"{check.compute}, and another kernel rounds its {check.compute} steps differently)"
+    )
 
 
 def observe(outputs: list[OutputComparison]) -> str:
@@ -169,13 +191,13 @@ def _by_cause(entries: list[DiffEntry]) -> dict[str, list[DiffEntry]]:
     return out
 
 
-def _reason(cause: str, e: DiffEntry, n: int, fit: float, observed: str, evidence: str) -> str:
+def _reason(cause: str, e: DiffEntry, n: int, fit: float, observed_words: str, evidence: str) -> str:
     grade = f", {CHANGE_WORDS[change(e.a, e.b)]}" if REGISTRY[cause].graded else ""
     more = f"; +{n - 1} more" if n > 1 else ""
     fits = "typical of it" if fit >= 0.7 else "consistent with it" if fit >= 0.35 else "not typical of it"
     return (
         f"{REGISTRY[cause].title} changed ({e.path}: {moved_to(e)}{grade}{more}): "
-        f"what the outputs did, {OBSERVED_WORDS[observed]} ({evidence}), is {fits}"
+        f"what the outputs did, {observed_words} ({evidence}), is {fits}"
     )
 
 
@@ -212,9 +234,17 @@ def explain(
     bit-identical to (``causes.variants.match``): a match is certain (recorded_variant, 1.0). Bit-identical outputs blame no environment difference:
     then only identity or randomness findings are returned, usually none.
     """
-    observed = observe(outputs)
-    ctx = Scoring(saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries),
-                  record=env.a, variant=variant)  # fmt: skip
+    observed, own_noise = observe(outputs), _own_noise(outputs, saved)
+    observed = "reduction_order" if own_noise else observed  # rounding at the model's own precision
+    ctx = Scoring(
+        saved,
+        identity,
+        stochastic_now=stochastic_now,
+        observed=observed,
+        changed=tuple(env.entries),
+        record=env.a,
+        variant=variant,
+    )
     words = {
         "files": _file_names(identity),
         "scheme_saved": identity.weights_digest_scheme_saved,
@@ -232,12 +262,13 @@ def explain(
     if observed == "identical":
         return _ranked(list(found.values()))
     seen = "stochastic" if stochastic_now else observed
+    words = OBSERVED_WORDS[seen] if stochastic_now or not own_noise else own_noise
     evidence = _evidence(outputs)
     for cause, entries in _by_cause(env.entries).items():
         score, best = max(
             ((_fit(cause, e, seen) * _grade(cause, e), e) for e in _deciding(cause, entries)), key=lambda t: t[0]
         )
-        why = _reason(cause, best, len(entries), _fit(cause, best, seen), seen, evidence)
+        why = _reason(cause, best, len(entries), _fit(cause, best, seen), words, evidence)
         found[cause] = _explanation(cause, score, why, entries, ctx)
     if max((x.score for x in found.values()), default=0.0) < UNKNOWN_BELOW:
         why = f"outputs differ ({evidence}) " + (

@@ -72,7 +72,7 @@ FAMILY = Family(
     causes={
         "onednn": Cause(
             "oneDNN setting", "reduction_order", (0.9, 0.3, 0.1, 0.05, 0.05),
-            ("{onednn}",),
+            ("{onednn}", "{precision_tolerance}"),
             (Rule("tensorflow.onednn.enabled", "any", 0.7, "saved with oneDNN {a_onoff}, this host has it {b_onoff}: "
                   "expect float noise of up to a few hundred ULP (measured: 720 ULP on MobileNetV2, 0 on an MLP and a "
                   "small CNN)"),

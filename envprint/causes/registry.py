@@ -16,7 +16,18 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from envprint.causes import cpu, determinism, environment, gpu, identity, inference, onednn, variants, versions
+from envprint.causes import (
+    cpu,
+    determinism,
+    environment,
+    gpu,
+    identity,
+    inference,
+    onednn,
+    precision,
+    variants,
+    versions,
+)
 from envprint.causes.base import (  # noqa: F401  (the registry's vocabulary, re-exported)
     FIT_KINDS,
     NOT_A_SETTING,
@@ -41,6 +52,7 @@ FAMILIES: tuple[Family, ...] = (
     cpu.FAMILY,
     environment.FAMILY,
     environment.UNKNOWN,
+    precision.FAMILY,
 )
 # The ranking's tie-break: identity evidence first, then the most decisive settings.
 ORDER_OF_CAUSES = (

@@ -1,10 +1,10 @@
 """Compare the outputs a model gives now (*obtained*) with the saved reference (*expected*).
 
-Owns: per-dtype default tolerances, ULP distance, the element-wise comparison that turns two
-arrays into an ``OutputComparison`` (``render`` words it).
+Owns: ULP distance, the element-wise comparison that turns two arrays into an
+``OutputComparison`` (``render`` words it); the default tolerances are ``check.tolerance``'s.
 Pure: NumPy (and ml_dtypes when importable, for bfloat16) in, models out. Must not import
-TensorFlow, Keras or any envprint module but ``models``, ``errors`` and ``record.probes``
-(for ``is_float``, the one floating-dtype test, which the probes' cast rule shares).
+TensorFlow, Keras or any envprint module but ``models``, ``errors``, ``check.tolerance`` and
+``record.probes`` (for ``is_float``, the one floating-dtype test, which the probes' cast rule shares).
 
 Semantics, as numpy.testing.assert_allclose and pytest-regressions have them:
 - keys, then dtype, then shape, then values; a new, missing, retyped or reshaped output is a
@@ -29,6 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from envprint.check.tolerance import (  # noqa: F401  (DEFAULT_TOLERANCES and default_tolerance: re-exported)
+    DEFAULT_TOLERANCES,
+    default_tolerance,
+    effective_tolerance,
+    output_scale,
+)
 from envprint.models import NONFINITE, OutputComparison, Tolerance, WorstElement
 from envprint.record.probes import is_float
 
@@ -37,50 +43,10 @@ try:  # registers bfloat16 with NumPy; without it no bfloat16 array can exist an
 except ImportError:  # pragma: no cover
     pass
 
-# (rtol, atol scale) by dtype name. An element passes when
-#     |obtained - expected| <= atol + rtol * |expected|,   atol = (atol scale) * max|expected|
-# (numpy.testing.assert_allclose's rule). The absolute term is relative to the output's own
-# scale, so the default does not depend on the output's units: a fixed atol of 1e-5 (torch's
-# float32 default) passed a bfloat16-precision rerun of a small-logit MobileNetV2.
-# float16/bfloat16/float64 rtol follow torch.testing.assert_close. float32's rtol is measured
-# here (scripts/perturbations.py, 2-core x86-64, TF 2.21): harmless reduction-order changes
-# reach max rel 4.6e-05 (oneDNN off), 7.5e-06 (batch 32 -> 1) and 8.1e-05 (XLA); torch's 1.3e-6
-# would fail all three, while a float32 -> mixed_bfloat16 rerun (max rel 4.6e-02 .. 2.8e-01) must
-# and does fail at 1e-4. A changed weight is caught by the weights digest, not by tolerance.
-DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
-    "float16": (1e-3, 1e-3),
-    "bfloat16": (1.6e-2, 1.6e-2),
-    "float32": (1e-4, 1e-5),
-    "float64": (1e-7, 1e-9),
-    "complex64": (1e-4, 1e-5),
-    "complex128": (1e-7, 1e-9),
-}
 _ULP_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 _INTS = {2: np.int16, 4: np.int32, 8: np.int64}
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _CHUNK = 1 << 18
-
-
-def default_tolerance(dtype: Any, scale: float = 1.0) -> tuple[float, float]:
-    """(rtol, atol) for a dtype and an output whose largest finite |value| is ``scale``.
-
-    The table above; every other dtype (integers, bool, float8, ...) is exact.
-    """
-    rtol, atol_scale = DEFAULT_TOLERANCES.get(np.dtype(dtype).name, (0.0, 0.0))
-    return rtol, atol_scale * scale
-
-
-def output_scale(e: np.ndarray) -> float:
-    """Largest finite |value| of a floating array (chunked: no full-size temporaries), 1.0 if none."""
-    if not is_float(e.dtype) and e.dtype.kind != "c":
-        return 1.0
-    flat, best = e.reshape(-1), 0.0
-    for start in range(0, flat.size, _CHUNK):
-        chunk = np.abs(flat[start : start + _CHUNK].astype(np.complex128 if e.dtype.kind == "c" else np.float64))
-        finite = chunk[np.isfinite(chunk)]
-        if finite.size:
-            best = max(best, float(finite.max()))
-    return best or 1.0
 
 
 def _native(x: np.ndarray) -> np.ndarray:
@@ -292,12 +258,9 @@ def compare_output(
     if problems:
         return OutputComparison(status="mismatch", problem="; ".join(problems), **info)
 
-    if tolerance.exact:
-        rtol, atol = 0.0, 0.0
-    else:
-        rtol, atol = default_tolerance(e.dtype, output_scale(e) if tolerance.atol is None else 1.0)
-        rtol = rtol if tolerance.rtol is None else tolerance.rtol
-        atol = atol if tolerance.atol is None else tolerance.atol
+    scale = output_scale(e)
+    info["scale"] = scale if is_float(e.dtype) else None
+    rtol, atol = effective_tolerance(e.dtype, tolerance, scale)
 
     ef, of = _native(e).reshape(-1), _native(o).reshape(-1)
     s = _scan_identical(ef) if not scan_all and _same_bytes(ef, of) else _scan(ef, of, rtol, atol, max_worst)

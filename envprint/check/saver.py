@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from envprint.causes import precision
 from envprint.check import compare
 from envprint.errors import FingerprintError, ModelError, UsageError
 from envprint.models import (
@@ -108,6 +109,7 @@ def identity_record(ident: Mapping[str, Any], model_path: Path, files: dict[str,
         layer_classes=ident.get("layer_classes") or [],
         stochastic_layers=stochastic,
         dtype_policy=ident.get("dtype_policy"),
+        compute_precision=ident.get("compute_precision"),
         unavailable=dict(ident.get("unavailable") or {}),
     )
 
@@ -337,9 +339,10 @@ def save(  # size: long by its public keyword arguments and their documentation;
         if model_files_hook is not None:
             undo_hook.append(model_files_hook(loaded, inputs))
         files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
-        identity = identity_record(model_identity(loaded), model_path, files)
-        fp = capture(seed=seed).model_copy(
-            update={"model": identity, "probes": recipe, "self_check": check, "tolerance": tolerance or Tolerance()}
+        host = capture(seed=seed)
+        identity = _with_runtime(identity_record(model_identity(loaded), model_path, files), host)
+        fp = host.model_copy(
+            update={"model": identity, "probes": recipe, "self_check": check, "tolerance": _follow(tolerance, identity)}
         )
         kept: dict[str, np.ndarray] = {}
         if kinds:
@@ -387,6 +390,20 @@ def _with_variants(model_path: Path, fp: Fingerprint, inputs: Mapping[str, np.nd
         dtypes = sorted({np.asarray(a).dtype.name for a in reference.values()})
         update["tolerance"] = tolerance_from_variants(found, margin, dtypes)
     return fp.model_copy(update=update), kept
+
+
+def _with_runtime(identity: ModelIdentity, host: Fingerprint) -> ModelIdentity:
+    """The model's compute precision as this host runs it (TF32 on an Ampere+ GPU: a runtime fact)."""
+    cp = precision.with_runtime(identity.compute_precision, host)
+    return identity if cp is identity.compute_precision else identity.model_copy(update={"compute_precision": cp})
+
+
+def _follow(tolerance: Tolerance | None, identity: ModelIdentity) -> Tolerance:
+    """The record's tolerance; its defaults follow the model's compute precision (bfloat16, float16, TF32)."""
+    tolerance = tolerance or Tolerance()
+    if tolerance.exact or tolerance.precision is not None:
+        return tolerance
+    return tolerance.model_copy(update={"precision": precision.default_precision(identity.compute_precision)})
 
 
 def _refuse_before_work(model_path: Path, target: Path, force: bool, num_probes: int) -> bool:

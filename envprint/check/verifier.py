@@ -36,6 +36,7 @@ from envprint.models import (
     FingerprintDiff,
     IdentityCheck,
     OutputComparison,
+    PrecisionCheck,
     Report,
     Tolerance,
 )
@@ -426,6 +427,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
         random_at_inference=random_outputs,
         environment=environment,
         explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now, variant=variant),
+        precision=_precision(saved, outputs, options) if fed.obtained is not None else None,
         seed_applied=seed,
         outputs_digest=digest,
         variant=variant,
@@ -498,6 +500,13 @@ def _compare(saved: Fingerprint, model: Any, fed: _Fed, reference: Mapping[str, 
         return outputs, []
     again = _fit_outputs(reference, model.predict(fed.feed), {})
     return outputs, sorted(k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)}))
+
+
+def _precision(saved: Fingerprint, outputs: list[OutputComparison], options: VerifyOptions) -> PrecisionCheck:
+    """What the outputs did against the model's compute precision, and the tolerances tighter than it holds."""
+    from envprint.causes.precision import precision_check
+
+    return precision_check(outputs, saved, exact=(options.tolerance or saved.tolerance or Tolerance()).exact)
 
 
 def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,

@@ -33,6 +33,8 @@ from envprint.models.base import (
 from envprint.models.fingerprint import (
     ArrayFile,
     BuildInfo,
+    ComputeDtype,
+    ComputePrecision,
     CpuInfo,
     Device,
     DevicesInfo,
@@ -54,6 +56,7 @@ from envprint.models.fingerprint import (
     ThreadsInfo,
     Tolerance,
 )
+from envprint.models.precision import Magnitude, PrecisionCheck
 from envprint.models.report import (
     NONFINITE,
     PREFLIGHT_THRESHOLD,
@@ -136,6 +139,8 @@ __all__ = [
     "Record",
     "PythonInfo",
     "PlatformInfo",
+    "ComputeDtype",
+    "ComputePrecision",
     "CpuInfo",
     "PackagesInfo",
     "OneDnnInfo",
@@ -165,7 +170,9 @@ __all__ = [
     "WorstElement",
     "ErrorHistogram",
     "NONFINITE",
+    "Magnitude",
     "OutputComparison",
+    "PrecisionCheck",
     "ModelDifference",
     "IdentityCheck",
     "InvestigationStatus",

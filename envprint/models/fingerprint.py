@@ -188,6 +188,32 @@ class TensorSpec(Record):
     dtype: str = Field(description="NumPy dtype name, e.g. 'float32'.")
 
 
+ComputeDtype = Literal["float64", "float32", "tf32", "float16", "bfloat16", "int8", "int16"]
+
+
+class ComputePrecision(Record):
+    """The precision a model computes in, read from the loaded model (and, for TF32, the runtime).
+
+    One shape for every backend: a Keras dtype policy, a quantized TFLite's tensor types, TF32 on
+    a GPU, an OpenVINO inference precision hint each fill ``compute`` and name their ``source``.
+    """
+
+    compute: ComputeDtype = Field(
+        description="The lowest precision any layer or kernel computes in: it bounds how closely two runs can agree."
+    )
+    source: Literal["keras_layer_dtypes", "tflite_tensor_types", "tensorflow_tf32", "openvino_inference_precision"] = (
+        Field(description="Where the fact was read.")
+    )
+    layers: dict[str, int] = Field(
+        default_factory=dict,
+        description="Layers (Keras) or tensors (TFLite) by compute dtype, the evidence for ``compute``.",
+    )
+    policy: str | None = Field(None, description="The model's Keras dtype policy, e.g. 'mixed_bfloat16'.")
+    unavailable: Unavailable = Field(
+        default_factory=dict, description="What was inferred rather than read, or could not be read, with why."
+    )
+
+
 class ModelIdentity(Record):
     """What makes this model this model: its bytes, its weights, its interface and its layers."""
 
@@ -219,6 +245,9 @@ class ModelIdentity(Record):
         description="Layers that are random in training mode, as 'name (Class)': Dropout, GaussianNoise, Random*, ...",
     )
     dtype_policy: str | None = None
+    compute_precision: ComputePrecision | None = Field(
+        None, description="The precision the model computes in (None: not read, see unavailable; envprint < 0.3)."
+    )
     unavailable: Unavailable = Field(default_factory=dict)
 
 
@@ -264,6 +293,11 @@ class Tolerance(Record):
         None,
         description="save --tolerance-from: the verify report (JSON) whose measured drift set rtol/atol; "
         "'variants' for save --tolerance-from-variants.",
+    )
+    precision: ComputeDtype | None = Field(
+        None,
+        description="The compute precision whose default tolerance applies where rtol/atol are None, when it is "
+        "looser than the output dtype's (save: the model's own). None: the output dtype's default alone.",
     )
 
 

@@ -22,6 +22,7 @@ from envprint.models.base import (
     minor_field,
 )
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
+from envprint.models.precision import PrecisionCheck
 from envprint.models.variants import VariantMatch, Variants
 
 # --------------------------------------------------------------------------- diff
@@ -171,6 +172,10 @@ class OutputComparison(Record):
     )
     atol: float | None = None
     rtol: float | None = None
+    scale: float | None = Field(
+        None,
+        description="The expected output's largest finite |value| (floating outputs): what max_abs is measured against.",
+    )
     worst: list[WorstElement] = Field(default_factory=list, description="The first offending elements, worst first.")
     error_histogram: ErrorHistogram | None = Field(
         None, description="Distribution of the error (outputs that differ, float dtypes): drawn by the HTML report."
@@ -284,6 +289,9 @@ class Report(Record):
     )
     signing_key_id: str | None = Field(
         None, description="Id of the key the signature was checked with (a digest of the key, never the key)."
+    )
+    precision: PrecisionCheck | None = Field(
+        None, description="What the outputs did against the model's compute precision (None: the probes did not run)."
     )
     outputs_digest: str | None = Field(
         None,

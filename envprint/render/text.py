@@ -1,9 +1,7 @@
 """Models -> text for people. All user-facing wording lives here.
 
-Owns: the readable tables of ``show``, ``diff`` and ``verify``, and the plain-text ``Writer`` and
-``Table`` they are written with. JSON for machines is ``render.outputs.canonical_json``.
-Must not import TensorFlow, nor rich: ``diff`` of two files must start fast, and rich (import,
-console set-up, layout) cost ~50 ms of its ~260 ms for tables that need only aligned columns.
+Owns: the readable tables of ``show``, ``diff`` and ``verify``, and their ``Writer`` and ``Table``.
+Must not import TensorFlow, nor rich (~50 ms of ``diff``'s ~260 ms, for aligned columns only).
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from envprint.models import (
     SaveSummary,
     use_wording,
 )
+from envprint.render.precision import precision_lines
 from envprint.render.variants import variant_line, variants_lines
 
 SECTION_TITLES = {
@@ -355,9 +354,8 @@ def render_report(report: Report, out: Writer) -> None:
     weights = weights_words(ident)
     out.line(f"  weights:     {weights}")
     name = ident.model_name
-    changes = (("changed", ident.files_changed), ("missing", ident.files_missing), ("added", ident.files_added))
-    for label, files in changes:
-        if files:
+    for label in ("changed", "missing", "added"):
+        if files := getattr(ident, f"files_{label}"):
             out.line(f"  files {label}: {file_names(files, name)}")
     if ident.differences:
         out.line(f"  differs:     {describe_differences(ident.differences)}")
@@ -390,6 +388,8 @@ def render_report(report: Report, out: Writer) -> None:
         needed = None if tampered else _tolerance_needed(o)
         if needed:
             out.line(needed)
+    for line in precision_lines(report):
+        out.line(line)
     env = report.environment
     if report.outputs:  # the header already ends with a blank line
         out.line()
