@@ -341,7 +341,7 @@ def _wording(name: str) -> Callable[[Report], str]:
 
 class ErrorInfo(Record):
     exit_code: int = Field(description="The exit code of the command (2 usage, 3 fingerprint, 4 model, ...).")
-    kind: Literal["usage", "fingerprint", "model", "dependency", "internal", "interrupted"]
+    kind: Literal["usage", "fingerprint", "model", "dependency", "endpoint", "internal", "interrupted"]
     message: str = Field(description="The one line also printed on stderr: what, where, what next.")
 
 
