@@ -113,7 +113,17 @@ def test_the_cli_verifies_an_endpoint_with_json_and_junit(standin, fault, tmp_pa
     r = invoke("verify", standin.model, "--endpoint", url, "--batch-size", "8")
     if "within tolerance" in r.stdout.splitlines()[0]:
         assert "server_numerics" in r.stdout and "batches of 8" in r.stdout, r.stdout
-    assert junit.read_text().count("<testcase") >= 1
+    assert (
+        junit.read_text().count("<testcase") >= 1
+        and f'name="endpoint" value="{url} (tfserving-rest)"' in junit.read_text()
+    )
+    markdown, html = tmp_path / "r.md", tmp_path / "r.html"
+    r = invoke(
+        "verify", standin.model, "--endpoint", url, "--output", f"markdown={markdown}", "--output", f"html={html}"
+    )
+    assert r.exit_code == 0, r.stderr
+    assert f"| endpoint | `{url}` (tfserving-rest) |" in markdown.read_text()
+    assert f"{NAME} version 1 signature serving_default" in markdown.read_text() + html.read_text()
     fault("digits6")
     r = invoke("verify", standin.model, "--endpoint", url)
     assert "transport_precision" in r.stdout and "rounded to 6 significant digits" in r.stdout, r.stdout

@@ -37,6 +37,26 @@ def head_lines(report: Report) -> list[str]:
     return lines
 
 
+def fact_rows(report: Report, code: bool = False) -> list[list[str]]:
+    """The model row of the HTML and Markdown fact tables; for an endpoint, the server's rows instead.
+
+    ``code``: values that are paths or URLs in backticks (Markdown).
+    """
+    e = report.endpoint
+
+    def quoted(v: str) -> str:
+        return f"`{v}`" if code else v
+
+    if e is None:
+        return [["model", quoted(report.model)]]
+    rows = [["endpoint", f"{quoted(e.url)} ({e.protocol})"]]
+    rows.append(["served", " ".join(x for x in (e.served_model, e.served_version and f"version {e.served_version}",
+                                                e.signature and f"signature {e.signature}") if x) or "(not said)"])  # fmt: skip
+    if e.batches:
+        rows.append(["latency", f"p50 {e.latency_ms_p50:.1f} ms, p95 {e.latency_ms_p95:.1f} ms ({e.batches} requests)"])
+    return rows + [["misfit", misfit_words(m)] for m in e.misfits]
+
+
 def misfit_problem(report: Report) -> str | None:
     """The first problem of an endpoint whose metadata does not take the recorded request (None otherwise)."""
     if report.endpoint is None or not report.endpoint.misfits:
