@@ -17,6 +17,9 @@ from typing import Any
 Answer = tuple[int, Mapping[str, str], bytes | Callable[[Any], None]]
 
 
+SEEN: list[dict[str, str]] = []  # the headers of each request, for the tests that check what was sent
+
+
 @contextmanager
 def hostile(metadata: Mapping[str, Any], answers: Mapping[str, Answer]) -> Iterator[str]:
     """Serve ``answers`` by mode; yields the base URL http://127.0.0.1:PORT."""
@@ -43,6 +46,7 @@ def hostile(metadata: Mapping[str, Any], answers: Mapping[str, Answer]) -> Itera
                 self._json({"model_version_status": [{"version": "1", "state": "AVAILABLE"}]})
 
         def do_POST(self) -> None:  # noqa: N802
+            SEEN.append(dict(self.headers.items()))
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status, headers, body = answers[self.path.split("/")[3].split(":")[0]]
             self.send_response(status)
