@@ -92,6 +92,7 @@ def server(record):
         "bare500": (500, {}, b""),
         "shape": (200, {}, outputs(ref[:, :3].tolist())),
         "nan": (200, {}, outputs(nan)),
+        "moved": (307, {"Location": "/v1/models/nan:predict"}, b""),  # the same host: followed
     }
     with hostile(_metadata(saved), answers) as url:
         yield url
@@ -181,3 +182,24 @@ def test_an_unknown_protocol_names_the_registry_s(record):
     assert r.exit_code == ExitCode.USAGE and ", ".join(ids()) in r.stderr
     r = invoke("verify", record[0], "--endpoint", "http://127.0.0.1:1/x")
     assert r.exit_code == ExitCode.USAGE and "no protocol recognises this URL" in r.stderr
+
+
+def test_a_redirect_on_the_same_host_is_followed(record, server):
+    assert envprint.verify_endpoint(f"{server}/v1/models/moved", fingerprint=record[0]).outputs[0].nan_appeared == 1
+
+
+def test_tls_with_the_server_s_ca_verifies_and_without_it_is_one_line(record, tmp_path):
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    ref = record[2].astype(np.float64).tolist()
+    with hostile(
+        _metadata(record[1]), {"ok": (200, {}, json.dumps({"outputs": ref}).encode())}, tls=(str(cert), str(key))
+    ) as url:
+        report = envprint.verify_endpoint(f"{url}/v1/models/ok", fingerprint=record[0], cacert=cert)
+        assert report.verdict == "identical" and report.endpoint.url.startswith("https://")
+        with pytest.raises(EndpointError, match="TLS failed .*give the server's CA with --cacert"):
+            envprint.verify_endpoint(f"{url}/v1/models/ok", fingerprint=record[0])

@@ -21,8 +21,10 @@ SEEN: list[dict[str, str]] = []  # the headers of each request, for the tests th
 
 
 @contextmanager
-def hostile(metadata: Mapping[str, Any], answers: Mapping[str, Answer]) -> Iterator[str]:
-    """Serve ``answers`` by mode; yields the base URL http://127.0.0.1:PORT."""
+def hostile(
+    metadata: Mapping[str, Any], answers: Mapping[str, Answer], tls: tuple[str, str] | None = None
+) -> Iterator[str]:
+    """Serve ``answers`` by mode; yields the base URL http://127.0.0.1:PORT (https:// with ``tls``: cert, key files)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -63,10 +65,16 @@ def hostile(metadata: Mapping[str, Any], answers: Mapping[str, Answer]) -> Itera
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
