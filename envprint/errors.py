@@ -22,6 +22,7 @@ class ExitCode(enum.IntEnum):
     FINGERPRINT = 3  # fingerprint or probes missing, unreadable, invalid, wrong schema version
     MODEL = 4  # model missing, unloadable, incompatible with the probes, prediction failed
     DEPENDENCY = 5  # TensorFlow or an optional extra cannot be imported
+    ENDPOINT = 6  # verify --endpoint: the server could not be reached, or answered what cannot be judged
     INTERNAL = 70  # a bug in envprint (EX_SOFTWARE): a crash never looks like a mismatch
 
 
@@ -55,6 +56,15 @@ class DependencyError(EnvprintError):
     exit_code = ExitCode.DEPENDENCY
 
 
+class EndpointError(EnvprintError):
+    """A served model could not be verified: unreachable, not ready, or an answer that cannot be read.
+
+    Not a mismatch: nothing was judged. A server that answers numbers that differ is a report.
+    """
+
+    exit_code = ExitCode.ENDPOINT
+
+
 class MismatchError(EnvprintError):
     """Raised only by ``Report.raise_for_status()``: the check ran and the outputs differ."""
 
@@ -71,6 +81,7 @@ KINDS: dict[int, str] = {
     ExitCode.FINGERPRINT: "fingerprint",
     ExitCode.MODEL: "model",
     ExitCode.DEPENDENCY: "dependency",
+    ExitCode.ENDPOINT: "endpoint",
     ExitCode.INTERNAL: "internal",
 }
 

@@ -37,6 +37,7 @@ from string import Formatter
 
 from envprint.causes.base import GRADE, Scoring, change, fmt, matches, moved_to
 from envprint.causes.diff import diff_fingerprints
+from envprint.causes.endpoint import endpoint_words
 from envprint.causes.identity import edited_files, format_words
 from envprint.causes.precision import PRECISION_TOLERANCES, precision_check
 from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read here, re-exported)
@@ -51,6 +52,7 @@ from envprint.causes.variants import variant_words
 from envprint.models import (
     PREFLIGHT_THRESHOLD,
     DiffEntry,
+    EndpointFacts,
     Explanation,
     Fingerprint,
     FingerprintDiff,
@@ -226,25 +228,20 @@ def explain(
     outputs: list[OutputComparison],
     stochastic_now: bool = False,
     variant: VariantMatch | None = None,
+    endpoint: EndpointFacts | None = None,
 ) -> list[Explanation]:
     """Likely causes of what verify observed, most likely first (scoring: the module docstring).
 
     ``env`` is diff_fingerprints(saved, current); ``stochastic_now`` whether two identical
     predictions disagreed on this host; ``variant`` the recorded variant this host's outputs are
-    bit-identical to (``causes.variants.match``): a match is certain (recorded_variant, 1.0). Bit-identical outputs blame no environment difference:
-    then only identity or randomness findings are returned, usually none.
+    bit-identical to (``causes.variants.match``): a match is certain (recorded_variant, 1.0);
+    ``endpoint`` what a server said (verify --endpoint). Bit-identical outputs blame no environment
+    difference: then only identity or randomness findings are returned, usually none.
     """
     observed, own_noise = observe(outputs), _own_noise(outputs, saved)
     observed = "reduction_order" if own_noise else observed  # rounding at the model's own precision
-    ctx = Scoring(
-        saved,
-        identity,
-        stochastic_now=stochastic_now,
-        observed=observed,
-        changed=tuple(env.entries),
-        record=env.a,
-        variant=variant,
-    )
+    ctx = Scoring(saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries),
+                  record=env.a, variant=variant, endpoint=endpoint, outputs=tuple(outputs))  # fmt: skip
     words = {
         "files": _file_names(identity),
         "scheme_saved": identity.weights_digest_scheme_saved,
@@ -254,6 +251,7 @@ def explain(
         "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
         "edited": edited_files(identity.sidecar_files_changed),
         **variant_words(ctx),
+        **endpoint_words(ctx),
     }
     found: dict[str, Explanation] = {}
     for cause, score, applies, why in IDENTITY_RULES:

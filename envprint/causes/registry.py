@@ -19,6 +19,7 @@ from fnmatch import fnmatchcase
 from envprint.causes import (
     cpu,
     determinism,
+    endpoint,
     environment,
     gpu,
     identity,
@@ -44,6 +45,7 @@ from envprint.causes.inference import SEED_NOT_HOST  # noqa: F401
 FAMILIES: tuple[Family, ...] = (
     identity.FAMILY,
     variants.FAMILY,
+    endpoint.FAMILY,
     inference.FAMILY,
     onednn.FAMILY,
     determinism.FAMILY,
@@ -56,8 +58,9 @@ FAMILIES: tuple[Family, ...] = (
 )
 # The ranking's tie-break: identity evidence first, then the most decisive settings.
 ORDER_OF_CAUSES = (
-    "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "recorded_variant",
-    "stochastic_inference", "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+    "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "request_misfit",
+    "transport_precision", "another_model_served", "recorded_variant", "stochastic_inference", "server_numerics",
+    "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
     "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
     "unknown",
 )  # fmt: skip

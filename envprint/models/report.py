@@ -21,6 +21,7 @@ from envprint.models.base import (
     default_passed,
     minor_field,
 )
+from envprint.models.endpoint import EndpointFacts
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
 from envprint.models.precision import PrecisionCheck
 from envprint.models.variants import VariantMatch, Variants
@@ -304,6 +305,10 @@ class Report(Record):
         description="The record holds variants (save --variants) and the probes ran: which one this host's outputs "
         "are bit-identical to, or none.",
     )
+    endpoint: EndpointFacts | None = Field(
+        None,
+        description="verify --endpoint: the server, the protocol, what it serves and its latency; None for a local verify.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -359,7 +364,7 @@ def _wording(name: str) -> Callable[[Report], str]:
 
 class ErrorInfo(Record):
     exit_code: int = Field(description="The exit code of the command (2 usage, 3 fingerprint, 4 model, ...).")
-    kind: Literal["usage", "fingerprint", "model", "dependency", "internal", "interrupted"]
+    kind: Literal["usage", "fingerprint", "model", "dependency", "endpoint", "internal", "interrupted"]
     message: str = Field(description="The one line also printed on stderr: what, where, what next.")
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from envprint.errors import DependencyError
 from envprint.models import ErrorDocument, ErrorHistogram, Explanation, OutputComparison, Report
+from envprint.render.endpoint import fact_rows
 from envprint.render.text import relative_error_title
 
 # No fetch of any kind: a page that tried one would show an error in the console (the test looks).
@@ -215,7 +216,7 @@ def render_html(report: Report) -> str:
     require_matplotlib()  # fail before any work when the extra is missing
     verdict = VERDICT_WORDS[report.verdict]
     facts = [
-        ["model", report.model],
+        *fact_rows(report),
         ["fingerprint", report.fingerprint],
         ["weights", weights_words(report.identity)],
         ["record signature", report.record_signature],

@@ -24,6 +24,7 @@ from xml.etree import ElementTree as ET
 
 from envprint.models import ErrorDocument, Fingerprint, Report, SweepItem, SweepSummary
 from envprint.record.sidecar import atomic_write_text
+from envprint.render.endpoint import fact_rows
 
 # This host's facts worth seeing beside a red test in a CI panel (dotted paths in the fingerprint).
 HOST_FACTS = (
@@ -109,7 +110,7 @@ def report_suite(report: Report, host: Fingerprint | None = None, seconds: float
     for case in cases:
         if case.failure and not case.text:
             case.text = text
-    props = [("verdict", report.verdict), ("model", report.model), ("fingerprint", report.fingerprint)]
+    props = [("verdict", report.verdict), *((k, v) for k, v in fact_rows(report)), ("fingerprint", report.fingerprint)]
     props += host_properties(host) if host is not None else []
     props += [(f"changed.{e.path}", f"{e.a} -> {e.b}") for e in report.environment.entries if e.numerics]
     return Suite(f"envprint verify {report.model}", report.model, cases, props, system_out=text, seconds=seconds)

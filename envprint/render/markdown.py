@@ -18,6 +18,7 @@ from envprint.models import (
     Report,
     SweepSummary,
 )
+from envprint.render.endpoint import fact_rows
 from envprint.render.text import (
     VERDICT_WORDS,
     describe_differences,
@@ -85,7 +86,7 @@ def report_markdown(report: Report) -> str:
     if not report.passed:
         lines += [f"**{first_problem(report)}**", ""]
     ident = report.identity
-    facts = [["model", f"`{report.model}`"], ["fingerprint", f"`{report.fingerprint}`"]]
+    facts = [*fact_rows(report, code=True), ["fingerprint", f"`{report.fingerprint}`"]]
     facts += [["weights", weights_words(ident)], ["record signature", report.record_signature]]
     for label, files in (
         ("files changed", ident.files_changed),

@@ -1,4 +1,4 @@
-"""Models -> text for people. All user-facing wording lives here.
+"""Models -> text for people. All user-facing wording lives here (an endpoint's own lines: render/endpoint.py).
 
 Owns: the readable tables of ``show``, ``diff`` and ``verify``, and their ``Writer`` and ``Table``.
 Must not import TensorFlow, nor rich (~50 ms of ``diff``'s ~260 ms, for aligned columns only).
@@ -28,8 +28,10 @@ from envprint.models import (
     SaveSummary,
     use_wording,
 )
+from envprint.render.endpoint import environment_same, head_lines, misfit_problem
 from envprint.render.precision import precision_lines
 from envprint.render.variants import variant_line, variants_lines
+from envprint.render.words import signature_line
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -258,6 +260,8 @@ def _rerun_diff(report: Report) -> str:
 def first_problem(report: Report) -> str:
     """Why the report is a mismatch, in one line: what the header and ``raise_for_status`` say first."""
     ident = report.identity
+    if misfit := misfit_problem(report):
+        return misfit
     if ident.weights == "changed":
         what = f": {describe_differences(ident.differences)}" if ident.differences else ""
         return f"the model's weights differ from the fingerprinted model's: this is not the model that was saved{what}"
@@ -276,19 +280,6 @@ def first_problem(report: Report) -> str:
                 return summarize(o)
             return f'output "{o.name}": {o.n_out_of_tolerance} of {o.size} elements out of tolerance'
     return "outputs differ from the saved reference"
-
-
-def _signature_line(report: Report) -> str | None:
-    from envprint.record.signing import ALGORITHM, KEY_ENV
-
-    status, key = report.record_signature, report.signing_key_id
-    if status == "verified":
-        return f"verified ({ALGORITHM}, key {key})"
-    if status == "unchecked":
-        return f"signed, not checked: pass {KEY_ENV} to check it"
-    if key is not None:  # unsigned, with a key given
-        return "not signed; a signature is not required, so the key was not used"
-    return None
 
 
 def _tolerance_needed(c: OutputComparison) -> str | None:
@@ -348,8 +339,8 @@ def render_report(report: Report, out: Writer) -> None:
     """The verify report: verdict first, then identity, outputs, environment, explanations."""
     head = VERDICT_WORDS[report.verdict]
     out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
-    out.line(f"  model:       {report.model}")
-    out.line(f"  fingerprint: {report.fingerprint}")
+    for line in head_lines(report):
+        out.line(line)
     ident = report.identity
     weights = weights_words(ident)
     out.line(f"  weights:     {weights}")
@@ -370,9 +361,9 @@ def render_report(report: Report, out: Writer) -> None:
         out.line(f"  seed:        {report.seed_applied} applied before loading, as at save (the model may be random)")
     if ident.sidecar_files_changed:
         out.line(f"  record edited: {', '.join(ident.sidecar_files_changed)} (sha256 differs from fingerprint.json)")
-    for label, line in (("signature:  ", _signature_line(report)), ("variant:    ", variant_line(report))):
-        if line:
-            out.line(f"  {label} {line}")
+    for label, said in (("signature:  ", signature_line(report)), ("variant:    ", variant_line(report))):
+        if said:
+            out.line(f"  {label} {said}")
     out.line()
     for o in report.outputs:
         if o.name in report.random_at_inference and o.status == "identical":
@@ -396,7 +387,7 @@ def render_report(report: Report, out: Writer) -> None:
     numerics = [e for e in env.entries if e.numerics]
     differences = plural(len(env.entries), "difference")
     if env.identical:
-        out.line("Environment: same as at save.")
+        out.line(environment_same(report))
     elif report.verdict == "identical":
         out.line(
             f"Environment: {differences} from the saved host ({len(numerics)} can change numerics), "

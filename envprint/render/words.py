@@ -5,6 +5,8 @@ same outputs. Worded here, with the rest of envprint's words; check/ imports the
 
 from __future__ import annotations
 
+from envprint.models import Report
+
 
 def counts_words(size: int, n_differ: int, n_out_of_tolerance: int, max_ulp: int | None) -> str:
     """How far outputs are from the reference, in one phrase (verify --investigate's children)."""
@@ -45,3 +47,17 @@ def same_for_every_probe_words(n: int) -> str:
         f"outputs are the same for all {n} probes: the record cannot tell much drift apart (a model that ignores "
         "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
     )
+
+
+def signature_line(report: Report) -> str | None:
+    """The record signature's line of a verify report, or None where there is nothing to say."""
+    from envprint.record.signing import ALGORITHM, KEY_ENV
+
+    status, key = report.record_signature, report.signing_key_id
+    if status == "verified":
+        return f"verified ({ALGORITHM}, key {key})"
+    if status == "unchecked":
+        return f"signed, not checked: pass {KEY_ENV} to check it"
+    if key is not None:  # unsigned, with a key given
+        return "not signed; a signature is not required, so the key was not used"
+    return None

@@ -1,0 +1,65 @@
+"""PROTOCOLS: the one list of serving protocols; ``--protocol``'s choices, URL detection and the docs come from it.
+
+Order matters only for a URL two protocols claim equally (TF Serving REST and KServe V1 share
+``/v1/models/NAME:predict``): each one's ``confirms()`` asks the server, in this order.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from envprint.check.endpoint.base import Protocol, Target, TransportOptions, public_url
+from envprint.check.endpoint.tfserving_grpc import TFServingGRPC
+from envprint.check.endpoint.tfserving_rest import TFServingREST
+from envprint.errors import UsageError
+
+PROTOCOLS: tuple[type[Protocol], ...] = (TFServingREST, TFServingGRPC)
+
+
+def ids() -> list[str]:
+    return [p.id for p in PROTOCOLS]
+
+
+def get(protocol_id: str) -> type[Protocol]:
+    for p in PROTOCOLS:
+        if p.id == protocol_id:
+            return p
+    raise UsageError(f"--protocol {protocol_id!r}: not a protocol envprint knows; one of {', '.join(ids())}")
+
+
+def open_protocol(url: str, options: TransportOptions, protocol_id: str | None = None,
+                  target: Target | None = None) -> Protocol:  # fmt: skip
+    """The protocol for ``url``: the one named, else the one the URL names, else the one whose server confirms it.
+
+    ``target``'s fields, where set, win over what the URL names (``--model-name``, ``--signature``).
+    """
+    parts = urlsplit(url)
+    if protocol_id is not None:
+        candidates = [get(protocol_id)]
+    else:
+        scored = sorted(((p.claims(parts), i, p) for i, p in enumerate(PROTOCOLS)), key=lambda s: (-s[0], s[1]))
+        candidates = [p for score, _, p in scored if score == scored[0][0] and score > 0]
+        if not candidates:
+            raise UsageError(
+                f"{public_url(url)}: no protocol recognises this URL; name one with --protocol ({', '.join(ids())})"
+            )
+    for cls in candidates:
+        protocol = cls(url, options, _merge(cls.target_from_url(parts), target))
+        if len(candidates) == 1 or protocol.confirms():
+            return protocol
+        protocol.close()
+    raise UsageError(
+        f"{public_url(url)}: could be {' or '.join(c.id for c in candidates)} and the server confirmed none; "
+        "name the protocol with --protocol"
+    )
+
+
+def _merge(from_url: Target, given: Target | None) -> Target:
+    if given is None:
+        return from_url
+    return Target(
+        given.model_name or from_url.model_name,
+        given.version or from_url.version,
+        given.label or from_url.label,
+        given.signature or from_url.signature,
+    )
