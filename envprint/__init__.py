@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from envprint._version import __version__
 from envprint.errors import (
     DependencyError,
+    EndpointError,
     EnvprintError,
     ExitCode,
     FingerprintError,
@@ -30,6 +31,7 @@ _LAZY = {
     "save": "check.saver",
     "verify": "check.verifier",
     "preflight": "check.verifier",
+    "verify_endpoint": "check.endpoint.verifier",
     "Report": "render.text",  # models.Report, with its words (str(report)) registered by render.text
     "Tolerance": "models",
 }
@@ -37,6 +39,7 @@ _LAZY = {
 __all__ = [
     "__version__",
     "DependencyError",
+    "EndpointError",
     "EnvprintError",
     "ExitCode",
     "FingerprintError",
@@ -52,6 +55,7 @@ __all__ = [
     "save",
     "verify",
     "preflight",
+    "verify_endpoint",
     "Report",
     "Tolerance",
 ]
@@ -59,6 +63,7 @@ __all__ = [
 if TYPE_CHECKING:
     from envprint.causes.diff import diff_fingerprints
     from envprint.check.capture import capture, seed_everything
+    from envprint.check.endpoint.verifier import verify_endpoint
     from envprint.check.saver import save
     from envprint.check.verifier import preflight, verify
     from envprint.models import Fingerprint, FingerprintDiff, Report, Tolerance

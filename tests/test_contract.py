@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from envhelpers import invoke
 from jsoncheck import CHECKED, check_json_output
+from servers import free_port
 
 import envprint
 from envprint.check.compare import compare_output, tolerance_from_report
@@ -72,6 +73,7 @@ def test_every_row_of_the_readme_exit_code_table_comes_from_a_real_command(saved
         2: invoke("verify", saved, "--format", "onnx"),
         3: invoke("diff", tmp_path / "nope.json", cpu_json),
         4: invoke("verify", tmp_path / "nope.keras"),
+        6: invoke("verify", saved, "--endpoint", f"http://127.0.0.1:{free_port()}/v1/models/m"),  # nothing listens
     }
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "tensorflow", None)  # a host where TensorFlow cannot be imported

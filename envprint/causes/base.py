@@ -20,7 +20,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from envprint.models import DiffEntry, Fingerprint, IdentityCheck, InvestigationStatus
+from envprint.models import DiffEntry, EndpointFacts, Fingerprint, IdentityCheck, InvestigationStatus, OutputComparison
 
 # Observed signatures a fit row scores, in this column order.
 FIT_KINDS = ("reduction_order", "precision", "semantic", "dtype", "stochastic")
@@ -100,6 +100,8 @@ class Scoring:
     observed: str = "identical"
     changed: tuple[DiffEntry, ...] = ()  # every difference from the saved host, to read this host's values
     record: str | None = None  # the saved record as the diff names it, for a remedy to quote
+    endpoint: EndpointFacts | None = None  # verify --endpoint: what the server said and how it encoded
+    outputs: tuple[OutputComparison, ...] = ()  # each output's comparison, for evidence read from numbers
 
     def now(self, path: str, saved: object) -> object:
         """This host's value at ``path``: the diff's when it differs, else the saved one."""

@@ -35,6 +35,7 @@ from string import Formatter
 
 from envprint.causes.base import GRADE, Scoring, change, fmt, matches, moved_to
 from envprint.causes.diff import diff_fingerprints
+from envprint.causes.endpoint import endpoint_words
 from envprint.causes.identity import edited_files, format_words
 from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read here, re-exported)
     FIT_KINDS,
@@ -47,6 +48,7 @@ from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read her
 from envprint.models import (
     PREFLIGHT_THRESHOLD,
     DiffEntry,
+    EndpointFacts,
     Explanation,
     Fingerprint,
     FingerprintDiff,
@@ -201,6 +203,7 @@ def explain(
     identity: IdentityCheck,
     outputs: list[OutputComparison],
     stochastic_now: bool = False,
+    endpoint: EndpointFacts | None = None,
 ) -> list[Explanation]:
     """Likely causes of what verify observed, most likely first (scoring: the module docstring).
 
@@ -209,9 +212,8 @@ def explain(
     then only identity or randomness findings are returned, usually none.
     """
     observed = observe(outputs)
-    ctx = Scoring(
-        saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries), record=env.a
-    )
+    ctx = Scoring(saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries),
+                  record=env.a, endpoint=endpoint, outputs=tuple(outputs))  # fmt: skip
     words = {
         "files": _file_names(identity),
         "scheme_saved": identity.weights_digest_scheme_saved,
@@ -220,6 +222,7 @@ def explain(
         "sidecar_files": ", ".join(identity.sidecar_files_changed),
         "match_verb": "no longer matches" if len(identity.sidecar_files_changed) == 1 else "no longer match",
         "edited": edited_files(identity.sidecar_files_changed),
+        **endpoint_words(ctx),
     }
     found: dict[str, Explanation] = {}
     for cause, score, applies, why in IDENTITY_RULES:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from envprint.causes import cpu, determinism, environment, gpu, identity, inference, onednn, versions
+from envprint.causes import cpu, determinism, endpoint, environment, gpu, identity, inference, onednn, versions
 from envprint.causes.base import (  # noqa: F401  (the registry's vocabulary, re-exported)
     FIT_KINDS,
     NOT_A_SETTING,
@@ -32,6 +32,7 @@ from envprint.causes.inference import SEED_NOT_HOST  # noqa: F401
 
 FAMILIES: tuple[Family, ...] = (
     identity.FAMILY,
+    endpoint.FAMILY,
     inference.FAMILY,
     onednn.FAMILY,
     determinism.FAMILY,
@@ -43,7 +44,8 @@ FAMILIES: tuple[Family, ...] = (
 )
 # The ranking's tie-break: identity evidence first, then the most decisive settings.
 ORDER_OF_CAUSES = (
-    "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "stochastic_inference",
+    "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "request_misfit",
+    "transport_precision", "another_model_served", "stochastic_inference", "server_numerics",
     "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
     "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
     "unknown",

@@ -191,3 +191,53 @@ TaskResourceOpt = Annotated[
     list[str] | None,
     typer.Option("--task-resource", metavar="NAME=AMOUNT", help="A custom Ray resource each task needs (repeatable)."),
 ]
+
+
+# verify --endpoint: the server's options. The protocols' ids come from the registry at run time
+# (envprint.check.endpoint.registry.PROTOCOLS): importing it here would cost `envprint --help` NumPy.
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        metavar="URL",
+        help="Verify the model served at URL instead of loading MODEL (MODEL or --fingerprint names the record): "
+        "TF Serving REST http://HOST:8501/v1/models/NAME, gRPC grpc://HOST:8500/NAME, and the other protocols "
+        "of docs/how-to/endpoints.md.",
+    ),
+]
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option("--protocol", help="The serving protocol (default: recognised from the URL), e.g. tfserving-rest."),
+]
+ModelNameOpt = Annotated[
+    str | None, typer.Option("--model-name", help="The served model's name, when the URL does not name it.")
+]
+BatchSizeOpt = Annotated[
+    int | None, typer.Option("--batch-size", min=1, help="Probes per request (default: all in one request).")
+]
+WaitOpt = Annotated[
+    float, typer.Option("--wait", min=0, help="Seconds to retry, with backoff, while the server is not ready.")
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", callback=positive, help="Seconds one request may wait for an answer (> 0).")
+]
+CacertOpt = Annotated[Path | None, typer.Option("--cacert", help="CA bundle to check the server's TLS certificate.")]
+HeaderEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header-env",
+        metavar="HEADER=ENVVAR",
+        help="Send HEADER with the value of the environment variable ENVVAR (repeatable): never printed or recorded.",
+    ),
+]
+
+
+def parse_header_env(items: list[str]) -> dict[str, str]:
+    """``["Authorization=TOKEN_VAR"]`` as {header: variable}; a malformed item is a UsageError."""
+    out = {}
+    for item in items:
+        name, sep, var = item.partition("=")
+        if not sep or not name or not var:
+            raise UsageError(f"--header-env {item!r}: expected HEADER=ENVVAR, e.g. Authorization=SERVING_TOKEN")
+        out[name] = var
+    return out

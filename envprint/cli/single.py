@@ -14,18 +14,27 @@ import typer
 from envprint.cli.boundary import _guard, outputs, quiet_tensorflow, this_host
 from envprint.cli.options import (
     AtolOpt,
+    BatchSizeOpt,
+    CacertOpt,
     CustomOpt,
+    EndpointOpt,
     ExactOpt,
     FormatOpt,
+    HeaderEnvOpt,
     HtmlOpt,
     JsonOpt,
     ModelArg,
+    ModelNameOpt,
     OutputOpt,
+    ProtocolOpt,
     RtolOpt,
     SignatureOpt,
+    TimeoutOpt,
     UnsafeOpt,
+    WaitOpt,
     env_signing_key,
     load_custom_objects,
+    parse_header_env,
     parse_input_shapes,
     parse_tolerance,
     positive,
@@ -198,11 +207,22 @@ def verify(  # size: long only by its option declarations; the body is parse, on
             "output, the self-check), the environment as properties.",
         ),
     ] = None,
+    endpoint: EndpointOpt = None,
+    protocol: ProtocolOpt = None,
+    model_name: ModelNameOpt = None,
+    batch_size: BatchSizeOpt = None,
+    wait: WaitOpt = 0.0,
+    timeout: TimeoutOpt = 30.0,
+    cacert: CacertOpt = None,
+    header_env: HeaderEnvOpt = None,
     json_out: JsonOpt = False,
     html: HtmlOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Recompute the probes on this host and compare them with the saved reference.
+
+    With --endpoint URL, send the probes to a running model server instead (MODEL, or --fingerprint,
+    names the record; the model is not loaded here). Exit 6: the endpoint could not be verified.
 
     MODEL may also be an MLflow URI, runs:/<run_id>/<path> or models:/<name>/<version>: the model
     and its run's envprint/ record are downloaded (pip install 'envprint[mlflow]').
@@ -224,6 +244,19 @@ def verify(  # size: long only by its option declarations; the body is parse, on
                                   signing_key=env_signing_key(required=False))  # fmt: skip
             outs.write(result)
             return int(ExitCode.DIFFERENT if result.expects_change else ExitCode.OK)
+        if endpoint is not None:
+            from envprint.check.endpoint.verifier import verify_endpoint
+
+            if investigate:
+                raise UsageError("--investigate restores settings of this host; an endpoint's host is not here")
+            report = verify_endpoint(
+                endpoint, model, fingerprint=fingerprint, protocol=protocol, model_name=model_name,
+                signature=signature, batch_size=batch_size, wait=wait, timeout=timeout, cacert=cacert,
+                header_env=parse_header_env(header_env or []), tolerance=parse_tolerance(rtol, atol, exact),
+                signing_key=env_signing_key(required=False), require_signature=require_signature,
+            )  # fmt: skip
+            outs.write(report)
+            return int(ExitCode.OK if report.passed else ExitCode.DIFFERENT)
         from envprint.check.options import VerifyOptions
         from envprint.check.verifier import verify_with
 

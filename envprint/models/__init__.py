@@ -30,6 +30,7 @@ from envprint.models.base import (
     Scalar,
     Unavailable,
 )
+from envprint.models.endpoint import EndpointFacts, EndpointMisfit
 from envprint.models.fingerprint import (
     ArrayFile,
     BuildInfo,
@@ -162,6 +163,8 @@ __all__ = [
     "InvestigationStatus",
     "InvestigationResult",
     "Report",
+    "EndpointFacts",
+    "EndpointMisfit",
     "ErrorInfo",
     "ErrorDocument",
     "SaveSummary",

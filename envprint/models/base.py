@@ -31,7 +31,7 @@ AGGREGATE_SCHEMA_VERSION: Final = 1
 # 1 everywhere: ``schema_minor`` itself is the field 0.2.0 added to every document.
 FINGERPRINT_SCHEMA_MINOR: Final = 1
 DIFF_SCHEMA_MINOR: Final = 1
-REPORT_SCHEMA_MINOR: Final = 1
+REPORT_SCHEMA_MINOR: Final = 2  # 2: endpoint
 ERROR_SCHEMA_MINOR: Final = 2  # 2: kind "endpoint"
 SAVE_SCHEMA_MINOR: Final = 1
 SWEEP_SCHEMA_MINOR: Final = 2  # 2: not_recorded

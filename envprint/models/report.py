@@ -21,6 +21,7 @@ from envprint.models.base import (
     default_passed,
     minor_field,
 )
+from envprint.models.endpoint import EndpointFacts
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
 
 # --------------------------------------------------------------------------- diff
@@ -285,6 +286,10 @@ class Report(Record):
         description="sha256 over the outputs obtained here (each output's name, dtype, shape and bytes, by name): "
         "hosts with the same digest gave bit-identical outputs. Used to group hosts (fleet, aggregate). "
         "None when the probes could not be fed.",
+    )
+    endpoint: EndpointFacts | None = Field(
+        None,
+        description="verify --endpoint: the server, the protocol, what it serves and its latency; None for a local verify.",
     )
 
     @model_validator(mode="before")

@@ -1,9 +1,6 @@
-"""Models -> text for people. All user-facing wording lives here.
+"""Models -> text for people. All user-facing wording lives here (an endpoint's own lines: render/endpoint.py).
 
-Owns: the readable tables of ``show``, ``diff`` and ``verify``, and the plain-text ``Writer`` and
-``Table`` they are written with. JSON for machines is ``render.outputs.canonical_json``.
-Must not import TensorFlow, nor rich: ``diff`` of two files must start fast, and rich (import,
-console set-up, layout) cost ~50 ms of its ~260 ms for tables that need only aligned columns.
+Owns the tables of ``show``, ``diff`` and ``verify`` and their ``Writer`` and ``Table``; no TensorFlow, no rich (~50 ms of ``diff``'s ~260 ms).
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ from envprint.models import (
     SaveSummary,
     use_wording,
 )
+from envprint.render.endpoint import environment_same, head_lines, misfit_problem
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -258,6 +256,8 @@ def _rerun_diff(report: Report) -> str:
 def first_problem(report: Report) -> str:
     """Why the report is a mismatch, in one line: what the header and ``raise_for_status`` say first."""
     ident = report.identity
+    if misfit := misfit_problem(report):
+        return misfit
     if ident.weights == "changed":
         what = f": {describe_differences(ident.differences)}" if ident.differences else ""
         return f"the model's weights differ from the fingerprinted model's: this is not the model that was saved{what}"
@@ -348,8 +348,8 @@ def render_report(report: Report, out: Writer) -> None:
     """The verify report: verdict first, then identity, outputs, environment, explanations."""
     head = VERDICT_WORDS[report.verdict]
     out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
-    out.line(f"  model:       {report.model}")
-    out.line(f"  fingerprint: {report.fingerprint}")
+    for line in head_lines(report):
+        out.line(line)
     ident = report.identity
     weights = weights_words(ident)
     out.line(f"  weights:     {weights}")
@@ -398,7 +398,7 @@ def render_report(report: Report, out: Writer) -> None:
     numerics = [e for e in env.entries if e.numerics]
     differences = plural(len(env.entries), "difference")
     if env.identical:
-        out.line("Environment: same as at save.")
+        out.line(environment_same(report))
     elif report.verdict == "identical":
         out.line(
             f"Environment: {differences} from the saved host ({len(numerics)} can change numerics), "

@@ -1,0 +1,160 @@
+"""A server is input like any other: each hostile or broken answer is one line and exit 6, or a judged report.
+
+The server here is tests/servers/hostile.py (a thread, no TensorFlow), answering TF Serving's
+status and metadata faithfully and each predict with a canned body. Sizes and times are bounded:
+an endless body hits the size cap or the deadline, a silent server the read timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from envhelpers import invoke
+from servers.hostile import hostile
+
+import envprint
+from envprint.errors import EndpointError, ExitCode
+from envprint.record.probes import load_arrays
+
+pytest_plugins = ["endpoint_fixtures"]
+
+
+def _metadata(saved) -> dict:
+    def info(spec) -> dict:
+        dims = [{"size": str(-1 if d is None else d)} for d in spec.shape]
+        return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims}, "name": spec.name}
+
+    sig = {
+        "inputs": {s.name: info(s) for s in saved.model.inputs},
+        "outputs": {"output_0": info(saved.model.outputs[0])},
+    }
+    return {"metadata": {"signature_def": {"signature_def": {"serving_default": sig}}}}
+
+
+def _endless(out) -> None:
+    while True:
+        out.write(b"[" * 65536)
+
+
+def _drip(out) -> None:
+    while True:
+        out.write(b" ")
+        out.flush()
+        time.sleep(0.05)
+
+
+def _silent(out) -> None:
+    time.sleep(5)
+
+
+def _truncated(out) -> None:
+    out.write(b'{"outputs": [[0.1, 0.2')
+
+
+@pytest.fixture(scope="module")
+def record(served_models):
+    fp = served_models[0] / "assets.extra" / "envprint" / "fingerprint.json"
+    saved = envprint.read_fingerprint(fp)
+    reference = load_arrays(
+        fp.parent / saved.reference_arrays.file, (fp.parent / saved.reference_arrays.file).read_bytes()
+    )
+    return fp, saved, reference["output_0"]
+
+
+@pytest.fixture(scope="module")
+def server(record):
+    _, saved, ref = record
+    html = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+    def outputs(value) -> bytes:
+        return json.dumps({"outputs": value}).encode()
+
+    nan = ref.astype(np.float64).tolist()
+    nan[0][0] = float("nan")
+    answers = {
+        "html": (502, {"Content-Type": "text/html"}, html),
+        "html200": (200, {}, html),
+        "notjson": (200, {}, b"predictions follow: 1 2 3"),
+        "truncated": (200, {"Content-Length": "1000"}, _truncated),
+        "endless": (200, {}, _endless),
+        "drip": (200, {}, _drip),
+        "silent": (200, {}, _silent),
+        "count": (200, {}, outputs(ref[:-1].tolist())),
+        "strings": (200, {}, outputs([["a"] * ref.shape[1]] * ref.shape[0])),
+        "ragged": (200, {}, outputs([[1.0]] + ref[1:].tolist())),
+        "nooutputs": (200, {}, b'{"result": 1}'),
+        "redirect": (307, {"Location": "http://elsewhere.example/v1/models/m:predict"}, b""),
+        "bad400": (400, {}, b'{"error": "Input to reshape is a tensor with 7 values"}'),
+        "bare500": (500, {}, b""),
+        "shape": (200, {}, outputs(ref[:, :3].tolist())),
+        "nan": (200, {}, outputs(nan)),
+    }
+    with hostile(_metadata(saved), answers) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("mode", "words"),
+    [
+        ("html", "HTTP 502 (an HTML page titled '502 Bad Gateway')"),
+        ("html200", "the answer is not JSON (an HTML page titled '502 Bad Gateway')"),
+        ("notjson", "the answer is not JSON (25 bytes starting 'predictions follow: 1 2 3')"),
+        ("truncated", "the answer is truncated"),
+        ("endless", "larger than the cap (1048576 bytes)"),
+        ("drip", "did not end within 2 s"),
+        ("silent", "no answer within the timeout (0.5 s)"),
+        ("count", "output 'output_0' has 31 rows for a batch of 32 probes"),
+        ("strings", "expected numbers, obtained 'a'"),
+        ("ragged", "not a rectangular array"),
+        ("nooutputs", "the answer has no 'outputs' or 'predictions'"),
+        ("redirect", "redirects to another host (http://elsewhere.example/v1/models/m:predict)"),
+        ("bad400", "HTTP 400 (error 'Input to reshape is a tensor with 7 values')"),
+        ("bare500", "HTTP 500 (an empty body)"),
+    ],
+)
+def test_each_hostile_answer_is_one_line_and_exit_6(record, server, mode, words):
+    start = time.monotonic()
+    with pytest.raises(EndpointError) as err:
+        envprint.verify_endpoint(f"{server}/v1/models/{mode}", fingerprint=record[0], timeout=0.5, max_bytes=1 << 20)
+    assert time.monotonic() - start < 5, "a hostile server must not hold the client"
+    message = str(err.value)
+    assert words in message and "\n" not in message and err.value.exit_code == ExitCode.ENDPOINT
+    assert message.startswith(f"{server}/v1/models/{mode}")
+
+
+def test_answers_of_the_wrong_shape_or_with_nan_are_judged_not_errors(record, server):
+    shape = envprint.verify_endpoint(f"{server}/v1/models/shape", fingerprint=record[0])
+    assert shape.verdict == "mismatch" and "shape" in shape.outputs[0].problem
+    nan = envprint.verify_endpoint(f"{server}/v1/models/nan", fingerprint=record[0])
+    assert nan.verdict == "mismatch" and nan.outputs[0].nan_appeared == 1
+    assert nan.explanations[0].cause == "another_model_served"
+
+
+def test_the_cli_says_one_line_and_exits_6_with_an_error_document(record, server, tmp_path: Path):
+    r = invoke("verify", record[0], "--endpoint", f"{server}/v1/models/html", "--json")
+    assert r.exit_code == 6, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["error"]["kind"] == "endpoint" and "HTTP 502" in doc["error"]["message"]
+    assert r.stderr.count("\n") == 1
+
+
+def test_header_values_come_from_the_environment_and_are_never_printed(record, server, monkeypatch):
+    monkeypatch.setenv("SERVING_TOKEN", "Bearer s3cret-value")
+    r = invoke(
+        "verify",
+        record[0],
+        "--endpoint",
+        f"{server}/v1/models/nan",
+        "--header-env",
+        "Authorization=SERVING_TOKEN",
+        "--json",
+    )
+    assert r.exit_code == 1 and "s3cret" not in r.stdout + r.stderr
+    r = invoke(
+        "verify", record[0], "--endpoint", f"{server}/v1/models/nan", "--header-env", "Authorization=NOT_SET_VAR"
+    )
+    assert r.exit_code == 2 and "NOT_SET_VAR is not set" in r.stderr
