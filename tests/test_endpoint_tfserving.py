@@ -119,3 +119,55 @@ def test_the_cli_verifies_an_endpoint_with_json_and_junit(standin, fault, tmp_pa
     assert "transport_precision" in r.stdout and "rounded to 6 significant digits" in r.stdout, r.stdout
     assert "Environment: the server's host is not fingerprinted" in r.stdout
     assert f"endpoint:    {url} (tfserving-rest, JSON)" in r.stdout
+
+
+def test_the_kubernetes_job_runs_envprint_verify_against_the_served_model(standin, fault, monkeypatch):
+    """examples/kubernetes/endpoint-verify-job.yaml's command, its URL and record pointed at the stand-in."""
+    from pathlib import Path
+
+    import yaml
+    from envhelpers import invoke
+
+    job = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "examples/kubernetes/endpoint-verify-job.yaml").read_text()
+    )
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:2] == ["envprint", "verify"] and job["spec"]["backoffLimit"] == 0
+    url = command[command.index("--endpoint") + 1]
+    assert url.endswith(f"/v1/models/{NAME}") and command[2].endswith("assets.extra/envprint/fingerprint.json")
+    args = [
+        standin.record if a == command[2] else f"{standin.rest}/v1/models/{NAME}" if a == url else a
+        for a in command[1:]
+    ]
+    monkeypatch.setenv("SERVING_TOKEN", "Bearer t0ken")
+    assert invoke(*args).exit_code == 0
+    fault("other_version")
+    r = invoke(*args)
+    assert r.exit_code == 1 and "another_model_served" in r.stdout and "t0ken" not in r.output
+
+
+def _doc_lines(path: str, section: str | None = None) -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / path).read_text()
+    if section:
+        text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.startswith("envprint verify")]
+
+
+def test_the_readme_and_the_docs_page_examples_run_against_the_stand_in(standin):
+    """Their `envprint verify --endpoint` lines, localhost's TF Serving ports and model path pointed at the stand-in."""
+    import shlex
+
+    from envhelpers import invoke
+
+    lines = _doc_lines("README.md", "Endpoints") + _doc_lines("docs/how-to/endpoints.md")
+    assert len(lines) == 4
+    for line in lines:
+        line = line.replace("http://localhost:8501", standin.rest).replace("grpc://localhost:8500", standin.grpc)
+        args = [str(standin.model) if a == "models/scorer/1" else a for a in shlex.split(line)[1:]]
+        r = invoke(*args)
+        assert r.exit_code == 0, (line, r.output)

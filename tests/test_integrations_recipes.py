@@ -60,8 +60,9 @@ def drifted(mlp_recorded, mlp_retrained, tmp_path_factory) -> Path:
     return folder / "model.keras"
 
 
-def test_there_are_the_three_kubernetes_recipes():
+def test_there_are_the_four_kubernetes_recipes():
     assert [p.name for p in MANIFESTS] == [
+        "endpoint-verify-job.yaml",
         "init-container-verify.yaml",
         "node-problem-detector.yaml",
         "readiness-in-process.yaml",

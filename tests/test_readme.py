@@ -55,6 +55,7 @@ SECTIONS_RUN_BY = {  # README section -> the test file that runs its shell block
     "HTML report": "tests/test_html_report.py",
     "MLflow": "tests/test_mlflow.py",
     "Integrations": "tests/test_integrations_readme.py",
+    "Endpoints": "tests/test_endpoint_tfserving.py",
 }
 
 
