@@ -107,8 +107,26 @@ class Server:
         self._out.close()
 
 
+@pytest.fixture(scope="session")
+def doc_lines() -> Any:
+    """``doc_lines(section)``: the ``envprint verify`` lines of a section of the KServe and MLflow docs page."""
+    return _doc_lines
+
+
+def _doc_lines(section: str) -> list[list[str]]:
+    import re
+    import shlex
+
+    text = (ROOT / "docs" / "how-to" / "endpoints-kserve-mlflow.md").read_text()
+    text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    return [shlex.split(line)[1:] for b in blocks for line in b.splitlines() if line.startswith("envprint verify")]
+
+
 def kserve_python() -> tuple[str | None, str]:
     """(the python of .venv-kserve, "") or (None, why not): $ENVPRINT_KSERVE_PYTHON, else scripts/kserve_env.sh."""
+    if os.environ.get("ENVPRINT_SKIP_KSERVE") == "1":
+        return None, "ENVPRINT_SKIP_KSERVE=1: the KServe server's virtualenv is not made"
     given = os.environ.get("ENVPRINT_KSERVE_PYTHON")
     if given:
         return given, ""

@@ -80,6 +80,17 @@ def test_a_version_in_the_url_that_kserve_does_not_route_is_exit_6_in_one_line(k
     assert err.value.exit_code == 6 and "\n" not in str(err.value)
 
 
+@pytest.mark.keras3
+def test_the_docs_examples_run_against_kserve(kserve, real_models, doc_lines):
+    lines = doc_lines("KServe and the Open Inference Protocol")
+    assert len(lines) == 3
+    for args in lines:
+        args = [str(real_models.v1) if a == "scorer.keras" else a for a in args]
+        args = [a.replace("http://localhost:8080", kserve).replace("/models/scorer", "/models/mlp") for a in args]
+        r = invoke(*args)
+        assert r.exit_code == 0, (args, r.output)
+
+
 # ---- the V2 codec on answers made by hand: every refusal one line, nothing cast
 
 

@@ -59,3 +59,17 @@ def test_a_request_the_model_refuses_is_exit_6_with_the_servers_message(real_mod
         envprint.verify_endpoint(f"{real_servers['mlflow_v1']}/invocations", other)
     assert err.value.exit_code == 6 and "\n" not in str(err.value)
     assert "does the request fit the model's signature?" in str(err.value)
+
+
+def test_the_docs_examples_run_against_the_scoring_server(real_models, real_servers, doc_lines):
+    lines = doc_lines("MLflow scoring server")
+    assert len(lines) == 2
+    for args in lines:
+        args = [
+            str(real_models.v1)
+            if a == "scorer.keras"
+            else a.replace("http://localhost:5000", real_servers["mlflow_v1"])
+            for a in args
+        ]
+        r = invoke(*args)
+        assert r.exit_code == 0, (args, r.output)
