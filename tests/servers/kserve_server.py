@@ -124,7 +124,8 @@ def main() -> None:
         model = KerasModel(name, path, version or None)
         model.load()
         models.append(model)
-    kserve.ModelServer(http_port=_ARGS.port, enable_grpc=False, workers=1).start(models)
+    # A test server: stop at once on SIGTERM (the default grace period is 30 s of open requests).
+    kserve.ModelServer(http_port=_ARGS.port, enable_grpc=False, workers=1, grace_period=1).start(models)
 
 
 if __name__ == "__main__":
