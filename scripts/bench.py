@@ -21,11 +21,14 @@ Cases (baseline -> envprint):
   sweep      20 `envprint verify` processes one after another -> envprint sweep --jobs 2 of the same
              20 small models; then sweeps of 10, 20, 50, 100 (per-model cost, peak RSS per worker)
   sweepray   the local pool -> sweep --ray local (Ray tasks) of the same 20; Ray's own start-up
+  endpoint   the bare requests carrying the probes (same client, same batches) -> envprint verify
+             --endpoint, against the TF Serving stand-in (scripts/bench_endpoint.py)
 
 Targets: --help and diff <= 1.5x; whole-process verify <= 1.10x time and peak RSS; in-process
 verify adds <= 5% to the bare start-up; capture() <= 3% of import tensorflow; a ~1 GB model's
 integrity check (file digest + weights digest) <= 10% of its load (applied to every size row);
-sweep of 20 <= 0.35x of 20 verify processes; the Ray path <= 1.3x the local pool.
+sweep of 20 <= 0.35x of 20 verify processes; the Ray path <= 1.3x the local pool; verify --endpoint
+<= 1.2x the bare requests.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_endpoint import case_endpoint
+
 PY = sys.executable
 # Measured as installed: pip writes every package's bytecode at install time, so the children may
 # write and reuse envprint's own (an editable checkout under PYTHONDONTWRITEBYTECODE would otherwise
@@ -54,8 +59,10 @@ _EXE = Path(PY).with_name("envprint")
 ENVPRINT = [str(_EXE)] if _EXE.exists() else [PY, "-m", "envprint"]
 
 # Pairs per case: the default run fits in ~15 minutes on 2 cores; raise --runs on a noisy host.
-DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "growth": 2, "sweep": 2, "sweepray": 2}
-QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "growth": 1, "sweep": 1, "sweepray": 1}
+DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "growth": 2, "sweep": 2, "sweepray": 2,
+                "endpoint": 15}  # fmt: skip
+QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "growth": 1, "sweep": 1, "sweepray": 1,
+              "endpoint": 5}  # fmt: skip
 
 Sample = dict  # {"s": wall seconds, "cpu_s": user+sys seconds, "rss_mb": peak RSS, "out": stdout}
 
@@ -769,6 +776,7 @@ CASES = {
     "growth": case_growth,
     "sweep": case_sweep,
     "sweepray": case_sweepray,
+    "endpoint": case_endpoint,
 }
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import PYTHON, free_port, serve
+from servers import PYTHON, SERVED_NAME, free_port, serve
 
 STANDIN = Path(__file__).resolve().parent / "servers" / "tfserving_standin.py"
-NAME = "scorer"
+NAME = SERVED_NAME
 
 
 @dataclass

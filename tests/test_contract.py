@@ -172,7 +172,7 @@ def test_verify_json_when_the_record_is_missing_is_an_error_document(mlp, tmp_pa
     assert json.loads(r.stdout) == {
         "error": {"exit_code": 3, "kind": "fingerprint", "message": message},
         "passed": False,
-        "schema_minor": 1,
+        "schema_minor": 2,  # 2: kind "endpoint"
         "schema_version": 1,
         "verdict": "error",
     }

@@ -158,3 +158,26 @@ def test_header_values_come_from_the_environment_and_are_never_printed(record, s
         "verify", record[0], "--endpoint", f"{server}/v1/models/nan", "--header-env", "Authorization=NOT_SET_VAR"
     )
     assert r.exit_code == 2 and "NOT_SET_VAR is not set" in r.stderr
+
+
+def test_a_missing_grpc_client_is_exit_5_with_the_pip_line(record, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # a host without grpcio
+    r = invoke("verify", record[0], "--endpoint", "grpc://127.0.0.1:1/scorer")
+    assert r.exit_code == ExitCode.DEPENDENCY and "pip install 'envprint[tfserving]'" in r.stderr, r.stderr
+
+
+def test_preflight_or_investigate_with_an_endpoint_is_a_usage_error(record):
+    for flag in ("--preflight", "--investigate"):
+        r = invoke("verify", record[0], "--endpoint", "http://127.0.0.1:1/v1/models/m", flag)
+        assert r.exit_code == ExitCode.USAGE and "endpoint" in r.stderr, r.stderr
+
+
+def test_an_unknown_protocol_names_the_registry_s(record):
+    from envprint.check.endpoint.registry import ids
+
+    r = invoke("verify", record[0], "--endpoint", "http://127.0.0.1:1/x", "--protocol", "triton")
+    assert r.exit_code == ExitCode.USAGE and ", ".join(ids()) in r.stderr
+    r = invoke("verify", record[0], "--endpoint", "http://127.0.0.1:1/x")
+    assert r.exit_code == ExitCode.USAGE and "no protocol recognises this URL" in r.stderr

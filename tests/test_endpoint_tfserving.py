@@ -10,7 +10,7 @@ leading cause; a server that cannot be verified gives one line and exit 6.
 from __future__ import annotations
 
 import pytest
-from endpoint_fixtures import NAME
+from servers import SERVED_NAME as NAME
 
 import envprint
 from envprint.errors import EndpointError, ExitCode

@@ -30,7 +30,7 @@ def apis() -> SimpleNamespace:
     except ImportError as exc:
         raise DependencyError(
             f"the TF Serving gRPC protocol needs tensorflow-serving-api and grpcio ({exc.name or exc} is missing); "
-            "pip install 'envprint[tfserving]'"
+            "pip install 'envprint[tfserving]' && pip install --no-deps 'tensorflow-serving-api==<your TensorFlow's 2.N>.*'"
         ) from None
     return SimpleNamespace(
         predict_pb2=predict_pb2, get_model_metadata_pb2=get_model_metadata_pb2,

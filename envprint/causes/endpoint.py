@@ -104,8 +104,8 @@ FAMILY = Family(
          "which a TensorFlow build does not do to the same weights"),
         ("server_numerics", 0.6, lambda c: c.endpoint is not None and not _misfit(c) and not _transport(c)
          and c.observed in ("reduction_order", "precision"),
-         "the server ({served}) answers within a few units in the last place of the reference, the drift of "
-         "another TensorFlow build or CPU; the server's host is not fingerprinted, so which one cannot be said"
+         "the server ({served}) answers with the last bits moved and top-1 unchanged, the drift of another "
+         "TensorFlow build, CPU or batch size; the server's host is not fingerprinted, so which one cannot be said"
          "{batching}"),
     ),
 )

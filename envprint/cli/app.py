@@ -31,6 +31,7 @@ Exit codes:
   3   fingerprint or probes problem (missing, invalid, newer schema)
   4   model problem (missing, unloadable, cannot predict the probes)
   5   missing dependency (TensorFlow or an extra not importable)
+  6   endpoint could not be verified (verify --endpoint: unreachable, not ready, unreadable answer)
   70  internal error in envprint (a crash never looks like a mismatch)
 A reader that closes the pipe early (| head -1) does not change the code.
 """

@@ -232,6 +232,8 @@ def verify(  # size: long only by its option declarations; the body is parse, on
     outs = outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
 
     def body() -> int:
+        if endpoint is not None and preflight:
+            raise UsageError("--preflight compares this host with the record; an endpoint's host is not here: drop one")
         if preflight and investigate:
             raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
         # every path and extra, before any work; JUnit's properties: this host, TensorFlow's facts if imported

@@ -53,3 +53,4 @@ def serve(
 
 
 PYTHON = sys.executable
+SERVED_NAME = "scorer"  # the model name the endpoint tests serve

@@ -9,7 +9,6 @@ like any other, and a hostile or broken answer never becomes a traceback or a ve
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -114,30 +113,27 @@ def finite_json_number(value: Any, where: str) -> float:
 
 
 def as_array(value: Any, dtype: str | None, where: str) -> np.ndarray:
-    """Nested JSON lists as an array of ``dtype`` (the record's or the metadata's), or an EndpointError.
+    """Nested JSON lists as an array of ``dtype`` (the metadata's or the record's), or an EndpointError.
 
-    Ragged lists, strings among numbers and numbers out of the dtype's range are refused: the
-    array must be what the server sent, not a guess.
+    Ragged lists, strings (even of digits), nulls and numbers out of the dtype's range are refused:
+    the array must be what the server sent, not a guess. NumPy reads the lists in one pass.
     """
+    target = np.dtype(dtype or "float32")
     try:
-        arr = np.asarray(value, dtype=object)
+        raw = np.asarray(value)
     except ValueError as exc:  # ragged
         raise EndpointError(f"{where}: not a rectangular array ({one_line(exc, 80)})") from None
-    if arr.dtype == object and arr.size and not all(_is_scalar(x) for x in arr.flat):
-        raise EndpointError(f"{where}: not a rectangular array of numbers")
-    kind = np.dtype(dtype).kind if dtype else "f"
-    if kind in "fc":
-        bad = [x for x in arr.flat if isinstance(x, (str, bytes)) or x is None]
-        if bad:
-            raise EndpointError(f"{where}: expected numbers, obtained {one_line(repr(bad[0]), 60)}")
-    try:
-        return np.asarray(arr.tolist(), dtype=dtype or "float32")
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise EndpointError(f"{where}: cannot be read as {dtype or 'float32'} ({one_line(exc, 80)})") from None
-
-
-def _is_scalar(x: Any) -> bool:
-    return x is None or isinstance(x, (bool, int, float, str, bytes)) or (isinstance(x, float) and math.isnan(x))
+    if raw.dtype.kind not in "biuf":
+        bad = next((x for x in raw.flat if not isinstance(x, (bool, int, float))), raw.dtype)
+        bad = bad.item() if isinstance(bad, np.generic) else bad
+        raise EndpointError(f"{where}: expected numbers, obtained {one_line(repr(bad), 60)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = raw.astype(target)
+    if target.kind == "f" and raw.dtype.kind == "f" and np.any(np.isinf(out) & np.isfinite(raw)):
+        raise EndpointError(f"{where}: numbers out of the range of {target.name}")
+    if target.kind in "iu" and not np.array_equal(out, raw):
+        raise EndpointError(f"{where}: numbers that are not {target.name} values")
+    return out
 
 
 class Protocol:
@@ -155,6 +151,9 @@ class Protocol:
     schemes: ClassVar[tuple[str, ...]] = ("http", "https")
     # Whether the encoding carries every bit of a float (binary tensors) or may round (JSON text).
     exact: ClassVar[bool] = False
+    # Whether an answered metadata request means the model is ready (TF Serving: metadata is served
+    # only for a loaded version): then the verifier skips ready() and saves a request.
+    metadata_implies_ready: ClassVar[bool] = False
 
     def __init__(self, url: str, options: TransportOptions, target: Target) -> None:
         self.url = url

@@ -28,6 +28,7 @@ class TFServingGRPC(Protocol):
     title = "TensorFlow Serving gRPC"
     schemes = ("grpc", "grpcs")
     exact = True
+    metadata_implies_ready = True  # GetModelMetadata answers NOT_FOUND until a version is loaded
 
     @classmethod
     def claims(cls, parts: SplitResult) -> int:

@@ -66,6 +66,7 @@ def _unb64(value: Any, where: str) -> Any:
 class TFServingREST(HttpProtocol):
     id = "tfserving-rest"
     title = "TensorFlow Serving REST"
+    metadata_implies_ready = True  # /metadata answers 404 until a version is loaded
     rows = False  # columnar "inputs" by default; True: row "instances"
 
     @classmethod

@@ -96,8 +96,9 @@ def verify_endpoint(  # size: the options a user gives, one per line; the body i
     sig = signature or (saved.model.signature if saved.model else None)
     proto = wait_for(lambda: open_protocol(url, options, protocol, Target(model_name, version, None, sig)), wait)
     try:
-        wait_for(proto.ready, wait)
-        served = proto.metadata()
+        if not proto.metadata_implies_ready:
+            wait_for(proto.ready, wait)
+        served = wait_for(proto.metadata, wait)
         facts = EndpointFacts(
             protocol=proto.id, url=public_url(url), served_model=served.name or None,
             served_version=served.version, requested_version=proto.target.version or proto.target.label,
