@@ -24,7 +24,7 @@ from envprint.errors import EndpointError
 
 V2_URL = "http://127.0.0.1:1/v2/models/m/infer"
 MLFLOW_URL = "http://127.0.0.1:1/invocations"
-FUZZ = settings(derandomize=True, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(derandomize=True, max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=5))
 json_values = st.recursive(
