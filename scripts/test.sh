@@ -9,12 +9,15 @@
 #      (TF_USE_LEGACY_KERAS=1, with the tf-keras release that matches the installed TensorFlow);
 #   3. the same part under TensorFlow 2.15 (Keras 2, NumPy 1.x), in ./.venv-tf215
 #      (scripts/old_tf_env.sh makes it once, about two minutes).
+# The KServe endpoint tests run KServe's ModelServer from ./.venv-kserve (scripts/kserve_env.sh).
 # Tests of what only Keras 3 does are marked keras3 and deselected in passes 2 and 3.
 #
 # Extra arguments go to pass 1 alone (e.g. scripts/test.sh -k diff runs only that). Outside CI,
 # ENVPRINT_SKIP_OLD_TF=1 skips TensorFlow 2.15 (the cross-version tests and pass 3), and an
-# ENVPRINT_OLD_TF_PYTHON already set is used as it is. With CI set (.ci/run sets it), nothing may
-# skip: a skip whose reason is not in tests/skip_allowlist.txt fails the pass (tests/conftest.py).
+# ENVPRINT_OLD_TF_PYTHON already set is used as it is; ENVPRINT_SKIP_KSERVE=1 and
+# ENVPRINT_KSERVE_PYTHON do the same for the KServe server's virtualenv. With CI set (.ci/run sets
+# it), nothing may skip: a skip whose reason is not in tests/skip_allowlist.txt fails the pass
+# (tests/conftest.py).
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 
@@ -51,6 +54,19 @@ elif [ -z "${ENVPRINT_OLD_TF_PYTHON:-}" ]; then
   echo "== TensorFlow 2.15 env (for tests/test_cross_version.py and the Keras 2 pass)"
   ENVPRINT_OLD_TF_PYTHON=$(bash scripts/old_tf_env.sh)
   export ENVPRINT_OLD_TF_PYTHON
+fi
+# tests/test_endpoint_kserve.py serves models with KServe's ModelServer, whose protobuf and pandas pins
+# differ from .venv's: ./.venv-kserve (scripts/kserve_env.sh makes it once, a few minutes).
+if [ "${ENVPRINT_SKIP_KSERVE:-}" = 1 ]; then
+  if in_ci; then
+    echo "test.sh: ENVPRINT_SKIP_KSERVE=1 is not allowed in CI: the KServe endpoint tests must run there" >&2
+    exit 2
+  fi
+  echo "== KServe env: skipped (ENVPRINT_SKIP_KSERVE=1); tests/test_endpoint_kserve.py's server tests will skip"
+elif [ -z "${ENVPRINT_KSERVE_PYTHON:-}" ]; then
+  echo "== KServe env (for tests/test_endpoint_kserve.py)"
+  ENVPRINT_KSERVE_PYTHON=$(bash scripts/kserve_env.sh)
+  export ENVPRINT_KSERVE_PYTHON
 fi
 # tests/test_html_report.py opens the HTML report in a real headless browser: Debian's chromium.
 if ! command -v chromium > /dev/null && ! command -v chromium-browser > /dev/null; then

@@ -9,11 +9,22 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from envprint.check.endpoint.base import Protocol, Target, TransportOptions, public_url
+from envprint.check.endpoint.kserve_v1 import KServeV1
+from envprint.check.endpoint.kserve_v2 import KServeV2, KServeV2Binary
+from envprint.check.endpoint.mlflow_scoring import MLflowDataframe, MLflowScoring
 from envprint.check.endpoint.tfserving_grpc import TFServingGRPC
 from envprint.check.endpoint.tfserving_rest import TFServingREST
 from envprint.errors import UsageError
 
-PROTOCOLS: tuple[type[Protocol], ...] = (TFServingREST, TFServingGRPC)
+PROTOCOLS: tuple[type[Protocol], ...] = (
+    TFServingREST,
+    TFServingGRPC,
+    KServeV1,
+    KServeV2,
+    KServeV2Binary,
+    MLflowScoring,
+    MLflowDataframe,
+)
 
 
 def ids() -> list[str]:

@@ -80,11 +80,15 @@ class Transport:
             self._context = ssl.create_default_context(cafile=self.options.cacert)
 
     def request(
-        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
-    ) -> Response:
-        """One request, redirects followed on the same origin only; a status >= 400 is returned, not raised."""
+        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:  # fmt: skip
+        """One request, redirects followed on the same origin only; a status >= 400 is returned, not raised.
+
+        ``headers``: a protocol's own (the V2 binary extension's header length), never secrets.
+        """
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self._once(method, url, body, content_type)
+            resp = self._once(method, url, body, content_type, headers or {})
             if resp.status not in (301, 302, 303, 307, 308):
                 return resp
             target = urljoin(url, resp.headers.get("location", ""))
@@ -97,7 +101,7 @@ class Transport:
             url = target
         raise EndpointError(f"{public_url(url)}: more than {MAX_REDIRECTS} redirects")
 
-    def _once(self, method: str, url: str, body: bytes | None, content_type: str) -> Response:
+    def _once(self, method: str, url: str, body: bytes | None, content_type: str, extra: Mapping[str, str]) -> Response:
         parts = urlsplit(url)
         opts = self.options
         start = time.monotonic()
@@ -108,7 +112,7 @@ class Transport:
         else:
             conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=opts.connect_timeout)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {**self._headers, "Accept": "application/json", "User-Agent": "envprint"}
+        headers = {**extra, **self._headers, "Accept": "application/json", "User-Agent": "envprint"}
         if body is not None:
             headers["Content-Type"] = content_type
         where = public_url(url)
