@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from envprint.causes import cpu, determinism, environment, gpu, identity, inference, onednn, versions
+from envprint.causes import backend, cpu, determinism, environment, gpu, identity, inference, onednn, versions
 from envprint.causes.base import (  # noqa: F401  (the registry's vocabulary, re-exported)
     FIT_KINDS,
     NOT_A_SETTING,
@@ -34,6 +34,7 @@ FAMILIES: tuple[Family, ...] = (
     identity.FAMILY,
     inference.FAMILY,
     onednn.FAMILY,
+    backend.FAMILY,
     determinism.FAMILY,
     versions.FAMILY,
     gpu.FAMILY,
@@ -44,7 +45,7 @@ FAMILIES: tuple[Family, ...] = (
 # The ranking's tie-break: identity evidence first, then the most decisive settings.
 ORDER_OF_CAUSES = (
     "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "stochastic_inference",
-    "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+    "dtype_policy", "keras_backend", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
     "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
     "unknown",
 )  # fmt: skip

@@ -29,7 +29,7 @@ FLEET_SCHEMA_VERSION: Final = 1
 AGGREGATE_SCHEMA_VERSION: Final = 1
 
 # 1 everywhere: ``schema_minor`` itself is the field 0.2.0 added to every document.
-FINGERPRINT_SCHEMA_MINOR: Final = 1
+FINGERPRINT_SCHEMA_MINOR: Final = 2  # 2: keras (the backend and its stack)
 DIFF_SCHEMA_MINOR: Final = 1
 REPORT_SCHEMA_MINOR: Final = 1
 ERROR_SCHEMA_MINOR: Final = 1
