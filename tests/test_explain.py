@@ -1019,3 +1019,6 @@ def test_the_keras_backend_restore_step_runs_the_saved_backend_and_expects_the_c
     [step] = BUILDERS[REGISTRY["keras_backend"].restorer](Planning(a, "rec.json", {}, frozenset()), entries)
     assert isinstance(step, Restore)
     assert (step.env, step.expect) == ({"KERAS_BACKEND": "jax"}, {"keras_backend": "jax"})
+    from envprint.causes.restore import remedy_for
+
+    assert remedy_for(step) == "export KERAS_BACKEND=jax before Keras is imported"
