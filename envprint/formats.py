@@ -11,13 +11,19 @@ one entry here plus one loader module under ``envprint._tf.loaders`` (threadpool
 Standard library only: must not import TensorFlow, NumPy, pydantic or any other envprint module,
 so that the CLI, ``render``, ``record`` and the data model may all read it for free.
 
-A Keras backend that loads some formats without TensorFlow (JAX, OpenVINO) would join as a
-second list beside this one: an entry naming the backend, the formats it loads, and its loader
-modules; ``loader`` below is then the TensorFlow backend's module for that format.
+The Keras backends are a second list beside it (``Backend``, ``BACKENDS``): each names the
+formats its Keras loads without TensorFlow and the loader module that does it (``envprint._keras``);
+``Format.loader`` is the TensorFlow backend's module for that format, and every format a backend
+does not load itself still needs TensorFlow. ``selected_backend`` says which backend Keras will
+run, as Keras decides it, without importing Keras.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,3 +170,82 @@ def by_content(path: Path) -> Format | None:
     except OSError:
         return None
     return sniff(head)
+
+
+# ---------------------------------------------------------------------------------- Keras backends
+
+
+@dataclass(frozen=True)
+class Backend:
+    id: str  # KERAS_BACKEND's value, and keras.config.backend()'s
+    label: str  # how messages name it: "JAX"
+    loads: tuple[str, ...]  # the formats its Keras loads without TensorFlow (every one: TensorFlow itself)
+    loader: str | None  # the module under envprint that loads them; None: each format's own loader
+    distributions: tuple[str, ...] = ()  # the packages of its stack (recorded in the fingerprint's keras.*)
+
+
+_KERAS_FILES = tuple(f.id for f in FORMATS if f.keras_file)
+_BACKEND_LOADER = "envprint._keras.loader"
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend("tensorflow", "TensorFlow", IDS, None),
+    Backend("jax", "JAX", _KERAS_FILES, _BACKEND_LOADER, ("jax", "jaxlib")),
+    Backend("openvino", "OpenVINO", _KERAS_FILES, _BACKEND_LOADER, ("openvino",)),
+    Backend("torch", "PyTorch", _KERAS_FILES, _BACKEND_LOADER, ("torch",)),
+    Backend("numpy", "NumPy", _KERAS_FILES, _BACKEND_LOADER),
+)
+BACKEND_IDS: tuple[str, ...] = tuple(b.id for b in BACKENDS)
+DEFAULT_BACKEND = "tensorflow"
+_BACKEND_BY_ID = {b.id: b for b in BACKENDS}
+
+
+def backend(name: str) -> Backend:
+    """The entry for backend ``name``; KeyError (naming the known ones) for a backend envprint does not know."""
+    try:
+        return _BACKEND_BY_ID[name]
+    except KeyError:
+        raise KeyError(f"Keras backend {name!r} is not one envprint knows ({', '.join(BACKEND_IDS)})") from None
+
+
+def _keras_config_file(environ: Mapping[str, str]) -> Path:
+    """Where Keras 3 reads keras.json: $KERAS_HOME, else ~/.keras, else /tmp/.keras (Keras's own rule)."""
+    if environ.get("KERAS_HOME"):
+        return Path(environ["KERAS_HOME"]) / "keras.json"
+    home = os.path.expanduser("~")
+    base = home if os.access(home, os.W_OK) else "/tmp"  # noqa: S108 - Keras's own fallback
+    return Path(base) / ".keras" / "keras.json"
+
+
+def selected_backend(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """(backend id, where it came from) as Keras 3 decides it, without importing Keras.
+
+    KERAS_BACKEND wins over keras.json's "backend", and TensorFlow is the default; an imported
+    Keras 3 has the last word ('keras.config' where it runs another backend than they say, as
+    after the variable changed in the process). The id may be one envprint does not know.
+    """
+    chosen, source = _configured_backend(environ)
+    keras = sys.modules.get("keras")
+    config = getattr(keras, "config", None)
+    if config is not None and callable(getattr(config, "backend", None)) and str(config.backend()) != chosen:
+        return str(config.backend()), "keras.config"
+    return chosen, source
+
+
+def _configured_backend(environ: Mapping[str, str]) -> tuple[str, str]:
+    if environ.get("KERAS_BACKEND"):
+        return environ["KERAS_BACKEND"], "KERAS_BACKEND"
+    try:
+        saved = json.loads(_keras_config_file(environ).read_text(encoding="utf-8")).get("backend")
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    if isinstance(saved, str) and saved:
+        return saved, "keras.json"
+    return DEFAULT_BACKEND, "default"
+
+
+def loader_for(fmt: str, backend_id: str) -> str:
+    """The module that loads ``fmt`` under Keras backend ``backend_id``: the backend's, or the format's own (TensorFlow)."""
+    entry = _BACKEND_BY_ID.get(backend_id)
+    if entry is not None and entry.loader is not None and fmt in entry.loads:
+        return entry.loader
+    return get(fmt).loader

@@ -1,6 +1,7 @@
 # Sourced by demo.sh and test.sh: make ./.venv (once) and install envprint with TensorFlow (CPU), its
 # optional extras (html: matplotlib; mlflow: mlflow-skinny; docs: mkdocs, its Material theme and
-# mkdocstrings) and the test tools into it.
+# mkdocstrings; jax, openvino: the Keras backends tests/test_backends.py and tests/test_corpus.py
+# verify on) and the test tools into it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
@@ -11,7 +12,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[tensorflow-cpu,test,html,mlflow,docs]" 2>&1 \
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[tensorflow-cpu,test,html,mlflow,docs,jax,openvino]" 2>&1 \
   | { grep -v "^WARNING: Location" || true; }
 # The TF Serving tests parse the warm-up file with the official protos of tensorflow-serving-api, whose
 # wheel requires the `tensorflow` distribution: installed without dependencies (and at the version of the

@@ -97,6 +97,17 @@ def test_env_records_allow_listed_variables_and_never_secrets():
         assert secret not in dumped
 
 
+def test_env_records_the_keras_backends_variables():
+    environ = {
+        "KERAS_BACKEND": "openvino",
+        "JAX_ENABLE_X64": "1",
+        "XLA_FLAGS": "--xla_cpu_enable_fast_math=false",
+        "OV_SETTING": "1",  # any OV_* variable
+        "OVERLAY_DIR": "/x",  # no prefix of a backend's: not recorded
+    }
+    assert collect.env_info(environ).variables == {k: v for k, v in environ.items() if k != "OVERLAY_DIR"}
+
+
 def test_threads_effective_counts_follow_tensorflow_precedence():
     def no_blas():
         return ["openblas 0.3.27 threads=2"], None

@@ -405,7 +405,7 @@ def test_the_registry_keeps_the_ranking_order_and_each_cause_lives_in_one_family
     assert list(REGISTRY) == [
         "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "request_misfit",
         "transport_precision", "another_model_served", "recorded_variant", "stochastic_inference", "server_numerics",
-        "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+        "dtype_policy", "keras_backend", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
         "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
         "unknown",
     ]  # fmt: skip
@@ -953,3 +953,72 @@ def test_the_threads_remedy_and_its_restore_step_set_the_same_variables(saved):
     exported = " ".join(f"{k}={v}" for k, v in step.env.items())
     assert remedy.startswith(f"export {exported}, or call ")
     assert step.env == {"TF_NUM_INTRAOP_THREADS": "32", "TF_NUM_INTEROP_THREADS": "32"}
+
+
+# --------------------------------------------------------------------------- Keras backends
+
+
+def on_backend(fp: Fingerprint, backend: str, precision: str | None = None) -> Fingerprint:
+    """``fp`` with Keras on ``backend``; off TensorFlow, TensorFlow's runtime facts are absent, as capture() leaves them."""
+    from envprint.models import KerasInfo, OpenVinoInfo
+
+    ov = OpenVinoInfo(version="2026.4.1", inference_precision=precision)  # installed; read only where it runs Keras
+    update: dict = {"keras": KerasInfo(backend=backend, backend_source="KERAS_BACKEND", openvino=ov)}
+    if backend != "tensorflow":
+        update["tensorflow"] = None
+        update["devices"] = fp.devices.model_copy(update={"physical": None})
+        update["threads"] = fp.threads.model_copy(update={"tf_intra_op_effective": None, "tf_inter_op_effective": None})
+        update["env"] = fp.env.model_copy(update={"variables": {**fp.env.variables, "KERAS_BACKEND": backend,
+                                                                  "TF_FORCE_GPU_ALLOW_GROWTH": "true"}})  # fmt: skip
+    return fp.model_copy(update=update)
+
+
+JAX_MNV2 = drift(290, 40, 1.3e-06)  # measured order: JAX against TensorFlow, within 1.3e-6 relative
+
+
+def test_a_jax_run_of_a_tensorflow_record_blames_the_backend_and_counts_tensorflows_absence_once(saved):
+    a = on_backend(saved, "tensorflow")
+    env = diff_fingerprints(a, on_backend(saved, "jax"))
+    counted = [(e.path, e.topic) for e in env.entries if e.numerics]
+    assert counted == [("keras.backend", "keras_backend")]
+    listed = {e.path: e.topic for e in env.entries if not e.numerics}
+    assert listed["tensorflow"] == listed["env.variables.TF_FORCE_GPU_ALLOW_GROWTH"] == "keras_backend"
+    found = explain(a, env, SAME, [JAX_MNV2])
+    assert causes(found)[0] == "keras_backend"
+    assert found[0].remedy == (
+        "export KERAS_BACKEND=tensorflow before Keras is imported (the saved host ran Keras on tensorflow, this one on jax)"
+    )
+
+
+def test_a_record_from_before_the_backend_was_recorded_is_no_backend_difference(saved):
+    env = diff_fingerprints(saved.model_copy(update={"keras": None}), on_backend(saved, "tensorflow"))
+    assert [(e.path, e.numerics) for e in env.entries if e.topic == "keras_backend"] == [("keras", False)]
+
+
+def test_preflight_of_openvino_in_bf16_predicts_a_precision_change_and_offers_f32(saved):
+    a = on_backend(saved, "tensorflow")
+    found = by_cause(preflight(a, on_backend(saved, "openvino", precision="bf16")))
+    assert found["keras_backend"].reasoning.startswith("OpenVINO computes float32 models in bf16 on this CPU")
+    assert found["keras_backend"].remedy.endswith(
+        "or, to stay on OpenVINO, compile in float32: its CPU plugin computes in bf16 here "
+        "(openvino.compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'}))"
+    )
+    assert expect(a, on_backend(saved, "openvino", precision="bf16"), "a", "b").expects_change
+    # In f32 (this AVX2 CPU's default) OpenVINO is another backend's float noise: nothing beyond tolerance.
+    f32 = by_cause(preflight(a, on_backend(saved, "openvino", precision="f32")))
+    assert f32["keras_backend"].reasoning.startswith("saved with Keras on tensorflow, this host runs it on openvino")
+    assert "INFERENCE_PRECISION_HINT" not in f32["keras_backend"].remedy
+    assert not expect(a, on_backend(saved, "openvino", precision="f32"), "a", "b").expects_change
+
+
+def test_the_keras_backend_restore_step_runs_the_saved_backend_and_expects_the_child_to_report_it(saved):
+    from envprint.causes.base import Planning, Restore
+
+    a, b = on_backend(saved, "jax"), on_backend(saved, "openvino", precision="f32")
+    entries = [e for e in diff_fingerprints(a, b).entries if e.topic == "keras_backend" and e.numerics]
+    [step] = BUILDERS[REGISTRY["keras_backend"].restorer](Planning(a, "rec.json", {}, frozenset()), entries)
+    assert isinstance(step, Restore)
+    assert (step.env, step.expect) == ({"KERAS_BACKEND": "jax"}, {"keras_backend": "jax"})
+    from envprint.causes.restore import remedy_for
+
+    assert remedy_for(step) == "export KERAS_BACKEND=jax before Keras is imported"

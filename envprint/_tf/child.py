@@ -32,12 +32,30 @@ def _child_main(spec_path: str) -> int:
 
 
 def _child_run(spec: dict[str, Any]) -> None:
-    from envprint import _tf
-    from envprint._tf import loading, runtime, settings
+    from envprint import formats
+
+    backend, _ = formats.selected_backend()
+    if backend == formats.DEFAULT_BACKEND:
+        facts = _run_on_tensorflow(spec)
+    else:  # Keras on JAX, OpenVINO, ...: TensorFlow's settings and facts do not apply, and it may be absent
+        _predict(spec, lambda: _seed_keras(spec["runtime"]))
+        facts = {"keras_backend": backend}
+    Path(spec["facts"]).write_text(json.dumps(facts), encoding="utf-8")
+
+
+def _seed_keras(runtime: dict[str, Any]) -> None:
+    if "seed" in runtime:
+        import keras  # the backend-neutral Keras 3: its seeding needs no TensorFlow
+
+        keras.utils.set_random_seed(runtime["seed"])
+
+
+def _predict(spec: dict[str, Any], before_load: Any) -> None:
+    """Apply the settings (``before_load``), load the model, predict each run's probes and write its outputs."""
+    from envprint._tf import loading
     from envprint.record.probes import load_arrays, save_arrays
 
-    tf = _tf.import_tensorflow()
-    settings.apply(tf, spec["runtime"])
+    before_load()
     loaded = loading.load_model(
         spec["model"],
         fmt=spec["format"],
@@ -48,10 +66,18 @@ def _child_run(spec: dict[str, Any]) -> None:
     probes = load_arrays(spec["probes"])
     for name, batch_size in spec["runs"].items():
         save_arrays(Path(spec["out_dir"]) / f"{name}.npz", loaded.predict(probes, batch_size=batch_size))
+
+
+def _run_on_tensorflow(spec: dict[str, Any]) -> dict[str, Any]:
+    from envprint import _tf, formats
+    from envprint._tf import runtime, settings
+
+    tf = _tf.import_tensorflow()
+    _predict(spec, lambda: settings.apply(tf, spec["runtime"]))
     info = runtime.tensorflow_info(tf, {})
     intra, inter = runtime.thread_settings(tf)
     # What the restore steps expect a child to report (causes.registry.FACTS, by family).
-    facts = {
+    return {
         "onednn": info.onednn.enabled,
         "op_determinism": info.op_determinism,
         "tensor_float_32": info.tensor_float_32,
@@ -60,5 +86,5 @@ def _child_run(spec: dict[str, Any]) -> None:
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "intra": intra,
         "inter": inter,
+        "keras_backend": formats.DEFAULT_BACKEND,
     }
-    Path(spec["facts"]).write_text(json.dumps(facts), encoding="utf-8")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from envprint import formats
-from envprint._tf import import_tensorflow, keras_flavor
+from envprint._tf import import_tensorflow
 from envprint._tf.common import _one_line
 from envprint._tf.loading import KerasModel, LoadedModel, keras_weights
 from envprint._tf.precision import compute_precision
@@ -252,7 +252,6 @@ def model_identity(loaded: LoadedModel) -> dict[str, Any]:
         "layer_classes": None,
         "stochastic_layers": None,
         "dtype_policy": None,
-        "compute_precision": None,
         "saved_model_fingerprint": None,
         "inputs": [s.as_dict() for s in loaded.inputs],
         "outputs": [s.as_dict() for s in loaded.outputs],
@@ -282,5 +281,6 @@ def model_identity(loaded: LoadedModel) -> dict[str, Any]:
             unavailable["saved_model_fingerprint"] = reason
     else:
         unavailable["saved_model_fingerprint"] = "not a SavedModel"
-    ident["keras_flavor"] = keras_flavor(import_tensorflow()) if model is not None else None
+    flavor = getattr(loaded, "flavor", None)  # a Keras model's (KerasModel.flavor): which Keras runs it
+    ident["keras_flavor"] = flavor() if model is not None and flavor is not None else None
     return ident

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from envprint import formats
+from envprint._tf import PIP_HINT, import_tensorflow
 from envprint._tf.common import Format, _one_line
 from envprint._tf.loaders.base import LoadedModel
 from envprint._tf.loaders.keras import KerasModel, keras_weights
-from envprint.errors import ModelError
+from envprint.errors import DependencyError, ModelError
 from envprint.record import sidecar
 
 __all__ = [
@@ -125,8 +126,30 @@ def load_model(
     if p.is_dir() and not entry.directory:
         folders = "|".join(f.id for f in formats.FORMATS if f.directory)
         raise ModelError(f"{p}: a directory cannot be a {entry.label}; pass the file, or --format {folders}")
-    loader = importlib.import_module(entry.loader)
+    loader = importlib.import_module(_loader_module(p, fmt))
     return loader.load(p, fmt, custom_objects=custom_objects, safe_mode=safe_mode, signature=signature)
+
+
+def _loader_module(path: Path, fmt: str) -> str:
+    """The loader of ``fmt`` under the Keras backend this process runs (formats.loader_for).
+
+    A format that backend cannot load itself (a SavedModel, a TFLite model) needs TensorFlow
+    whatever KERAS_BACKEND says: where TensorFlow is missing, say that in one line.
+    """
+    backend_id, source = formats.selected_backend()
+    module = formats.loader_for(fmt, backend_id)
+    if backend_id != formats.DEFAULT_BACKEND and module == formats.get(fmt).loader:
+        try:
+            import_tensorflow()
+        except DependencyError:
+            known = backend_id in formats.BACKEND_IDS
+            loads = " and ".join(formats.get(f).accepted for f in formats.backend(backend_id).loads) if known else ""
+            raise DependencyError(
+                f"{path}: a {formats.get(fmt).label} needs TensorFlow, which is not importable here "
+                f"(the Keras backend {backend_id!r}, from {source}, loads "
+                f"{loads or 'no model format envprint knows'}); install it: {PIP_HINT}"
+            ) from None
+    return module
 
 
 def wrap_model(model: Any, fmt: str = "keras") -> LoadedModel:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
+from envprint.causes import backend
 from envprint.causes.gpu import GPU_ONLY, neither_has_gpu
 from envprint.causes.registry import ORDER, REGISTRY, topic_of
 from envprint.models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
@@ -125,6 +126,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
     da, db = _collapse_missing(ca, cb)
     la, lb = _leaves(da), _leaves(db)
     settled = _settled(la, lb)
+    moved = backend.off_tensorflow(la, lb)
     no_gpu = neither_has_gpu(a, b)
     entries = []
     for path in sorted(set(la) | set(lb)):
@@ -133,6 +135,8 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint, label_a: str = "a", label_
             continue
         status = "only_in_b" if va in (None, {}, []) else "only_in_a" if vb in (None, {}, []) else "changed"
         topic, numerics = topic_of(path)
+        if moved and status != "changed" and backend.tensorflow_runtime(path):
+            topic, numerics = "keras_backend", False  # TensorFlow ran on one side only: the backend counts, once
         numerics = numerics and topic not in settled and not _follower(path, topic, la, lb)
         # One rule for diff, verify, preflight and fleet: a GPU-only setting, no GPU on either side.
         numerics = numerics and not (no_gpu and any(fnmatchcase(path, p) for p in GPU_ONLY))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from envprint.causes import (
+    backend,
     cpu,
     determinism,
     endpoint,
@@ -48,6 +49,7 @@ FAMILIES: tuple[Family, ...] = (
     endpoint.FAMILY,
     inference.FAMILY,
     onednn.FAMILY,
+    backend.FAMILY,
     determinism.FAMILY,
     versions.FAMILY,
     gpu.FAMILY,
@@ -60,7 +62,7 @@ FAMILIES: tuple[Family, ...] = (
 ORDER_OF_CAUSES = (
     "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "request_misfit",
     "transport_precision", "another_model_served", "recorded_variant", "stochastic_inference", "server_numerics",
-    "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+    "dtype_policy", "keras_backend", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
     "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
     "unknown",
 )  # fmt: skip

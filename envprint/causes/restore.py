@@ -55,7 +55,8 @@ def plan(saved: Fingerprint, report: Report, fingerprint: str = "FINGERPRINT") -
 
 def remedy_for(r: Restore) -> str:
     env = {k: v for k, v in r.env.items() if v is not None}
-    parts = [f"export {label(env)} before TensorFlow is imported"] if env else []
+    first = "Keras" if any(k.startswith("KERAS_") for k in env) else "TensorFlow"  # what reads the variable
+    parts = [f"export {label(env)} before {first} is imported"] if env else []
     parts += [f"unset {k}" for k, v in sorted(r.env.items()) if v is None]
     made = [CALLS[k].words(v) for k, v in r.runtime.items() if k in CALLS and CALLS[k].in_remedy]
     if made:

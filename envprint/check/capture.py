@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import random
+from typing import Any
 
+from envprint import formats
 from envprint._version import __version__
 from envprint.errors import DependencyError
-from envprint.host import collect, gpu
+from envprint.host import backends, collect, gpu
 from envprint.host.collect import why
 from envprint.models import DevicesInfo, Fingerprint
 
@@ -48,24 +50,31 @@ def declared_seed() -> tuple[int | None, str | None]:
     return _declared["seed"], _declared["source"]  # type: ignore[return-value]
 
 
+def _tensorflow(wanted: bool) -> tuple[Any, str | None]:
+    """(TensorFlow, None), or (None, why it was not read): absent, not wanted, or not what runs Keras here."""
+    from envprint import _tf
+
+    backend_id, chosen_by = formats.selected_backend()
+    if _tf.tensorflow_imported() or (wanted and backend_id == formats.DEFAULT_BACKEND):
+        try:
+            return _tf.import_tensorflow(), None
+        except DependencyError as exc:
+            return None, str(exc)
+    if wanted:  # Keras runs on JAX, OpenVINO, ...: TensorFlow is no part of this process's numerics
+        return None, f"not imported: Keras runs on the {backend_id!r} backend ({chosen_by})"
+    return None, "not imported (capture(tensorflow=False))"
+
+
 def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
     """The current host's Fingerprint. Never raises for a fact it cannot read.
 
-    tensorflow: import TensorFlow to read its facts (False: read them only if it is already imported).
+    tensorflow: import TensorFlow to read its facts (False: read them only if it is already imported); where
+    Keras runs on another backend (KERAS_BACKEND=jax, ...) TensorFlow is read only if already imported.
     seed: a seed to declare in the record (overrides the one from seed_everything()).
     """
     unavailable: dict[str, str] = {}
     installed = collect.installed_distributions()
-    tf = tf_reason = None
-    from envprint import _tf
-
-    if tensorflow or _tf.tensorflow_imported():
-        try:
-            tf = _tf.import_tensorflow()
-        except DependencyError as exc:
-            tf_reason = str(exc)
-    else:
-        tf_reason = "not imported (capture(tensorflow=False))"
+    tf, tf_reason = _tensorflow(tensorflow)
 
     tf_info = physical = settings = None
     dev_unavailable: dict[str, str] = {}
@@ -116,6 +125,7 @@ def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
         threads=collect.threads_info(settings, tf_reason),
         seeds=collect.seeds_info(seed_value, source),
         env=collect.env_info(),
+        keras=backends.keras_info(installed),
         unavailable=unavailable,
     )
 

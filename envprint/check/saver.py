@@ -436,7 +436,8 @@ def _probe(model_path: Path, probes: str | Path | None, num_probes: int, probe_s
            allow_nonfinite: bool) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], ProbeRecipe, SelfCheck,
                                           list[str]]:  # fmt: skip
     """Load the model (its declared seed applied first), make and predict the probes, and self-check them."""
-    from envprint._tf import loading, set_random_seed
+    from envprint._keras import set_random_seed
+    from envprint._tf import loading
     from envprint.check.capture import declared_seed
 
     declared = seed if seed is not None else declared_seed()[0]

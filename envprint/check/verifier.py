@@ -399,7 +399,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     # (Keras creates the layers' seed generators then) and predicts, as save did.
     seed = saved.seeds.declared if _may_be_random(saved) else None
     if seed is not None:
-        from envprint._tf import set_random_seed
+        from envprint._keras import set_random_seed
 
         set_random_seed(seed)
     loaded = _load(model, model_path, fp_path, saved, fmt, options, custom_objects)

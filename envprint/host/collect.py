@@ -262,10 +262,10 @@ def packages_info(installed: Mapping[str, str]) -> PackagesInfo:
 
 # --------------------------------------------------------------------------- environment
 
-# Variables that change numerics, kernel choice or device choice. Matched by prefix or exact name.
+# Variables that change numerics, kernel choice or device choice (OV_/OPENVINO_: Keras on OpenVINO). By prefix or name.
 ENV_PREFIXES = (
     "TF_", "CUDA_", "CUDNN_", "CUBLAS_", "NCCL_", "NVIDIA_", "XLA_", "OMP_", "MKL_", "KMP_", "OPENBLAS_",
-    "GOTO_", "BLIS_", "ONEDNN_", "DNNL_", "KERAS_", "HIP_", "ROCM_", "HSA_", "TPU_", "JAX_",
+    "GOTO_", "BLIS_", "ONEDNN_", "DNNL_", "KERAS_", "HIP_", "ROCM_", "HSA_", "TPU_", "JAX_", "OV_", "OPENVINO_",
 )  # fmt: skip
 ENV_NAMES = frozenset({"PYTHONHASHSEED", "LD_LIBRARY_PATH", "LD_PRELOAD", "TF32_OVERRIDE", "VECLIB_MAXIMUM_THREADS"})
 # Logging knobs: allow-listed by prefix but irrelevant to numerics, and the CLI sets them.

@@ -41,11 +41,14 @@ from envprint.models.fingerprint import (
     DevicesInfo,
     EnvInfo,
     Fingerprint,
+    JaxInfo,
+    KerasInfo,
     LoadedLibrary,
     ModelFormat,
     ModelIdentity,
     NvidiaGpu,
     OneDnnInfo,
+    OpenVinoInfo,
     PackagesInfo,
     PlatformInfo,
     ProbeRecipe,
@@ -56,6 +59,7 @@ from envprint.models.fingerprint import (
     TensorSpec,
     ThreadsInfo,
     Tolerance,
+    TorchInfo,
 )
 from envprint.models.precision import Magnitude, PrecisionCheck
 from envprint.models.report import (
@@ -147,6 +151,10 @@ __all__ = [
     "OneDnnInfo",
     "BuildInfo",
     "TensorflowInfo",
+    "KerasInfo",
+    "JaxInfo",
+    "OpenVinoInfo",
+    "TorchInfo",
     "Device",
     "NvidiaGpu",
     "LoadedLibrary",

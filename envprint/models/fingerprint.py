@@ -182,6 +182,48 @@ class EnvInfo(Record):
 ModelFormat = Literal["keras", "h5", "savedmodel", "tflite"]
 
 
+class JaxInfo(Record):
+    version: str | None = Field(None, description="jax's version; None when not installed.")
+    jaxlib_version: str | None = Field(None, description="jaxlib's version (its XLA compiler and CPU kernels).")
+    default_backend: str | None = Field(
+        None, description="jax.default_backend() ('cpu', 'gpu', 'tpu'), read only when Keras runs on JAX."
+    )
+    x64: bool | None = Field(None, description="jax_enable_x64, read only when Keras runs on JAX.")
+    unavailable: Unavailable = Field(default_factory=dict)
+
+
+class OpenVinoInfo(Record):
+    version: str | None = Field(None, description="openvino's version; None when not installed.")
+    inference_precision: str | None = Field(
+        None,
+        description="The CPU plugin's INFERENCE_PRECISION_HINT as the runtime reports it ('f32', 'bf16', 'f16'): "
+        "the precision OpenVINO computes a float32 model in on this CPU. Read only when Keras runs on OpenVINO.",
+    )
+    unavailable: Unavailable = Field(default_factory=dict)
+
+
+class TorchInfo(Record):
+    version: str | None = Field(None, description="torch's version; None when not installed.")
+    intra_op_threads: int | None = Field(None, description="torch.get_num_threads(), read only if torch is imported.")
+    inter_op_threads: int | None = Field(None, description="torch.get_num_interop_threads(), likewise.")
+    unavailable: Unavailable = Field(default_factory=dict)
+
+
+class KerasInfo(Record):
+    """The Keras 3 backend that runs the model, and its stack (the fingerprint's ``keras``)."""
+
+    backend: str | None = Field(
+        None, description="The Keras backend: 'tensorflow', 'jax', 'openvino', 'torch' or 'numpy'."
+    )
+    backend_source: Literal["keras.config", "KERAS_BACKEND", "keras.json", "default"] | None = Field(
+        None, description="What chose it: an imported Keras, the KERAS_BACKEND variable, keras.json, or the default."
+    )
+    jax: JaxInfo | None = Field(None, description="JAX's stack, where jax is installed.")
+    openvino: OpenVinoInfo | None = Field(None, description="OpenVINO's stack, where openvino is installed.")
+    torch: TorchInfo | None = Field(None, description="PyTorch's stack, where torch is installed.")
+    unavailable: Unavailable = Field(default_factory=dict)
+
+
 class TensorSpec(Record):
     name: str
     shape: list[int | None] = Field(description="None for a dynamic dimension (the batch, usually).")
@@ -317,6 +359,9 @@ class Fingerprint(Record):
     threads: ThreadsInfo
     seeds: SeedsInfo
     env: EnvInfo
+    keras: KerasInfo | None = Field(
+        None, description="The Keras backend and its stack (schema minor 2; None in older records)."
+    )
     unavailable: Unavailable = Field(
         default_factory=dict, description="Whole sections that could not be read, with why."
     )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from envprint import formats
-from envprint._tf import import_keras, import_tensorflow
+from envprint._tf import import_keras, import_tensorflow, keras_flavor
 from envprint._tf.common import Format, _one_line
 from envprint._tf.keras_checks import _keras_load_error, _precheck_h5, _precheck_keras_archive
 from envprint._tf.loaders.base import (
@@ -159,6 +159,10 @@ class KerasModel(LoadedModel):
     def _weights(self) -> Iterator[tuple[str, np.ndarray]]:
         return keras_weights(self.keras_model)
 
+    def flavor(self) -> str:
+        """Which Keras this model runs on: 'keras3', 'tf_keras' or 'keras2' (the one tf.keras is)."""
+        return keras_flavor(import_tensorflow())
+
 
 def keras_weights(model: Any) -> Iterator[tuple[str, np.ndarray]]:
     """(name, value) of each weight of a Keras model (any Keras, built in any way), read in place.
@@ -172,8 +176,20 @@ def keras_weights(model: Any) -> Iterator[tuple[str, np.ndarray]]:
         yield _strip_var_suffix(path if isinstance(path, str) else w.name), _read_numpy(w, tf)
 
 
-def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, safe_mode: bool) -> KerasModel:
-    keras = import_keras()
+def _load_keras(
+    path: Path,
+    fmt: Format,
+    custom_objects: dict[str, Any] | None,
+    safe_mode: bool,
+    keras: Any = None,
+    wrap: type[KerasModel] | None = None,
+) -> KerasModel:
+    """Load a Keras file with ``keras`` (None: the Keras TensorFlow runs) and wrap it as ``wrap`` (None: KerasModel).
+
+    envprint._keras passes the backend-neutral Keras and its own model class, so that a Keras
+    running on JAX or OpenVINO loads through the same prechecks and error wording.
+    """
+    keras = keras if keras is not None else import_keras()
     saved = _precheck_keras_archive(path, keras) if fmt == "keras" else _precheck_h5(path, safe_mode, keras)
     objects = dict(custom_objects or {})
     registered_name: Any = getattr(getattr(keras, "saving", None), "get_registered_name", None)
@@ -188,7 +204,7 @@ def _load_keras(path: Path, fmt: Format, custom_objects: dict[str, Any] | None, 
             model = keras.models.load_model(name, custom_objects=objects or None, compile=False, safe_mode=safe_mode)
     except Exception as exc:
         raise _keras_load_error(path, fmt, exc, set(objects), saved, keras.__version__) from exc
-    return KerasModel(path, fmt, model)
+    return (wrap or KerasModel)(path, fmt, model)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from envprint.check.endpoint.kserve_v2 import KServeV2, KServeV2Binary
 from envprint.check.endpoint.mlflow_scoring import MLflowDataframe, MLflowScoring
 from envprint.check.endpoint.tfserving_grpc import TFServingGRPC
 from envprint.check.endpoint.tfserving_rest import TFServingREST
-from envprint.errors import UsageError
+from envprint.errors import EndpointError, UsageError
 
 PROTOCOLS: tuple[type[Protocol], ...] = (
     TFServingREST,
@@ -42,6 +42,10 @@ def open_protocol(url: str, options: TransportOptions, protocol_id: str | None =
                   target: Target | None = None) -> Protocol:  # fmt: skip
     """The protocol for ``url``: the one named, else the one the URL names, else the one whose server confirms it.
 
+    Where several claim the URL and none is confirmed, the first one's own readiness check speaks: its
+    error (TLS, connection refused: NotReady, retried while --wait lasts; HTTP 404) is exit 6, not a usage
+    error, and a server that passes it is taken as that protocol.
+
     ``target``'s fields, where set, win over what the URL names (``--model-name``, ``--signature``).
     """
     parts = urlsplit(url)
@@ -59,10 +63,13 @@ def open_protocol(url: str, options: TransportOptions, protocol_id: str | None =
         if len(candidates) == 1 or protocol.confirms():
             return protocol
         protocol.close()
-    raise UsageError(
-        f"{public_url(url)}: could be {' or '.join(c.id for c in candidates)} and the server confirmed none; "
-        "name the protocol with --protocol"
-    )
+    first = candidates[0](url, options, _merge(candidates[0].target_from_url(parts), target))
+    try:  # the first candidate's own readiness check says what is wrong (TLS, refused, HTTP 404, ...)
+        first.ready()
+    except EndpointError:
+        first.close()
+        raise
+    return first  # it answers as the first candidate does
 
 
 def _merge(from_url: Target, given: Target | None) -> Target:
