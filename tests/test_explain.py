@@ -403,7 +403,7 @@ def test_the_documented_cause_ids_are_the_registry_in_its_order():
 
 def test_the_registry_keeps_the_ranking_order_and_each_cause_lives_in_one_family():
     assert list(REGISTRY) == [
-        "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "stochastic_inference",
+        "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "stochastic_inference", "preprocessing",
         "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
         "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
         "unknown",

@@ -36,6 +36,7 @@ from string import Formatter
 from envprint.causes.base import GRADE, Scoring, change, fmt, matches, moved_to
 from envprint.causes.diff import diff_fingerprints
 from envprint.causes.identity import edited_files, format_words
+from envprint.causes.layers import where, with_layers
 from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read here, re-exported)
     FIT_KINDS,
     IDENTITY_RULES,
@@ -52,6 +53,7 @@ from envprint.models import (
     FingerprintDiff,
     IdentityCheck,
     InvestigationResult,
+    LayerLocation,
     OutputComparison,
 )
 
@@ -201,14 +203,20 @@ def explain(
     identity: IdentityCheck,
     outputs: list[OutputComparison],
     stochastic_now: bool = False,
+    layers: LayerLocation | None = None,
 ) -> list[Explanation]:
     """Likely causes of what verify observed, most likely first (scoring: the module docstring).
 
     ``env`` is diff_fingerprints(saved, current); ``stochastic_now`` whether two identical
     predictions disagreed on this host. Bit-identical outputs blame no environment difference:
-    then only identity or randomness findings are returned, usually none.
+    then only identity or randomness findings are returned, usually none, unless ``layers``
+    (verify --locate) found layers that depart inside the model: that is scored as ULP-level noise.
+    What the first layer to depart says is added by ``causes.layers.with_layers``.
     """
     observed = observe(outputs)
+    departed = layers is not None and layers.first is not None
+    if observed == "identical" and departed:
+        observed = "reduction_order"  # the outputs are bit-identical, but layers inside the model are not
     ctx = Scoring(
         saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries), record=env.a
     )
@@ -228,13 +236,15 @@ def explain(
     if observed == "identical":
         return _ranked(list(found.values()))
     seen = "stochastic" if stochastic_now else observed
-    evidence = _evidence(outputs)
+    evidence = _evidence(outputs) if outputs and observe(outputs) != "identical" else "outputs identical"
+    evidence += f"; first layer to depart: {where(layers)}" if departed and layers is not None else ""
     for cause, entries in _by_cause(env.entries).items():
         score, best = max(
             ((_fit(cause, e, seen) * _grade(cause, e), e) for e in _deciding(cause, entries)), key=lambda t: t[0]
         )
         why = _reason(cause, best, len(entries), _fit(cause, best, seen), seen, evidence)
         found[cause] = _explanation(cause, score, why, entries, ctx)
+    with_layers(found, layers, lambda cause, score, why: _explanation(cause, score, why, [], ctx))
     if max((x.score for x in found.values()), default=0.0) < UNKNOWN_BELOW:
         why = f"outputs differ ({evidence}) " + (
             "and no recorded difference accounts for it well"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from envprint.causes import cpu, determinism, environment, gpu, identity, inference, onednn, versions
+from envprint.causes import cpu, determinism, environment, gpu, identity, inference, layers, onednn, versions
 from envprint.causes.base import (  # noqa: F401  (the registry's vocabulary, re-exported)
     FIT_KINDS,
     NOT_A_SETTING,
@@ -33,6 +33,7 @@ from envprint.causes.inference import SEED_NOT_HOST  # noqa: F401
 FAMILIES: tuple[Family, ...] = (
     identity.FAMILY,
     inference.FAMILY,
+    layers.FAMILY,
     onednn.FAMILY,
     determinism.FAMILY,
     versions.FAMILY,
@@ -44,7 +45,7 @@ FAMILIES: tuple[Family, ...] = (
 # The ranking's tie-break: identity evidence first, then the most decisive settings.
 ORDER_OF_CAUSES = (
     "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "stochastic_inference",
-    "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+    "preprocessing", "dtype_policy", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
     "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
     "unknown",
 )  # fmt: skip

@@ -31,7 +31,6 @@ from envprint.models.base import (
     Unavailable,
 )
 from envprint.models.fingerprint import (
-    ArrayFile,
     BuildInfo,
     CpuInfo,
     Device,
@@ -54,6 +53,7 @@ from envprint.models.fingerprint import (
     ThreadsInfo,
     Tolerance,
 )
+from envprint.models.layers import ArrayFile, LayerLocation, LayerStep, LayerTrace, LocateStatus, TracedLayer
 from envprint.models.report import (
     NONFINITE,
     PREFLIGHT_THRESHOLD,
@@ -144,6 +144,11 @@ __all__ = [
     "ModelIdentity",
     "ProbeRecipe",
     "ArrayFile",
+    "TracedLayer",
+    "LayerTrace",
+    "LocateStatus",
+    "LayerStep",
+    "LayerLocation",
     "SelfCheck",
     "Tolerance",
     "Fingerprint",

@@ -29,9 +29,9 @@ FLEET_SCHEMA_VERSION: Final = 1
 AGGREGATE_SCHEMA_VERSION: Final = 1
 
 # 1 everywhere: ``schema_minor`` itself is the field 0.2.0 added to every document.
-FINGERPRINT_SCHEMA_MINOR: Final = 1
+FINGERPRINT_SCHEMA_MINOR: Final = 2  # 2: layer_trace
 DIFF_SCHEMA_MINOR: Final = 1
-REPORT_SCHEMA_MINOR: Final = 2  # 2: an output's max_steps
+REPORT_SCHEMA_MINOR: Final = 3  # 2: an output's max_steps; 3: layers
 ERROR_SCHEMA_MINOR: Final = 1
 SAVE_SCHEMA_MINOR: Final = 1
 SWEEP_SCHEMA_MINOR: Final = 2  # 2: not_recorded

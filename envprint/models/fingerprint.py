@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from envprint.models.base import FINGERPRINT_SCHEMA_MINOR, FINGERPRINT_SCHEMA_VERSION, Record, Unavailable, minor_field
+from envprint.models.layers import ArrayFile, LayerTrace
 
 
 class PythonInfo(Record):
@@ -232,12 +233,6 @@ class ProbeRecipe(Record):
     )
 
 
-class ArrayFile(Record):
-    file: str = Field(description="File name inside the sidecar directory.")
-    sha256: str
-    arrays: dict[str, list[int]] = Field(description="Array name -> shape.")
-
-
 class SelfCheck(Record):
     """What identical predictions of the probes did at save time, on the training host."""
 
@@ -289,3 +284,4 @@ class Fingerprint(Record):
     reference_arrays: ArrayFile | None = None
     self_check: SelfCheck | None = None
     tolerance: Tolerance | None = None
+    layer_trace: LayerTrace | None = Field(None, description="save --layers: each layer's output, bounded per layer.")

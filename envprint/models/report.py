@@ -22,6 +22,7 @@ from envprint.models.base import (
     minor_field,
 )
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
+from envprint.models.layers import LayerLocation
 
 # --------------------------------------------------------------------------- diff
 
@@ -283,6 +284,11 @@ class Report(Record):
     )
     signing_key_id: str | None = Field(
         None, description="Id of the key the signature was checked with (a digest of the key, never the key)."
+    )
+    layers: LayerLocation | None = Field(
+        None,
+        description="verify --locate (and any verify of a record saved with --layers whose outputs differ): the "
+        "first layer whose output departs from the record, and the error of each layer.",
     )
     outputs_digest: str | None = Field(
         None,

@@ -70,8 +70,7 @@ SIDECAR_SUFFIX = ".envprint"
 # Where a directory model keeps its record (a SavedModel's assets.extra/envprint/, by envprint.formats).
 SAVEDMODEL_SIDECAR = Path(next(f.record_inside for f in formats.FORMATS if f.record_inside))
 FINGERPRINT_FILE = "fingerprint.json"
-PROBES_FILE = "probes.npz"
-REFERENCE_FILE = "reference.npz"
+PROBES_FILE, REFERENCE_FILE, LAYERS_FILE = "probes.npz", "reference.npz", "layers.npz"  # layers: save --layers
 
 
 def default_sidecar(model_path: Path) -> Path:
@@ -261,7 +260,7 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
 
 
 # What a record directory holds: fingerprint.json, the arrays, and its signature.json.
-RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, SIGNATURE_FILE})
+RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, LAYERS_FILE, SIGNATURE_FILE})
 
 
 def _listing(names: list[str], limit: int = 3) -> str:

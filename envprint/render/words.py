@@ -45,3 +45,17 @@ def same_for_every_probe_words(n: int) -> str:
         f"outputs are the same for all {n} probes: the record cannot tell much drift apart (a model that ignores "
         "its inputs, or probes it cannot tell apart); use real samples (--probes) or check the model"
     )
+
+
+# Why a model's layers cannot be traced, by format (save --layers, and verify --locate's 'not_keras').
+_NOT_TRACED = {
+    "savedmodel": "a SavedModel without Keras metadata is a graph of functions, not of layers; save the Keras "
+    "model (.keras) with --layers and verify that",
+    "tflite": "a TFLite interpreter names ops, not layers, and keeps intermediate tensors only when built with "
+    "experimental_preserve_all_tensors=True; save the Keras model (.keras) with --layers and verify that",
+}
+
+
+def layers_not_keras_words(where: str, fmt: str) -> str:
+    why = _NOT_TRACED.get(fmt, "its layers are not exposed; save the Keras model (.keras) with --layers")
+    return f"{where}: --layers traces Keras models only: {why}"
