@@ -30,6 +30,7 @@ from envprint.models import (
     SaveSummary,
     use_wording,
 )
+from envprint.render.layers import lines as layer_lines
 
 SECTION_TITLES = {
     "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
@@ -351,16 +352,14 @@ def render_report(report: Report, out: Writer) -> None:
     out.line(f"  model:       {report.model}")
     out.line(f"  fingerprint: {report.fingerprint}")
     ident = report.identity
-    weights = weights_words(ident)
-    out.line(f"  weights:     {weights}")
-    name = ident.model_name
+    out.line(f"  weights:     {weights_words(ident)}")
     for label, files in (
         ("changed", ident.files_changed),
         ("missing", ident.files_missing),
         ("added", ident.files_added),
     ):
         if files:
-            out.line(f"  files {label}: {file_names(files, name)}")
+            out.line(f"  files {label}: {file_names(files, ident.model_name)}")
     if ident.differences:
         out.line(f"  differs:     {describe_differences(ident.differences)}")
     for label, mapping in (("input", report.inputs_by_position), ("output", report.outputs_by_position)):
@@ -392,6 +391,8 @@ def render_report(report: Report, out: Writer) -> None:
         needed = None if tampered else _tolerance_needed(o)
         if needed:
             out.line(needed)
+    for text in layer_lines(report.layers) if report.layers else []:
+        out.line(text)
     env = report.environment
     if report.outputs:  # the header already ends with a blank line
         out.line()
@@ -423,8 +424,7 @@ def render_report(report: Report, out: Writer) -> None:
             if r.remedy and r.status in ("confirmed", "untestable"):
                 out.line(f"  {'':<14} remedy: {r.remedy}")
     if report.explanations:
-        out.line()
-        out.line("Likely causes, most likely first:")
+        out.line("\nLikely causes, most likely first:")
         for i, x in enumerate(report.explanations, 1):
             out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
             out.line(f"     remedy: {x.remedy}")
