@@ -1,0 +1,130 @@
+"""save --layers and verify --locate on real models: the first layer to depart is named, and the causes use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import envprint
+
+keras = pytest.importorskip("keras")
+
+
+def _cnn() -> keras.Model:
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([
+        keras.Input((12, 12, 3)),
+        keras.layers.Conv2D(4, 3, name="conv_a"),
+        keras.layers.ReLU(name="relu_a"),
+        keras.layers.Conv2D(4, 3, name="conv_mid"),
+        keras.layers.ReLU(name="relu_mid"),
+        keras.layers.GlobalAveragePooling2D(name="pool"),
+        keras.layers.Dense(3, name="head"),
+    ])  # fmt: skip
+
+
+def _branched() -> keras.Model:
+    keras.utils.set_random_seed(4)
+    x = keras.Input((6,), name="x")
+    stem = keras.layers.Dense(8, activation="relu", name="stem")(x)
+    left = keras.layers.Dense(8, name="left_2")(keras.layers.Dense(8, name="left_1")(stem))
+    right = keras.layers.Dense(8, name="right_2")(keras.layers.Dense(8, name="right_1")(stem))
+    return keras.Model(x, keras.layers.Dense(2, name="head")(keras.layers.Add(name="join")([left, right])))
+
+
+def _perturbed(model: keras.Model, names: tuple[str, ...], path) -> None:
+    for name in names:
+        kernel = model.get_layer(name).kernel
+        kernel.assign(kernel.numpy() + np.float32(0.05))
+    model.save(path)
+
+
+@pytest.fixture(scope="module")
+def cnn_record(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cnn")
+    _cnn().save(d / "model.keras")
+    envprint.save(d / "model.keras", layers=True)
+    return d
+
+
+def test_save_layers_records_a_bounded_trace_that_verify_checks(cnn_record):
+    fp = json.loads((cnn_record / "model.keras.envprint" / "fingerprint.json").read_text())
+    trace = fp["layer_trace"]
+    assert [t["name"] for t in trace["layers"]] == ["conv_a", "relu_a", "conv_mid", "relu_mid", "pool", "head"]
+    assert trace["layers"][2]["inbound"] == [1] and trace["arrays"]["arrays"] == {"samples": [6, 32]}
+    report = envprint.verify(cnn_record / "model.keras", locate=True)
+    assert report.verdict == "identical" and report.layers.status == "no_departure", report.to_text()
+
+
+def test_locate_names_the_middle_layer_whose_weights_were_perturbed(cnn_record, tmp_path):
+    _perturbed(keras.models.load_model(cnn_record / "model.keras"), ("conv_mid",), tmp_path / "other.keras")
+    report = envprint.verify(tmp_path / "other.keras", fingerprint=cnn_record / "model.keras.envprint")
+    loc = report.layers  # automatic: the outputs differ
+    assert loc.status == "located" and loc.steps[loc.first].name == "conv_mid", report.to_text()
+    assert loc.ops["conv_mid"] == "Conv2D" and loc.steps[loc.first].weights_changed
+    assert [s.identical for s in loc.steps] == [True, True, False, False, False, False]
+    assert report.explanations[0].cause == "model_changed"
+    assert "the first layer to depart, conv_mid (Conv2D, op Conv2D), is one whose weights changed" in (
+        report.explanations[0].reasoning
+    )
+    assert "Layers: first to depart: conv_mid (Conv2D, op Conv2D), layer 3 of 6" in report.to_text()
+
+
+def test_locate_names_the_earliest_layer_and_each_branchs_first(tmp_path):
+    model = _branched()
+    model.save(tmp_path / "model.keras")
+    envprint.save(tmp_path / "model.keras", layers=True)
+    _perturbed(model, ("right_1", "left_2"), tmp_path / "other.keras")
+    report = envprint.verify(tmp_path / "other.keras", fingerprint=tmp_path / "model.keras.envprint")
+    loc = report.layers
+    names = [s.name for s in loc.steps]
+    assert sorted(names[i] for i in loc.origins) == ["left_2", "right_1"], report.to_text()
+    assert names[loc.first] == min(("left_2", "right_1"), key=names.index)
+    assert loc.steps[names.index("stem")].identical
+    assert {names[i] for i, s in enumerate(loc.steps) if not s.identical} == {
+        "left_2",
+        "right_1",
+        "right_2",
+        "join",
+        "head",
+    }
+
+
+def test_a_preprocessing_layer_departing_first_points_at_the_input(tmp_path):
+    def model(scale: float) -> keras.Model:
+        keras.utils.set_random_seed(5)
+        x = keras.Input((4,))
+        return keras.Model(x, keras.layers.Dense(2, name="head")(keras.layers.Rescaling(scale, name="rescale")(x)))
+
+    model(0.5).save(tmp_path / "model.keras")
+    envprint.save(tmp_path / "model.keras", layers=True)
+    model(0.25).save(tmp_path / "other.keras")
+    report = envprint.verify(tmp_path / "other.keras", fingerprint=tmp_path / "model.keras.envprint")
+    assert report.layers.steps[report.layers.first].name == "rescale", report.to_text()
+    assert "preprocessing" in [x.cause for x in report.explanations]
+
+
+def _cli(args: list[str], onednn: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "envprint", *args], env=env, capture_output=True, text=True)
+
+
+def test_under_onednn_a_mobilenetv2_departs_first_at_a_depthwise_convolution(tmp_path):
+    keras.utils.set_random_seed(1)
+    keras.applications.MobileNetV2(weights=None, input_shape=(48, 48, 3), alpha=0.35).save(tmp_path / "m.keras")
+    saved = _cli(["save", str(tmp_path / "m.keras"), "--layers", "--json"], "0")
+    assert saved.returncode == 0, saved.stderr
+    done = _cli(["verify", str(tmp_path / "m.keras"), "--locate", "--json"], "1")
+    report = json.loads(done.stdout)
+    loc = report["layers"]
+    first = loc["steps"][loc["first"]]
+    # Measured here (AVX2, TF 2.21): Conv1 and its BN/ReLU stay bit-identical; the depthwise convolution departs.
+    assert (first["name"], first["class_name"]) == ("expanded_conv_depthwise", "DepthwiseConv2D"), done.stdout[-2000:]
+    assert loc["ops"]["expanded_conv_depthwise"] == "DepthwiseConv2dNative"
+    onednn = next(x for x in report["explanations"] if x["cause"] == "onednn")
+    assert onednn["score"] >= 0.95 and "runs an op oneDNN replaces" in onednn["reasoning"]
