@@ -6,7 +6,7 @@ drifting shared machine affects both alike; it reports medians, the median of th
 ratios, the peak RSS of each process where a case runs whole processes, and PASS/MISS against
 the targets below. Prints Markdown tables and writes JSON (--out).
 
-    python scripts/bench.py [--cases cli,capture,verify,inprocess,save,growth] [--quick] [--big]
+    python scripts/bench.py [--cases cli,capture,verify,inprocess,save,locate,growth] [--quick] [--big]
                             [--runs N] [--out bench-results/bench.json]
 
 Cases (baseline -> envprint):
@@ -16,6 +16,8 @@ Cases (baseline -> envprint):
              MODEL, for an MLP and a MobileNetV2 (96x96, weights=None), as .keras and as SavedModel
   inprocess  import + load + predict, in one process -> envprint.verify(model, fingerprint=...)
   save       load, model.save() and one predict -> envprint save MODEL
+  locate     envprint verify MODEL -> envprint verify MODEL --locate (MobileNetV2 96x96, a record saved
+             with --layers); and the layer trace's share of that record's bytes
   growth     verify vs the bare job as probes, outputs and weights grow; digest time vs load time
              (--big adds the ~1 GB model: ~2 GB of disk, ~5 GB of RAM, a few minutes)
   sweep      20 `envprint verify` processes one after another -> envprint sweep --jobs 2 of the same
@@ -25,6 +27,7 @@ Cases (baseline -> envprint):
 Targets: --help and diff <= 1.5x; whole-process verify <= 1.10x time and peak RSS; in-process
 verify adds <= 5% to the bare start-up; capture() <= 3% of import tensorflow; a ~1 GB model's
 integrity check (file digest + weights digest) <= 10% of its load (applied to every size row);
+verify --locate <= 2x a plain verify, and the layer trace <= 10% of the record (MobileNetV2);
 sweep of 20 <= 0.35x of 20 verify processes; the Ray path <= 1.3x the local pool.
 """
 
@@ -54,8 +57,28 @@ _EXE = Path(PY).with_name("envprint")
 ENVPRINT = [str(_EXE)] if _EXE.exists() else [PY, "-m", "envprint"]
 
 # Pairs per case: the default run fits in ~15 minutes on 2 cores; raise --runs on a noisy host.
-DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "growth": 2, "sweep": 2, "sweepray": 2}
-QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "growth": 1, "sweep": 1, "sweepray": 1}
+DEFAULT_RUNS = {
+    "cli": 9,
+    "capture": 9,
+    "verify": 3,
+    "inprocess": 3,
+    "save": 3,
+    "locate": 3,
+    "growth": 2,
+    "sweep": 2,
+    "sweepray": 2,
+}
+QUICK_RUNS = {
+    "cli": 5,
+    "capture": 5,
+    "verify": 2,
+    "inprocess": 2,
+    "save": 2,
+    "locate": 2,
+    "growth": 1,
+    "sweep": 1,
+    "sweepray": 1,
+}
 
 Sample = dict  # {"s": wall seconds, "cpu_s": user+sys seconds, "rss_mb": peak RSS, "out": stdout}
 
@@ -508,6 +531,27 @@ def case_save(ctx: Context) -> list[dict]:
     return rows
 
 
+def case_locate(ctx: Context) -> list[dict]:
+    """verify --locate against a plain verify of the same record (MobileNetV2 96x96, 8 probes); the trace's share."""
+    root = ctx.need(["mobilenet"])
+    model, _ = keras_path(root, "mobilenet")
+    record = root / "layers_mobilenet.envprint"
+    subprocess.run([*ENVPRINT, "save", model, "--out", record, "--layers", "--force"], check=True, capture_output=True)
+    plain = process([*ENVPRINT, "verify", model, "--fingerprint", record])
+    located = process([*ENVPRINT, "verify", model, "--fingerprint", record, "--locate"])
+    r = interleave(plain, located, ctx.runs.get("locate", 2))
+    limit = [target("ratio_median", 2.0, "verify --locate <= 2x a plain verify")]
+    fp = json.loads((record / "fingerprint.json").read_text())
+    trace = len(json.dumps(fp.pop("layer_trace"), indent=2, sort_keys=True)) + (record / "layers.npz").stat().st_size
+    total = sum(f.stat().st_size for f in record.iterdir())
+    share = {"trace_bytes": trace, "record_bytes": total, "trace_share": trace / (total - trace)}
+    return [
+        {"case": "verify --locate: MobileNetV2 96x96", "baseline": "plain verify", **r, "targets": limit},
+        {"case": "save --layers: trace size, MobileNetV2 96x96, 8 probes", **share,
+         "targets": [target("trace_share", 0.10, "the trace adds <= 10% to the record")]},
+    ]  # fmt: skip
+
+
 SIZE_CHILD = r"""
 import gc, json, sys, time
 from pathlib import Path
@@ -766,6 +810,7 @@ CASES = {
     "verify": case_verify,
     "inprocess": case_inprocess,
     "save": case_save,
+    "locate": case_locate,
     "growth": case_growth,
     "sweep": case_sweep,
     "sweepray": case_sweepray,
