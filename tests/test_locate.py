@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -59,6 +60,27 @@ def test_save_layers_records_a_bounded_trace_that_verify_checks(cnn_record):
     assert trace["layers"][2]["inbound"] == [1] and trace["arrays"]["arrays"] == {"samples": [6, 32]}
     report = envprint.verify(cnn_record / "model.keras", locate=True)
     assert report.verdict == "identical" and report.layers.status == "no_departure", report.to_text()
+
+
+def test_an_edited_layer_trace_is_a_mismatch_naming_the_file(cnn_record, tmp_path):
+    from envprint.record.probes import load_arrays, save_arrays
+
+    shutil.copytree(cnn_record / "model.keras.envprint", tmp_path / "record")
+    arrays = load_arrays(tmp_path / "record" / "layers.npz")
+    arrays["samples"][2, 3] += 1
+    save_arrays(tmp_path / "record" / "layers.npz", arrays)
+    report = envprint.verify(cnn_record / "model.keras", fingerprint=tmp_path / "record")
+    assert report.verdict == "mismatch" and report.identity.sidecar_files_changed == ["layers.npz"]
+    assert report.explanations[0].cause == "probes_changed"
+
+
+def test_save_layers_refuses_a_savedmodel_in_one_line(cnn_record, tmp_path):
+    keras.models.load_model(cnn_record / "model.keras").export(tmp_path / "sm", verbose=False)
+    with pytest.raises(
+        envprint.errors.UsageError, match=r"--layers traces Keras models only: a SavedModel without Keras"
+    ):
+        envprint.save(tmp_path / "sm", layers=True, out=tmp_path / "sm.envprint")
+    assert not (tmp_path / "sm.envprint").exists()
 
 
 def test_locate_names_the_middle_layer_whose_weights_were_perturbed(cnn_record, tmp_path):
