@@ -131,6 +131,7 @@ def test_a_preprocessing_layer_departing_first_points_at_the_input(tmp_path):
     assert "preprocessing" in [x.cause for x in report.explanations]
 
 
+@pytest.mark.subprocess
 def test_under_onednn_a_mobilenetv2_departs_first_at_a_depthwise_convolution(tmp_path):
     keras.utils.set_random_seed(1)
     keras.applications.MobileNetV2(weights=None, input_shape=(48, 48, 3), alpha=0.35).save(tmp_path / "m.keras")
