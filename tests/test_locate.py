@@ -95,6 +95,14 @@ def test_locate_names_the_middle_layer_whose_weights_were_perturbed(cnn_record, 
         report.explanations[0].reasoning
     )
     assert "Layers: first to depart: conv_mid (Conv2D, op Conv2D), layer 3 of 6" in report.to_text()
+    from envprint.render.html import render_html
+    from envprint.render.markdown import report_markdown
+
+    page = render_html(report)
+    assert (
+        "<h2>Layers</h2>" in page and "Error per layer (4 of 6 depart)" in page and "first to depart: conv_mid" in page
+    )
+    assert "| 3 | conv_mid | Conv2D | Conv2D |" in report_markdown(report)
 
 
 def test_locate_names_the_earliest_layer_and_each_branchs_first(tmp_path):
