@@ -541,8 +541,12 @@ def case_locate(ctx: Context) -> list[dict]:
     located = process([*ENVPRINT, "verify", model, "--fingerprint", record, "--locate"])
     r = interleave(plain, located, ctx.runs.get("locate", 2))
     limit = [target("ratio_median", 2.0, "verify --locate <= 2x a plain verify")]
-    fp = json.loads((record / "fingerprint.json").read_text())
-    trace = len(json.dumps(fp.pop("layer_trace"), indent=2, sort_keys=True)) + (record / "layers.npz").stat().st_size
+    text = (record / "fingerprint.json").read_text(encoding="utf-8")
+    without = {k: v for k, v in json.loads(text).items() if k != "layer_trace"}  # as envprint writes it, less the trace
+    trace = len(text.encode()) - len(
+        (json.dumps(without, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    )
+    trace += (record / "layers.npz").stat().st_size
     total = sum(f.stat().st_size for f in record.iterdir())
     share = {"trace_bytes": trace, "record_bytes": total, "trace_share": trace / (total - trace)}
     return [
@@ -956,9 +960,13 @@ def main() -> None:
 
     sweep_rows = [r for r in results if r.get("series") == "sweep"]
     results = [r for r in results if r.get("series") != "sweep"]
-    main_rows = [r for r in results if "series" not in r]
+    size_rows = [r for r in results if "trace_share" in r]
+    main_rows = [r for r in results if "series" not in r and "trace_share" not in r]
     growth_rows = [r for r in results if "series" in r]
     print(f"Machine: {machine()}; {'quick' if args.quick else 'default'} runs {runs}; total {total:.0f} s\n")
+    for r in size_rows:
+        print(f"{r['case']}: {r['trace_bytes']:,} of {r['record_bytes']:,} bytes, "
+              f"+{r['trace_share']:.1%} over the record without it | {_verdicts(r)}\n")  # fmt: skip
     if main_rows:
         print(table(main_rows))
         for r in main_rows:
