@@ -139,8 +139,20 @@ def test_a_preprocessing_layer_departing_first_points_at_the_input(tmp_path):
     assert "preprocessing" in [x.cause for x in report.explanations]
 
 
+def test_the_locate_pages_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    from docpages import block
+
+    monkeypatch.chdir(tmp_path)
+    code = block("docs/how-to/locate.md", "Record the layers", "python")
+    exec(compile(code, "docs/how-to/locate.md", "exec"), {})
+    text = capsys.readouterr().out
+    assert "Layers: first to depart: depthwise (DepthwiseConv2D, op DepthwiseConv2dNative), layer 3 of 6" in text
+    assert "is one whose weights changed" in text
+
+
 @pytest.mark.subprocess
 def test_under_onednn_a_mobilenetv2_departs_first_at_a_depthwise_convolution(tmp_path):
+    """docs/how-to/locate.md's TF_ENABLE_ONEDNN_OPTS=1 envprint verify model.keras --locate, on a MobileNetV2."""
     keras.utils.set_random_seed(1)
     keras.applications.MobileNetV2(weights=None, input_shape=(48, 48, 3), alpha=0.35).save(tmp_path / "m.keras")
     saved = envprint.save(tmp_path / "m.keras", layers=True)  # this process: oneDNN as this host has it
