@@ -6,7 +6,7 @@ drifting shared machine affects both alike; it reports medians, the median of th
 ratios, the peak RSS of each process where a case runs whole processes, and PASS/MISS against
 the targets below. Prints Markdown tables and writes JSON (--out).
 
-    python scripts/bench.py [--cases cli,capture,verify,inprocess,save,variants,growth] [--quick] [--big]
+    python scripts/bench.py [--cases cli,capture,verify,inprocess,save,variants,locate,growth] [--quick] [--big]
                             [--runs N] [--out bench-results/bench.json]
 
 Cases (baseline -> envprint):
@@ -17,6 +17,8 @@ Cases (baseline -> envprint):
   inprocess  import + load + predict, in one process -> envprint.verify(model, fingerprint=...)
   save       load, model.save() and one predict -> envprint save MODEL
   variants   envprint save MODEL -> envprint save MODEL --variants (the MLP and MobileNetV2 above)
+  locate     envprint verify MODEL -> envprint verify MODEL --locate (MobileNetV2 96x96, a record saved
+             with --layers); and the layer trace's share of that record's bytes
   growth     verify vs the bare job as probes, outputs and weights grow; digest time vs load time
              (--big adds the ~1 GB model: ~2 GB of disk, ~5 GB of RAM, a few minutes)
   sweep      20 `envprint verify` processes one after another -> envprint sweep --jobs 2 of the same
@@ -28,6 +30,7 @@ Cases (baseline -> envprint):
 Targets: --help and diff <= 1.5x; whole-process verify <= 1.10x time and peak RSS; in-process
 verify adds <= 5% to the bare start-up; capture() <= 3% of import tensorflow; a ~1 GB model's
 integrity check (file digest + weights digest) <= 10% of its load (applied to every size row);
+verify --locate <= 2x a plain verify, and the layer trace <= 10% of the record (MobileNetV2);
 sweep of 20 <= 0.35x of 20 verify processes; the Ray path <= 1.3x the local pool; verify --endpoint
 <= 1.2x the bare requests.
 """
@@ -60,10 +63,10 @@ _EXE = Path(PY).with_name("envprint")
 ENVPRINT = [str(_EXE)] if _EXE.exists() else [PY, "-m", "envprint"]
 
 # Pairs per case: the default run fits in ~15 minutes on 2 cores; raise --runs on a noisy host.
-DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "variants": 1, "growth": 2, "sweep": 2,
-                "sweepray": 2, "endpoint": 15}  # fmt: skip
-QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "variants": 1, "growth": 1, "sweep": 1,
-              "sweepray": 1, "endpoint": 5}  # fmt: skip
+DEFAULT_RUNS = {"cli": 9, "capture": 9, "verify": 3, "inprocess": 3, "save": 3, "variants": 1, "locate": 3, "growth": 2,
+                "sweep": 2, "sweepray": 2, "endpoint": 15}  # fmt: skip
+QUICK_RUNS = {"cli": 5, "capture": 5, "verify": 2, "inprocess": 2, "save": 2, "variants": 1, "locate": 2, "growth": 1,
+              "sweep": 1, "sweepray": 1, "endpoint": 5}  # fmt: skip
 
 Sample = dict  # {"s": wall seconds, "cpu_s": user+sys seconds, "rss_mb": peak RSS, "out": stdout}
 
@@ -535,6 +538,31 @@ def case_variants(ctx: Context) -> list[dict]:
     return rows
 
 
+def case_locate(ctx: Context) -> list[dict]:
+    """verify --locate against a plain verify of the same record (MobileNetV2 96x96, 8 probes); the trace's share."""
+    root = ctx.need(["mobilenet"])
+    model, _ = keras_path(root, "mobilenet")
+    record = root / "layers_mobilenet.envprint"
+    subprocess.run([*ENVPRINT, "save", model, "--out", record, "--layers", "--force"], check=True, capture_output=True)
+    plain = process([*ENVPRINT, "verify", model, "--fingerprint", record])
+    located = process([*ENVPRINT, "verify", model, "--fingerprint", record, "--locate"])
+    r = interleave(plain, located, ctx.runs.get("locate", 2))
+    limit = [target("ratio_median", 2.0, "verify --locate <= 2x a plain verify")]
+    text = (record / "fingerprint.json").read_text(encoding="utf-8")
+    without = {k: v for k, v in json.loads(text).items() if k != "layer_trace"}  # as envprint writes it, less the trace
+    trace = len(text.encode()) - len(
+        (json.dumps(without, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    )
+    trace += (record / "layers.npz").stat().st_size
+    total = sum(f.stat().st_size for f in record.iterdir())
+    share = {"trace_bytes": trace, "record_bytes": total, "trace_share": trace / (total - trace)}
+    return [
+        {"case": "verify --locate: MobileNetV2 96x96", "baseline": "plain verify", **r, "targets": limit},
+        {"case": "save --layers: trace size, MobileNetV2 96x96, 8 probes", **share,
+         "targets": [target("trace_share", 0.10, "the trace adds <= 10% to the record")]},
+    ]  # fmt: skip
+
+
 SIZE_CHILD = r"""
 import gc, json, sys, time
 from pathlib import Path
@@ -794,6 +822,7 @@ CASES = {
     "inprocess": case_inprocess,
     "save": case_save,
     "variants": case_variants,
+    "locate": case_locate,
     "growth": case_growth,
     "sweep": case_sweep,
     "sweepray": case_sweepray,
@@ -940,9 +969,13 @@ def main() -> None:
 
     sweep_rows = [r for r in results if r.get("series") == "sweep"]
     results = [r for r in results if r.get("series") != "sweep"]
-    main_rows = [r for r in results if "series" not in r]
+    size_rows = [r for r in results if "trace_share" in r]
+    main_rows = [r for r in results if "series" not in r and "trace_share" not in r]
     growth_rows = [r for r in results if "series" in r]
     print(f"Machine: {machine()}; {'quick' if args.quick else 'default'} runs {runs}; total {total:.0f} s\n")
+    for r in size_rows:
+        print(f"{r['case']}: {r['trace_bytes']:,} of {r['record_bytes']:,} bytes, "
+              f"+{r['trace_share']:.1%} over the record without it | {_verdicts(r)}\n")  # fmt: skip
     if main_rows:
         print(table(main_rows))
         for r in main_rows:

@@ -11,6 +11,7 @@ from envhelpers import invoke, run_python
 
 import envprint
 from envprint.errors import ExitCode
+from envprint.models.base import FINGERPRINT_SCHEMA_MINOR
 from envprint.record.store import canonical_json
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -135,9 +136,10 @@ def test_newer_schema_says_upgrade(tmp_path, cpu_json):
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps(data))
     r = invoke("diff", str(newer), str(cpu_json))
+    minor = FINGERPRINT_SCHEMA_MINOR  # the record's own: capture writes this envprint's minor
     assert r.exit_code == ExitCode.FINGERPRINT
     assert r.stderr == (
-        f"envprint: error: {newer}: a fingerprint written by a newer envprint (schema 99.1, this one reads 1.1); "
+        f"envprint: error: {newer}: a fingerprint written by a newer envprint (schema 99.{minor}, this one reads 1.{minor}); "
         "read it with a newer envprint: pip install -U envprint\n"
     )
 

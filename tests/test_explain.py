@@ -405,7 +405,7 @@ def test_the_registry_keeps_the_ranking_order_and_each_cause_lives_in_one_family
     assert list(REGISTRY) == [
         "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "request_misfit",
         "transport_precision", "another_model_served", "recorded_variant", "stochastic_inference", "server_numerics",
-        "dtype_policy", "keras_backend", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+        "preprocessing", "dtype_policy", "keras_backend", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
         "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
         "unknown",
     ]  # fmt: skip

@@ -39,6 +39,7 @@ from envprint.causes.base import GRADE, Scoring, change, fmt, matches, moved_to
 from envprint.causes.diff import diff_fingerprints
 from envprint.causes.endpoint import endpoint_words
 from envprint.causes.identity import edited_files, format_words
+from envprint.causes.layers import where, with_layers
 from envprint.causes.precision import PRECISION_TOLERANCES, precision_check
 from envprint.causes.registry import (  # noqa: F401  (VALUES and WHEN: read here, re-exported)
     FIT_KINDS,
@@ -58,6 +59,7 @@ from envprint.models import (
     FingerprintDiff,
     IdentityCheck,
     InvestigationResult,
+    LayerLocation,
     OutputComparison,
     VariantMatch,
 )
@@ -229,17 +231,20 @@ def explain(
     stochastic_now: bool = False,
     variant: VariantMatch | None = None,
     endpoint: EndpointFacts | None = None,
+    layers: LayerLocation | None = None,
 ) -> list[Explanation]:
     """Likely causes of what verify observed, most likely first (scoring: the module docstring).
 
     ``env`` is diff_fingerprints(saved, current); ``stochastic_now`` whether two identical
-    predictions disagreed on this host; ``variant`` the recorded variant this host's outputs are
-    bit-identical to (``causes.variants.match``): a match is certain (recorded_variant, 1.0);
-    ``endpoint`` what a server said (verify --endpoint). Bit-identical outputs blame no environment
-    difference: then only identity or randomness findings are returned, usually none.
-    """
+    predictions disagreed; ``variant`` the recorded variant this host is bit-identical to (certain);
+    ``endpoint`` what a server said; ``layers`` (--locate) layers that depart inside the model: ULP-level
+    noise even under bit-identical outputs (``causes.layers.with_layers`` adds what the first says).
+    Otherwise bit-identical outputs blame no environment difference (only identity or randomness findings)."""
     observed, own_noise = observe(outputs), _own_noise(outputs, saved)
     observed = "reduction_order" if own_noise else observed  # rounding at the model's own precision
+    departed = layers is not None and layers.first is not None
+    if observed == "identical" and departed:
+        observed = "reduction_order"  # the outputs are bit-identical, but layers inside the model are not
     ctx = Scoring(saved, identity, stochastic_now=stochastic_now, observed=observed, changed=tuple(env.entries),
                   record=env.a, variant=variant, endpoint=endpoint, outputs=tuple(outputs))  # fmt: skip
     words = {
@@ -261,13 +266,15 @@ def explain(
         return _ranked(list(found.values()))
     seen = "stochastic" if stochastic_now else observed
     words = OBSERVED_WORDS[seen] if stochastic_now or not own_noise else own_noise
-    evidence = _evidence(outputs)
+    evidence = _evidence(outputs) if outputs and observe(outputs) != "identical" else "outputs identical"
+    evidence += f"; first layer to depart: {where(layers)}" if departed and layers is not None else ""
     for cause, entries in _by_cause(env.entries).items():
         score, best = max(
             ((_fit(cause, e, seen) * _grade(cause, e), e) for e in _deciding(cause, entries)), key=lambda t: t[0]
         )
         why = _reason(cause, best, len(entries), _fit(cause, best, seen), words, evidence)
         found[cause] = _explanation(cause, score, why, entries, ctx)
+    with_layers(found, layers, lambda cause, score, why: _explanation(cause, score, why, [], ctx))
     if max((x.score for x in found.values()), default=0.0) < UNKNOWN_BELOW:
         why = f"outputs differ ({evidence}) " + (
             "and no recorded difference accounts for it well"

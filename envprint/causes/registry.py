@@ -25,6 +25,7 @@ from envprint.causes import (
     gpu,
     identity,
     inference,
+    layers,
     onednn,
     precision,
     variants,
@@ -48,6 +49,7 @@ FAMILIES: tuple[Family, ...] = (
     variants.FAMILY,
     endpoint.FAMILY,
     inference.FAMILY,
+    layers.FAMILY,
     onednn.FAMILY,
     backend.FAMILY,
     determinism.FAMILY,
@@ -62,7 +64,7 @@ FAMILIES: tuple[Family, ...] = (
 ORDER_OF_CAUSES = (
     "model_changed", "model_file_rewritten", "model_other_format", "probes_changed", "request_misfit",
     "transport_precision", "another_model_served", "recorded_variant", "stochastic_inference", "server_numerics",
-    "dtype_policy", "keras_backend", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
+    "preprocessing", "dtype_policy", "keras_backend", "onednn", "determinism_settings", "tensorflow_version", "keras_version", "numpy_version",
     "other_package", "cuda_stack", "device", "cpu_isa", "threads", "seed", "python_version", "environment",
     "unknown",
 )  # fmt: skip

@@ -33,6 +33,7 @@ class VerifyOptions:
     investigate: bool = False
     investigate_timeout: float = 120.0
     progress: Callable[[str], None] | None = None
+    locate: bool = False  # compare the record's layer trace even when the outputs are identical
 
     def loaded_custom_objects(self) -> dict[str, Any]:
         """The custom objects to load the model with, specs imported here (a UsageError names a bad one)."""

@@ -53,7 +53,8 @@ class SaveResult:
                    for name in (sidecar.FINGERPRINT_FILE, signing.SIGNATURE_FILE)
                    if (self.sidecar / name).is_file()}  # fmt: skip
         kept = fp.variants.arrays if fp.variants is not None else None
-        written.update({a.file: a.sha256 for a in (fp.probe_arrays, fp.reference_arrays, kept) if a is not None})
+        arrays = (fp.probe_arrays, fp.reference_arrays, kept, fp.layer_trace.arrays if fp.layer_trace else None)
+        written.update({a.file: a.sha256 for a in arrays if a is not None})
         return SaveSummary(
             sidecar=str(self.sidecar),
             written=written,
@@ -282,6 +283,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
     strict: bool = False,
     sign_key: bytes | str | None = None,
     allow_nonfinite: bool = False,
+    layers: bool = False,
     model_files_hook: Callable[[Any, Mapping[str, np.ndarray]], Callable[[], None]] | None = None,
     variants: bool | Sequence[str] = False,
     keep_variant_outputs: bool = False,
@@ -300,6 +302,9 @@ def save(  # size: long by its public keyword arguments and their documentation;
     ``model_files_hook(loaded, probes)`` runs after the self-check and before the model's files
     are digested, to add a file to the model (TF Serving's warm-up: ``integrations.tfserving``);
     it returns an undo that runs if the save fails.
+
+    ``layers``: also record each layer's output on the probes (a Keras model: ``check/locate.py``),
+    for ``verify --locate``; a model that is not Keras is a UsageError.
 
     ``tolerance_from``: a verify report (``envprint verify --json`` output) whose measured drift,
     times ``margin``, becomes the record's tolerance (``tolerance.tolerance_from_report``); it
@@ -336,6 +341,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
             model_path, probes, num_probes, probe_seed, input_shapes, fmt, signature, custom_objects, safe_mode,
             seed, strict, allow_nonfinite,
         )  # fmt: skip
+        trace = _trace(loaded, inputs, model_path) if layers else None
         if model_files_hook is not None:
             undo_hook.append(model_files_hook(loaded, inputs))
         files = digests.tree_digests(model_path, exclude=sidecar.sidecar_exclusions(model_path, target))
@@ -349,7 +355,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
             fp, kept = _with_variants(model_path, fp, inputs, reference, kinds, loaded.format, signature, safe_mode,
                                       custom_objects, tolerance_from_variants, margin, progress)  # fmt: skip
         fp = _write_and_publish(target, fp, inputs, reference, key, force=force, existed=existed,
-                                variant_outputs=kept if keep_variant_outputs else None)  # fmt: skip
+                                variant_outputs=kept if keep_variant_outputs else None, trace=trace)  # fmt: skip
     except BaseException:
         for undo in undo_hook:
             undo()
@@ -404,6 +410,17 @@ def _follow(tolerance: Tolerance | None, identity: ModelIdentity) -> Tolerance:
     if tolerance.exact or tolerance.precision is not None:
         return tolerance
     return tolerance.model_copy(update={"precision": precision.default_precision(identity.compute_precision)})
+
+
+def _trace(loaded: Any, inputs: Mapping[str, np.ndarray], model_path: Path) -> Any:
+    """The layer trace of a Keras model; for another format, a UsageError that says why not."""
+    from envprint.check import locate
+
+    if loaded.keras_model is None:
+        from envprint.render.words import layers_not_keras_words
+
+        raise UsageError(layers_not_keras_words(str(model_path), loaded.format))
+    return locate.record_trace(loaded, inputs)
 
 
 def _refuse_before_work(model_path: Path, target: Path, force: bool, num_probes: int) -> bool:
@@ -469,6 +486,7 @@ def _write_and_publish(
     force: bool,
     existed: bool,
     variant_outputs: Mapping[str, np.ndarray] | None = None,
+    trace: Any = None,
 ) -> Fingerprint:
     """Write the whole record into a staging directory beside ``target``, then publish it at once."""
     try:
@@ -485,6 +503,10 @@ def _write_and_publish(
         if variant_outputs is not None and fp.variants is not None:
             kept = _array_file(staging, sidecar.VARIANTS_FILE, variant_outputs)
             fp = fp.model_copy(update={"variants": fp.variants.model_copy(update={"arrays": kept})})
+        if trace is not None:
+            from envprint.check.locate import write_trace
+
+            fp = fp.model_copy(update={"layer_trace": write_trace(staging, trace)})
         fp = Fingerprint.model_validate(fp.model_dump())  # model_copy does not validate
         store.write_fingerprint(staging / sidecar.FINGERPRINT_FILE, fp)
         if key is not None:

@@ -35,6 +35,7 @@ from envprint.models import (
     Fingerprint,
     FingerprintDiff,
     IdentityCheck,
+    LayerLocation,
     OutputComparison,
     PrecisionCheck,
     Report,
@@ -223,11 +224,17 @@ def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> 
 
 
 def read_checked(fp_path: Path, signing_key: bytes | str | None = None, require_signature: bool = False):
-    """(fingerprint, signature check, probes, reference, edited sidecar files), from one snapshot of the record."""
+    """(fingerprint, signature check, probes, reference, edited sidecar files, layer samples or None), from one
+    snapshot of the record."""
+    from envprint.check.locate import read_samples
 
     def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
         saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
-        return saved, trust, *sidecar_arrays(saved, fp_path, reader)
+        probes, reference, changed = sidecar_arrays(saved, fp_path, reader)
+        samples, layers_edited = read_samples(saved, fp_path, reader)
+        if layers_edited:
+            changed.append(saved.layer_trace.arrays.file)
+        return saved, trust, probes, reference, changed, samples
 
     return sidecar.read_consistent(fp_path.parent, read)
 
@@ -300,6 +307,7 @@ def verify(
     investigate: bool = False,
     investigate_timeout: float = 120.0,
     progress: Callable[[str], None] | None = None,
+    locate: bool = False,
 ) -> Report:
     """Verify ``model`` (a path, an MLflow URI, or a Keras model already loaded) against its fingerprint.
 
@@ -323,6 +331,8 @@ def verify(
     (``investigate_timeout`` seconds each, ``progress`` called with one line per child) with one
     saved setting restored at a time (``report.investigation``); a cause ruled out by that drops
     out of ``report.explanations`` and a confirmed one leads.
+    ``locate``: compare each layer's output with a record saved with ``layers=True`` and name the
+    first that departs (``report.layers``); done without asking when such a record's outputs differ.
     """
     options = VerifyOptions(
         fingerprint=fingerprint,
@@ -337,6 +347,7 @@ def verify(
         investigate=investigate,
         investigate_timeout=investigate_timeout,
         progress=progress,
+        locate=locate,
     )
     return verify_with(model, options)
 
@@ -391,7 +402,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path, fmt = locate_after_model(model_path, options.fmt, options.fingerprint)
-    saved, trust, probes, reference, sidecar_changed = read_checked(
+    saved, trust, probes, reference, sidecar_changed, samples = read_checked(
         fp_path, options.signing_key, options.require_signature
     )
     custom_objects = options.loaded_custom_objects()
@@ -412,6 +423,8 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     stochastic_now = bool(random_outputs)
     digest = None if fed.obtained is None else outputs_digest(fed.obtained)
     variant = match(saved.variants, digest)
+    identical = all(o.status == "identical" for o in outputs) and not identity.sidecar_files_changed
+    layers = _locate(saved, samples, loaded.model, fed, options) if options.locate or not identical else None
     report = Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
@@ -426,11 +439,14 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
         outputs=outputs,
         random_at_inference=random_outputs,
         environment=environment,
-        explanations=explain(saved, environment, identity, outputs, stochastic_now=stochastic_now, variant=variant),
+        explanations=explain(
+            saved, environment, identity, outputs, stochastic_now=stochastic_now, variant=variant, layers=layers
+        ),
         precision=_precision(saved, outputs, options) if fed.obtained is not None else None,
         seed_applied=seed,
         outputs_digest=digest,
         variant=variant,
+        layers=layers,
     )
     if options.investigate and report.verdict != "identical":
         report = _investigate(report, model_path, saved, fp_path, probes, reference, fmt=fmt, options=options,
@@ -507,6 +523,24 @@ def _precision(saved: Fingerprint, outputs: list[OutputComparison], options: Ver
     from envprint.causes.precision import precision_check
 
     return precision_check(outputs, saved, exact=(options.tolerance or saved.tolerance or Tolerance()).exact)
+
+
+def _locate(saved: Fingerprint, samples: np.ndarray | None, model: Any, fed: _Fed,
+            options: VerifyOptions) -> LayerLocation | None:  # fmt: skip
+    """verify --locate, and any verify of a record with layers whose outputs differ: the layers compared.
+
+    None when nothing was asked and the record has no trace: the report then says nothing of layers.
+    """
+    from envprint.check import locate
+
+    budget = locate.budget(saved, options.tolerance)
+    if saved.layer_trace is None or samples is None:
+        return locate.not_traced("not_recorded", budget) if options.locate else None
+    if fed.feed is None:
+        return locate.not_traced("no_probes", budget)
+    if model.keras_model is None:
+        return locate.not_traced("not_keras", budget)
+    return locate.locate(saved.layer_trace, samples, locate.record_trace(model, fed.feed), budget)
 
 
 def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,

@@ -104,6 +104,14 @@ def save(  # size: long only by its option declarations; the body is parse, one 
             "instead of refusing them (they cannot tell one model from another).",
         ),
     ] = False,
+    layers: Annotated[
+        bool,
+        typer.Option(
+            "--layers",
+            help="Also record each layer's output on the probes (a digest, its scale and 32 sampled values per "
+            "layer; Keras models), so that verify can name the first layer that departs.",
+        ),
+    ] = False,
     tolerance_from: Annotated[
         Path | None,
         typer.Option(
@@ -180,6 +188,7 @@ def save(  # size: long only by its option declarations; the body is parse, one 
             keep_variant_outputs=keep_variant_outputs,
             tolerance_from_variants=tolerance_from_variants,
             progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+            layers=layers,
         )
         for warning in result.warnings:
             sys.stderr.write(f"envprint: WARNING: {warning}\n")
@@ -215,6 +224,14 @@ def verify(  # size: long only by its option declarations; the body is parse, on
         float,
         typer.Option("--investigate-timeout", callback=positive, help="Seconds each child process may run (> 0)."),
     ] = 120.0,
+    locate: Annotated[
+        bool,
+        typer.Option(
+            "--locate",
+            help="Recompute each layer's output (a record saved with --layers) and name the first layer that "
+            "departs, and how the error grows; done without asking when such a record's outputs differ.",
+        ),
+    ] = False,
     require_signature: Annotated[
         bool,
         typer.Option(
@@ -305,6 +322,7 @@ def verify(  # size: long only by its option declarations; the body is parse, on
             require_signature=require_signature,
             investigate=investigate,
             investigate_timeout=investigate_timeout,
+            locate=locate,
             progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
         )
         # an error that stops it reaches every output through _guard: the CI panel shows "could not verify"

@@ -25,6 +25,7 @@ from envprint.models.base import (
     REPORT_SCHEMA_VERSION,
     SAVE_SCHEMA_VERSION,
     SWEEP_SCHEMA_VERSION,
+    ArrayFile,
     Leaf,
     Record,
     Scalar,
@@ -32,7 +33,6 @@ from envprint.models.base import (
 )
 from envprint.models.endpoint import EndpointFacts, EndpointMisfit
 from envprint.models.fingerprint import (
-    ArrayFile,
     BuildInfo,
     ComputeDtype,
     ComputePrecision,
@@ -61,6 +61,7 @@ from envprint.models.fingerprint import (
     Tolerance,
     TorchInfo,
 )
+from envprint.models.layers import LayerLocation, LayerStep, LayerTrace, LocateStatus, TracedLayer
 from envprint.models.precision import Magnitude, PrecisionCheck
 from envprint.models.report import (
     NONFINITE,
@@ -167,6 +168,11 @@ __all__ = [
     "ModelIdentity",
     "ProbeRecipe",
     "ArrayFile",
+    "TracedLayer",
+    "LayerTrace",
+    "LocateStatus",
+    "LayerStep",
+    "LayerLocation",
     "SelfCheck",
     "Tolerance",
     "Fingerprint",

@@ -29,9 +29,11 @@ FLEET_SCHEMA_VERSION: Final = 1
 AGGREGATE_SCHEMA_VERSION: Final = 1
 
 # 1 everywhere: ``schema_minor`` itself is the field 0.2.0 added to every document.
-FINGERPRINT_SCHEMA_MINOR: Final = 4  # 2: variants; 3: model.compute_precision, tolerance.precision; 4: keras
+FINGERPRINT_SCHEMA_MINOR: Final = (
+    5  # 2: variants; 3: model.compute_precision, tolerance.precision; 4: keras; 5: layer_trace
+)
 DIFF_SCHEMA_MINOR: Final = 1
-REPORT_SCHEMA_MINOR: Final = 5  # 2: an output's max_steps; 3: variant; 4: precision, outputs[].scale; 5: endpoint
+REPORT_SCHEMA_MINOR: Final = 6  # 2: max_steps; 3: variant; 4: precision, outputs[].scale; 5: endpoint; 6: layers
 ERROR_SCHEMA_MINOR: Final = 2  # 2: kind "endpoint"
 SAVE_SCHEMA_MINOR: Final = 2  # 2: variants
 SWEEP_SCHEMA_MINOR: Final = 2  # 2: not_recorded

@@ -18,6 +18,7 @@ from envprint.models.base import (
     Unavailable,
     minor_field,
 )
+from envprint.models.layers import LayerTrace
 from envprint.models.variants import Variants
 
 
@@ -375,3 +376,4 @@ class Fingerprint(Record):
     variants: Variants | None = Field(
         None, description="save --variants: the probes predicted again under other settings on the saving machine."
     )
+    layer_trace: LayerTrace | None = Field(None, description="save --layers: each layer's output, bounded per layer.")

@@ -23,6 +23,7 @@ from envprint.models.base import (
 )
 from envprint.models.endpoint import EndpointFacts
 from envprint.models.fingerprint import ModelIdentity, ProbeRecipe, SelfCheck, Tolerance
+from envprint.models.layers import LayerLocation
 from envprint.models.precision import PrecisionCheck
 from envprint.models.variants import VariantMatch, Variants
 
@@ -293,6 +294,10 @@ class Report(Record):
     )
     precision: PrecisionCheck | None = Field(
         None, description="What the outputs did against the model's compute precision (None: the probes did not run)."
+    )
+    layers: LayerLocation | None = Field(
+        None,
+        description="verify --locate (or a --layers record's outputs differ): the first layer to depart, each one's error.",
     )
     outputs_digest: str | None = Field(
         None,

@@ -70,7 +70,8 @@ SIDECAR_SUFFIX = ".envprint"
 # Where a directory model keeps its record (a SavedModel's assets.extra/envprint/, by envprint.formats).
 SAVEDMODEL_SIDECAR = Path(next(f.record_inside for f in formats.FORMATS if f.record_inside))
 FINGERPRINT_FILE = "fingerprint.json"
-PROBES_FILE, REFERENCE_FILE, VARIANTS_FILE = "probes.npz", "reference.npz", "variants.npz"  # the arrays
+PROBES_FILE, REFERENCE_FILE = "probes.npz", "reference.npz"  # the arrays
+VARIANTS_FILE, LAYERS_FILE = "variants.npz", "layers.npz"  # save --keep-variant-outputs, save --layers
 
 
 def default_sidecar(model_path: Path) -> Path:
@@ -259,8 +260,8 @@ def clean_leftovers(target: Path, *, now: float | None = None, stale_after: floa
     return removed
 
 
-# What a record directory holds: fingerprint.json, the arrays (variants.npz: save --keep-variant-outputs), signature.json.
-RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, VARIANTS_FILE, SIGNATURE_FILE})
+# What a record directory holds: fingerprint.json, the arrays (variants.npz, layers.npz where asked), signature.json.
+RECORD_FILES = frozenset({FINGERPRINT_FILE, PROBES_FILE, REFERENCE_FILE, VARIANTS_FILE, LAYERS_FILE, SIGNATURE_FILE})
 
 
 def _listing(names: list[str], limit: int = 3) -> str:

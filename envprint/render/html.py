@@ -261,7 +261,7 @@ def render_html(report: Report) -> str:
         rows = [[r.status, r.cause, r.setting, r.detail, r.remedy or ""] for r in report.investigation]
         body.append(_table(["status", "cause", "setting", "detail", "remedy"], rows, cls="wide"))
     env = report.environment
-    body.append("<h2>Environment differences (saved host → this host)</h2>")
+    body += [*_layers_section(report), "<h2>Environment differences (saved host → this host)</h2>"]
     if env.identical:
         body.append("<p>Same as at save.</p>")
     else:
@@ -281,6 +281,22 @@ def render_html(report: Report) -> str:
                 + "</details>"
             )
     return _page(f"envprint verify: {verdict}: {report.model}", body)
+
+
+def _layers_section(report: Report) -> list[str]:
+    """verify --locate: the first layer to depart, the error per layer drawn, and the table."""
+    from envprint.render import layers
+
+    if report.layers is None:
+        return []
+    drawn = layers.plot(report.layers, require_matplotlib())
+    table = _table(layers.HEADER, layers.rows(report.layers), cls="wide") if report.layers.first is not None else ""
+    return [
+        "<h2>Layers</h2>",
+        f"<p>{_e(layers.headline(report.layers))}</p>",
+        f"<figure>{drawn}</figure>" if drawn else "",
+        table,
+    ]
 
 
 def write_html(report: Report, path: str | Path) -> Path:

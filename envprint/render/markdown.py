@@ -128,6 +128,11 @@ def report_markdown(report: Report) -> str:
             [i, f"**{x.cause}**", f"{x.score:.2f}", x.reasoning, x.remedy] for i, x in enumerate(report.explanations, 1)
         ]
         lines += _table(["#", "cause", "score", "reasoning", "remedy"], causes)
+    if report.layers is not None:
+        from envprint.render import layers
+
+        lines += [f"#### {layers.headline(report.layers)}", ""]
+        lines += _table(layers.HEADER, layers.rows(report.layers)) if report.layers.first is not None else []
     if report.investigation:
         lines += ["#### Investigation (child processes, one saved setting restored at a time)", ""]
         rows = [[r.status, r.cause, r.setting, r.detail] for r in report.investigation]

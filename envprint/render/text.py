@@ -29,6 +29,7 @@ from envprint.models import (
     use_wording,
 )
 from envprint.render.endpoint import environment_same, head_lines, misfit_problem
+from envprint.render.layers import lines as layer_lines
 from envprint.render.precision import precision_lines
 from envprint.render.variants import variant_line, variants_lines
 from envprint.render.words import signature_line
@@ -342,12 +343,10 @@ def render_report(report: Report, out: Writer) -> None:
     for line in head_lines(report):
         out.line(line)
     ident = report.identity
-    weights = weights_words(ident)
-    out.line(f"  weights:     {weights}")
-    name = ident.model_name
+    out.line(f"  weights:     {weights_words(ident)}")
     for label in ("changed", "missing", "added"):
         if files := getattr(ident, f"files_{label}"):
-            out.line(f"  files {label}: {file_names(files, name)}")
+            out.line(f"  files {label}: {file_names(files, ident.model_name)}")
     if ident.differences:
         out.line(f"  differs:     {describe_differences(ident.differences)}")
     for label, mapping in (("input", report.inputs_by_position), ("output", report.outputs_by_position)):
@@ -379,8 +378,8 @@ def render_report(report: Report, out: Writer) -> None:
         needed = None if tampered else _tolerance_needed(o)
         if needed:
             out.line(needed)
-    for line in precision_lines(report):
-        out.line(line)
+    for text in [*precision_lines(report), *(layer_lines(report.layers) if report.layers else [])]:
+        out.line(text)
     env = report.environment
     if report.outputs:  # the header already ends with a blank line
         out.line()
@@ -412,8 +411,7 @@ def render_report(report: Report, out: Writer) -> None:
             if r.remedy and r.status in ("confirmed", "untestable"):
                 out.line(f"  {'':<14} remedy: {r.remedy}")
     if report.explanations:
-        out.line()
-        out.line("Likely causes, most likely first:")
+        out.line("\nLikely causes, most likely first:")
         for i, x in enumerate(report.explanations, 1):
             out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
             out.line(f"     remedy: {x.remedy}")

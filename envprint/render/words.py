@@ -61,3 +61,17 @@ def signature_line(report: Report) -> str | None:
     if key is not None:  # unsigned, with a key given
         return "not signed; a signature is not required, so the key was not used"
     return None
+
+
+# Why a model's layers cannot be traced, by format (save --layers, and verify --locate's 'not_keras').
+_NOT_TRACED = {
+    "savedmodel": "a SavedModel without Keras metadata is a graph of functions, not of layers; save the Keras "
+    "model (.keras) with --layers and verify that",
+    "tflite": "a TFLite interpreter names ops, not layers, and keeps intermediate tensors only when built with "
+    "experimental_preserve_all_tensors=True; save the Keras model (.keras) with --layers and verify that",
+}
+
+
+def layers_not_keras_words(where: str, fmt: str) -> str:
+    why = _NOT_TRACED.get(fmt, "its layers are not exposed; save the Keras model (.keras) with --layers")
+    return f"{where}: --layers traces Keras models only: {why}"

@@ -88,7 +88,7 @@ def verify_endpoint(  # size: the options a user gives, one per line; the body i
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: give 1 or more")
     fp_path = record_path(model, fingerprint)
-    saved, trust, probes, reference, sidecar_changed = read_checked(fp_path, signing_key, require_signature)
+    saved, trust, probes, reference, sidecar_changed, _ = read_checked(fp_path, signing_key, require_signature)
     options = TransportOptions(
         connect_timeout=min(timeout, 10.0), read_timeout=timeout, deadline=4 * timeout, max_bytes=max_bytes,
         cacert=str(cacert) if cacert else None, header_env=dict(header_env or {}), wait=wait,
