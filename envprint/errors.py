@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from typing import IO
 
 
@@ -86,6 +87,9 @@ KINDS: dict[int, str] = {
 }
 
 
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")  # ANSI colour and weight (SGR) sequences only
+
+
 def one_line(text: object, limit: int = 240) -> str:
     """``text`` (a string or an exception) as one line of at most ``limit`` characters.
 
@@ -95,7 +99,7 @@ def one_line(text: object, limit: int = 240) -> str:
     """
     if isinstance(text, BaseException):
         text = str(text) or type(text).__name__
-    flat = " ".join(str(text).split())
+    flat = " ".join(_STYLE.sub("", str(text)).split())  # Keras bolds its messages: the styling goes
     clean = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in flat)
     return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 

@@ -493,6 +493,8 @@ def test_str_of_a_report_is_the_text_the_cli_prints(saved):
 def test_one_line_flattens_prose_and_escapes_what_does_not_print():
     assert one_line("cannot load:\n  layer 'x'\tfailed") == "cannot load: layer 'x' failed"
     assert one_line("evil\x1b[2Jname") == "evil\\x1b[2Jname"
+    # Keras bolds its exception texts: colour and weight go, anything that moves the cursor stays escaped
+    assert one_line("\x1b[1mdata type 'string' not understood\x1b[0m") == "data type 'string' not understood"
     assert one_line(ValueError()) == "ValueError"
     assert one_line("x" * 300, 20) == "x" * 17 + "..."
 

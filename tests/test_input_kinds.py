@@ -10,6 +10,9 @@ probes and verified identical, from the command line and, in a fresh process, fr
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +209,21 @@ def test_the_probes_page_examples_run(tf, keras, heading, capsys):
 
     exec(compile(block("docs/concepts/probes.md", heading, "python"), "docs/concepts/probes.md", "exec"), {})
     assert capsys.readouterr().out.startswith("identical")
+
+
+@pytest.mark.subprocess
+def test_a_string_input_under_the_jax_backend_is_refused_in_one_line_naming_the_backend(kinds) -> None:
+    """JAX has no string tensor: the text model cannot be predicted there, and verify says so (exit 4)."""
+    if not Path(str(kinds["text"]) + ".envprint").exists():
+        assert invoke("save", kinds["text"]).exit_code == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "envprint", "verify", str(kinds["text"])],
+        env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == ExitCode.MODEL, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("envprint: error:")]
+    assert "input 'text' takes strings, which Keras on the jax backend cannot pass into a model" in line
+    assert "KERAS_BACKEND=tensorflow" in line and "\x1b" not in line

@@ -8,6 +8,7 @@ Keras file formats (they share Keras's ``load_model``, its prechecks and its err
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -31,6 +32,13 @@ from envprint._tf.loaders.base import (
     _unique,
 )
 from envprint.errors import ModelError
+
+
+def _running_backend() -> str:
+    """The backend the imported Keras runs on ('tensorflow' for Keras 2 and tf_keras, which have no other)."""
+    config = getattr(sys.modules.get("keras"), "config", None)
+    backend = getattr(config, "backend", None)
+    return str(backend()) if callable(backend) else "tensorflow"
 
 
 def _keras_struct(model: Any, attr_k3: str, attr_k2: str) -> Any:
@@ -95,7 +103,13 @@ class KerasModel(LoadedModel):
         )
 
     def _feed(self, x: dict[str, np.ndarray]) -> Any:
-        if any(s.dtype == STRING_DTYPE for s in self.inputs):
+        if strings := [s.name for s in self.inputs if s.dtype == STRING_DTYPE]:
+            backend = _running_backend()
+            if backend != "tensorflow":  # JAX, OpenVINO and torch have no string tensor to take them
+                raise ModelError(
+                    f"{self.path}: input {strings[0]!r} takes strings, which Keras on the {backend} backend cannot "
+                    "pass into a model (only TensorFlow has string tensors); verify it under KERAS_BACKEND=tensorflow"
+                )
             # Keras 3 refuses NumPy's str and bytes arrays ("Invalid dtype: str384") but takes a tf.string
             # tensor; and a call mixing tensors with arrays it refuses too, so every input goes as a tensor.
             tf = import_tensorflow()
