@@ -52,7 +52,70 @@ def _application(entry: Entry, folder: Path, seed: int) -> Path:
     return path
 
 
-BUILDERS: dict[str, Callable[[Entry, Path, int], Path]] = {"application": _application}
+def _int8_tflite(entry: Entry, folder: Path, seed: int) -> Path:
+    """A small CNN converted to a full-integer quantized TFLite model (int8 input and output)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    image = keras.Input(entry.input_shape, name="image")
+    h = keras.layers.Conv2D(8, 3, activation="relu")(image)
+    keras.Model(image, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(h))).export(
+        str(folder / "int8_float"), verbose=False
+    )
+    samples = np.random.default_rng(seed).standard_normal((16, 1, *entry.input_shape)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(folder / "int8_float"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s] for s in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = folder / f"{entry.name}.tflite"
+    path.write_bytes(converter.convert())
+    return path
+
+
+def _text(entry: Entry, folder: Path, seed: int) -> Path:
+    """A string input through TextVectorization (its vocabulary given in code), an Embedding and Dense layers."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    text = keras.Input((1,), dtype="string", name="text")
+    words = keras.layers.TextVectorization(output_sequence_length=8, vocabulary=["the", "cat", "sat", "on", "a", "mat"])
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(8, 16)(words(text)))
+    path = folder / f"{entry.name}.keras"
+    keras.Model(text, keras.layers.Dense(4)(keras.layers.Dense(32, activation="relu")(x))).save(path)
+    return path
+
+
+def _lookups(entry: Entry, folder: Path, seed: int) -> Path:
+    """A dict of named inputs: StringLookup, IntegerLookup, a boolean and a float input, joined."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    word = keras.Input((1,), dtype="string", name="word")
+    code = keras.Input((1,), dtype="int64", name="code")
+    flag = keras.Input((1,), dtype="bool", name="flag")
+    num = keras.Input((3,), name="num")
+    parts = [
+        keras.layers.StringLookup(vocabulary=["red", "green", "blue"], output_mode="one_hot")(word),
+        keras.layers.IntegerLookup(vocabulary=[10, 20, 30], output_mode="one_hot")(code),
+        keras.ops.cast(flag, "float32"),
+        num,
+    ]
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(p) for p in parts])
+    path = folder / f"{entry.name}.keras"
+    inputs = {"word": word, "code": code, "flag": flag, "num": num}
+    keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(16, activation="relu")(joined))).save(path)
+    return path
+
+
+BUILDERS: dict[str, Callable[[Entry, Path, int], Path]] = {
+    "application": _application,
+    "int8_tflite": _int8_tflite,
+    "text": _text,
+    "lookups": _lookups,
+}
 
 # fmt: off
 CORPUS: tuple[Entry, ...] = (
@@ -71,6 +134,10 @@ CORPUS: tuple[Entry, ...] = (
     Entry("Xception", "application", (71, 71, 3)),
     Entry("InceptionV3", "application", (75, 75, 3)),
     Entry("InceptionResNetV2", "application", (75, 75, 3)),
+    # One model of each input kind envprint makes probes for from what the model says (docs: concepts/probes.md).
+    Entry("int8_tflite_cnn", "int8_tflite", (16, 16, 3)),
+    Entry("text_vectorization", "text"),
+    Entry("dict_lookups_bool", "lookups"),
 )
 # fmt: on
 # What CI runs (tests/test_corpus.py): small, and one of each family of kernels (depthwise, SE blocks).
@@ -93,7 +160,12 @@ _VERIFY = """
 import json, sys
 import envprint
 for path in sys.argv[1:]:
-    r = envprint.verify(path)
+    try:
+        r = envprint.verify(path)
+    except envprint.EnvprintError as exc:  # refused here, in one line: a row of its own
+        print("ROW " + json.dumps({"path": path, "verdict": "refused", "exit": int(exc.exit_code),
+              "message": str(exc), "max_ulp": None, "max_rel": None, "cause": None}))
+        continue
     ulps = [o.max_ulp for o in r.outputs if o.max_ulp is not None]
     rels = [o.max_rel for o in r.outputs if o.max_rel is not None]
     print("ROW " + json.dumps({"path": path, "verdict": r.verdict, "max_ulp": max(ulps, default=0),
@@ -153,6 +225,8 @@ def run(entries: Iterable[Entry], settings: Iterable[str], folder: Path) -> dict
 def _cell(row: dict[str, Any] | None) -> str:
     if row is None:
         return "n/a"
+    if row["verdict"] == "refused":
+        return f"refused (exit {row['exit']})"
     verdict = {"identical": "identical", "within_tolerance": "within tol.", "mismatch": "**MISMATCH**"}[row["verdict"]]
     if row["verdict"] == "identical":
         return verdict
