@@ -117,7 +117,7 @@ def threads_drift(tmp_path_factory) -> Drift:
 def run_investigation(model: Path, report: Report, **options) -> list[InvestigationResult]:
     """investigate() on the record as verify reads and checks it."""
     fp_path = locate_fingerprint(model, None)
-    saved, _, probes, reference, _ = read_checked(fp_path)
+    saved, _, probes, reference, _, _ = read_checked(fp_path)
     return investigate(model, report, saved=saved, fp_path=fp_path, probes=probes, reference=reference, **options)
 
 
