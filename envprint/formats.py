@@ -48,6 +48,7 @@ class Format:
     keras_file: bool = False  # Keras's own config, loaded by Keras: Keras version rules apply (host.compat)
     signatures: bool = False  # runs one of several signatures (--signature)
     counts_parameters: bool = True  # its weights count compares with another format's
+    no_layers: str = ""  # why save --layers cannot trace it (a Keras format can): said by render.words
 
     @property
     def directory(self) -> bool:
@@ -88,6 +89,7 @@ FORMATS: tuple[Format, ...] = (
         # Where TF Serving keeps its warm-up data, so that copying the export carries the record.
         record_inside="assets.extra/envprint",
         signatures=True,
+        no_layers="a SavedModel without Keras metadata is a graph of functions, not of layers",
     ),
     Format(
         "tflite",
@@ -100,6 +102,7 @@ FORMATS: tuple[Format, ...] = (
         magic=(4, b"TFL3"),  # the flatbuffer's file identifier
         signatures=True,
         counts_parameters=False,  # the converter folds and fuses constants
+        no_layers="a TFLite interpreter names ops, not layers, and keeps intermediate tensors only when built with experimental_preserve_all_tensors=True",
     ),
 )
 

@@ -63,15 +63,9 @@ def signature_line(report: Report) -> str | None:
     return None
 
 
-# Why a model's layers cannot be traced, by format (save --layers, and verify --locate's 'not_keras').
-_NOT_TRACED = {
-    "savedmodel": "a SavedModel without Keras metadata is a graph of functions, not of layers; save the Keras "
-    "model (.keras) with --layers and verify that",
-    "tflite": "a TFLite interpreter names ops, not layers, and keeps intermediate tensors only when built with "
-    "experimental_preserve_all_tensors=True; save the Keras model (.keras) with --layers and verify that",
-}
-
-
 def layers_not_keras_words(where: str, fmt: str) -> str:
-    why = _NOT_TRACED.get(fmt, "its layers are not exposed; save the Keras model (.keras) with --layers")
-    return f"{where}: --layers traces Keras models only: {why}"
+    """Why save --layers (or verify --locate) cannot trace a model of format ``fmt``, and what to do."""
+    from envprint import formats
+
+    why = formats.get(fmt).no_layers or "its layers are not exposed"
+    return f"{where}: --layers traces Keras models only: {why}; save the Keras model (.keras) with --layers and verify that"
