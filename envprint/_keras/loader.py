@@ -19,8 +19,7 @@ from envprint import formats
 from envprint._keras import import_keras
 from envprint._tf.common import Format
 from envprint._tf.loaders.base import _strip_var_suffix
-from envprint._tf.loaders.keras import KerasModel, _load_keras
-from envprint.errors import ModelError
+from envprint._tf.loaders.keras import KerasModel, _load_keras, refuse_signature
 
 
 class BackendKerasModel(KerasModel):
@@ -44,10 +43,7 @@ def load(
     path: Path, fmt: Format, *, custom_objects: dict[str, Any] | None, safe_mode: bool, signature: str | None
 ) -> BackendKerasModel:
     """A .keras or .h5 file, loaded by the selected backend's Keras (``compile=False``)."""
-    if signature is not None:
-        raise ModelError(
-            f"{path}: --signature applies to SavedModel and TFLite models, not a {formats.get(fmt).label}; drop it"
-        )
+    refuse_signature(path, fmt, signature)
     model = _load_keras(path, fmt, custom_objects, safe_mode, keras=import_keras(), wrap=BackendKerasModel)
     assert isinstance(model, BackendKerasModel)  # noqa: S101 - _load_keras wraps with the class it is given
     return model

@@ -243,8 +243,13 @@ def load(
     path: Path, fmt: Format, *, custom_objects: dict[str, Any] | None, safe_mode: bool, signature: str | None
 ) -> KerasModel:
     """A .keras or .h5 file, loaded by Keras (``compile=False``: inference needs no optimizer)."""
+    refuse_signature(path, fmt, signature)
+    return _load_keras(path, fmt, custom_objects, safe_mode)
+
+
+def refuse_signature(path: Path, fmt: Format, signature: str | None) -> None:
+    """A Keras file has one call, no signatures: --signature is refused in one line (both Keras loaders)."""
     if signature is not None:
         raise ModelError(
             f"{path}: --signature applies to SavedModel and TFLite models, not a {formats.get(fmt).label}; drop it"
         )
-    return _load_keras(path, fmt, custom_objects, safe_mode)
