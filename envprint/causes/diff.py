@@ -9,8 +9,9 @@ Must not import TensorFlow: ``envprint diff A B`` runs on any host.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from typing import Any
 
 from envprint.causes import backend
@@ -22,6 +23,8 @@ from envprint.models import DiffEntry, Fingerprint, FingerprintDiff, Leaf
 # file, not the host), and the reasons a fact was unavailable (the fact's own value, None, already
 # shows in the diff).
 IGNORED = ("created_at", "schema_minor", "*.unavailable.*", "unavailable.*", "*.unavailable", "unavailable")
+# One expression for all of them: every leaf of both records is tested (about 500 each).
+_IGNORED = re.compile("|".join(translate(p) for p in IGNORED))
 
 
 def _summary(value: Any) -> Leaf:
@@ -69,7 +72,7 @@ def _comparable(fp: Fingerprint) -> dict:
 def _leaves(data: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path, leaf in flatten(data):
-        if any(fnmatchcase(path, pattern) for pattern in IGNORED):
+        if _IGNORED.match(path):
             continue
         out[path] = leaf
     return out
