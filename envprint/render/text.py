@@ -220,6 +220,20 @@ def render_report(report: Report, out: Writer) -> None:
     out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
     for line in head_lines(report):
         out.line(line)
+    _render_identity(report, out)
+    out.line()
+    _render_outputs(report, out)
+    for text in [*precision_lines(report), *(layer_lines(report.layers) if report.layers else [])]:
+        out.line(text)
+    if report.outputs:  # the header already ends with a blank line
+        out.line()
+    _render_environment(report, out)
+    _render_investigation(report, out)
+    _render_explanations(report, out)
+
+
+def _render_identity(report: Report, out: Writer) -> None:
+    """The header's facts: the weights, the files, how this model differs, positions, casts, seed, signature."""
     ident = report.identity
     out.line(f"  weights:     {weights_words(ident)}")
     for label in ("changed", "missing", "added"):
@@ -241,7 +255,10 @@ def render_report(report: Report, out: Writer) -> None:
     for label, said in (("signature:  ", signature_line(report)), ("variant:    ", variant_line(report))):
         if said:
             out.line(f"  {label} {said}")
-    out.line()
+
+
+def _render_outputs(report: Report, out: Writer) -> None:
+    """Each output: its summary line, its worst elements, and the tolerance that would have passed it."""
     for o in report.outputs:
         if o.name in report.random_at_inference and o.status == "identical":
             out.line(random_at_inference_line(o))
@@ -256,11 +273,11 @@ def render_report(report: Report, out: Writer) -> None:
         needed = None if tampered else _tolerance_needed(o)
         if needed:
             out.line(needed)
-    for text in [*precision_lines(report), *(layer_lines(report.layers) if report.layers else [])]:
-        out.line(text)
+
+
+def _render_environment(report: Report, out: Writer) -> None:
+    """The host's differences from the saved one: the first ten that can change numerics, or why none is listed."""
     env = report.environment
-    if report.outputs:  # the header already ends with a blank line
-        out.line()
     numerics = [e for e in env.entries if e.numerics]
     differences = plural(len(env.entries), "difference")
     if env.identical:
@@ -281,18 +298,28 @@ def render_report(report: Report, out: Writer) -> None:
             out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a, e.path)} -> {fmt(e.b, e.path)}  [{e.topic}]")
         if len(numerics) > 10:
             out.line(f"  ... {len(numerics) - 10} more; {_rerun_diff(report)} lists them")
-    if report.investigation:
-        out.line()
-        out.line("Investigation (child processes, one saved setting restored at a time):")
-        for r in report.investigation:
-            out.line(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
-            if r.remedy and r.status in ("confirmed", "untestable"):
-                out.line(f"  {'':<14} remedy: {r.remedy}")
-    if report.explanations:
-        out.line("\nLikely causes, most likely first:")
-        for i, x in enumerate(report.explanations, 1):
-            out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
-            out.line(f"     remedy: {x.remedy}")
+
+
+def _render_investigation(report: Report, out: Writer) -> None:
+    """verify --investigate: each child run's finding, with its remedy where it confirmed a cause."""
+    if not report.investigation:
+        return
+    out.line()
+    out.line("Investigation (child processes, one saved setting restored at a time):")
+    for r in report.investigation:
+        out.line(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
+        if r.remedy and r.status in ("confirmed", "untestable"):
+            out.line(f"  {'':<14} remedy: {r.remedy}")
+
+
+def _render_explanations(report: Report, out: Writer) -> None:
+    """The likely causes, ranked, each with its remedy."""
+    if not report.explanations:
+        return
+    out.line("\nLikely causes, most likely first:")
+    for i, x in enumerate(report.explanations, 1):
+        out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
+        out.line(f"     remedy: {x.remedy}")
 
 
 def report_text(report: Report) -> str:
