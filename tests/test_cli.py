@@ -262,7 +262,8 @@ def test_diff_text_goes_to_the_stream_it_was_given(cpu_json):
 
     from envprint.causes.diff import diff_fingerprints
     from envprint.record.store import read_fingerprint
-    from envprint.render.text import Writer, render_diff
+    from envprint.render.fingerprint import render_diff
+    from envprint.render.text import Writer
 
     a, b = read_fingerprint(GPU), read_fingerprint(cpu_json)
     stream = io.StringIO()

@@ -41,7 +41,8 @@ from envprint.models import (
     SelfCheck,
 )
 from envprint.record.store import read_fingerprint
-from envprint.render.text import Writer, render_diff, render_expectations
+from envprint.render.fingerprint import render_diff, render_expectations
+from envprint.render.text import Writer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAME = IdentityCheck(weights="same")

@@ -210,40 +210,21 @@ def log_record(
     Raises FingerprintError when the model has no record, UsageError when there is no run.
     """
     mlflow = import_mlflow()
-    from envprint.record.sidecar import locate_fingerprint
     from envprint.record.signing import SIGNATURE_FILE
-    from envprint.record.store import read_fingerprint
 
     if hasattr(model_path, "model_uri"):  # the ModelInfo a flavour's log_model returned
         model_path = model_path.model_uri
     if is_mlflow_uri(model_path):
         return _record_flavour_model(mlflow, str(model_path), dict(save_options or {}), registered_model_name)
     model_path = Path(model_path)
-    fp_path = locate_fingerprint(model_path, fingerprint)
-    fp = read_fingerprint(fp_path)
-    if fp.model is None:
-        raise FingerprintError(
-            f"{fp_path}: a fingerprint of a host, not of a model; record the model first: envprint save {model_path}"
-        )
+    fp_path, fp = _model_record(model_path, fingerprint)
     if registered_model_name and not log_model:
         raise UsageError("log_record: registered_model_name needs log_model=True (the registry points at the model)")
-    if run_id is None:
-        active = mlflow.active_run()
-        if active is None:
-            raise UsageError(
-                "log_record: no active MLflow run; call it inside 'with mlflow.start_run():' or pass run_id"
-            )
-        run_id = active.info.run_id
+    run_id = _run_id(mlflow, run_id)
     client = mlflow.tracking.MlflowClient()
     tags = record_tags(fp, signed=(fp_path.parent / SIGNATURE_FILE).is_file())
     try:
-        model_uri = None
-        if log_model:
-            if model_path.is_dir():  # a SavedModel: its files are the artifact, its record inside it
-                client.log_artifacts(run_id, str(model_path), MODEL_ARTIFACT_PATH)
-            else:
-                client.log_artifact(run_id, str(model_path), MODEL_ARTIFACT_PATH)
-            model_uri = f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}"
+        model_uri = _log_model_files(client, run_id, model_path) if log_model else None
         client.log_artifacts(run_id, str(fp_path.parent), RECORD_ARTIFACT_PATH)
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
@@ -259,6 +240,39 @@ def log_record(
         tags=tags,
         model_version=version,
     )
+
+
+def _model_record(model_path: Path, fingerprint: str | Path | None) -> tuple[Path, Any]:
+    """The fingerprint.json of a model and its Fingerprint; FingerprintError for a host's fingerprint."""
+    from envprint.record.sidecar import locate_fingerprint
+    from envprint.record.store import read_fingerprint
+
+    fp_path = locate_fingerprint(model_path, fingerprint)
+    fp = read_fingerprint(fp_path)
+    if fp.model is None:
+        raise FingerprintError(
+            f"{fp_path}: a fingerprint of a host, not of a model; record the model first: envprint save {model_path}"
+        )
+    return fp_path, fp
+
+
+def _run_id(mlflow: Any, run_id: str | None) -> str:
+    """``run_id``, else the active run's; UsageError when there is none."""
+    if run_id is not None:
+        return run_id
+    active = mlflow.active_run()
+    if active is None:
+        raise UsageError("log_record: no active MLflow run; call it inside 'with mlflow.start_run():' or pass run_id")
+    return active.info.run_id
+
+
+def _log_model_files(client: Any, run_id: str, model_path: Path) -> str:
+    """The model's files as the run's model/ artifacts (a SavedModel's directory whole); returns their runs:/ URI."""
+    if model_path.is_dir():  # a SavedModel: its files are the artifact, its record inside it
+        client.log_artifacts(run_id, str(model_path), MODEL_ARTIFACT_PATH)
+    else:
+        client.log_artifact(run_id, str(model_path), MODEL_ARTIFACT_PATH)
+    return f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}"
 
 
 def _register(client: Any, mlflow: Any, name: str, source: str, run_id: str, tags: dict[str, str]) -> str:

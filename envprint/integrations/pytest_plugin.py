@@ -141,6 +141,35 @@ def _fail(message: str) -> None:
     pytest.fail(message, pytrace=False)
 
 
+def _resolve_paths(
+    base: Path, model: Any, fingerprint: str | Path | None, save_options: Mapping[str, Any] | None
+) -> tuple[Any, Path | None, dict[str, Any]]:
+    """The fixture's relative paths (the model, ``fingerprint=``, ``save_options["probes"]``) read from ``base``."""
+    if isinstance(model, (str, Path)):
+        model = _resolve(base, model)
+    if fingerprint is not None:
+        fingerprint = _resolve(base, fingerprint)
+    options = dict(save_options or {})
+    if isinstance(options.get("probes"), (str, Path)):
+        options["probes"] = _resolve(base, options["probes"])
+    return model, fingerprint, options
+
+
+def _rerecord(model: Any, sidecar: Path, save_options: Mapping[str, Any], report: Any) -> None:
+    """``--envprint-update``: record ``model`` again over the record it no longer matches, and fail the test once."""
+    from envprint.errors import EnvprintError
+
+    # pytest.fail is raised outside the except block, as in envprint_verify (the message once).
+    problem = None
+    try:
+        _record(model, sidecar, save_options)
+    except EnvprintError as exc:
+        problem = f"envprint: could not re-record {sidecar}: {exc}"
+    if problem is not None:
+        _fail(problem)
+    _fail(f"envprint: {report.model} did not match {sidecar}; re-recorded it ({UPDATE_OPTION}).\n\n" + report.to_text())
+
+
 @pytest.fixture
 def envprint_verify(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """``envprint_verify(model, fingerprint=None, *, save_options=None, **verify_options) -> Report``.
@@ -167,13 +196,7 @@ def envprint_verify(request: pytest.FixtureRequest) -> Callable[..., Any]:
         from envprint.errors import EnvprintError
         from envprint.record.sidecar import FINGERPRINT_FILE
 
-        if isinstance(model, (str, Path)):
-            model = _resolve(base, model)
-        if fingerprint is not None:
-            fingerprint = _resolve(base, fingerprint)
-        save_options = dict(save_options or {})
-        if isinstance(save_options.get("probes"), (str, Path)):
-            save_options["probes"] = _resolve(base, save_options["probes"])
+        model, fingerprint, save_options = _resolve_paths(base, model, fingerprint, save_options)
         # pytest.fail is raised outside the except blocks: inside one, pytest would print the
         # EnvprintError as well, "During handling of the above exception", the message twice.
         problem = None
@@ -196,16 +219,7 @@ def envprint_verify(request: pytest.FixtureRequest) -> Callable[..., Any]:
         if report.passed:
             return report
         if update:
-            try:
-                _record(model, sidecar, save_options)
-            except EnvprintError as exc:
-                problem = f"envprint: could not re-record {sidecar}: {exc}"
-            if problem is not None:
-                _fail(problem)
-            _fail(
-                f"envprint: {report.model} did not match {sidecar}; re-recorded it ({UPDATE_OPTION}).\n\n"
-                + report.to_text()
-            )
+            _rerecord(model, sidecar, save_options, report)
         _fail(
             report.to_text()
             + f"\nIf this change is intended, re-record with: pytest {UPDATE_OPTION} (then commit {sidecar})"

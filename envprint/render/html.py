@@ -76,73 +76,91 @@ def _ulp_tolerance(c: OutputComparison) -> float | None:
 
 
 def _plot_output(c: OutputComparison, h: ErrorHistogram) -> str:
+    """The four plots of one output: error in ULP, relative error, obtained vs expected, difference vs tolerance."""
     mpl = require_matplotlib()
     from matplotlib.figure import Figure
 
     with mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": "envprint", "font.size": 9}):
         fig = Figure(figsize=(11, 7.2), layout="constrained")
         (ax_ulp, ax_rel), (ax_oe, ax_diff) = fig.subplots(2, 2)
-
-        # Each bin labelled by its lower edge, short (4k, 1M): ranges such as "65536-1048575" piled up.
-        labels = [_short(lo) for lo in h.ulp_edges[:-1]]
-        ax_ulp.bar(range(len(h.ulp_counts)), h.ulp_counts, color="#4c72b0")
-        step = max(1, math.ceil(len(labels) / 16))  # at most 16 labels, whatever the spread
-        ax_ulp.set_xticks(
-            range(0, len(labels), step),
-            labels[::step],
-            rotation=45 if len(labels) > 8 else 0,
-            ha="right" if len(labels) > 8 else "center",
-        )
-        _headroom(ax_ulp, h.ulp_counts)
-        ax_ulp.set_xlabel("error in ULP (units in the last place), bins from this many up")
-        ax_ulp.set_ylabel("elements")
-        ax_ulp.set_title("Error in ULP")
-        tol_ulp, exact = _ulp_tolerance(c), c.rtol == 0 and c.atol == 0
-        if exact or tol_ulp:  # an atol alone has no fixed width in ULP: nothing to draw
-            # Bins are powers of two: draw the tolerance where log2 puts it among them.
-            pos = 0.5 + math.log2(tol_ulp) if tol_ulp and tol_ulp >= 1 else 0.5
-            label = "exact: any ULP fails" if exact else f"rtol ≈ {tol_ulp:.3g} ULP (rtol / eps)"
-            ax_ulp.axvline(pos, color="#cf222e", linestyle="--", label=label)
-            ax_ulp.legend(loc="upper right")
-
-        ax_rel.stairs(h.rel_counts, h.rel_edges, fill=True, color="#4c72b0")
-        ax_rel.set_xscale("log")
-        ax_rel.set_xlabel("relative error |obtained - expected| / |expected|")
-        ax_rel.set_ylabel("elements")
-        ax_rel.set_title(relative_error_title(h))
-        _headroom(ax_rel, h.rel_counts)
-        if c.rtol:
-            ax_rel.axvline(c.rtol, color="#cf222e", linestyle="--", label=f"rtol = {c.rtol:g} (+ atol / |expected|)")
-            ax_rel.legend(loc="upper right")
-        nonzero = [i for i, n in enumerate(h.rel_counts) if n]
-        if nonzero:
-            lo = min(h.rel_edges[nonzero[0]], c.rtol or math.inf)
-            hi = max(h.rel_edges[nonzero[-1] + 1], c.rtol or 0)
-            ax_rel.set_xlim(lo / 10, hi * 10)
-
-        xs, ys = h.sample_expected, h.sample_obtained
-        ax_oe.scatter(xs, ys, s=8, color="#4c72b0", alpha=0.7)
-        if xs:
-            lo, hi = min(xs + ys), max(xs + ys)
-            ax_oe.plot([lo, hi], [lo, hi], color="#656d76", linewidth=0.8, label="obtained = expected")
-            ax_oe.legend(loc="best")
-        ax_oe.set_xlabel("expected")
-        ax_oe.set_ylabel("obtained")
-        ax_oe.set_title(f"Obtained vs expected ({len(xs)} sampled elements)")
-
-        diffs = [y - x for x, y in zip(xs, ys, strict=True)]
-        ax_diff.scatter(xs, diffs, s=8, color="#4c72b0", alpha=0.7)
-        if xs and c.atol is not None and c.rtol is not None:
-            grid = sorted(xs)
-            band = [c.atol + c.rtol * abs(x) for x in grid]
-            ax_diff.plot(grid, band, color="#cf222e", linestyle="--", label="± (atol + rtol · |expected|)")
-            ax_diff.plot(grid, [-b for b in band], color="#cf222e", linestyle="--")
-            ax_diff.legend(loc="best")
-        ax_diff.axhline(0, color="#656d76", linewidth=0.8)
-        ax_diff.set_xlabel("expected")
-        ax_diff.set_ylabel("obtained - expected")
-        ax_diff.set_title("Difference against the tolerance")
+        _plot_ulp(ax_ulp, c, h)
+        _plot_relative(ax_rel, c, h)
+        _plot_obtained(ax_oe, h)
+        _plot_difference(ax_diff, c, h)
         return _svg(fig)
+
+
+def _plot_ulp(ax: Any, c: OutputComparison, h: ErrorHistogram) -> None:
+    """The error in ULP, binned by powers of two, with the tolerance's rtol drawn where it falls."""
+    # Each bin labelled by its lower edge, short (4k, 1M): ranges such as "65536-1048575" piled up.
+    labels = [_short(lo) for lo in h.ulp_edges[:-1]]
+    ax.bar(range(len(h.ulp_counts)), h.ulp_counts, color="#4c72b0")
+    step = max(1, math.ceil(len(labels) / 16))  # at most 16 labels, whatever the spread
+    ax.set_xticks(
+        range(0, len(labels), step),
+        labels[::step],
+        rotation=45 if len(labels) > 8 else 0,
+        ha="right" if len(labels) > 8 else "center",
+    )
+    _headroom(ax, h.ulp_counts)
+    ax.set_xlabel("error in ULP (units in the last place), bins from this many up")
+    ax.set_ylabel("elements")
+    ax.set_title("Error in ULP")
+    tol_ulp, exact = _ulp_tolerance(c), c.rtol == 0 and c.atol == 0
+    if exact or tol_ulp:  # an atol alone has no fixed width in ULP: nothing to draw
+        # Bins are powers of two: draw the tolerance where log2 puts it among them.
+        pos = 0.5 + math.log2(tol_ulp) if tol_ulp and tol_ulp >= 1 else 0.5
+        label = "exact: any ULP fails" if exact else f"rtol ≈ {tol_ulp:.3g} ULP (rtol / eps)"
+        ax.axvline(pos, color="#cf222e", linestyle="--", label=label)
+        ax.legend(loc="upper right")
+
+
+def _plot_relative(ax: Any, c: OutputComparison, h: ErrorHistogram) -> None:
+    """The relative error on a log scale, with rtol drawn, zoomed to the bins that hold elements."""
+    ax.stairs(h.rel_counts, h.rel_edges, fill=True, color="#4c72b0")
+    ax.set_xscale("log")
+    ax.set_xlabel("relative error |obtained - expected| / |expected|")
+    ax.set_ylabel("elements")
+    ax.set_title(relative_error_title(h))
+    _headroom(ax, h.rel_counts)
+    if c.rtol:
+        ax.axvline(c.rtol, color="#cf222e", linestyle="--", label=f"rtol = {c.rtol:g} (+ atol / |expected|)")
+        ax.legend(loc="upper right")
+    nonzero = [i for i, n in enumerate(h.rel_counts) if n]
+    if nonzero:
+        lo = min(h.rel_edges[nonzero[0]], c.rtol or math.inf)
+        hi = max(h.rel_edges[nonzero[-1] + 1], c.rtol or 0)
+        ax.set_xlim(lo / 10, hi * 10)
+
+
+def _plot_obtained(ax: Any, h: ErrorHistogram) -> None:
+    """The sampled elements, obtained against expected, beside the line where they are equal."""
+    xs, ys = h.sample_expected, h.sample_obtained
+    ax.scatter(xs, ys, s=8, color="#4c72b0", alpha=0.7)
+    if xs:
+        lo, hi = min(xs + ys), max(xs + ys)
+        ax.plot([lo, hi], [lo, hi], color="#656d76", linewidth=0.8, label="obtained = expected")
+        ax.legend(loc="best")
+    ax.set_xlabel("expected")
+    ax.set_ylabel("obtained")
+    ax.set_title(f"Obtained vs expected ({len(xs)} sampled elements)")
+
+
+def _plot_difference(ax: Any, c: OutputComparison, h: ErrorHistogram) -> None:
+    """The sampled elements' differences, inside or outside the band atol + rtol · |expected|."""
+    xs, ys = h.sample_expected, h.sample_obtained
+    diffs = [y - x for x, y in zip(xs, ys, strict=True)]
+    ax.scatter(xs, diffs, s=8, color="#4c72b0", alpha=0.7)
+    if xs and c.atol is not None and c.rtol is not None:
+        grid = sorted(xs)
+        band = [c.atol + c.rtol * abs(x) for x in grid]
+        ax.plot(grid, band, color="#cf222e", linestyle="--", label="± (atol + rtol · |expected|)")
+        ax.plot(grid, [-b for b in band], color="#cf222e", linestyle="--")
+        ax.legend(loc="best")
+    ax.axhline(0, color="#656d76", linewidth=0.8)
+    ax.set_xlabel("expected")
+    ax.set_ylabel("obtained - expected")
+    ax.set_title("Difference against the tolerance")
 
 
 def _short(n: int) -> str:
@@ -204,17 +222,32 @@ def _fmt(value: Any, path: str = "") -> str:
 
 def render_html(report: Report) -> str:
     """The report as one HTML document (str): no script, no fetch, plots inline."""
-    from envprint.render.text import (
-        STATUS_MARK,
-        VERDICT_WORDS,
-        describe_differences,
-        file_names,
-        first_problem,
-        weights_words,
-    )
+    from envprint.render.text import VERDICT_WORDS, first_problem
 
     require_matplotlib()  # fail before any work when the extra is missing
     verdict = VERDICT_WORDS[report.verdict]
+    badge = f"<span class='verdict' style='background:{_COLORS[report.verdict]}'>{_e(verdict)}</span>"
+    reason = "" if report.passed else f"<p><b>{_e(first_problem(report))}</b></p>"
+    outputs = [_output_section(c, c.name in report.random_at_inference) for c in report.outputs]
+    body = [
+        f"<h1>envprint verify: {badge}</h1>",
+        reason,
+        _table(None, _facts(report)),
+        "<h2>Outputs</h2>",
+        *(outputs or ["<p class='muted'>None compared: the probes were not run.</p>"]),
+    ]
+    # Everything the CLI prints, for what the page does not draw (positions, casts, signature, ...).
+    body += ["<details><summary>The report as text</summary>", f"<pre>{_e(report.to_text())}</pre>", "</details>"]
+    body += _causes_section(report)
+    body += _investigation_section(report)
+    body += [*_layers_section(report), *_environment_section(report)]
+    return _page(f"envprint verify: {verdict}: {report.model}", body)
+
+
+def _facts(report: Report) -> list[list[str]]:
+    """The page's header table: the endpoint's facts, the record, the weights, the files, how the model differs."""
+    from envprint.render.text import describe_differences, file_names, weights_words
+
     facts = [
         *fact_rows(report),
         ["fingerprint", report.fingerprint],
@@ -234,19 +267,12 @@ def render_html(report: Report) -> str:
         facts.append(["differs", describe_differences(ident.differences)])
     if not report.probes_run:
         facts.append(["probes", "not run: this model does not take the recorded inputs"])
-    badge = f"<span class='verdict' style='background:{_COLORS[report.verdict]}'>{_e(verdict)}</span>"
-    reason = "" if report.passed else f"<p><b>{_e(first_problem(report))}</b></p>"
-    outputs = [_output_section(c, c.name in report.random_at_inference) for c in report.outputs]
-    body = [
-        f"<h1>envprint verify: {badge}</h1>",
-        reason,
-        _table(None, facts),
-        "<h2>Outputs</h2>",
-        *(outputs or ["<p class='muted'>None compared: the probes were not run.</p>"]),
-    ]
-    # Everything the CLI prints, for what the page does not draw (positions, casts, signature, ...).
-    body += ["<details><summary>The report as text</summary>", f"<pre>{_e(report.to_text())}</pre>", "</details>"]
-    body.append("<h2>Likely causes, most likely first</h2>")
+    return facts
+
+
+def _causes_section(report: Report) -> list[str]:
+    """The likely causes, ranked, with the evidence (saved → now) and the remedy of each."""
+    body = ["<h2>Likely causes, most likely first</h2>"]
     if report.explanations:
         rows = [
             [str(i), f"<b>{_e(x.cause)}</b>", f"{x.score:.2f}", _e(x.reasoning), _evidence(x), _e(x.remedy)]
@@ -256,31 +282,44 @@ def render_html(report: Report) -> str:
         body.append(_table(header, rows, raw=True, cls="wide causes"))
     else:
         body.append("<p class='muted'>None: nothing to explain.</p>")
-    if report.investigation:
-        body.append("<h2>Investigation (child processes, one saved setting restored at a time)</h2>")
-        rows = [[r.status, r.cause, r.setting, r.detail, r.remedy or ""] for r in report.investigation]
-        body.append(_table(["status", "cause", "setting", "detail", "remedy"], rows, cls="wide"))
+    return body
+
+
+def _investigation_section(report: Report) -> list[str]:
+    """verify --investigate: each child run's finding (none without it)."""
+    if not report.investigation:
+        return []
+    rows = [[r.status, r.cause, r.setting, r.detail, r.remedy or ""] for r in report.investigation]
+    return [
+        "<h2>Investigation (child processes, one saved setting restored at a time)</h2>",
+        _table(["status", "cause", "setting", "detail", "remedy"], rows, cls="wide"),
+    ]
+
+
+def _environment_section(report: Report) -> list[str]:
+    """The environment's differences: those that can change numerics, the rest folded away."""
+    from envprint.render.text import STATUS_MARK
+
+    body = ["<h2>Environment differences (saved host → this host)</h2>"]
     env = report.environment
-    body += [*_layers_section(report), "<h2>Environment differences (saved host → this host)</h2>"]
     if env.identical:
-        body.append("<p>Same as at save.</p>")
-    else:
-        numerics = [e for e in env.entries if e.numerics]
-        rest = [e for e in env.entries if not e.numerics]
+        return [*body, "<p>Same as at save.</p>"]
+    numerics = [e for e in env.entries if e.numerics]
+    rest = [e for e in env.entries if not e.numerics]
 
-        def diff_rows(entries):
-            return [[STATUS_MARK[e.status], e.path, _fmt(e.a, e.path), _fmt(e.b, e.path), e.topic] for e in entries]
+    def diff_rows(entries):
+        return [[STATUS_MARK[e.status], e.path, _fmt(e.a, e.path), _fmt(e.b, e.path), e.topic] for e in entries]
 
-        body.append(f"<p>{len(env.entries)} differences, {len(numerics)} can change numerics.</p>")
-        if numerics:
-            body.append(_table(["", "field", "saved", "now", "topic"], diff_rows(numerics)))
-        if rest:
-            body.append(
-                f"<details><summary>{len(rest)} more that cannot change numerics</summary>"
-                + _table(["", "field", "saved", "now", "topic"], diff_rows(rest))
-                + "</details>"
-            )
-    return _page(f"envprint verify: {verdict}: {report.model}", body)
+    body.append(f"<p>{len(env.entries)} differences, {len(numerics)} can change numerics.</p>")
+    if numerics:
+        body.append(_table(["", "field", "saved", "now", "topic"], diff_rows(numerics)))
+    if rest:
+        body.append(
+            f"<details><summary>{len(rest)} more that cannot change numerics</summary>"
+            + _table(["", "field", "saved", "now", "topic"], diff_rows(rest))
+            + "</details>"
+        )
+    return body
 
 
 def _layers_section(report: Report) -> list[str]:

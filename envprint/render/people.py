@@ -1,7 +1,7 @@
 """The "text" entry of the outputs table: every result a command makes, in words for people.
 
-Dispatches to ``render.text`` (one model) and ``render.many`` (sweep, fleet, aggregate); kept apart
-from both so that neither imports the other's caller.
+Dispatches to ``render.text`` (verify's report), ``render.fingerprint`` (save, show, diff) and
+``render.many`` (sweep, fleet, aggregate); kept apart from them so that none imports its caller.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import io
 from typing import Any
 
 from envprint.render import many
-from envprint.render.text import Writer, render_diff, render_fingerprint, render_report, render_save
+from envprint.render.fingerprint import render_diff, render_fingerprint, render_save
+from envprint.render.text import Writer, render_report
 
 
 def render(result: Any, context: Any) -> str:

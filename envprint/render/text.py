@@ -1,6 +1,7 @@
-"""Models -> text for people. All user-facing wording lives here (an endpoint's own lines: render/endpoint.py).
+"""Models -> text for people: the verify report (an endpoint's own lines: render/endpoint.py).
 
-Owns: the readable tables of ``show``, ``diff`` and ``verify``, and their ``Writer`` and ``Table``.
+Owns: the verify report's text (``str(report)``), and the ``Writer``, ``Table`` and ``fmt`` every text
+renderer shares (``save``, ``show`` and ``diff``: render/fingerprint.py; many models: render/many.py).
 Must not import TensorFlow, nor rich (~50 ms of ``diff``'s ~260 ms, for aligned columns only).
 """
 
@@ -9,37 +10,24 @@ from __future__ import annotations
 import io
 import shlex
 import sys
-from collections.abc import Iterable
 from typing import Any, TextIO
 
-from envprint import formats
-from envprint.causes.diff import flatten
 from envprint.causes.registry import absent
 from envprint.models import (
     NONFINITE,
-    DiffEntry,
-    Explanation,
-    Fingerprint,
-    FingerprintDiff,
     IdentityCheck,
     ModelDifference,
     OutputComparison,
     Report,
-    SaveSummary,
     use_wording,
 )
 from envprint.render.endpoint import environment_same, head_lines, misfit_problem
 from envprint.render.layers import lines as layer_lines
 from envprint.render.precision import precision_lines
-from envprint.render.variants import variant_line, variants_lines
+from envprint.render.variants import variant_line
 from envprint.render.words import signature_line
 
-SECTION_TITLES = {
-    "python": "Python", "platform": "Platform", "cpu": "CPU", "packages": "Packages", "tensorflow": "TensorFlow",
-    "devices": "Devices", "threads": "Threads", "seeds": "Seeds", "env": "Environment variables",
-}  # fmt: skip
 STATUS_MARK = {"changed": "~", "only_in_a": "-", "only_in_b": "+"}
-STATUS_WORDS = {"changed": "changed", "only_in_a": "only in A", "only_in_b": "only in B"}
 
 
 def fmt(value: Any, path: str = "") -> str:
@@ -55,14 +43,6 @@ def fmt(value: Any, path: str = "") -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return str(n)  # pragma: no cover
 
 
 class Table:
@@ -95,7 +75,7 @@ class Table:
 
 
 class Writer:
-    """Lines of plain text to a stream: all the renderers below need of a terminal.
+    """Lines of plain text to a stream: all the text renderers need of a terminal.
 
     The stream is looked up at each write when none is given, so output follows ``sys.stdout``
     when a caller (Typer's CliRunner, pytest's capsys) swaps it after the writer was made.
@@ -112,113 +92,11 @@ class Writer:
             self.line(text)
 
 
-def render_fingerprint(fp: Fingerprint, out: Writer, show_all: bool = False) -> None:
-    data = fp.model_dump(mode="json")
-    out.line(
-        f"envprint fingerprint (schema {fp.schema_version}, envprint {fp.envprint_version}, "
-        f"captured {fp.created_at.isoformat()})"
-    )
-    for section, title in SECTION_TITLES.items():
-        value = data[section]
-        table = Table(title)
-        if value is None:
-            table.add_row("(absent)", fp.unavailable.get(section, ""))
-            out.table(table)
-            continue
-        installed = value.pop("installed", None) if section == "packages" else None
-        reasons = value.pop("unavailable", {}) if isinstance(value, dict) else {}
-        for path, leaf in flatten(value):
-            if path.endswith(".unavailable") or ".unavailable." in path:
-                continue
-            shown = _size(leaf) if path.endswith("memory_bytes") and isinstance(leaf, int) else fmt(leaf)
-            if section == "tensorflow" and path == "jit" and leaf in JIT_WORDS:
-                shown = JIT_WORDS[leaf]
-            if leaf is None and path in reasons:
-                shown = f"(absent: {reasons[path]})"
-            table.add_row(path, shown)
-        if not table.rows and installed is None:
-            table.add_row("(none)", "")
-        if installed is not None:
-            if show_all:
-                for name, version in installed.items():
-                    table.add_row(f"installed.{name}", version)
-            else:
-                table.add_row("installed", f"{len(installed)} distributions; --all to list")
-        out.line()
-        out.table(table)
-
-
-def _folded(entries: Iterable[DiffEntry]) -> str:
-    counts = {"changed": 0, "only_in_a": 0, "only_in_b": 0}
-    for e in entries:
-        counts[e.status] += 1
-    total = sum(counts.values())
-    parts = [f"{n} {STATUS_WORDS[s]}" for s, n in counts.items() if n]
-    return f"{total} other package{'s' if total != 1 else ''} changed ({', '.join(parts)}); --all to list"
-
-
-def render_diff(diff: FingerprintDiff, out: Writer, show_all: bool = False, model_name: str | None = None) -> None:
-    """The diff, section by section; ``model_name`` names the file a single-file model's digest is of."""
-    out.line(f"A: {diff.a}")
-    out.line(f"B: {diff.b}")
-    if diff.identical:
-        out.line("No differences.")
-        return
-    numerics = sum(e.numerics for e in diff.entries)
-    out.line(
-        f"{len(diff.entries)} difference{'s' if len(diff.entries) != 1 else ''}, "
-        f"{numerics} of them can change numerics."
-    )
-    folded = [e for e in diff.entries if e.path.startswith("packages.installed.") and not show_all]
-    sections: dict[str, list[DiffEntry]] = {}
-    for e in diff.entries:
-        if e not in folded:
-            sections.setdefault(e.section, []).append(e)
-    order = {"changed": 0, "only_in_a": 1, "only_in_b": 2}
-    for section, entries in sections.items():
-        table = Table(SECTION_TITLES.get(section, section), "", "field", "A", "B", "topic")
-        for e in sorted(entries, key=lambda e: (order[e.status], not e.numerics)):
-            field = e.path[len(section) + 1 :] if e.path.startswith(section + ".") else e.path
-            if field == "files..":  # the digest of a single-file model, kept under the key "."
-                field = f"files[{model_name or 'the model file'}]"
-            table.add_row(
-                STATUS_MARK[e.status], field, fmt(e.a, e.path), fmt(e.b, e.path), e.topic if e.numerics else ""
-            )
-        out.line()
-        out.table(table)
-    if folded:
-        out.line()
-        out.line(_folded(folded))
-    out.line()
-    out.line("~ changed   - only in A   + only in B")
-    render_expectations(diff.expectations, out)
-
-
-# What a preflight expectation predicts; only a change beyond tolerance can fail verify --preflight.
-PREDICTS_WORDS = {
-    "noise": "ULP-level noise, within tolerance",
-    "precision": "a precision change, beyond tolerance",
-    "semantic": "changed results or a load failure",
-}
-
-
-def render_expectations(expectations: list[Explanation], out: Writer) -> None:
-    if not expectations:
-        return
-    out.line()
-    out.line("What to expect on B, most likely first:")
-    for i, x in enumerate(expectations, 1):
-        kind = f", {PREDICTS_WORDS[x.predicts]}" if x.predicts else ""
-        out.line(f"  {i}. {x.cause} (likelihood {x.score:.2f}{kind}): {x.reasoning}")
-        out.line(f"     remedy: {x.remedy}")
-
-
 VERDICT_WORDS = {
     "identical": "PASSED (bit-identical)",
     "within_tolerance": "PASSED (within tolerance)",
     "mismatch": "MISMATCH",
 }
-JIT_WORDS = {"": "off (no XLA auto-clustering)", "autoclustering": "autoclustering (XLA compiles clusters of ops)"}
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -342,6 +220,20 @@ def render_report(report: Report, out: Writer) -> None:
     out.line(f"envprint verify: {head}" + (f": {first_problem(report)}" if not report.passed else ""))
     for line in head_lines(report):
         out.line(line)
+    _render_identity(report, out)
+    out.line()
+    _render_outputs(report, out)
+    for text in [*precision_lines(report), *(layer_lines(report.layers) if report.layers else [])]:
+        out.line(text)
+    if report.outputs:  # the header already ends with a blank line
+        out.line()
+    _render_environment(report, out)
+    _render_investigation(report, out)
+    _render_explanations(report, out)
+
+
+def _render_identity(report: Report, out: Writer) -> None:
+    """The header's facts: the weights, the files, how this model differs, positions, casts, seed, signature."""
     ident = report.identity
     out.line(f"  weights:     {weights_words(ident)}")
     for label in ("changed", "missing", "added"):
@@ -363,7 +255,10 @@ def render_report(report: Report, out: Writer) -> None:
     for label, said in (("signature:  ", signature_line(report)), ("variant:    ", variant_line(report))):
         if said:
             out.line(f"  {label} {said}")
-    out.line()
+
+
+def _render_outputs(report: Report, out: Writer) -> None:
+    """Each output: its summary line, its worst elements, and the tolerance that would have passed it."""
     for o in report.outputs:
         if o.name in report.random_at_inference and o.status == "identical":
             out.line(random_at_inference_line(o))
@@ -378,11 +273,11 @@ def render_report(report: Report, out: Writer) -> None:
         needed = None if tampered else _tolerance_needed(o)
         if needed:
             out.line(needed)
-    for text in [*precision_lines(report), *(layer_lines(report.layers) if report.layers else [])]:
-        out.line(text)
+
+
+def _render_environment(report: Report, out: Writer) -> None:
+    """The host's differences from the saved one: the first ten that can change numerics, or why none is listed."""
     env = report.environment
-    if report.outputs:  # the header already ends with a blank line
-        out.line()
     numerics = [e for e in env.entries if e.numerics]
     differences = plural(len(env.entries), "difference")
     if env.identical:
@@ -403,18 +298,28 @@ def render_report(report: Report, out: Writer) -> None:
             out.line(f"  {STATUS_MARK[e.status]} {e.path}: {fmt(e.a, e.path)} -> {fmt(e.b, e.path)}  [{e.topic}]")
         if len(numerics) > 10:
             out.line(f"  ... {len(numerics) - 10} more; {_rerun_diff(report)} lists them")
-    if report.investigation:
-        out.line()
-        out.line("Investigation (child processes, one saved setting restored at a time):")
-        for r in report.investigation:
-            out.line(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
-            if r.remedy and r.status in ("confirmed", "untestable"):
-                out.line(f"  {'':<14} remedy: {r.remedy}")
-    if report.explanations:
-        out.line("\nLikely causes, most likely first:")
-        for i, x in enumerate(report.explanations, 1):
-            out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
-            out.line(f"     remedy: {x.remedy}")
+
+
+def _render_investigation(report: Report, out: Writer) -> None:
+    """verify --investigate: each child run's finding, with its remedy where it confirmed a cause."""
+    if not report.investigation:
+        return
+    out.line()
+    out.line("Investigation (child processes, one saved setting restored at a time):")
+    for r in report.investigation:
+        out.line(f"  {r.status:<14} {r.cause:<20} {r.setting}: {r.detail}")
+        if r.remedy and r.status in ("confirmed", "untestable"):
+            out.line(f"  {'':<14} remedy: {r.remedy}")
+
+
+def _render_explanations(report: Report, out: Writer) -> None:
+    """The likely causes, ranked, each with its remedy."""
+    if not report.explanations:
+        return
+    out.line("\nLikely causes, most likely first:")
+    for i, x in enumerate(report.explanations, 1):
+        out.line(f"  {i}. {x.cause} (score {x.score:.2f}): {x.reasoning}")
+        out.line(f"     remedy: {x.remedy}")
 
 
 def report_text(report: Report) -> str:
@@ -425,29 +330,6 @@ def report_text(report: Report) -> str:
 
 
 use_wording(report_text, first_problem)  # str(report), report.to_text(), report.raise_for_status()
-
-
-FORMAT_WORDS = {f.id: f.described for f in formats.FORMATS}
-
-
-def render_save(summary: SaveSummary, out: Writer) -> None:
-    """What ``envprint save`` prints: where the record went and what it holds."""
-    ident = summary.model
-    random = "" if summary.self_check.deterministic else " (NOT deterministic: see the warning)"
-    out.line(
-        f"saved {summary.sidecar}/fingerprint.json: {FORMAT_WORDS[ident.format]}, {summary.probes.num_probes} probes, "
-        f"outputs {', '.join(o.name for o in ident.outputs)}{random}"
-    )
-    tol = summary.tolerance
-    if tol.margin is not None:
-        atol = "the per-dtype default" if tol.atol is None else f"{tol.atol:g}"
-        drift = f"{tol.margin:g} x the largest relative error measured in {tol.derived_from}"
-        if tol.rtol is None:
-            out.line(f"tolerance: rtol the per-dtype default ({drift} is below it), atol {atol}")
-        else:
-            out.line(f"tolerance: rtol={tol.rtol:g} ({drift}, never below the per-dtype default), atol {atol}")
-    for line in variants_lines(summary.variants):
-        out.line(line)
 
 
 def _label(key: str) -> str:
