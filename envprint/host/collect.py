@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from envprint.host.names import normalize_name
 from envprint.models import CpuInfo, EnvInfo, PackagesInfo, PlatformInfo, PythonInfo, SeedsInfo, ThreadsInfo
 
 ReadText = Callable[[str], str]
@@ -222,11 +223,6 @@ TENSORFLOW_DISTRIBUTIONS = (
     "tf-nightly-cpu", "tf-nightly-gpu",
 )  # fmt: skip
 KEY_PACKAGES = ("keras", "tf-keras", "numpy", "ml-dtypes", "h5py", "protobuf")
-
-
-def normalize_name(name: str) -> str:
-    """PEP 503 normalization, so 'tf_keras' and 'TF-Keras' are one package."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 # "<name>-<version>.dist-info": the installer wrote both into the folder name (PEP 427/491).
