@@ -20,9 +20,9 @@ from __future__ import annotations
 import platform
 import shlex
 
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from envprint.host.names import normalize_name
 from envprint.models import Fingerprint
 
 # Distributions that do not take part in a model's numerics: the tools that install packages, and
@@ -31,7 +31,7 @@ UNPINNED = frozenset({"envprint", "pip", "setuptools", "wheel"})
 
 
 def _unpinned(installed: dict[str, str]) -> list[str]:
-    return sorted(name for name in installed if canonicalize_name(name) in UNPINNED)
+    return sorted(name for name in installed if normalize_name(name) in UNPINNED)
 
 
 def _minor(version: str) -> str:
@@ -41,7 +41,7 @@ def _minor(version: str) -> str:
 def _pin_lines(installed: dict[str, str]) -> list[str]:
     lines = []
     for name in sorted(installed):
-        if canonicalize_name(name) in UNPINNED:
+        if normalize_name(name) in UNPINNED:
             continue
         version = installed[name]
         try:
