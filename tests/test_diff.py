@@ -109,3 +109,21 @@ def test_loaded_libraries_are_topics_of_their_own_family():
 def test_numerics_libraries_are_recognised_by_file_name(path, family, version):
     lib = library_from_path(path)
     assert (lib.name, lib.version) == (family, version)
+
+
+def test_what_save_measured_is_listed_not_counted_as_a_cause(mlp_recorded):
+    """Two records of one model differ in their self-check and reference (the effects): no setting changed."""
+    saved = read_fingerprint(mlp_recorded.parent / f"{mlp_recorded.name}.envprint" / "fingerprint.json")
+    other = saved.model_copy(
+        update={
+            "self_check": saved.self_check.model_copy(
+                update={"batch1_max_abs": {k: v + 1e-6 for k, v in saved.self_check.batch1_max_abs.items()}}
+            ),
+            "reference_arrays": saved.reference_arrays.model_copy(update={"sha256": "0" * 64}),
+        }
+    )
+    d = diff_fingerprints(saved, other)
+    paths = {e.path: e for e in d.entries}
+    assert any(p.startswith("self_check.batch1_max_abs") for p in paths)
+    assert "reference_arrays.sha256" in paths
+    assert not [e.path for e in d.entries if e.numerics]

@@ -79,7 +79,9 @@ FAMILY = Family(
             ("restore {sidecar_files} from the saved sidecar (fingerprint.json holds their sha256), "
              "or re-run envprint save on the training host",),
             "the sidecar's digests are checked by verify, not predicted from fingerprints", NOT_A_SETTING,
-            paths=("probes*", "probe_arrays*", "reference_arrays*")),
+            # The probes are inputs (other probes, other outputs); the reference is what the model
+            # answered, an effect of everything else: listed, not counted again.
+            paths=("probes*", "probe_arrays*"), listed=("reference_arrays*",)),
     },
     values={
         "model_digest": _model_digest,
