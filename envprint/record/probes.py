@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from envprint.errors import FingerprintError, one_line, open_user_file
-from envprint.record.sidecar import plain_file_mode
+from envprint.record.atomic import plain_file_mode
 
 CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
 STRING_DTYPE = "string"  # tf.string has no NumPy dtype name of its own
