@@ -145,7 +145,7 @@ class _Runner:
         self.workdir, self.base, self.timeout_s, self.count = workdir, base, timeout_s, 0
 
     def run(self, r: Restore, runs: dict[str, int | None]) -> _Outcome:
-        from envprint.record.probes import load_arrays
+        from envprint.record.npz import load_arrays
 
         self.count += 1
         out = self.workdir / f"run{self.count}"
@@ -286,7 +286,7 @@ def investigate(
     from the saved host, confirmed first, and the causes that cannot be restored here
     ('untestable', with their remedy).
     """
-    from envprint.record.probes import save_arrays
+    from envprint.record.npz import save_arrays
 
     if all(o.status == "identical" for o in report.outputs):
         return []

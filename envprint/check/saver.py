@@ -116,7 +116,7 @@ def identity_record(ident: Mapping[str, Any], model_path: Path, files: dict[str,
 
 
 def _array_file(directory: Path, name: str, arrays: Mapping[str, np.ndarray]) -> ArrayFile:
-    from envprint.record.probes import save_arrays
+    from envprint.record.npz import save_arrays
 
     path = directory / name
     save_arrays(path, dict(arrays))
