@@ -182,6 +182,42 @@ def _check_shape(arr: np.ndarray, spec: SpecLike, where: str) -> None:
         )
 
 
+def _npz_keys(p: Path, loaded: Any, names: list[str], notes: list[str]) -> dict[str, str]:
+    """The key of the array for each input name: its own name, or the only array of a single-input model."""
+    try:
+        keys = list(loaded.files)
+    except CORRUPT as exc:
+        raise FingerprintError(f"{p}: truncated or corrupt ({short(exc)}); re-create it with np.savez") from None
+    keyed = {n: n for n in names}
+    if len(names) == 1 and len(keys) == 1 and keys != names:
+        # One array for one input: nothing to match, whatever np.savez called it ('arr_0').
+        keyed = {names[0]: keys[0]}
+        notes.append(f"{p}: took the array {keys[0]!r} for the model's only input {names[0]!r}")
+    missing = [n for n in names if keyed[n] not in keys]
+    extra = [k for k in keys if k not in keyed.values()]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(repr(n) for n in missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(repr(k) for k in extra))
+        raise FingerprintError(
+            f"{p}: {'; '.join(parts)}; its keys must be exactly the model's input names: {', '.join(names)}"
+        )
+    return keyed
+
+
+def _check_batches(p: Path, out: Mapping[str, np.ndarray]) -> None:
+    """FingerprintError when the inputs' arrays do not all hold the same number of probes."""
+    batches = {n: a.shape[0] for n, a in out.items() if a.ndim}
+    if len(set(batches.values())) > 1:
+        raise FingerprintError(
+            f"{p}: inputs disagree on the batch size ("
+            + ", ".join(f"{n}: {b}" for n, b in batches.items())
+            + "); give every input the same number of probes"
+        )
+
+
 def load_probes(
     path: str | os.PathLike[str],
     inputs: Sequence[SpecLike],
@@ -219,38 +255,11 @@ def load_probes(
         out[spec.name] = _safe_cast(arr, spec, f"{p}", casts)
     else:
         with loaded:
-            try:
-                keys = list(loaded.files)
-            except CORRUPT as exc:
-                raise FingerprintError(
-                    f"{p}: truncated or corrupt ({short(exc)}); re-create it with np.savez"
-                ) from None
-            keyed = {n: n for n in names}
-            if len(names) == 1 and len(keys) == 1 and keys != names:
-                # One array for one input: nothing to match, whatever np.savez called it ('arr_0').
-                keyed = {names[0]: keys[0]}
-                notes.append(f"{p}: took the array {keys[0]!r} for the model's only input {names[0]!r}")
-            missing = [n for n in names if keyed[n] not in keys]
-            extra = [k for k in keys if k not in keyed.values()]
-            if missing or extra:
-                parts = []
-                if missing:
-                    parts.append("missing " + ", ".join(repr(n) for n in missing))
-                if extra:
-                    parts.append("unexpected " + ", ".join(repr(k) for k in extra))
-                raise FingerprintError(
-                    f"{p}: {'; '.join(parts)}; its keys must be exactly the model's input names: {', '.join(names)}"
-                )
+            keyed = _npz_keys(p, loaded, names, notes)
             for spec in inputs:
                 where = f"{p}[{keyed[spec.name]!r}]"
                 arr = read_array(loaded, keyed[spec.name], where, p)
                 _check_shape(arr, spec, where)
                 out[spec.name] = _safe_cast(arr, spec, where, casts)
-    batches = {n: a.shape[0] for n, a in out.items() if a.ndim}
-    if len(set(batches.values())) > 1:
-        raise FingerprintError(
-            f"{p}: inputs disagree on the batch size ("
-            + ", ".join(f"{n}: {b}" for n, b in batches.items())
-            + "); give every input the same number of probes"
-        )
+    _check_batches(p, out)
     return out
