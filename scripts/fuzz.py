@@ -6,7 +6,7 @@ Targets, each fed mutations of a real seed (a synthetic model record built witho
 - ``fingerprint``: fingerprint.json bytes -> ``store.parse_fingerprint_bytes``
 - ``fingerprint-file``: the same bytes from a file -> ``store.read_fingerprint``
 - ``signature``: signature.json bytes (and the fingerprint they sign) -> ``signing.check``
-- ``arrays``: reference.npz bytes -> ``probes.load_arrays``
+- ``arrays``: reference.npz bytes -> ``npz.load_arrays``
 - ``probes``: probes.npz bytes -> ``probes.load_probes`` (checked against the model's inputs)
 - ``sidecar``: a whole sidecar, one file mutated -> ``verifier.read_record`` + ``_sidecar_arrays``
   (what ``envprint verify`` reads before it loads the model)
@@ -46,7 +46,7 @@ import numpy as np
 
 from envprint.check import verifier
 from envprint.errors import EnvprintError
-from envprint.record import probes, sidecar, signing, store
+from envprint.record import npz, probes, sidecar, signing, store
 
 KEY = b"fuzzing-key-0123456789abcdef0123"
 
@@ -73,7 +73,7 @@ def build_seed(directory: Path) -> Seed:
     from envprint.record import digests
 
     def _array_file(directory: Path, name: str, arrays: dict[str, np.ndarray]) -> ArrayFile:
-        probes.save_arrays(directory / name, arrays)
+        npz.save_arrays(directory / name, arrays)
         digest = digests.sha256_file(directory / name)
         return ArrayFile(file=name, sha256=digest, arrays={k: list(v.shape) for k, v in arrays.items()})
 
@@ -416,7 +416,7 @@ def run_target(target: str, rng: random.Random, seed: Seed, workdir: Path) -> tu
         )
     if target == "arrays":
         data = mutate(rng, seed.reference, NPZ_MUTATORS)
-        return data, lambda: probes.load_arrays(workdir / "reference.npz", data)
+        return data, lambda: npz.load_arrays(workdir / "reference.npz", data)
     if target == "probes":
         data = mutate(rng, seed.probes, NPZ_MUTATORS)
         path = _write(workdir, "probes.npz", data)

@@ -18,7 +18,7 @@ from servers.hostile import hostile
 
 import envprint
 from envprint.errors import EndpointError, ExitCode
-from envprint.record.probes import load_arrays
+from envprint.record.npz import load_arrays
 
 pytest_plugins = ["endpoint_fixtures"]
 

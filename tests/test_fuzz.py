@@ -136,11 +136,11 @@ def test_arbitrary_json_as_a_fingerprint_end_in_an_envprint_error(doc):
 @DETERMINISTIC
 @given(data=st.binary(max_size=2048))
 def test_arbitrary_bytes_as_arrays_end_in_an_envprint_error(data, tmp_path_factory):
-    from envprint.record import probes
+    from envprint.record import npz
 
-    _outcome(lambda: probes.load_arrays(Path("fuzz/reference.npz"), data))
-    _outcome(lambda: probes.load_arrays(Path("fuzz/reference.npz"), b"PK\x03\x04" + data))
-    _outcome(lambda: probes.load_arrays(Path("fuzz/reference.npz"), b"\x93NUMPY" + data))
+    _outcome(lambda: npz.load_arrays(Path("fuzz/reference.npz"), data))
+    _outcome(lambda: npz.load_arrays(Path("fuzz/reference.npz"), b"PK\x03\x04" + data))
+    _outcome(lambda: npz.load_arrays(Path("fuzz/reference.npz"), b"\x93NUMPY" + data))
 
 
 @pytest.mark.parametrize("target", ["fingerprint", "fingerprint-file", "signature", "arrays", "probes", "sidecar"])

@@ -26,7 +26,7 @@ from envhelpers import fails_after, invoke, run_unprivileged
 
 import envprint
 from envprint.errors import ExitCode, FingerprintError, UsageError
-from envprint.record import sidecar, signing, store
+from envprint.record import atomic, sidecar, signing, store
 from envprint.record.store import read_fingerprint
 
 KEY = b"test-signing-key-0123456789abcdef"
@@ -386,7 +386,7 @@ def test_a_save_interrupted_while_publishing_leaves_the_old_record(unsigned, mon
 def test_a_failed_rename_puts_the_old_record_back(unsigned, monkeypatch):
     """Where the two directories cannot be swapped in one step, the old one is moved aside and restored."""
     before = tree_state(sidecar_of(unsigned))
-    monkeypatch.setattr(sidecar, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
 
     def rename(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
@@ -403,7 +403,7 @@ def test_a_failed_rename_puts_the_old_record_back(unsigned, monkeypatch):
 
 
 def _fake_staging(parent: Path, target: Path, content: str) -> Path:
-    staging = sidecar.make_staging_dir(target)
+    staging = atomic.make_staging_dir(target)
     (staging / "fingerprint.json").write_text(content)
     return staging
 
@@ -411,7 +411,7 @@ def _fake_staging(parent: Path, target: Path, content: str) -> Path:
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "move-aside"])
 def test_publish_with_force_replaces_the_whole_record_and_leaves_nothing_beside_it(tmp_path, monkeypatch, exchange):
     if not exchange:
-        monkeypatch.setattr(sidecar, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
     target = tmp_path / "m.envprint"
     sidecar.publish_directory(_fake_staging(tmp_path, target, "old"), target, force=False)
     sidecar.publish_directory(_fake_staging(tmp_path, target, "new"), target, force=True)
@@ -450,13 +450,13 @@ def test_leftovers_of_killed_saves_are_cleaned_by_the_next_publish_but_young_one
 
 def test_without_flock_a_lock_file_serializes_publishers_and_is_removed(tmp_path, monkeypatch):
     # Windows has no fcntl: publishers take turns through an O_EXCL lock file instead.
-    monkeypatch.setattr(sidecar, "_flock_directory", lambda directory, target, timeout: None)
+    monkeypatch.setattr(atomic, "_flock_directory", lambda directory, target, timeout: None)
     target = tmp_path / "m.envprint"
     sidecar.publish_directory(_fake_staging(tmp_path, target, "one"), target, force=False)
     assert [p.name for p in tmp_path.iterdir()] == ["m.envprint"]
     lock = tmp_path / ".m.envprint.lock"
     lock.write_text("12345\n")  # a save publishing right now
-    with pytest.raises(FingerprintError) as err, sidecar.publish_lock(target, timeout=0.1):
+    with pytest.raises(FingerprintError) as err, atomic.publish_lock(target, timeout=0.1):
         pass
     assert str(err.value) == (
         f"{lock}: another envprint save is publishing a record here, or a killed one left this lock file; "
@@ -478,23 +478,23 @@ def test_a_publisher_waits_for_the_lock_and_says_so_when_it_never_comes(tmp_path
         assert holder.stdout.readline() == "locked\n"
         if holder.poll() is not None or not hasattr(os, "O_DIRECTORY"):
             pytest.skip("no flock on this platform")
-        with pytest.raises(FingerprintError) as err, sidecar.publish_lock(target, timeout=0.2):
+        with pytest.raises(FingerprintError) as err, atomic.publish_lock(target, timeout=0.2):
             pass
         assert str(err.value) == (
             f"{target}: another envprint save held the lock on {tmp_path} for 0.2 s; wait for it to finish, then rerun"
         )
     finally:
         holder.communicate("", timeout=30)
-    with sidecar.publish_lock(target, timeout=5):  # released when its holder ends
+    with atomic.publish_lock(target, timeout=5):  # released when its holder ends
         pass
 
 
 HOLD_LOCK = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from envprint.record import sidecar
+    from envprint.record import atomic
 
-    with sidecar.publish_lock(Path(sys.argv[1])):
+    with atomic.publish_lock(Path(sys.argv[1])):
         print("locked", flush=True)
         sys.stdin.read()
 """)
@@ -635,10 +635,10 @@ def test_two_saves_without_force_at_once_one_wins_the_other_says_why(racing_save
 KILLED = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from envprint.record import sidecar
+    from envprint.record import atomic, sidecar
 
     target, ready = Path(sys.argv[1]), Path(sys.argv[2])
-    staging = sidecar.make_staging_dir(target)
+    staging = atomic.make_staging_dir(target)
     (staging / "fingerprint.json").write_text("new")
     ready.touch()
     time.sleep(600)
@@ -670,11 +670,11 @@ def test_a_save_killed_mid_way_leaves_the_old_record_and_the_next_save_cleans_up
 HAMMER = textwrap.dedent("""
     import hashlib, json, os, sys
     from pathlib import Path
-    from envprint.record import sidecar
+    from envprint.record import atomic, sidecar
 
     target, rounds = Path(sys.argv[1]), int(sys.argv[2])
     for i in range(rounds):
-        staging = sidecar.make_staging_dir(target)
+        staging = atomic.make_staging_dir(target)
         payload = os.urandom(4096)
         (staging / "probes.npz").write_bytes(payload)
         (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(payload).hexdigest()}))
@@ -712,7 +712,7 @@ READER = textwrap.dedent("""
 @pytest.mark.subprocess
 def test_publishers_hammering_one_record_never_let_a_reader_see_a_mix(tmp_path):
     target = tmp_path / "m.envprint"
-    staging = sidecar.make_staging_dir(target)
+    staging = atomic.make_staging_dir(target)
     (staging / "probes.npz").write_bytes(b"")
     (staging / "fingerprint.json").write_text(json.dumps({"sha256": hashlib.sha256(b"").hexdigest()}))
     sidecar.publish_directory(staging, target, force=False)

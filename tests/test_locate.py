@@ -63,7 +63,7 @@ def test_save_layers_records_a_bounded_trace_that_verify_checks(cnn_record):
 
 
 def test_an_edited_layer_trace_is_a_mismatch_naming_the_file(cnn_record, tmp_path):
-    from envprint.record.probes import load_arrays, save_arrays
+    from envprint.record.npz import load_arrays, save_arrays
 
     shutil.copytree(cnn_record / "model.keras.envprint", tmp_path / "record")
     arrays = load_arrays(tmp_path / "record" / "layers.npz")

@@ -19,7 +19,7 @@ from envhelpers import as_unprivileged, invoke, run_unprivileged
 
 import envprint
 from envprint.errors import ExitCode, FingerprintError
-from envprint.record import sidecar
+from envprint.record import atomic, sidecar
 
 
 def tree_state(root: Path) -> dict[str, bytes | None]:
@@ -127,7 +127,7 @@ def test_publish_checks_the_target_again_under_its_lock(tmp_path):
     target = tmp_path / "rec"
     target.mkdir()
     (target / "important.txt").write_text("keep me\n")
-    staging = sidecar.make_staging_dir(target)
+    staging = atomic.make_staging_dir(target)
     (staging / "fingerprint.json").write_text("{}\n")
     with pytest.raises(FingerprintError) as raised:
         sidecar.publish_directory(staging, target, force=True)

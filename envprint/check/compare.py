@@ -225,6 +225,33 @@ def _shortest(value: np.generic) -> str:
     return text if any(c in text for c in ".en") else text + ".0"
 
 
+def _absent(name: str, new: bool) -> str:
+    """The problem of an output one side lacks: new (not in the reference), or missing from the model now."""
+    if new:
+        return f"new output {name!r} (not in the reference)"
+    return f"output {name!r} missing (the model no longer produces it)"
+
+
+def _incomparable(e: np.ndarray, o: np.ndarray) -> str | None:
+    """Why two outputs cannot be compared element by element (dtype or shape changed); None when they can."""
+    problems = []
+    if e.dtype.newbyteorder("=") != o.dtype.newbyteorder("="):
+        problems.append(f"dtype changed: {e.dtype.name} -> {o.dtype.name}")
+    if e.shape != o.shape:
+        problems.append(f"shape changed: {e.shape} -> {o.shape}")
+    return "; ".join(problems) if problems else None
+
+
+def _class_agreement(e: np.ndarray, o: np.ndarray) -> tuple[float | None, float | None]:
+    """Top-1 and top-5 agreement of a float (probes, classes) output; None where they say nothing."""
+    top1 = top5 = None
+    if is_float(e.dtype) and e.ndim == 2 and e.shape[0] > 0 and e.shape[1] >= 2:
+        top1 = float(np.mean(np.argmax(e, axis=1) == np.argmax(o, axis=1)))
+        if e.shape[1] > 5:  # with five classes or fewer every probe's top five agree
+            top5 = _topk_agreement(e, o, 5)
+    return top1, top5
+
+
 def compare_output(
     name: str,
     expected: np.ndarray | None,
@@ -244,19 +271,12 @@ def compare_output(
     for side, a in (("expected", expected), ("obtained", obtained)):
         if a is not None:
             info.update({f"{side}_dtype": np.asarray(a).dtype.name, f"{side}_shape": list(np.shape(a))})
-    if expected is None:
-        return OutputComparison(status="mismatch", problem=f"new output {name!r} (not in the reference)", **info)
-    if obtained is None:
-        problem = f"output {name!r} missing (the model no longer produces it)"
-        return OutputComparison(status="mismatch", problem=problem, **info)
+    if expected is None or obtained is None:
+        return OutputComparison(status="mismatch", problem=_absent(name, expected is None), **info)
     e, o = np.asarray(expected), np.asarray(obtained)
-    problems = []
-    if e.dtype.newbyteorder("=") != o.dtype.newbyteorder("="):
-        problems.append(f"dtype changed: {e.dtype.name} -> {o.dtype.name}")
-    if e.shape != o.shape:
-        problems.append(f"shape changed: {e.shape} -> {o.shape}")
-    if problems:
-        return OutputComparison(status="mismatch", problem="; ".join(problems), **info)
+    problem = _incomparable(e, o)
+    if problem is not None:
+        return OutputComparison(status="mismatch", problem=problem, **info)
 
     scale = output_scale(e)
     info["scale"] = scale if is_float(e.dtype) else None
@@ -265,11 +285,7 @@ def compare_output(
     ef, of = _native(e).reshape(-1), _native(o).reshape(-1)
     s = _scan_identical(ef) if not scan_all and _same_bytes(ef, of) else _scan(ef, of, rtol, atol, max_worst)
 
-    top1 = top5 = None
-    if is_float(e.dtype) and e.ndim == 2 and e.shape[0] > 0 and e.shape[1] >= 2:
-        top1 = float(np.mean(np.argmax(e, axis=1) == np.argmax(o, axis=1)))
-        if e.shape[1] > 5:  # with five classes or fewer every probe's top five agree
-            top5 = _topk_agreement(e, o, 5)
+    top1, top5 = _class_agreement(e, o)
     floating = is_float(e.dtype) or e.dtype.kind == "c"
     status = "identical" if s.n_differ == 0 else "within_tolerance" if s.n_oot == 0 else "mismatch"
     return OutputComparison(

@@ -145,7 +145,7 @@ class _Runner:
         self.workdir, self.base, self.timeout_s, self.count = workdir, base, timeout_s, 0
 
     def run(self, r: Restore, runs: dict[str, int | None]) -> _Outcome:
-        from envprint.record.probes import load_arrays
+        from envprint.record.npz import load_arrays
 
         self.count += 1
         out = self.workdir / f"run{self.count}"
@@ -195,15 +195,35 @@ Outcome = _Outcome
 # --------------------------------------------------------------------------- investigate
 
 
-def _blocker(report: Report) -> str | None:
-    """Why restoring settings cannot explain this report, if it cannot."""
+def _blocker(report: Report, model_path: str | Path | None) -> str | None:
+    """Why restoring settings cannot explain this report, if it cannot (or the children cannot load the model)."""
     if report.identity.weights == "changed":
         return "the weights are not the saved model's: no setting can reproduce the reference"
     if report.identity.sidecar_files_changed:
         return "the probes or reference were edited after save: fix the record first"
     if any(x.cause == "stochastic_inference" and x.score >= 0.97 for x in report.explanations):
         return "outputs vary between identical calls on this host: fix the randomness first, then investigate"
+    if model_path is None:
+        return "the model was given in memory; the child processes load it from its file: pass its path"
     return None
+
+
+def _child_base(
+    model_path: str | Path,
+    saved: Fingerprint,
+    fmt: str | None,
+    signature: str | None,
+    safe_mode: bool,
+    custom: list[str],
+) -> dict[str, Any]:
+    """What every child is told about the model: where it is and how to load it (as verify loaded it)."""
+    return {
+        "model": str(Path(model_path).resolve()),
+        "format": fmt or saved.model.format,
+        "signature": signature or saved.model.signature,
+        "safe_mode": safe_mode,
+        "custom_objects": custom,
+    }
 
 
 CONTROL = Restore("control", "nothing changed (a fresh process)")
@@ -258,6 +278,32 @@ class _Session:
             return _result(r, "untestable", why, seconds=got.seconds)
         return self.judge(r, f"restoring {r.setting}", got.arrays["full"], got.seconds)
 
+    def run_all(self, restores: list[Restore], batch1: bool, seen: _Numbers) -> list[InvestigationResult]:
+        """The control, then each restore (all of them together when none alone explains the drift),
+        then batch size 1; only the control's result when it failed or did not reproduce the drift."""
+        from envprint.render.words import control_words
+
+        self.say(f"investigating 1/{self.total}: control, {CONTROL.setting}" + (", and batch size 1" if batch1 else ""))
+        outcome = self.runner.run(CONTROL, {"full": None, "batch1": 1} if batch1 else {"full": None})
+        if outcome.arrays is None:
+            return [_result(CONTROL, "untestable", f"{outcome.failure}; nothing else was run", seconds=outcome.seconds)]
+        self.control_arrays = outcome.arrays["full"]
+        self.control = self.numbers(self.control_arrays)
+        if self.control.n_differ == 0:
+            why = control_words(False, str(self.control), str(seen))
+            return [_result(CONTROL, "not_reproduced", why, self.control, outcome.seconds)]
+        control = _result(
+            CONTROL, "reproduced", control_words(True, str(self.control), str(seen)), self.control, outcome.seconds
+        )
+        tried = [self.attempt(r, i) for i, r in enumerate(restores, start=2)]
+        ran = [r for r, t in zip(restores, tried, strict=True) if t.status != "untestable"]
+        if len(ran) > 1 and not any(t.status == "confirmed" for t in tried):
+            self.total += 1  # no single setting explains it: do they together?
+            tried.append(self.attempt(_merge(ran), self.total))
+        if batch1:
+            tried.append(self.judge(BATCH, "predicting one probe per call", outcome.arrays["batch1"], None))
+        return [control, *tried]
+
 
 def investigate(
     model_path: str | Path | None,
@@ -286,26 +332,18 @@ def investigate(
     from the saved host, confirmed first, and the causes that cannot be restored here
     ('untestable', with their remedy).
     """
-    from envprint.record.probes import save_arrays
+    from envprint.record.npz import save_arrays
 
     if all(o.status == "identical" for o in report.outputs):
         return []
-    blocked = _blocker(report)
-    if blocked is None and model_path is None:
-        blocked = "the model was given in memory; the child processes load it from its file: pass its path"
-    if blocked is not None:
+    blocked = _blocker(report, model_path)
+    if blocked is not None or model_path is None:  # _blocker says why when the model has no path
         return [_result(CONTROL, "untestable", f"not investigated: {blocked}")]
     steps = plan(saved, report, str(fp_path))
     restores = [s for s in steps if isinstance(s, Restore)]
     check = saved.self_check
     batch1 = bool(check and check.batch1_max_abs and all(v == 0 for v in check.batch1_max_abs.values()))
-    base = {
-        "model": str(Path(model_path).resolve()),
-        "format": fmt or saved.model.format,
-        "signature": signature or saved.model.signature,
-        "safe_mode": safe_mode,
-        "custom_objects": list(custom_objects_specs),
-    }
+    base = _child_base(model_path, saved, fmt, signature, safe_mode, list(custom_objects_specs))
     with tempfile.TemporaryDirectory(prefix="envprint-investigate-") as tmp:
         base["probes"] = str(Path(tmp) / "probes.npz")  # the arrays verify checked, not the file again
         save_arrays(Path(base["probes"]), dict(probes))
@@ -316,28 +354,9 @@ def investigate(
             progress or (lambda _message: None),
             total=1 + len(restores),
         )
-        s.say(f"investigating 1/{s.total}: control, {CONTROL.setting}" + (", and batch size 1" if batch1 else ""))
-        outcome = s.runner.run(CONTROL, {"full": None, "batch1": 1} if batch1 else {"full": None})
-        if outcome.arrays is None:
-            return [_result(CONTROL, "untestable", f"{outcome.failure}; nothing else was run", seconds=outcome.seconds)]
-        s.control_arrays = outcome.arrays["full"]
-        s.control = s.numbers(s.control_arrays)
-        seen = _Numbers.of(report.outputs)
-        from envprint.render.words import control_words
-
-        if s.control.n_differ == 0:
-            why = control_words(False, str(s.control), str(seen))
-            return [_result(CONTROL, "not_reproduced", why, s.control, outcome.seconds)]
-        control = _result(
-            CONTROL, "reproduced", control_words(True, str(s.control), str(seen)), s.control, outcome.seconds
-        )
-        tried = [s.attempt(r, i) for i, r in enumerate(restores, start=2)]
-        ran = [r for r, t in zip(restores, tried, strict=True) if t.status != "untestable"]
-        if len(ran) > 1 and not any(t.status == "confirmed" for t in tried):
-            s.total += 1  # no single setting explains it: do they together?
-            tried.append(s.attempt(_merge(ran), s.total))
-        if batch1:
-            tried.append(s.judge(BATCH, "predicting one probe per call", outcome.arrays["batch1"], None))
+        control, *tried = s.run_all(restores, batch1, _Numbers.of(report.outputs))
+    if control.status != "reproduced":  # the control failed, or the drift is not reproducible: nothing else ran
+        return [control]
     decided = [_result(d, d.status, d.detail, remedy=d.remedy) for d in steps if isinstance(d, Decided)]
     rank = {"confirmed": 0, "ruled_out": 1, "untestable": 2}
     return [control] + sorted(tried + decided, key=lambda x: rank.get(x.status, 3))

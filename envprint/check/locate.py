@@ -35,7 +35,7 @@ def record_trace(loaded: Any, inputs: Mapping[str, np.ndarray]) -> Any:
 def write_trace(directory: Path, trace: Any) -> LayerTrace:
     """Write the samples of ``trace`` into ``directory``/layers.npz and return what fingerprint.json holds."""
     from envprint._tf.layers import SAMPLE_SIZE
-    from envprint.record.probes import save_arrays
+    from envprint.record.npz import save_arrays
 
     path = directory / sidecar.LAYERS_FILE
     samples = trace.sample_array(SAMPLE_SIZE)
@@ -48,7 +48,7 @@ def write_trace(directory: Path, trace: Any) -> LayerTrace:
 
 def read_samples(fp: Fingerprint, fp_path: Path, reader: sidecar.RecordReader) -> tuple[np.ndarray | None, bool]:
     """The recorded samples (None without a trace), and whether layers.npz differs from its recorded sha256."""
-    from envprint.record.probes import load_arrays
+    from envprint.record.npz import load_arrays
 
     if fp.layer_trace is None:
         return None, False

@@ -34,7 +34,7 @@ from envprint.models import (
     TensorSpec,
     Tolerance,
 )
-from envprint.record import digests, sidecar, signing, store
+from envprint.record import atomic, digests, sidecar, signing, store
 
 DEFAULT_NUM_PROBES = 8
 DEFAULT_PROBE_SEED = 0
@@ -116,7 +116,7 @@ def identity_record(ident: Mapping[str, Any], model_path: Path, files: dict[str,
 
 
 def _array_file(directory: Path, name: str, arrays: Mapping[str, np.ndarray]) -> ArrayFile:
-    from envprint.record.probes import save_arrays
+    from envprint.record.npz import save_arrays
 
     path = directory / name
     save_arrays(path, dict(arrays))
@@ -490,7 +490,7 @@ def _write_and_publish(
 ) -> Fingerprint:
     """Write the whole record into a staging directory beside ``target``, then publish it at once."""
     try:
-        staging = sidecar.make_staging_dir(target)
+        staging = atomic.make_staging_dir(target)
     except OSError as exc:
         raise _cannot_write(target, exc) from None
     try:
@@ -513,7 +513,7 @@ def _write_and_publish(
             # Signed from the bytes on disk, so the signature covers exactly what verify will read.
             payload = (staging / sidecar.FINGERPRINT_FILE).read_bytes()
             signature = signing.sign(payload, key, sidecar.FINGERPRINT_FILE)
-            sidecar.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
+            atomic.atomic_write_text(staging / signing.SIGNATURE_FILE, signature)
         sidecar.publish_directory(staging, target, force, existed=existed)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

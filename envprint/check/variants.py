@@ -204,7 +204,7 @@ def record_variants(  # size: the children's spec, their parallel run and the re
 ) -> tuple[Variants, dict[str, np.ndarray]]:
     """Run the variants' children and return their record, and their outputs as 'VARIANT/OUTPUT' arrays."""
     from envprint.check.verifier import outputs_digest
-    from envprint.record.probes import save_arrays
+    from envprint.record.npz import save_arrays
 
     jax = importlib.util.find_spec("jax") is not None
     keras_file = fmt == "keras" and bool(fp.tensorflow and fp.tensorflow.keras_flavor == "keras3")

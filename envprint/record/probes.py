@@ -1,8 +1,8 @@
-"""Probe inputs: the rules they keep, load the user's, and store arrays without pickle.
+"""Probe inputs: the rules they keep, and loading the user's.
 
 Owns: ``TensorSpecInfo`` (a model input or output as plain values), ``load_probes`` (the user's
-``.npy``/``.npz``, checked against the model's inputs), ``save_arrays``/``load_arrays`` for the
-record's ``.npz`` and ``is_float`` (the one floating-dtype test, shared with ``check.compare``).
+``.npy``/``.npz``, checked against the model's inputs) and ``is_float`` (the one floating-dtype
+test, shared with ``check.compare``). Reading and writing the files without pickle is ``npz``'s.
 NumPy only: no TensorFlow or Keras (``_tf.loading`` and ``probe_kinds``, which generates
 probes, import this module, never the other way round).
 
@@ -18,13 +18,7 @@ Rules that every function here keeps:
 
 from __future__ import annotations
 
-import io
 import os
-import struct
-import tempfile
-import tokenize
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +26,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from envprint.errors import FingerprintError, one_line, open_user_file
-from envprint.record.sidecar import plain_file_mode
+from envprint.errors import FingerprintError
+
+# Re-exported: _tf/child.py, check/verifier.py and scripts/bench*.py import these from here.
+from envprint.record.npz import CORRUPT, open_arrays, read_array, short
+from envprint.record.npz import load_arrays as load_arrays
+from envprint.record.npz import save_arrays as save_arrays
 
 CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
 STRING_DTYPE = "string"  # tf.string has no NumPy dtype name of its own
@@ -184,89 +182,40 @@ def _check_shape(arr: np.ndarray, spec: SpecLike, where: str) -> None:
         )
 
 
-# What NumPy and zipfile raise on bytes that are not a valid .npy/.npz: a bad zip directory or
-# CRC, a compression method zipfile lacks (NotImplementedError), an encrypted member
-# (RuntimeError), a corrupt deflate stream (zlib.error), a header naming a shape too large to
-# allocate (MemoryError, OverflowError), a garbled header (ValueError, SyntaxError from
-# literal_eval, tokenize.TokenError from NumPy's header filter, struct.error). Found by
-# scripts/fuzz.py; every one ends as a FingerprintError.
-_CORRUPT = (
-    OSError,
-    EOFError,
-    zipfile.BadZipFile,
-    zlib.error,
-    struct.error,
-    NotImplementedError,
-    RuntimeError,
-    MemoryError,
-    OverflowError,
-    SyntaxError,
-    tokenize.TokenError,
-    KeyError,
-)
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-_NPY_MAGIC = b"\x93NUMPY"
-
-
-def _refused_pickle(exc: ValueError) -> bool:
-    """np.load said no because unpickling would be needed (allow_pickle=False did its job)."""
-    return "allow_pickle" in str(exc) or "Object arrays" in str(exc)
-
-
-def _objects_refused(where: object, what: str) -> FingerprintError:
-    return FingerprintError(
-        f"{where}: holds Python objects ({what}), which envprint never unpickles; "
-        "save numeric arrays with np.save/np.savez"
-    )
-
-
-def _read_array(loaded: Any, key: str, where: str, path: Path, fix: str | None = None) -> np.ndarray:
-    fix = fix or f"re-create {path.name} with np.save/np.savez"
+def _npz_keys(p: Path, loaded: Any, names: list[str], notes: list[str]) -> dict[str, str]:
+    """The key of the array for each input name: its own name, or the only array of a single-input model."""
     try:
-        arr = loaded[key] if key else loaded
-        arr = np.asarray(arr)
-    except ValueError as exc:
-        if _refused_pickle(exc):
-            raise _objects_refused(where, "an object array") from None
-        raise FingerprintError(f"{where}: cannot be read ({_short(exc)}); {fix}") from None
-    except _CORRUPT as exc:
-        raise FingerprintError(f"{where}: truncated or corrupt ({_short(exc)}); {fix}") from None
-    if arr.dtype.kind == "O":
-        raise _objects_refused(where, "an object array")
-    return arr
+        keys = list(loaded.files)
+    except CORRUPT as exc:
+        raise FingerprintError(f"{p}: truncated or corrupt ({short(exc)}); re-create it with np.savez") from None
+    keyed = {n: n for n in names}
+    if len(names) == 1 and len(keys) == 1 and keys != names:
+        # One array for one input: nothing to match, whatever np.savez called it ('arr_0').
+        keyed = {names[0]: keys[0]}
+        notes.append(f"{p}: took the array {keys[0]!r} for the model's only input {names[0]!r}")
+    missing = [n for n in names if keyed[n] not in keys]
+    extra = [k for k in keys if k not in keyed.values()]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(repr(n) for n in missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(repr(k) for k in extra))
+        raise FingerprintError(
+            f"{p}: {'; '.join(parts)}; its keys must be exactly the model's input names: {', '.join(names)}"
+        )
+    return keyed
 
 
-def _short(exc: BaseException | str) -> str:
-    """An exception as one short line: a hostile file must not put line breaks into a message."""
-    return one_line(exc, 160)
-
-
-def _open(path: Path, data: bytes | None = None, fix: str | None = None) -> Any:
-    """``np.load`` of ``path`` (or of ``data``, the bytes read from it), never unpickling."""
-    fix = fix or "re-create it with np.save/np.savez"
-    if data is None:
-        fix_path = "check the path passed to --probes"
-        with open_user_file(path, FingerprintError, fix_path, directory_fix="pass a .npy or .npz file") as fh:
-            try:
-                head = fh.read(len(_NPY_MAGIC))
-            except OSError as exc:
-                raise FingerprintError(f"{path}: cannot be read ({_short(exc)}); check its permissions") from None
-        source: Any = path
-    else:
-        head, source = data[: len(_NPY_MAGIC)], io.BytesIO(data)
-    if not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
-        if head.startswith(b"\x80"):  # pickle protocol 2 and later
-            raise _objects_refused(path, "an object array or a pickle")
-        what = "empty" if not head else "neither the .npy nor the .npz (zip) format"
-        raise FingerprintError(f"{path}: not a .npy/.npz file ({what}); {fix}")
-    try:
-        return np.load(source, allow_pickle=False)
-    except ValueError as exc:
-        if _refused_pickle(exc):
-            raise _objects_refused(path, "an object array or a pickle") from None
-        raise FingerprintError(f"{path}: not a readable .npy/.npz ({_short(exc)}); {fix}") from None
-    except _CORRUPT as exc:
-        raise FingerprintError(f"{path}: truncated or corrupt ({_short(exc)}); {fix}") from None
+def _check_batches(p: Path, out: Mapping[str, np.ndarray]) -> None:
+    """FingerprintError when the inputs' arrays do not all hold the same number of probes."""
+    batches = {n: a.shape[0] for n, a in out.items() if a.ndim}
+    if len(set(batches.values())) > 1:
+        raise FingerprintError(
+            f"{p}: inputs disagree on the batch size ("
+            + ", ".join(f"{n}: {b}" for n, b in batches.items())
+            + "); give every input the same number of probes"
+        )
 
 
 def load_probes(
@@ -293,7 +242,7 @@ def load_probes(
             f"{p}: a .npy holds one array but the model has {len(inputs)} inputs ({', '.join(names)}); "
             "pass an .npz keyed by input name: np.savez(path, " + ", ".join(f"{n}=..." for n in names) + ")"
         )
-    loaded = _open(p)
+    loaded = open_arrays(p)
     out: dict[str, np.ndarray] = {}
     if isinstance(loaded, np.ndarray):  # .npy (or an .npz-named .npy: np.load reads the magic, not the name)
         if len(inputs) != 1:
@@ -301,100 +250,16 @@ def load_probes(
                 f"{p}: holds one array but the model has {len(inputs)} inputs; pass an .npz keyed by input name"
             )
         spec = inputs[0]
-        arr = _read_array(loaded, "", str(p), p)
+        arr = read_array(loaded, "", str(p), p)
         _check_shape(arr, spec, f"{p}")
         out[spec.name] = _safe_cast(arr, spec, f"{p}", casts)
     else:
         with loaded:
-            try:
-                keys = list(loaded.files)
-            except _CORRUPT as exc:
-                raise FingerprintError(
-                    f"{p}: truncated or corrupt ({_short(exc)}); re-create it with np.savez"
-                ) from None
-            keyed = {n: n for n in names}
-            if len(names) == 1 and len(keys) == 1 and keys != names:
-                # One array for one input: nothing to match, whatever np.savez called it ('arr_0').
-                keyed = {names[0]: keys[0]}
-                notes.append(f"{p}: took the array {keys[0]!r} for the model's only input {names[0]!r}")
-            missing = [n for n in names if keyed[n] not in keys]
-            extra = [k for k in keys if k not in keyed.values()]
-            if missing or extra:
-                parts = []
-                if missing:
-                    parts.append("missing " + ", ".join(repr(n) for n in missing))
-                if extra:
-                    parts.append("unexpected " + ", ".join(repr(k) for k in extra))
-                raise FingerprintError(
-                    f"{p}: {'; '.join(parts)}; its keys must be exactly the model's input names: {', '.join(names)}"
-                )
+            keyed = _npz_keys(p, loaded, names, notes)
             for spec in inputs:
                 where = f"{p}[{keyed[spec.name]!r}]"
-                arr = _read_array(loaded, keyed[spec.name], where, p)
+                arr = read_array(loaded, keyed[spec.name], where, p)
                 _check_shape(arr, spec, where)
                 out[spec.name] = _safe_cast(arr, spec, where, casts)
-    batches = {n: a.shape[0] for n, a in out.items() if a.ndim}
-    if len(set(batches.values())) > 1:
-        raise FingerprintError(
-            f"{p}: inputs disagree on the batch size ("
-            + ", ".join(f"{n}: {b}" for n, b in batches.items())
-            + "); give every input the same number of probes"
-        )
+    _check_batches(p, out)
     return out
-
-
-# ---------------------------------------------------------------------------------- store
-
-# Fixed zip member time: np.savez stamps members with the current time, so the same arrays
-# would give different bytes (and digests) on every save.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to an ``.npz`` that ``np.load`` reads, atomically and byte-for-byte reproducibly.
-
-    Members are ``NAME.npy`` in sorted name order, stored uncompressed with a fixed timestamp;
-    object arrays are refused (they would need pickle to read back).
-    """
-    p = Path(path)
-    for name, arr in arrays.items():
-        if not isinstance(name, str) or not name or name.endswith(".npy"):
-            raise FingerprintError(f"{p}: array name {name!r} cannot be stored; use a non-empty name without '.npy'")
-        if np.asarray(arr).dtype.kind == "O":
-            raise FingerprintError(f"{p}: array {name!r} holds Python objects; envprint stores numeric arrays only")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        if hasattr(os, "fchmod"):  # a server running as another user must read the record
-            os.fchmod(fd, plain_file_mode())
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-            for name in sorted(arrays):
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, buf.getvalue())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_arrays(path: str | os.PathLike[str], data: bytes | None = None) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` envprint saved (``path``, or ``data`` read from it), never unpickling.
-
-    Whatever the bytes, the result is the arrays or a FingerprintError of one line.
-    """
-    p = Path(path)
-    fix = f"copy the whole {p.parent.name}/ directory again, or re-run envprint save"
-    loaded = _open(p, data, fix)
-    if isinstance(loaded, np.ndarray):
-        raise FingerprintError(f"{p}: a single .npy array, not an .npz archive; {fix}")
-    with loaded:
-        try:
-            keys = list(loaded.files)
-        except _CORRUPT as exc:
-            raise FingerprintError(f"{p}: truncated or corrupt ({_short(exc)}); {fix}") from None
-        if len(set(keys)) != len(keys):
-            raise FingerprintError(f"{p}: names an array twice; {fix}")
-        return {k: _read_array(loaded, k, f"{p}[{_short(repr(k))}]", p, fix) for k in keys}

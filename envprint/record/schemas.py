@@ -20,7 +20,7 @@ def _documents() -> dict[str, str]:
 
 def write_schemas(out: str | Path) -> list[Path]:
     """Write each schema into ``out`` (created if needed), atomically; the files written, in order."""
-    from envprint.record.sidecar import atomic_write_text
+    from envprint.record.atomic import atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,68 +1,32 @@
-"""The sidecar directory on disk: where a record lives and its filesystem transactions.
+"""The sidecar directory on disk: where a record lives, what may replace it, and reading it.
 
 Owns: the record's file names and default place (beside a file model, inside a SavedModel),
-atomic writes, what a save may replace (an envprint record only: ``not_a_record``),
-publishing a whole record under a lock (``publish_directory``) so that readers
-see the old record or the new one, never a mixture, and reading it as one snapshot
-(``RecordReader``). What the bytes of fingerprint.json mean is ``store``'s job.
-Must not import TensorFlow, nor ``store``.
+what a save may replace (an envprint record only: ``not_a_record``), publishing a whole record
+(``publish_directory``, on ``atomic``'s lock and swap) so that readers see the old record or the
+new one, never a mixture, and reading it as one snapshot (``RecordReader``). The filesystem
+primitives (atomic writes, staging, the lock, leftovers) are ``atomic``'s; what the bytes of
+fingerprint.json mean is ``store``'s. Must not import TensorFlow, nor ``store``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import shutil
 import stat
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from envprint import formats
 from envprint.errors import FingerprintError, ModelError
+from envprint.record import atomic
+
+# Re-exported: render/, integrations/keras.py and integrations/tfserving.py import these from here.
+from envprint.record.atomic import atomic_write_text as atomic_write_text
+from envprint.record.atomic import make_staging_dir as make_staging_dir
+from envprint.record.atomic import plain_file_mode as plain_file_mode
 from envprint.record.signing import SIGNATURE_FILE
 
 T = TypeVar("T")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def plain_file_mode() -> int:
-    """The mode ``open(path, "w")`` gives a new file under this umask (mkstemp's 0600 is for secrets, not records)."""
-    return 0o666 & ~_umask()
-
-
-def make_staging_dir(target: Path) -> Path:
-    """A temporary directory beside ``target`` with the permissions a plain mkdir would give."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a serving user must be able to read the record
-    return staging
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename: readers see old or new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the record a plain file's permissions
-            os.fchmod(fd, plain_file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 # --------------------------------------------------------------------------- the sidecar
 
@@ -95,169 +59,6 @@ def sidecar_exclusions(model_path: Path, sidecar: Path) -> list[str]:
     except ValueError:
         return embedded
     return embedded if rel == embedded[0] else [*embedded, rel]
-
-
-# A staging directory older than this was left by a save that was killed (a live one exists for
-# seconds: the arrays and fingerprint are written, then it is published); the next save removes it.
-STALE_AFTER_S = 15 * 60
-LOCK_TIMEOUT_S = 120.0
-# The lock is held for a rename and the removal of the old record: a lock file older than this
-# belongs to a publisher that died.
-LOCK_STALE_AFTER_S = 60.0
-
-
-def _flock_directory(directory: Path, target: Path, timeout: float) -> int | None:
-    """An fd of ``directory`` holding an exclusive flock, or None where flock is unavailable.
-
-    Locking the directory, not a lock file beside the record, leaves nothing behind, and the
-    kernel drops the lock when the holder dies (a killed save never blocks the next one).
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        return None
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return None
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise FingerprintError(
-                    f"{target}: another envprint save held the lock on {directory} for {timeout:g} s; "
-                    "wait for it to finish, then rerun"
-                ) from None
-            time.sleep(0.01)
-        except OSError:  # a file system without flock (some network mounts): use a lock file
-            os.close(fd)
-            return None
-
-
-@contextlib.contextmanager
-def _lock_file(target: Path, timeout: float) -> Iterator[None]:
-    """Fallback where flock is unavailable (Windows): an O_EXCL lock file, broken when stale."""
-    lock = target.with_name(f".{target.name}.lock")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            with contextlib.suppress(OSError):
-                if time.time() - lock.stat().st_mtime > LOCK_STALE_AFTER_S:  # its save was killed
-                    lock.unlink()
-                    continue
-            if time.monotonic() > deadline:
-                raise FingerprintError(
-                    f"{lock}: another envprint save is publishing a record here, or a killed one left this "
-                    "lock file; wait and rerun, or delete the file if no save is running"
-                ) from None
-            time.sleep(0.05)
-        except OSError as exc:
-            raise FingerprintError(
-                f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory"
-            ) from None
-    try:
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.close(fd)
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def publish_lock(target: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the lock that serializes every envprint save publishing into ``target``'s directory."""
-    target = Path(target)
-    fd = _flock_directory(target.parent, target, timeout)
-    if fd is None:
-        with _lock_file(target, timeout):
-            yield
-        return
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where that is not available.
-
-    With it, replacing a record has no moment at which the target is absent, so a save killed at
-    any instant leaves the old record or the new one in place.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # glibc < 2.28, or a libc without it
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):  # kernel or file system says no
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _backup_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.old-{os.getpid()}")
-
-
-def interrupted_backups(target: Path) -> list[Path]:
-    """Old records a killed ``save --force`` moved aside and never removed (only where renameat2 is missing)."""
-    target = Path(target)
-    prefix = f".{target.name}.old-"
-    try:
-        return sorted(p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.is_dir())
-    except OSError:
-        return []
-
-
-def clean_leftovers(target: Path, *, now: float | None = None, stale_after: float = STALE_AFTER_S) -> list[Path]:
-    """Remove what killed saves left beside ``target``; call with the publish lock held and ``target`` in place.
-
-    Staging directories (``.NAME.*.tmp``) are removed once older than ``stale_after`` seconds (a
-    younger one may belong to a save still writing); old records moved aside (``.NAME.old-PID``)
-    at once, since the lock says no replace is under way and the target is complete.
-    """
-    target = Path(target)
-    now = time.time() if now is None else now
-    removed: list[Path] = []
-    try:
-        entries = list(os.scandir(target.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not name.startswith(f".{target.name}."):
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            stale = name.endswith(".tmp") and now - entry.stat(follow_symlinks=False).st_mtime > stale_after
-        except OSError:
-            continue
-        if stale or name.startswith(f".{target.name}.old-"):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(Path(entry.path))
-    return removed
 
 
 # What a record directory holds: fingerprint.json, the arrays (variants.npz, layers.npz where asked), signature.json.
@@ -322,7 +123,7 @@ def publish_directory(
 ) -> None:
     """Move a complete staging directory into place; readers see the old record or the new, never a mix.
 
-    Publishers of one directory take turns (``publish_lock``), so two saves at once end with one
+    Publishers of one directory take turns (``atomic.publish_lock``), so two saves at once end with one
     complete record. Without ``force`` an existing record is never replaced; ``existed=False``
     says the caller found no record when it started, so one now is another save's. With
     ``force`` the two directories are swapped in one step where the system can (Linux), else the
@@ -331,7 +132,7 @@ def publish_directory(
     replaced, checked under the lock: ``guard`` raises for anything else, even with ``force``.
     """
     staging, target = Path(staging), Path(target)
-    with publish_lock(target):
+    with atomic.publish_lock(target):
         present = target.exists() or target.is_symlink()
         if present:
             guard(target)
@@ -345,22 +146,22 @@ def publish_directory(
         try:
             if not present:
                 os.rename(staging, target)
-            elif _exchange(staging, target):
-                _remove(staging)  # it now holds the old record
+            elif atomic.exchange(staging, target):
+                atomic.remove_path(staging)  # it now holds the old record
             else:
-                backup = _backup_name(target)
+                backup = atomic.backup_name(target)
                 os.replace(target, backup)
                 try:
                     os.rename(staging, target)
                 except OSError:
                     os.replace(backup, target)
                     raise
-                _remove(backup)
+                atomic.remove_path(backup)
         except OSError as exc:
             raise FingerprintError(
                 f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory"
             ) from None
-        clean_leftovers(target)
+        atomic.clean_leftovers(target)
 
 
 # --------------------------------------------------------------------------- reading a sidecar
@@ -518,7 +319,7 @@ def locate_fingerprint(model: str | Path | None, fingerprint: str | Path | None)
     sidecar = default_sidecar(Path(model))
     path = sidecar / FINGERPRINT_FILE
     if not path.exists():
-        backups = interrupted_backups(sidecar)
+        backups = atomic.interrupted_backups(sidecar)
         if backups and not sidecar.exists():
             raise FingerprintError(
                 f"{path}: missing; an interrupted 'envprint save --force' left the previous record in "

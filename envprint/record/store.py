@@ -27,13 +27,8 @@ from envprint import formats
 from envprint.errors import FingerprintError, one_line, open_user_file
 from envprint.models import FINGERPRINT_SCHEMA_VERSION, REPORT_SCHEMA_VERSION, ErrorDocument, Fingerprint, Report
 from envprint.models.base import FINGERPRINT_SCHEMA_MINOR, REPORT_SCHEMA_MINOR, Record
-from envprint.record.sidecar import (
-    FINGERPRINT_FILE,
-    SAVEDMODEL_SIDECAR,
-    atomic_write_text,
-    default_sidecar,
-    locate_fingerprint,
-)
+from envprint.record.atomic import atomic_write_text
+from envprint.record.sidecar import FINGERPRINT_FILE, SAVEDMODEL_SIDECAR, default_sidecar, locate_fingerprint
 
 # Upgraders from an older schema version to the next one: {old_version: function(dict) -> dict}.
 # Version 1 is the first; the table grows with each version so old fingerprints stay readable.
