@@ -303,7 +303,7 @@ CAPTURE_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter(); import tensorflow; t_import = time.perf_counter() - t0
 import envprint
-from envprint.host import collect, gpu
+from envprint.host import collect, cpu, gpu
 envprint.capture()  # warm: first call pays lazy imports (threadpoolctl)
 times = []
 for _ in range(int(sys.argv[1])):
@@ -317,7 +317,7 @@ from envprint._tf import runtime
 installed = collect.installed_distributions()
 sections = {
     "packages (importlib.metadata scan)": lambda: collect.packages_info(collect.installed_distributions()),
-    "cpu (/proc/cpuinfo)": collect.cpu_info,
+    "cpu (/proc/cpuinfo)": cpu.cpu_info,
     "threads (threadpoolctl)": lambda: collect.threads_info((0, 0)),
     "gpu (NVML / nvidia-smi)": gpu.nvidia_facts,
     "loaded libraries (/proc/self/maps)": gpu.loaded_libraries,

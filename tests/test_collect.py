@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from envprint.host import collect
+from envprint.host import collect, cpu
 
 X86_CPUINFO = """\
 processor\t: 0
@@ -33,7 +33,7 @@ CPU implementer\t: 0x41
 
 
 def test_cpuinfo_keeps_only_flags_that_change_kernels():
-    facts = collect.parse_proc_cpuinfo(X86_CPUINFO)
+    facts = cpu.parse_proc_cpuinfo(X86_CPUINFO)
     assert facts["model"] == "Intel(R) Xeon(R) Platinum 8480+"
     assert facts["vendor"] == "GenuineIntel"
     assert facts["flags"] == [
@@ -52,7 +52,7 @@ def test_cpuinfo_keeps_only_flags_that_change_kernels():
 
 
 def test_cpuinfo_reads_arm64_features():
-    facts = collect.parse_proc_cpuinfo(ARM_CPUINFO)
+    facts = cpu.parse_proc_cpuinfo(ARM_CPUINFO)
     assert facts["flags"] == ["asimd", "asimddp", "asimdhp", "bf16", "i8mm", "sve", "sve2"]
     assert facts["vendor"] == "0x41"
 
@@ -61,7 +61,7 @@ def test_cpu_info_unreadable_proc_is_absent_with_reason_not_a_crash():
     def unreadable(path: str) -> str:
         raise PermissionError(13, "Permission denied", path)
 
-    info = collect.cpu_info(read=unreadable, system="Linux")
+    info = cpu.cpu_info(read=unreadable, system="Linux")
     assert info.flags is None and info.model is None and info.memory_bytes is None
     assert info.unavailable["flags"].startswith("/proc/cpuinfo: PermissionError")
     assert info.unavailable["memory_bytes"].startswith("/proc/meminfo: PermissionError")
@@ -69,7 +69,7 @@ def test_cpu_info_unreadable_proc_is_absent_with_reason_not_a_crash():
 
 
 def test_meminfo_total_in_bytes():
-    assert collect.parse_meminfo("MemTotal:       24684084 kB\nMemFree: 1 kB\n") == 24684084 * 1024
+    assert cpu.parse_meminfo("MemTotal:       24684084 kB\nMemFree: 1 kB\n") == 24684084 * 1024
 
 
 def test_env_records_allow_listed_variables_and_never_secrets():

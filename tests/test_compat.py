@@ -84,12 +84,12 @@ def test_onednn_record_infers_the_default_from_the_cpu_flags_when_the_variable_i
 
 _CAPTURE = (
     "import json, envprint, platform\n"
-    "from envprint.host import collect\n"
+    "from envprint.host import cpu\n"
     "from envprint._tf import import_tensorflow, tf_version_tuple\n"
     "from envprint.host.compat import onednn_default\n"
     "o = envprint.capture().tensorflow.onednn\n"
     "rule = onednn_default(tf_version_tuple(import_tensorflow()), platform.system(), platform.machine(),"
-    " collect.cpu_info().flags)[0]\n"
+    " cpu.cpu_info().flags)[0]\n"
     "print(json.dumps({**o.model_dump(), 'rule': rule}))\n"
 )
 

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from envprint._tf import keras_flavor, tf_version_tuple
-from envprint.host import collect
+from envprint.host import cpu
 from envprint.host.collect import why
 from envprint.models import BuildInfo, Device, OneDnnInfo, TensorflowInfo
 
@@ -67,7 +67,7 @@ def onednn_info(tf: ModuleType, cpu_flags: Callable[[], list[str] | None] | None
     value = _read(unavailable, "enabled", enabled)
     if value is not None and explicit is None:
         return OneDnnInfo(enabled=value, env=env, default=value, unavailable=unavailable)
-    read_flags = cpu_flags or (lambda: collect.cpu_info().flags)
+    read_flags = cpu_flags or (lambda: cpu.cpu_info().flags)
     default, rule = onednn_default(tf_version_tuple(tf), platform.system(), platform.machine(), read_flags())
     unavailable["default"] = f"not observable with TF_ENABLE_ONEDNN_OPTS={env}; inferred from TensorFlow's rule: {rule}"
     if value is None:

@@ -15,7 +15,7 @@ from typing import Any
 from envprint import formats
 from envprint._version import __version__
 from envprint.errors import DependencyError
-from envprint.host import backends, collect, gpu
+from envprint.host import backends, collect, cpu, gpu
 from envprint.host.collect import why
 from envprint.models import DevicesInfo, Fingerprint
 
@@ -118,7 +118,7 @@ def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
         created_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0),
         python=collect.python_info(),
         platform=collect.platform_info(),
-        cpu=collect.cpu_info(),
+        cpu=cpu.cpu_info(),
         packages=collect.packages_info(installed),
         tensorflow=tf_info,
         devices=devices,
