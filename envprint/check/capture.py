@@ -17,7 +17,7 @@ from envprint._version import __version__
 from envprint.errors import DependencyError
 from envprint.host import backends, collect, cpu, gpu
 from envprint.host.collect import why
-from envprint.models import DevicesInfo, Fingerprint
+from envprint.models import Device, DevicesInfo, Fingerprint, TensorflowInfo
 
 # The seed declared through seed_everything() in this process, and how.
 _declared: dict[str, object] = {"seed": None, "source": None}
@@ -65,6 +65,44 @@ def _tensorflow(wanted: bool) -> tuple[Any, str | None]:
     return None, "not imported (capture(tensorflow=False))"
 
 
+def _tensorflow_facts(
+    tf: Any, installed: dict[str, str], dev_unavailable: dict[str, str]
+) -> tuple[TensorflowInfo, list[Device] | None, tuple[int, int] | None, str | None]:
+    """(TensorFlow's facts, its physical devices, its thread settings, why those settings are missing)."""
+    from envprint._tf import runtime
+
+    physical: list[Device] | None = None
+    settings: tuple[int, int] | None = None
+    reason = None
+    tf_info = runtime.tensorflow_info(tf, installed)
+    try:
+        physical = runtime.physical_devices(tf)
+    except Exception as exc:  # device enumeration can fail on a broken driver; keep the rest
+        dev_unavailable["physical"] = why(exc)
+    try:
+        settings = runtime.thread_settings(tf)
+    except Exception as exc:
+        reason = why(exc)
+    return tf_info, physical, settings, reason
+
+
+def _devices(physical: list[Device] | None, installed: dict[str, str], dev_unavailable: dict[str, str]) -> DevicesInfo:
+    """The devices: TensorFlow's, the NVIDIA driver's, and the numerics libraries mapped into this process."""
+    nvidia = gpu.nvidia_facts()
+    libs, libs_reason = gpu.loaded_libraries()
+    if libs_reason:
+        dev_unavailable["loaded_libraries"] = libs_reason
+    dev_unavailable.update(nvidia.pop("unavailable", {}))
+    return DevicesInfo(
+        physical=physical,
+        **nvidia,
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        loaded_libraries=libs,
+        nvidia_wheels=gpu.nvidia_wheels(installed),
+        unavailable=dev_unavailable,
+    )
+
+
 def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
     """The current host's Fingerprint. Never raises for a fact it cannot read.
 
@@ -75,38 +113,16 @@ def capture(*, tensorflow: bool = True, seed: int | None = None) -> Fingerprint:
     unavailable: dict[str, str] = {}
     installed = collect.installed_distributions()
     tf, tf_reason = _tensorflow(tensorflow)
-
-    tf_info = physical = settings = None
     dev_unavailable: dict[str, str] = {}
+    tf_info: TensorflowInfo | None = None
+    physical: list[Device] | None = None
+    settings: tuple[int, int] | None = None
     if tf is not None:
-        from envprint._tf import runtime
-
-        tf_info = runtime.tensorflow_info(tf, installed)
-        try:
-            physical = runtime.physical_devices(tf)
-        except Exception as exc:  # device enumeration can fail on a broken driver; keep the rest
-            dev_unavailable["physical"] = why(exc)
-        try:
-            settings = runtime.thread_settings(tf)
-        except Exception as exc:
-            tf_reason = why(exc)
+        tf_info, physical, settings, tf_reason = _tensorflow_facts(tf, installed, dev_unavailable)
     else:
         unavailable["tensorflow"] = tf_reason or "not importable"
         dev_unavailable["physical"] = unavailable["tensorflow"]
-
-    nvidia = gpu.nvidia_facts()
-    libs, libs_reason = gpu.loaded_libraries()
-    if libs_reason:
-        dev_unavailable["loaded_libraries"] = libs_reason
-    dev_unavailable.update(nvidia.pop("unavailable", {}))
-    devices = DevicesInfo(
-        physical=physical,
-        **nvidia,
-        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
-        loaded_libraries=libs,
-        nvidia_wheels=gpu.nvidia_wheels(installed),
-        unavailable=dev_unavailable,
-    )
+    devices = _devices(physical, installed, dev_unavailable)
     seed_value: int | None
     source: str | None
     if seed is not None:
