@@ -6,14 +6,12 @@ last line). One that must stay whole says why where it stands, in one greppable 
 - a module: ``# size: <reason>`` among the comments before its first import or statement;
 - a function: ``# size: <reason>`` on its ``def`` line (or its signature's other lines).
 
-``scripts/size_allowlist.txt`` lists the offenders of the day the check came in, each with its
-size then (``PATH LINES`` for a module, ``PATH::QUALNAME LINES`` for a function). The list may
-only shrink: an entry that grows past its recorded size fails, and so does an entry that is no
-longer over the limit (delete its line).
+There is no allow-list: the offenders of the day the check came in were listed with their sizes,
+the list could only shrink, and by 0.3.0 every one of them had been split.
 
-Usage: python scripts/check_size.py [--allowlist FILE] [PATH ...]   (default: envprint)
+Usage: python scripts/check_size.py [PATH ...]   (default: envprint)
 Prints each offender as ``file:line: ...`` and exits 1; exits 0 when every module and function
-is within its limit, marked, or allow-listed.
+is within its limit or marked.
 """
 
 from __future__ import annotations
@@ -29,12 +27,10 @@ from pathlib import Path
 MODULE_LIMIT = 400
 FUNCTION_LIMIT = 60
 MARKER = re.compile(r"#\s*size:(.*)$")
-DEFAULT_ALLOWLIST = Path(__file__).with_name("size_allowlist.txt")
 
 
 @dataclass(frozen=True)
 class Size:
-    key: str  # PATH for a module, PATH::QUALNAME for a function: the allow-list's key
     path: str
     line: int
     what: str  # "module" or "function NAME"
@@ -76,13 +72,12 @@ def sizes(path: Path, shown: str) -> Iterator[Size]:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
             body = body[1:]  # the docstring
         header_end = body[0].lineno - 1 if body else len(lines)
-        yield Size(shown, shown, 1, "module", len(lines), MODULE_LIMIT, _marker(lines, 1, header_end))
+        yield Size(shown, 1, "module", len(lines), MODULE_LIMIT, _marker(lines, 1, header_end))
     for qualname, node in _functions(tree.body):
         n = (node.end_lineno or node.lineno) - node.lineno + 1
         if n > FUNCTION_LIMIT:
             signature_end = max(node.body[0].lineno - 1, node.lineno)
             yield Size(
-                f"{shown}::{qualname}",
                 shown,
                 node.lineno,
                 f"function {qualname}",
@@ -90,23 +85,6 @@ def sizes(path: Path, shown: str) -> Iterator[Size]:
                 FUNCTION_LIMIT,
                 _marker(lines, node.lineno, signature_end),
             )
-
-
-def read_allowlist(path: Path) -> dict[str, int]:
-    """Allow-list key -> lines recorded; '#' starts a comment."""
-    out: dict[str, int] = {}
-    if not path.exists():
-        return out
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            key, size = line.split()
-            out[key] = int(size)
-        except ValueError:
-            sys.exit(f"{path}:{number}: expected 'PATH LINES' or 'PATH::FUNCTION LINES', got {raw.strip()!r}")
-    return out
 
 
 def python_files(roots: list[str]) -> Iterator[tuple[Path, str]]:
@@ -117,47 +95,32 @@ def python_files(roots: list[str]) -> Iterator[tuple[Path, str]]:
             yield f, f.as_posix()
 
 
-def check(roots: list[str], allowlist: Path) -> int:
-    allowed = read_allowlist(allowlist)
+def check(roots: list[str]) -> int:
     problems: list[str] = []
-    seen: set[str] = set()
-    n_allowed = n_marked = 0
+    n_marked = 0
     for path, shown in python_files(roots):
         for s in sizes(path, shown):
             where = f"{s.path}:{s.line}: {s.what} has {s.lines} lines (limit {s.limit})"
-            if s.key in allowed:
-                seen.add(s.key)
-                if s.lines > allowed[s.key]:
-                    problems.append(
-                        f"{where}: it grew past the {allowed[s.key]} lines {allowlist.name} allows; split it"
-                    )
-                else:
-                    n_allowed += 1
-            elif s.marker:
+            if s.marker:
                 n_marked += 1
             elif s.marker == "":
                 problems.append(f"{where}: its '# size:' marker gives no reason; say why it must stay whole")
             else:
                 problems.append(f"{where}: split it, or say why it must stay whole with '# size: <reason>'")
-    for key in sorted(set(allowed) - seen):
-        path = key.split("::", 1)[0]
-        if any(Path(path).is_relative_to(Path(r)) or path == r for r in roots):
-            problems.append(f"{allowlist.as_posix()}: {key} is within its limit now (or gone): delete its line")
     for p in problems:
         print(p)
     if problems:
         print(f"size: {len(problems)} problem(s); limits: {MODULE_LIMIT} lines a module, {FUNCTION_LIMIT} a function")
         return 1
-    print(f"size: within limits ({n_allowed} allow-listed in {allowlist.name}, {n_marked} marked '# size:')")
+    print(f"size: within limits ({n_marked} marked '# size:')")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", default=["envprint"])
-    parser.add_argument("--allowlist", type=Path, default=DEFAULT_ALLOWLIST)
     args = parser.parse_args(argv)
-    return check(args.paths, args.allowlist)
+    return check(args.paths)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ echo "== import contracts (lint-imports; [tool.importlinter] in pyproject.toml)"
 lint-imports
 echo "== types (mypy envprint; [tool.mypy] in pyproject.toml)"
 mypy envprint
-echo "== size (scripts/check_size.py: 400 lines a module, 60 a function; scripts/size_allowlist.txt)"
+echo "== size (scripts/check_size.py: 400 lines a module, 60 a function, or a reason)"
 python scripts/check_size.py
 echo "== docs (scripts/gen_reference.py --check; mkdocs build --strict: a broken link or anchor fails)"
 python scripts/gen_reference.py --check

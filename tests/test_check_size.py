@@ -1,4 +1,4 @@
-"""scripts/check_size.py: the size limits fail, name each offender as file:line, and take a reason or the allow-list."""
+"""scripts/check_size.py: the size limits fail, name each offender as file:line, and take a reason."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_size.py"
 
 
-def run(tmp_path: Path, allowlist: str | None = None) -> subprocess.CompletedProcess[str]:
-    listed = tmp_path / "allow.txt"
-    listed.write_text(allowlist or "")
+def run(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--allowlist", str(listed), "pkg"],
+        [sys.executable, str(SCRIPT), "pkg"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -52,7 +50,7 @@ def test_a_module_of_400_lines_passes(tmp_path):
     result = run(tmp_path)
     assert (result.returncode, result.stdout) == (
         0,
-        "size: within limits (0 allow-listed in allow.txt, 0 marked '# size:')\n",
+        "size: within limits (0 marked '# size:')\n",
     )
 
 
@@ -61,7 +59,7 @@ def test_a_module_that_says_why_it_stays_whole_passes(tmp_path):
     result = run(tmp_path)
     assert (result.returncode, result.stdout) == (
         0,
-        "size: within limits (0 allow-listed in allow.txt, 1 marked '# size:')\n",
+        "size: within limits (1 marked '# size:')\n",
     )
 
 
@@ -84,27 +82,4 @@ def test_a_function_marked_on_its_def_line_passes_and_a_marker_without_a_reason_
     assert result.stdout.splitlines()[0] == (
         "pkg/funcs.py:5: function Box.long has 61 lines (limit 60): its '# size:' marker gives no reason; "
         "say why it must stay whole"
-    )
-
-
-def test_the_allow_list_lets_an_offender_stay_but_not_grow(tmp_path):
-    function(tmp_path)
-    module(tmp_path)
-    listed = "# today's offenders\npkg/big.py 401\npkg/funcs.py::Box.long 61\n"
-    assert run(tmp_path, listed).stdout == "size: within limits (2 allow-listed in allow.txt, 0 marked '# size:')\n"
-    function(tmp_path, lines=62)
-    result = run(tmp_path, listed)
-    assert result.returncode == 1
-    assert result.stdout.splitlines()[0] == (
-        "pkg/funcs.py:5: function Box.long has 62 lines (limit 60): it grew past the 61 lines allow.txt allows; "
-        "split it"
-    )
-
-
-def test_an_allow_list_entry_within_its_limit_must_be_deleted(tmp_path):
-    function(tmp_path, lines=60)
-    result = run(tmp_path, "pkg/funcs.py::Box.long 61\n")
-    assert result.returncode == 1
-    assert result.stdout.splitlines()[0] == (
-        f"{tmp_path.as_posix()}/allow.txt: pkg/funcs.py::Box.long is within its limit now (or gone): delete its line"
     )
