@@ -8,8 +8,9 @@ record verify read and checked, and re-ranks the explanations), and ``preflight`
 from the record and this host alone, without loading the model). A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
-TensorFlow code, and writes nothing: a deployment host may be read-only. The model's identity is
-judged in ``check/identity.py``; MLflow URIs are resolved by ``check/mlflow_source.py``.
+TensorFlow code, and writes nothing: a deployment host may be read-only. The record is located,
+read and checked in ``check/record_read.py``; the model's identity is judged in ``check/identity.py``;
+MLflow URIs are resolved by ``check/mlflow_source.py``.
 """
 
 # size: verify's checks in their order read top to bottom; the identity judgement is check/identity.py,
@@ -30,7 +31,8 @@ from envprint import formats
 from envprint.check import compare, histogram
 from envprint.check.identity import identity_check
 from envprint.check.options import VerifyOptions
-from envprint.errors import EnvprintError, FingerprintError, ModelError, one_line
+from envprint.check.record_read import locate_after_model, read_checked, read_fingerprint_only
+from envprint.errors import EnvprintError, FingerprintError, ModelError
 from envprint.models import (
     Fingerprint,
     FingerprintDiff,
@@ -41,73 +43,8 @@ from envprint.models import (
     Report,
     Tolerance,
 )
-from envprint.record import digests, sidecar, signing, store
+from envprint.record import digests, sidecar
 from envprint.render import text as _words  # noqa: F401  (registers str(report): models imports no render)
-
-
-def _describe_arrays(arrays: Mapping[str, Any]) -> str:
-    return ", ".join(f"{one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
-
-
-def sidecar_arrays(
-    fp: Fingerprint, fp_path: Path, reader: sidecar.RecordReader
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
-    """Probe inputs and reference outputs, and the names of sidecar files whose digest changed.
-
-    A file that is missing, unreadable, corrupt, or whose arrays are not the names and shapes the
-    fingerprint records is a FingerprintError: there is nothing to compare against. Bytes that load
-    and fit but differ from the recorded sha256 are reported as edited (a mismatch, not an error).
-    """
-    from envprint.record.probes import load_arrays
-
-    if fp.probe_arrays is None or fp.reference_arrays is None or fp.model is None:
-        raise FingerprintError(
-            f"{fp_path}: a fingerprint of a host, not of a model (no probes recorded); "
-            "verify needs the fingerprint.json that 'envprint save MODEL' wrote"
-        )
-    changed, arrays = [], []
-    for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
-        if not sidecar.plain_file_name(record.file):
-            raise FingerprintError(
-                f"{fp_path}: field '{field}.file' is {one_line(repr(record.file), 80)}, not a file name inside "
-                "the sidecar; the record was edited: re-save it on the training host"
-            )
-        path = fp_path.parent / record.file
-        data = reader.read(record.file)
-        if data is None:
-            raise FingerprintError(f"{path}: missing from the sidecar; copy the whole {fp_path.parent.name}/ directory")
-        if hashlib.sha256(data).hexdigest() != record.sha256:
-            changed.append(record.file)
-        loaded = load_arrays(path, data)
-        obtained = {k: list(v.shape) for k, v in loaded.items()}
-        if obtained != record.arrays:
-            raise FingerprintError(
-                f"{path}: arrays do not match {fp_path.name}: expected {_describe_arrays(record.arrays)}, "
-                f"obtained {_describe_arrays(obtained)}; copy the whole {fp_path.parent.name}/ directory again "
-                "or re-save the record"
-            )
-        arrays.append(loaded)
-    kept = fp.variants.arrays if fp.variants is not None else None
-    if kept is not None:  # save --keep-variant-outputs: checked like the rest, not loaded
-        data = reader.read(kept.file) if sidecar.plain_file_name(kept.file) else None
-        if data is None or hashlib.sha256(data).hexdigest() != kept.sha256:
-            changed.append(kept.file)
-    return arrays[0], arrays[1], changed
-
-
-def read_record(
-    fp_path: Path, reader: sidecar.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
-) -> tuple[Fingerprint, signing.SignatureCheck]:
-    """The fingerprint at ``fp_path``, its signature judged on the exact bytes that are then parsed."""
-    raw = reader.read(fp_path.name, limit=store.MAX_FINGERPRINT_BYTES)
-    if raw is None:
-        raise FingerprintError(f"{fp_path}: no such file; give the path of a fingerprint.json")
-    if signing_key or require_signature:
-        signature = reader.read(signing.SIGNATURE_FILE, limit=signing.MAX_SIGNATURE_BYTES)
-    else:  # not checked: only whether there is one, for the report's note
-        signature = b"" if reader.exists(signing.SIGNATURE_FILE) else None
-    checked = signing.check(raw, signature, signing_key, required=require_signature, fingerprint_path=fp_path)
-    return store.parse_fingerprint_bytes(raw, str(fp_path)), checked
 
 
 def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
@@ -152,42 +89,6 @@ def _fit_outputs(
     return obtained
 
 
-def locate_after_model(
-    model_path: Path | None, fmt: str | None, fingerprint: str | Path | None
-) -> tuple[Path, str | None]:
-    """The model's format, then its record: (fingerprint.json, the format to load, None for the record's).
-
-    The model is checked first, so that a path verify could never load is a ModelError (exit 4)
-    whatever the record: missing, a directory without saved_model.pb, a file whose suffix names
-    no format. The format is the one given, else the one the path says (as for save); a file of
-    an unusual name (``model.bin``) takes the format its first bytes say, else its record's, if it
-    has a record. TensorFlow-free (``detect_format`` reads names and first bytes only), so
-    ``preflight`` may call it.
-    """
-    from envprint._tf import loading
-
-    if model_path is not None:
-        sidecar.require_model(model_path)  # before the record, even with --fingerprint given
-    if model_path is None or fmt is not None:
-        return sidecar.locate_fingerprint(model_path, fingerprint), fmt
-    try:
-        detected: str | None = loading.detect_format(model_path)
-    except ModelError as unknown:
-        if not model_path.is_file():
-            raise
-        try:
-            fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
-        except FingerprintError:  # no record beside it: nothing says what the file is
-            raise unknown from None
-        if not fp_path.exists():
-            raise
-        # An unusual name: the file's first bytes say its format (an HDF5 file called model.bin
-        # is loaded as one, whatever the record's format); failing that, the record's format.
-        content = formats.by_content(model_path)
-        detected = content.id if content is not None else None
-    return sidecar.locate_fingerprint(model_path, fingerprint), detected
-
-
 def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochastic_now: bool) -> str:
     if identity.weights == "changed" or identity.sidecar_files_changed or stochastic_now:
         return "mismatch"
@@ -221,29 +122,6 @@ def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> 
         hashing = pool.submit(digests.tree_digests, model_path, exclude=exclude)
         loaded = loading.load_model(model_path, **load_options)
         return loaded, hashing.result()
-
-
-def read_checked(fp_path: Path, signing_key: bytes | str | None = None, require_signature: bool = False):
-    """(fingerprint, signature check, probes, reference, edited sidecar files, layer samples or None), from one
-    snapshot of the record."""
-    from envprint.check.locate import read_samples
-
-    def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
-        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
-        probes, reference, changed = sidecar_arrays(saved, fp_path, reader)
-        samples, layers_edited = read_samples(saved, fp_path, reader)
-        if layers_edited:
-            changed.append(saved.layer_trace.arrays.file)
-        return saved, trust, probes, reference, changed, samples
-
-    return sidecar.read_consistent(fp_path.parent, read)
-
-
-def _read_fingerprint_only(fp_path: Path, signing_key: bytes | str | None, require_signature: bool) -> Fingerprint:
-    def read(reader: sidecar.RecordReader) -> Fingerprint:
-        return read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)[0]
-
-    return sidecar.read_consistent(fp_path.parent, read)
 
 
 def preflight(
@@ -283,7 +161,7 @@ def _preflight(model: Any, fingerprint: str | Path | None, signing_key: bytes | 
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path, _ = locate_after_model(model_path, None, fingerprint)
-    saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
+    saved = read_fingerprint_only(fp_path, signing_key, require_signature)
     result = expect(saved, capture(), label or str(fp_path), "current host")
     return result.model_copy(update={"passed": not result.expects_change})  # exit 0 of --preflight
 
