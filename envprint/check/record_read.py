@@ -134,7 +134,7 @@ def read_checked(fp_path: Path, signing_key: bytes | str | None = None, require_
         saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
         probes, reference, changed = sidecar_arrays(saved, fp_path, reader)
         samples, layers_edited = read_samples(saved, fp_path, reader)
-        if layers_edited:
+        if layers_edited and saved.layer_trace is not None:  # edited implies traced: read_samples says so
             changed.append(saved.layer_trace.arrays.file)
         return saved, trust, probes, reference, changed, samples
 
