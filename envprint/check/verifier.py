@@ -10,11 +10,10 @@ with verdict 'mismatch'; a check that could not run raises an EnvprintError, and
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
 TensorFlow code, and writes nothing: a deployment host may be read-only. The record is located,
 read and checked in ``check/record_read.py``; the model's identity is judged in ``check/identity.py``;
-MLflow URIs are resolved by ``check/mlflow_source.py``.
+the probes are fitted to the model and its outputs judged in ``check/probe_outputs.py``; MLflow URIs
+are resolved by ``check/mlflow_source.py``.
 """
 
-# size: verify's checks in their order read top to bottom; the identity judgement is check/identity.py,
-# MLflow URIs check/mlflow_source.py.
 from __future__ import annotations
 
 import dataclasses
@@ -28,18 +27,24 @@ from typing import Any
 import numpy as np
 
 from envprint import formats
-from envprint.check import compare, histogram
 from envprint.check.identity import identity_check
 from envprint.check.options import VerifyOptions
+from envprint.check.probe_outputs import (
+    Fed,
+    compare_with_reference,
+    fit_outputs,
+    fit_probes,
+    locate_layers,
+    may_be_random,
+    precision_of,
+)
 from envprint.check.record_read import locate_after_model, read_checked, read_fingerprint_only
 from envprint.errors import EnvprintError, FingerprintError, ModelError
 from envprint.models import (
     Fingerprint,
     FingerprintDiff,
     IdentityCheck,
-    LayerLocation,
     OutputComparison,
-    PrecisionCheck,
     Report,
     Tolerance,
 )
@@ -52,41 +57,6 @@ def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[lis
     missing = sorted(k for k in saved if k not in now)
     added = sorted(k for k in now if k not in saved)
     return changed, missing, added
-
-
-def _fit_probes(
-    probes: dict[str, np.ndarray], loaded: Any, where: str, by_position: dict[str, str], casts: dict[str, str]
-) -> dict[str, np.ndarray] | None:
-    """The probes keyed by this model's input names and cast to its dtypes, or None when they cannot be matched.
-
-    A single input is matched by position whatever its name: formats rename inputs (a SavedModel
-    or .tflite of the same weights), and there is only one way to feed one array. Casts follow the
-    rule save applied (``probes.CAST_RULE``): a value that would change is a FingerprintError.
-    """
-    from envprint.record.probes import cast_to_inputs
-
-    names = [s.name for s in loaded.inputs]
-    if set(probes) == set(names):
-        fitted = probes
-    elif len(probes) == 1 and len(names) == 1:
-        ((recorded, arr),) = probes.items()
-        by_position[recorded] = names[0]
-        fitted = {names[0]: arr}
-    else:
-        return None
-    return cast_to_inputs(fitted, loaded.inputs, where, casts)
-
-
-def _fit_outputs(
-    reference: Mapping[str, np.ndarray], obtained: dict[str, np.ndarray], by_position: dict[str, str]
-) -> dict[str, np.ndarray]:
-    """A single output is compared with the single reference output whatever its name (formats rename it)."""
-    if set(obtained) != set(reference) and len(obtained) == len(reference) == 1:
-        ((name, arr),) = obtained.items()
-        (recorded,) = reference
-        by_position[recorded] = name
-        return {recorded: arr}
-    return obtained
 
 
 def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochastic_now: bool) -> str:
@@ -164,10 +134,6 @@ def _preflight(model: Any, fingerprint: str | Path | None, signing_key: bytes | 
     saved = read_fingerprint_only(fp_path, signing_key, require_signature)
     result = expect(saved, capture(), label or str(fp_path), "current host")
     return result.model_copy(update={"passed": not result.expects_change})  # exit 0 of --preflight
-
-
-def _may_be_random(saved: Fingerprint) -> bool:
-    return bool(saved.model.stochastic_layers) or saved.self_check is None or not saved.self_check.deterministic
 
 
 def verify(
@@ -260,17 +226,6 @@ class _Loaded:
         return self.files_changed, self.files_missing, self.files_added
 
 
-@dataclass
-class _Fed:
-    """The probes as fed to the model, and what came out (None when another model could not take them)."""
-
-    feed: dict[str, np.ndarray] | None = None
-    obtained: dict[str, np.ndarray] | None = None
-    inputs_by_position: dict[str, str] = dataclasses.field(default_factory=dict)
-    outputs_by_position: dict[str, str] = dataclasses.field(default_factory=dict)
-    casts: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
 def _verify(model: Any, options: VerifyOptions) -> Report:
     """The checks in their order: the record, the model's load and files, its identity, the probes, the verdict."""
     from envprint.causes.diff import diff_fingerprints
@@ -286,7 +241,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     custom_objects = options.loaded_custom_objects()
     # A random model reproduces its reference only from the same seed, applied before it loads
     # (Keras creates the layers' seed generators then) and predicts, as save did.
-    seed = saved.seeds.declared if _may_be_random(saved) else None
+    seed = saved.seeds.declared if may_be_random(saved) else None
     if seed is not None:
         from envprint._keras import set_random_seed
 
@@ -296,13 +251,13 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     fed = _feed_probes(
         saved, loaded, identity.weights, probes, reference, str(fp_path.parent / saved.probe_arrays.file)
     )
-    outputs, random_outputs = _compare(saved, loaded.model, fed, reference, options)
+    outputs, random_outputs = compare_with_reference(saved, loaded.model, fed, reference, options)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
     stochastic_now = bool(random_outputs)
     digest = None if fed.obtained is None else outputs_digest(fed.obtained)
     variant = match(saved.variants, digest)
     identical = all(o.status == "identical" for o in outputs) and not identity.sidecar_files_changed
-    layers = _locate(saved, samples, loaded.model, fed, options) if options.locate or not identical else None
+    layers = locate_layers(saved, samples, loaded.model, fed, options) if options.locate or not identical else None
     report = Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
@@ -320,7 +275,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
         explanations=explain(
             saved, environment, identity, outputs, stochastic_now=stochastic_now, variant=variant, layers=layers
         ),
-        precision=_precision(saved, outputs, options) if fed.obtained is not None else None,
+        precision=precision_of(saved, outputs, options) if fed.obtained is not None else None,
         seed_applied=seed,
         outputs_digest=digest,
         variant=variant,
@@ -358,11 +313,11 @@ def _load(model: Any, model_path: Path | None, fp_path: Path, saved: Fingerprint
 
 
 def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict[str, np.ndarray],
-                 reference: Mapping[str, np.ndarray], where: str) -> _Fed:  # fmt: skip
+                 reference: Mapping[str, np.ndarray], where: str) -> Fed:  # fmt: skip
     """The probes fitted to this model's inputs and predicted; for another model that cannot take them, nothing."""
-    fed = _Fed()
+    fed = Fed()
     try:
-        fed.feed = _fit_probes(probes, loaded.model, where, fed.inputs_by_position, fed.casts)
+        fed.feed = fit_probes(probes, loaded.model, where, fed.inputs_by_position, fed.casts)
         if fed.feed is None and weights != "changed":
             raise ModelError(
                 f"{loaded.label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
@@ -370,55 +325,14 @@ def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict
                 f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
             )
         if fed.feed is not None:
-            fed.obtained = _fit_outputs(reference, loaded.model.predict(fed.feed), fed.outputs_by_position)
+            fed.obtained = fit_outputs(reference, loaded.model.predict(fed.feed), fed.outputs_by_position)
     except (ModelError, FingerprintError):
         if weights != "changed":
             raise
         # Another model: that it cannot take the probes is no surprise, and the error's advice
         # (fix the probes) would be wrong; the identity differences say what changed.
-        return _Fed()
+        return Fed()
     return fed
-
-
-def _compare(saved: Fingerprint, model: Any, fed: _Fed, reference: Mapping[str, np.ndarray],
-             options: VerifyOptions) -> tuple[list[OutputComparison], list[str]]:  # fmt: skip
-    """Each output against its reference under the tolerance, and the outputs a second prediction changed."""
-    if fed.obtained is None:
-        return [], []
-    obtained = fed.obtained
-    policy = options.tolerance or saved.tolerance or Tolerance()
-    outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
-    # A second prediction can only disagree if something random runs at inference; a model that
-    # was deterministic at save and has no random layers is not predicted twice.
-    if not (options.check_stochastic and _may_be_random(saved)):
-        return outputs, []
-    again = _fit_outputs(reference, model.predict(fed.feed), {})
-    return outputs, sorted(k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)}))
-
-
-def _precision(saved: Fingerprint, outputs: list[OutputComparison], options: VerifyOptions) -> PrecisionCheck:
-    """What the outputs did against the model's compute precision, and the tolerances tighter than it holds."""
-    from envprint.causes.precision import precision_check
-
-    return precision_check(outputs, saved, exact=(options.tolerance or saved.tolerance or Tolerance()).exact)
-
-
-def _locate(saved: Fingerprint, samples: np.ndarray | None, model: Any, fed: _Fed,
-            options: VerifyOptions) -> LayerLocation | None:  # fmt: skip
-    """verify --locate, and any verify of a record with layers whose outputs differ: the layers compared.
-
-    None when nothing was asked and the record has no trace: the report then says nothing of layers.
-    """
-    from envprint.check import locate
-
-    budget = locate.budget(saved, options.tolerance)
-    if saved.layer_trace is None or samples is None:
-        return locate.not_traced("not_recorded", budget) if options.locate else None
-    if fed.feed is None:
-        return locate.not_traced("no_probes", budget)
-    if model.keras_model is None:
-        return locate.not_traced("not_keras", budget)
-    return locate.locate(saved.layer_trace, samples, locate.record_trace(model, fed.feed), budget)
 
 
 def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,
