@@ -59,7 +59,8 @@ def fit_outputs(
 
 
 def may_be_random(saved: Fingerprint) -> bool:
-    return bool(saved.model.stochastic_layers) or saved.self_check is None or not saved.self_check.deterministic
+    stochastic = saved.model is not None and bool(saved.model.stochastic_layers)
+    return stochastic or saved.self_check is None or not saved.self_check.deterministic
 
 
 @dataclass
@@ -73,8 +74,8 @@ class Fed:
     casts: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def compare_with_reference(saved: Fingerprint, model: Any, fed: Fed, reference: Mapping[str, np.ndarray],
-             options: VerifyOptions) -> tuple[list[OutputComparison], list[str]]:  # fmt: skip
+def compare_with_reference(saved: Fingerprint, model: Any, fed: Fed, reference: dict[str, np.ndarray],
+                           options: VerifyOptions) -> tuple[list[OutputComparison], list[str]]:  # fmt: skip
     """Each output against its reference under the tolerance, and the outputs a second prediction changed."""
     if fed.obtained is None:
         return [], []
@@ -86,7 +87,9 @@ def compare_with_reference(saved: Fingerprint, model: Any, fed: Fed, reference: 
     if not (options.check_stochastic and may_be_random(saved)):
         return outputs, []
     again = fit_outputs(reference, model.predict(fed.feed), {})
-    return outputs, sorted(k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)}))
+    return outputs, sorted(
+        k for k in obtained if k not in again or not compare.bit_identical({k: obtained[k]}, {k: again[k]})
+    )
 
 
 def precision_of(saved: Fingerprint, outputs: list[OutputComparison], options: VerifyOptions) -> PrecisionCheck:
@@ -97,7 +100,7 @@ def precision_of(saved: Fingerprint, outputs: list[OutputComparison], options: V
 
 
 def locate_layers(saved: Fingerprint, samples: np.ndarray | None, model: Any, fed: Fed,
-            options: VerifyOptions) -> LayerLocation | None:  # fmt: skip
+                  options: VerifyOptions) -> LayerLocation | None:  # fmt: skip
     """verify --locate, and any verify of a record with layers whose outputs differ: the layers compared.
 
     None when nothing was asked and the record has no trace: the report then says nothing of layers.
