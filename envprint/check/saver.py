@@ -3,12 +3,11 @@
 Owns: the order of the save — refuse to overwrite and check that the record can be written
 before any work, load, probe, self-check, capture, sign, then publish the whole record at once
 (``sidecar.publish_directory``). A save that fails or is killed at any point leaves the previous
-record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.identity``, ``probes``, ``digests``,
-``capture``, ``signing`` and ``store``; holds no TensorFlow code.
+record (or none) in place, never part of one. Composes ``check/probing.py`` (the model loaded,
+probed and self-checked), ``_tf.identity``, ``digests``, ``capture``, ``signing`` and ``store``;
+holds no TensorFlow code.
 """
 
-# size: save's order of operations (refuse, probe, self-check, capture, publish) reads top to bottom;
-# each step is a function of its own.
 from __future__ import annotations
 
 import os
@@ -22,15 +21,13 @@ from typing import Any
 import numpy as np
 
 from envprint.causes import precision
-from envprint.check import compare
-from envprint.errors import FingerprintError, ModelError, UsageError
+from envprint.check.probing import load_and_probe
+from envprint.errors import FingerprintError, UsageError
 from envprint.models import (
     ArrayFile,
     Fingerprint,
     ModelIdentity,
-    ProbeRecipe,
     SaveSummary,
-    SelfCheck,
     TensorSpec,
     Tolerance,
 )
@@ -68,28 +65,6 @@ class SaveResult:
         )
 
 
-def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> SelfCheck:
-    """Predict the probes again in the ways a deployment host might, and record the noise floor."""
-    again = loaded.predict(probes)
-    one_by_one = loaded.predict(probes, batch_size=1)
-    called = loaded.call(probes) if loaded.keras_model is not None else None
-    deterministic = compare.bit_identical(reference, again)
-    warnings = []
-    if not deterministic:
-        warnings.append(
-            "outputs changed between two identical predictions: a random layer is active at inference "
-            "(dropout or noise called with training=True, or an unseeded random op); verify cannot tell "
-            "drift from noise until it is fixed"
-        )
-    return SelfCheck(
-        repeat_max_abs=compare.max_abs_difference(reference, again),
-        batch1_max_abs=compare.max_abs_difference(reference, one_by_one),
-        call_max_abs=compare.max_abs_difference(reference, called) if called is not None else None,
-        deterministic=deterministic,
-        warnings=warnings,
-    )
-
-
 def _specs(items: Sequence[Mapping[str, Any]]) -> list[TensorSpec]:
     return [TensorSpec(name=i["name"], shape=list(i["shape"]), dtype=i["dtype"]) for i in items]
 
@@ -121,91 +96,6 @@ def _array_file(directory: Path, name: str, arrays: Mapping[str, np.ndarray]) ->
     path = directory / name
     save_arrays(path, dict(arrays))
     return ArrayFile(file=name, sha256=digests.sha256_file(path), arrays={k: list(v.shape) for k, v in arrays.items()})
-
-
-def probe_inputs(
-    loaded: Any,
-    probes_path: Path | None,
-    num_probes: int,
-    seed: int,
-    input_shapes: Mapping[str, tuple[int, ...]] | None,
-    notes: list[str] | None = None,
-) -> tuple[dict[str, np.ndarray], ProbeRecipe]:
-    """The probes and their recipe: the user's file (checked, cast by ``probes.CAST_RULE``), or generated.
-
-    What was taken from the file or cast is appended to ``notes``.
-    """
-    from envprint._tf.identity import integer_input_ranges
-    from envprint._tf.input_kinds import input_hints
-    from envprint.record import probe_kinds
-    from envprint.record import probes as probe_mod
-
-    if probes_path is not None:
-        casts: dict[str, str] = {}
-        arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs, notes=notes, casts=casts)
-        probe_mod.check_int_ranges(arrays, integer_input_ranges(loaded), str(probes_path))
-        n = len(next(iter(arrays.values()))) if arrays else 0
-        recipe = ProbeRecipe(
-            source="file",
-            num_probes=n,
-            file=Path(probes_path).name,
-            inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
-            cast_rule=probe_mod.CAST_RULE,
-            casts=casts,
-        )
-        return arrays, recipe
-    shapes = dict(input_shapes or {})
-    if "" in shapes:  # --input-shape D1,D2 without a name: the model's only input
-        if len(loaded.inputs) != 1:
-            names = ", ".join(s.name for s in loaded.inputs)
-            raise UsageError(f"--input-shape needs NAME=D1,D2 for a model with several inputs ({names})")
-        shapes[loaded.inputs[0].name] = shapes.pop("")
-    arrays, raw = probe_kinds.generate_probes(
-        loaded.inputs, num_probes=num_probes, seed=seed, input_shapes=shapes, hints=input_hints(loaded)
-    )
-    recipe = ProbeRecipe(
-        source="generated",
-        num_probes=num_probes,
-        seed=seed,
-        distribution=raw.get("distribution"),
-        inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
-        cast_rule=probe_mod.CAST_RULE,
-    )
-    return arrays, recipe
-
-
-def _refuse_uninformative(
-    model_path: Path,
-    probes_path: Path | None,
-    inputs: Mapping[str, np.ndarray],
-    reference: Mapping[str, np.ndarray] | None,
-    allow: bool,
-) -> list[str]:
-    """Refuse probes (``reference`` None) or reference outputs that hold no finite value; warnings if ``allow``."""
-    from envprint.record.probes import uninformative
-
-    bad = uninformative(inputs if reference is None else reference)
-    if not bad:
-        return []
-    from envprint.render.words import nonfinite_words
-
-    probes = reference is None
-    error: type[FingerprintError] | type[ModelError] = FingerprintError if probes else ModelError
-    text = nonfinite_words(str(probes_path or "generated probes") if probes else str(model_path), bad, probes=probes)
-    if not allow:
-        raise error(f"{text}; pass --allow-nonfinite (allow_nonfinite=True) to record them anyway")
-    return [f"{text} (recorded anyway: --allow-nonfinite)"]
-
-
-def _same_for_every_probe(reference: Mapping[str, np.ndarray]) -> list[str]:
-    """A warning when every probe gave the same outputs: the record then tells little drift apart."""
-    arrays = [np.asarray(a) for a in reference.values()]
-    n = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
-    if n < 2 or not all(a.ndim and a.shape[0] == n and bool((a == a[:1]).all()) for a in arrays):
-        return []
-    from envprint.render.words import same_for_every_probe_words
-
-    return [same_for_every_probe_words(n)]
 
 
 def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
@@ -337,7 +227,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
     created = _prepare_parent(target)
     undo_hook: list[Callable[[], None]] = []
     try:
-        loaded, inputs, reference, recipe, check, notes = _probe(
+        loaded, inputs, reference, recipe, check, notes = load_and_probe(
             model_path, probes, num_probes, probe_seed, input_shapes, fmt, signature, custom_objects, safe_mode,
             seed, strict, allow_nonfinite,
         )  # fmt: skip
@@ -445,35 +335,6 @@ def _tolerance(tolerance: Tolerance | None, tolerance_from: str | Path | None, m
     if tolerance is not None:
         raise UsageError("--tolerance-from sets rtol from measured drift; drop --rtol/--atol/--exact")
     return tolerance_from_report(read_report(Path(tolerance_from)), margin, str(tolerance_from))
-
-
-def _probe(model_path: Path, probes: str | Path | None, num_probes: int, probe_seed: int,
-           input_shapes: Mapping[str, tuple[int, ...]] | None, fmt: str | None, signature: str | None,
-           custom_objects: Mapping[str, Any] | None, safe_mode: bool, seed: int | None, strict: bool,
-           allow_nonfinite: bool) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], ProbeRecipe, SelfCheck,
-                                          list[str]]:  # fmt: skip
-    """Load the model (its declared seed applied first), make and predict the probes, and self-check them."""
-    from envprint._keras import set_random_seed
-    from envprint._tf import loading
-    from envprint.check.capture import declared_seed
-
-    declared = seed if seed is not None else declared_seed()[0]
-    if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
-        set_random_seed(declared)
-    loaded = loading.load_model(
-        model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
-    )
-    notes: list[str] = []
-    probes_path = Path(probes) if probes else None
-    inputs, recipe = probe_inputs(loaded, probes_path, num_probes, probe_seed, input_shapes, notes)
-    notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
-    reference = loaded.predict(inputs)
-    notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
-    notes += _same_for_every_probe(reference)
-    check = self_check(loaded, inputs, reference)
-    if strict and not check.deterministic:
-        raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
-    return loaded, inputs, reference, recipe, check, notes
 
 
 def _write_and_publish(
