@@ -3,16 +3,15 @@
 Owns: the order of the save — refuse to overwrite and check that the record can be written
 before any work, load, probe, self-check, capture, sign, then publish the whole record at once
 (``sidecar.publish_directory``). A save that fails or is killed at any point leaves the previous
-record (or none) in place, never part of one. Composes ``check/probing.py`` (the model loaded,
-probed and self-checked), ``_tf.identity``, ``digests``, ``capture``, ``signing`` and ``store``;
-holds no TensorFlow code.
+record (or none) in place, never part of one. Composes ``check/save_target.py`` (the refusals
+and the target prepared before any work), ``check/probing.py`` (the model loaded, probed and
+self-checked), ``_tf.identity``, ``digests``, ``capture``, ``signing`` and ``store``; holds no
+TensorFlow code.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from envprint.causes import precision
 from envprint.check.probing import load_and_probe
+from envprint.check.save_target import cannot_write, prepare_parent, refuse_before_work, remove_created
 from envprint.errors import FingerprintError, UsageError
 from envprint.models import (
     ArrayFile,
@@ -98,61 +98,6 @@ def _array_file(directory: Path, name: str, arrays: Mapping[str, np.ndarray]) ->
     return ArrayFile(file=name, sha256=digests.sha256_file(path), arrays={k: list(v.shape) for k, v in arrays.items()})
 
 
-def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
-    return FingerprintError(
-        f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory, or pass --out DIR"
-    )
-
-
-def _refuse_model_as_target(model_path: Path, target: Path) -> None:
-    """A record never goes where the model is: not the model itself, not a parent of it, not inside it.
-
-    The one place inside a model is a SavedModel's own ``assets.extra/envprint`` (the default,
-    excluded from the model's digest); anywhere else a --force would delete part of the model.
-    """
-    model, where = model_path.resolve(), target.resolve()
-    if where == model:
-        relation = "is the model itself"
-    elif where in model.parents:
-        relation = f"contains the model {model_path}"
-    elif model in where.parents and not (model.is_dir() and where == model / sidecar.SAVEDMODEL_SIDECAR):
-        relation = f"is inside the model {model_path}"
-    else:
-        return
-    raise FingerprintError(
-        f"--out {target}: {relation}; a record never replaces any part of its model: "
-        "pass --out a path outside the model, or omit --out to write the record beside it"
-    )
-
-
-def _prepare_parent(target: Path) -> list[Path]:
-    """Create ``target``'s parent directories and prove a staging directory can be made there.
-
-    Runs before any work, so an unwritable place (a read-only file system, a path under a
-    file) fails in a second, not after the model was loaded. Returns the directories it
-    created, deepest last, for ``_remove_created`` to take back if the save fails.
-    """
-    created: list[Path] = []
-    missing = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
-    try:
-        for directory in reversed(missing):
-            directory.mkdir()
-            created.append(directory)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:
-        _remove_created(created)
-        raise _cannot_write(target, exc) from None
-    return created
-
-
-def _remove_created(created: list[Path]) -> None:
-    for directory in reversed(created):
-        try:
-            directory.rmdir()
-        except OSError:
-            break
-
-
 def save(  # size: long by its public keyword arguments and their documentation; the steps are below
     model: str | Path,
     *,
@@ -222,9 +167,9 @@ def save(  # size: long by its public keyword arguments and their documentation;
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
     tolerance = _tolerance(tolerance, tolerance_from, margin)
     kinds = _variant_kinds(variants, tolerance_from_variants, keep_variant_outputs, tolerance)
-    existed = _refuse_before_work(model_path, target, force, num_probes)
+    existed = refuse_before_work(model_path, target, force, num_probes)
     key = signing.signing_key(sign_key) if sign_key is not None else None
-    created = _prepare_parent(target)
+    created = prepare_parent(target)
     undo_hook: list[Callable[[], None]] = []
     try:
         loaded, inputs, reference, recipe, check, notes = load_and_probe(
@@ -249,7 +194,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
     except BaseException:
         for undo in undo_hook:
             undo()
-        _remove_created(created)  # the directories this save made for a record it did not write
+        remove_created(created)  # the directories this save made for a record it did not write
         raise
     return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
 
@@ -313,18 +258,6 @@ def _trace(loaded: Any, inputs: Mapping[str, np.ndarray], model_path: Path) -> A
     return locate.record_trace(loaded, inputs)
 
 
-def _refuse_before_work(model_path: Path, target: Path, force: bool, num_probes: int) -> bool:
-    """Every refusal that needs no model loaded; whether a record exists at ``target``."""
-    _refuse_model_as_target(model_path, target)
-    sidecar.refuse_non_record(target)
-    existed = target.exists()
-    if existed and not force:
-        raise sidecar.already_exists(target)
-    if num_probes < 1:
-        raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
-    return existed
-
-
 def _tolerance(tolerance: Tolerance | None, tolerance_from: str | Path | None, margin: float) -> Tolerance | None:
     """The tolerance to record: the one given, or the one a verify report's measured drift calls for."""
     if tolerance_from is None:
@@ -353,7 +286,7 @@ def _write_and_publish(
     try:
         staging = atomic.make_staging_dir(target)
     except OSError as exc:
-        raise _cannot_write(target, exc) from None
+        raise cannot_write(target, exc) from None
     try:
         fp = fp.model_copy(
             update={
@@ -378,7 +311,7 @@ def _write_and_publish(
         sidecar.publish_directory(staging, target, force, existed=existed)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise _cannot_write(target, exc) from None
+        raise cannot_write(target, exc) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
