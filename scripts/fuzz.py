@@ -8,7 +8,7 @@ Targets, each fed mutations of a real seed (a synthetic model record built witho
 - ``signature``: signature.json bytes (and the fingerprint they sign) -> ``signing.check``
 - ``arrays``: reference.npz bytes -> ``npz.load_arrays``
 - ``probes``: probes.npz bytes -> ``probes.load_probes`` (checked against the model's inputs)
-- ``sidecar``: a whole sidecar, one file mutated -> ``verifier.read_record`` + ``_sidecar_arrays``
+- ``sidecar``: a whole sidecar, one file mutated -> ``record_read.read_record`` + ``sidecar_arrays``
   (what ``envprint verify`` reads before it loads the model)
 
 Mutations: bit flips, truncation, byte insertions and deletions, splices of the seed into
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envprint.check import verifier
+from envprint.check import record_read
 from envprint.errors import EnvprintError
 from envprint.record import npz, probes, sidecar, signing, store
 
@@ -440,8 +440,8 @@ def run_target(target: str, rng: random.Random, seed: Seed, workdir: Path) -> tu
         def read_sidecar() -> object:
             fp_path = folder / sidecar.FINGERPRINT_FILE
             with sidecar.RecordReader(folder) as reader:
-                fp, _ = verifier.read_record(fp_path, reader, signing_key=key, require_signature=False)
-                return verifier.sidecar_arrays(fp, fp_path, reader)
+                fp, _ = record_read.read_record(fp_path, reader, signing_key=key, require_signature=False)
+                return record_read.sidecar_arrays(fp, fp_path, reader)
 
         return files[name], read_sidecar
     raise ValueError(f"unknown target {target!r}")

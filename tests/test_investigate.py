@@ -30,7 +30,7 @@ from envprint.causes.diff import diff_fingerprints
 from envprint.causes.explain import explain
 from envprint.causes.restore import Decided, Restore, plan
 from envprint.check.investigate import Numbers, investigate, judge
-from envprint.check.verifier import read_checked
+from envprint.check.record_read import read_checked
 from envprint.host.constraints import env_export, install_command
 from envprint.models import Fingerprint, IdentityCheck, InvestigationResult, Report
 from envprint.record.store import locate_fingerprint, read_fingerprint

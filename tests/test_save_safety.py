@@ -258,7 +258,7 @@ def test_the_model_check_before_the_record_imports_no_tensorflow(mlp, tmp_path):
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from envprint.check.verifier import locate_after_model\n"
+        "from envprint.check.record_read import locate_after_model\n"
         "fp, fmt = locate_after_model(Path(sys.argv[1]), None, None)\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'h5py') if m in sys.modules)\n"
         "print(fp.name, fmt, 'HEAVY=' + ','.join(heavy))\n"

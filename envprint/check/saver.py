@@ -3,17 +3,15 @@
 Owns: the order of the save — refuse to overwrite and check that the record can be written
 before any work, load, probe, self-check, capture, sign, then publish the whole record at once
 (``sidecar.publish_directory``). A save that fails or is killed at any point leaves the previous
-record (or none) in place, never part of one. Composes ``_tf.loading``, ``_tf.identity``, ``probes``, ``digests``,
-``capture``, ``signing`` and ``store``; holds no TensorFlow code.
+record (or none) in place, never part of one. Composes ``check/save_target.py`` (the refusals
+and the target prepared before any work), ``check/probing.py`` (the model loaded, probed and
+self-checked), ``_tf.identity``, ``digests``, ``capture``, ``signing`` and ``store``; holds no
+TensorFlow code.
 """
 
-# size: save's order of operations (refuse, probe, self-check, capture, publish) reads top to bottom;
-# each step is a function of its own.
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +20,14 @@ from typing import Any
 import numpy as np
 
 from envprint.causes import precision
-from envprint.check import compare
-from envprint.errors import FingerprintError, ModelError, UsageError
+from envprint.check.probing import load_and_probe
+from envprint.check.save_target import cannot_write, prepare_parent, refuse_before_work, remove_created
+from envprint.errors import FingerprintError, UsageError
 from envprint.models import (
     ArrayFile,
     Fingerprint,
     ModelIdentity,
-    ProbeRecipe,
     SaveSummary,
-    SelfCheck,
     TensorSpec,
     Tolerance,
 )
@@ -68,28 +65,6 @@ class SaveResult:
         )
 
 
-def self_check(loaded: Any, probes: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> SelfCheck:
-    """Predict the probes again in the ways a deployment host might, and record the noise floor."""
-    again = loaded.predict(probes)
-    one_by_one = loaded.predict(probes, batch_size=1)
-    called = loaded.call(probes) if loaded.keras_model is not None else None
-    deterministic = compare.bit_identical(reference, again)
-    warnings = []
-    if not deterministic:
-        warnings.append(
-            "outputs changed between two identical predictions: a random layer is active at inference "
-            "(dropout or noise called with training=True, or an unseeded random op); verify cannot tell "
-            "drift from noise until it is fixed"
-        )
-    return SelfCheck(
-        repeat_max_abs=compare.max_abs_difference(reference, again),
-        batch1_max_abs=compare.max_abs_difference(reference, one_by_one),
-        call_max_abs=compare.max_abs_difference(reference, called) if called is not None else None,
-        deterministic=deterministic,
-        warnings=warnings,
-    )
-
-
 def _specs(items: Sequence[Mapping[str, Any]]) -> list[TensorSpec]:
     return [TensorSpec(name=i["name"], shape=list(i["shape"]), dtype=i["dtype"]) for i in items]
 
@@ -121,146 +96,6 @@ def _array_file(directory: Path, name: str, arrays: Mapping[str, np.ndarray]) ->
     path = directory / name
     save_arrays(path, dict(arrays))
     return ArrayFile(file=name, sha256=digests.sha256_file(path), arrays={k: list(v.shape) for k, v in arrays.items()})
-
-
-def probe_inputs(
-    loaded: Any,
-    probes_path: Path | None,
-    num_probes: int,
-    seed: int,
-    input_shapes: Mapping[str, tuple[int, ...]] | None,
-    notes: list[str] | None = None,
-) -> tuple[dict[str, np.ndarray], ProbeRecipe]:
-    """The probes and their recipe: the user's file (checked, cast by ``probes.CAST_RULE``), or generated.
-
-    What was taken from the file or cast is appended to ``notes``.
-    """
-    from envprint._tf.identity import integer_input_ranges
-    from envprint._tf.input_kinds import input_hints
-    from envprint.record import probe_kinds
-    from envprint.record import probes as probe_mod
-
-    if probes_path is not None:
-        casts: dict[str, str] = {}
-        arrays = probe_mod.load_probes(Path(probes_path), loaded.inputs, notes=notes, casts=casts)
-        probe_mod.check_int_ranges(arrays, integer_input_ranges(loaded), str(probes_path))
-        n = len(next(iter(arrays.values()))) if arrays else 0
-        recipe = ProbeRecipe(
-            source="file",
-            num_probes=n,
-            file=Path(probes_path).name,
-            inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
-            cast_rule=probe_mod.CAST_RULE,
-            casts=casts,
-        )
-        return arrays, recipe
-    shapes = dict(input_shapes or {})
-    if "" in shapes:  # --input-shape D1,D2 without a name: the model's only input
-        if len(loaded.inputs) != 1:
-            names = ", ".join(s.name for s in loaded.inputs)
-            raise UsageError(f"--input-shape needs NAME=D1,D2 for a model with several inputs ({names})")
-        shapes[loaded.inputs[0].name] = shapes.pop("")
-    arrays, raw = probe_kinds.generate_probes(
-        loaded.inputs, num_probes=num_probes, seed=seed, input_shapes=shapes, hints=input_hints(loaded)
-    )
-    recipe = ProbeRecipe(
-        source="generated",
-        num_probes=num_probes,
-        seed=seed,
-        distribution=raw.get("distribution"),
-        inputs=[TensorSpec(name=k, shape=list(v.shape), dtype=v.dtype.name) for k, v in arrays.items()],
-        cast_rule=probe_mod.CAST_RULE,
-    )
-    return arrays, recipe
-
-
-def _refuse_uninformative(
-    model_path: Path,
-    probes_path: Path | None,
-    inputs: Mapping[str, np.ndarray],
-    reference: Mapping[str, np.ndarray] | None,
-    allow: bool,
-) -> list[str]:
-    """Refuse probes (``reference`` None) or reference outputs that hold no finite value; warnings if ``allow``."""
-    from envprint.record.probes import uninformative
-
-    bad = uninformative(inputs if reference is None else reference)
-    if not bad:
-        return []
-    from envprint.render.words import nonfinite_words
-
-    probes = reference is None
-    error: type[FingerprintError] | type[ModelError] = FingerprintError if probes else ModelError
-    text = nonfinite_words(str(probes_path or "generated probes") if probes else str(model_path), bad, probes=probes)
-    if not allow:
-        raise error(f"{text}; pass --allow-nonfinite (allow_nonfinite=True) to record them anyway")
-    return [f"{text} (recorded anyway: --allow-nonfinite)"]
-
-
-def _same_for_every_probe(reference: Mapping[str, np.ndarray]) -> list[str]:
-    """A warning when every probe gave the same outputs: the record then tells little drift apart."""
-    arrays = [np.asarray(a) for a in reference.values()]
-    n = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
-    if n < 2 or not all(a.ndim and a.shape[0] == n and bool((a == a[:1]).all()) for a in arrays):
-        return []
-    from envprint.render.words import same_for_every_probe_words
-
-    return [same_for_every_probe_words(n)]
-
-
-def _cannot_write(target: Path, exc: OSError) -> FingerprintError:
-    return FingerprintError(
-        f"{target}: cannot write the fingerprint ({exc.strerror or exc}); check the directory, or pass --out DIR"
-    )
-
-
-def _refuse_model_as_target(model_path: Path, target: Path) -> None:
-    """A record never goes where the model is: not the model itself, not a parent of it, not inside it.
-
-    The one place inside a model is a SavedModel's own ``assets.extra/envprint`` (the default,
-    excluded from the model's digest); anywhere else a --force would delete part of the model.
-    """
-    model, where = model_path.resolve(), target.resolve()
-    if where == model:
-        relation = "is the model itself"
-    elif where in model.parents:
-        relation = f"contains the model {model_path}"
-    elif model in where.parents and not (model.is_dir() and where == model / sidecar.SAVEDMODEL_SIDECAR):
-        relation = f"is inside the model {model_path}"
-    else:
-        return
-    raise FingerprintError(
-        f"--out {target}: {relation}; a record never replaces any part of its model: "
-        "pass --out a path outside the model, or omit --out to write the record beside it"
-    )
-
-
-def _prepare_parent(target: Path) -> list[Path]:
-    """Create ``target``'s parent directories and prove a staging directory can be made there.
-
-    Runs before any work, so an unwritable place (a read-only file system, a path under a
-    file) fails in a second, not after the model was loaded. Returns the directories it
-    created, deepest last, for ``_remove_created`` to take back if the save fails.
-    """
-    created: list[Path] = []
-    missing = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
-    try:
-        for directory in reversed(missing):
-            directory.mkdir()
-            created.append(directory)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:
-        _remove_created(created)
-        raise _cannot_write(target, exc) from None
-    return created
-
-
-def _remove_created(created: list[Path]) -> None:
-    for directory in reversed(created):
-        try:
-            directory.rmdir()
-        except OSError:
-            break
 
 
 def save(  # size: long by its public keyword arguments and their documentation; the steps are below
@@ -332,12 +167,12 @@ def save(  # size: long by its public keyword arguments and their documentation;
     target = Path(out) if out is not None else sidecar.default_sidecar(model_path)
     tolerance = _tolerance(tolerance, tolerance_from, margin)
     kinds = _variant_kinds(variants, tolerance_from_variants, keep_variant_outputs, tolerance)
-    existed = _refuse_before_work(model_path, target, force, num_probes)
+    existed = refuse_before_work(model_path, target, force, num_probes)
     key = signing.signing_key(sign_key) if sign_key is not None else None
-    created = _prepare_parent(target)
+    created = prepare_parent(target)
     undo_hook: list[Callable[[], None]] = []
     try:
-        loaded, inputs, reference, recipe, check, notes = _probe(
+        loaded, inputs, reference, recipe, check, notes = load_and_probe(
             model_path, probes, num_probes, probe_seed, input_shapes, fmt, signature, custom_objects, safe_mode,
             seed, strict, allow_nonfinite,
         )  # fmt: skip
@@ -359,7 +194,7 @@ def save(  # size: long by its public keyword arguments and their documentation;
     except BaseException:
         for undo in undo_hook:
             undo()
-        _remove_created(created)  # the directories this save made for a record it did not write
+        remove_created(created)  # the directories this save made for a record it did not write
         raise
     return SaveResult(sidecar=target, fingerprint=fp, warnings=notes + list(check.warnings))
 
@@ -423,18 +258,6 @@ def _trace(loaded: Any, inputs: Mapping[str, np.ndarray], model_path: Path) -> A
     return locate.record_trace(loaded, inputs)
 
 
-def _refuse_before_work(model_path: Path, target: Path, force: bool, num_probes: int) -> bool:
-    """Every refusal that needs no model loaded; whether a record exists at ``target``."""
-    _refuse_model_as_target(model_path, target)
-    sidecar.refuse_non_record(target)
-    existed = target.exists()
-    if existed and not force:
-        raise sidecar.already_exists(target)
-    if num_probes < 1:
-        raise UsageError(f"--num-probes must be at least 1, got {num_probes}")
-    return existed
-
-
 def _tolerance(tolerance: Tolerance | None, tolerance_from: str | Path | None, margin: float) -> Tolerance | None:
     """The tolerance to record: the one given, or the one a verify report's measured drift calls for."""
     if tolerance_from is None:
@@ -445,35 +268,6 @@ def _tolerance(tolerance: Tolerance | None, tolerance_from: str | Path | None, m
     if tolerance is not None:
         raise UsageError("--tolerance-from sets rtol from measured drift; drop --rtol/--atol/--exact")
     return tolerance_from_report(read_report(Path(tolerance_from)), margin, str(tolerance_from))
-
-
-def _probe(model_path: Path, probes: str | Path | None, num_probes: int, probe_seed: int,
-           input_shapes: Mapping[str, tuple[int, ...]] | None, fmt: str | None, signature: str | None,
-           custom_objects: Mapping[str, Any] | None, safe_mode: bool, seed: int | None, strict: bool,
-           allow_nonfinite: bool) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], ProbeRecipe, SelfCheck,
-                                          list[str]]:  # fmt: skip
-    """Load the model (its declared seed applied first), make and predict the probes, and self-check them."""
-    from envprint._keras import set_random_seed
-    from envprint._tf import loading
-    from envprint.check.capture import declared_seed
-
-    declared = seed if seed is not None else declared_seed()[0]
-    if declared is not None:  # before the load, where Keras seeds random layers: verify does the same
-        set_random_seed(declared)
-    loaded = loading.load_model(
-        model_path, fmt=fmt, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode, signature=signature
-    )
-    notes: list[str] = []
-    probes_path = Path(probes) if probes else None
-    inputs, recipe = probe_inputs(loaded, probes_path, num_probes, probe_seed, input_shapes, notes)
-    notes += _refuse_uninformative(model_path, probes_path, inputs, None, allow_nonfinite)
-    reference = loaded.predict(inputs)
-    notes += _refuse_uninformative(model_path, probes_path, inputs, reference, allow_nonfinite)
-    notes += _same_for_every_probe(reference)
-    check = self_check(loaded, inputs, reference)
-    if strict and not check.deterministic:
-        raise ModelError(f"{model_path}: {check.warnings[0]} (--strict)")
-    return loaded, inputs, reference, recipe, check, notes
 
 
 def _write_and_publish(
@@ -492,7 +286,7 @@ def _write_and_publish(
     try:
         staging = atomic.make_staging_dir(target)
     except OSError as exc:
-        raise _cannot_write(target, exc) from None
+        raise cannot_write(target, exc) from None
     try:
         fp = fp.model_copy(
             update={
@@ -517,7 +311,7 @@ def _write_and_publish(
         sidecar.publish_directory(staging, target, force, existed=existed)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise _cannot_write(target, exc) from None
+        raise cannot_write(target, exc) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -8,12 +8,12 @@ record verify read and checked, and re-ranks the explanations), and ``preflight`
 from the record and this host alone, without loading the model). A check that ran and failed returns a Report
 with verdict 'mismatch'; a check that could not run raises an EnvprintError, and so does a record
 that cannot be trusted (a bad signature, arrays that do not match the fingerprint). Holds no
-TensorFlow code, and writes nothing: a deployment host may be read-only. The model's identity is
-judged in ``check/identity.py``; MLflow URIs are resolved by ``check/mlflow_source.py``.
+TensorFlow code, and writes nothing: a deployment host may be read-only. The record is located,
+read and checked in ``check/record_read.py``; the model's identity is judged in ``check/identity.py``;
+the probes are fitted to the model and its outputs judged in ``check/probe_outputs.py``; MLflow URIs
+are resolved by ``check/mlflow_source.py``.
 """
 
-# size: verify's checks in their order read top to bottom; the identity judgement is check/identity.py,
-# MLflow URIs check/mlflow_source.py.
 from __future__ import annotations
 
 import dataclasses
@@ -27,87 +27,29 @@ from typing import Any
 import numpy as np
 
 from envprint import formats
-from envprint.check import compare, histogram
 from envprint.check.identity import identity_check
 from envprint.check.options import VerifyOptions
-from envprint.errors import EnvprintError, FingerprintError, ModelError, one_line
+from envprint.check.probe_outputs import (
+    Fed,
+    compare_with_reference,
+    fit_outputs,
+    fit_probes,
+    locate_layers,
+    may_be_random,
+    precision_of,
+)
+from envprint.check.record_read import locate_after_model, read_checked, read_fingerprint_only
+from envprint.errors import EnvprintError, FingerprintError, ModelError
 from envprint.models import (
     Fingerprint,
     FingerprintDiff,
     IdentityCheck,
-    LayerLocation,
     OutputComparison,
-    PrecisionCheck,
     Report,
     Tolerance,
 )
-from envprint.record import digests, sidecar, signing, store
+from envprint.record import digests, sidecar
 from envprint.render import text as _words  # noqa: F401  (registers str(report): models imports no render)
-
-
-def _describe_arrays(arrays: Mapping[str, Any]) -> str:
-    return ", ".join(f"{one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
-
-
-def sidecar_arrays(
-    fp: Fingerprint, fp_path: Path, reader: sidecar.RecordReader
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
-    """Probe inputs and reference outputs, and the names of sidecar files whose digest changed.
-
-    A file that is missing, unreadable, corrupt, or whose arrays are not the names and shapes the
-    fingerprint records is a FingerprintError: there is nothing to compare against. Bytes that load
-    and fit but differ from the recorded sha256 are reported as edited (a mismatch, not an error).
-    """
-    from envprint.record.probes import load_arrays
-
-    if fp.probe_arrays is None or fp.reference_arrays is None or fp.model is None:
-        raise FingerprintError(
-            f"{fp_path}: a fingerprint of a host, not of a model (no probes recorded); "
-            "verify needs the fingerprint.json that 'envprint save MODEL' wrote"
-        )
-    changed, arrays = [], []
-    for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
-        if not sidecar.plain_file_name(record.file):
-            raise FingerprintError(
-                f"{fp_path}: field '{field}.file' is {one_line(repr(record.file), 80)}, not a file name inside "
-                "the sidecar; the record was edited: re-save it on the training host"
-            )
-        path = fp_path.parent / record.file
-        data = reader.read(record.file)
-        if data is None:
-            raise FingerprintError(f"{path}: missing from the sidecar; copy the whole {fp_path.parent.name}/ directory")
-        if hashlib.sha256(data).hexdigest() != record.sha256:
-            changed.append(record.file)
-        loaded = load_arrays(path, data)
-        obtained = {k: list(v.shape) for k, v in loaded.items()}
-        if obtained != record.arrays:
-            raise FingerprintError(
-                f"{path}: arrays do not match {fp_path.name}: expected {_describe_arrays(record.arrays)}, "
-                f"obtained {_describe_arrays(obtained)}; copy the whole {fp_path.parent.name}/ directory again "
-                "or re-save the record"
-            )
-        arrays.append(loaded)
-    kept = fp.variants.arrays if fp.variants is not None else None
-    if kept is not None:  # save --keep-variant-outputs: checked like the rest, not loaded
-        data = reader.read(kept.file) if sidecar.plain_file_name(kept.file) else None
-        if data is None or hashlib.sha256(data).hexdigest() != kept.sha256:
-            changed.append(kept.file)
-    return arrays[0], arrays[1], changed
-
-
-def read_record(
-    fp_path: Path, reader: sidecar.RecordReader, *, signing_key: bytes | str | None, require_signature: bool
-) -> tuple[Fingerprint, signing.SignatureCheck]:
-    """The fingerprint at ``fp_path``, its signature judged on the exact bytes that are then parsed."""
-    raw = reader.read(fp_path.name, limit=store.MAX_FINGERPRINT_BYTES)
-    if raw is None:
-        raise FingerprintError(f"{fp_path}: no such file; give the path of a fingerprint.json")
-    if signing_key or require_signature:
-        signature = reader.read(signing.SIGNATURE_FILE, limit=signing.MAX_SIGNATURE_BYTES)
-    else:  # not checked: only whether there is one, for the report's note
-        signature = b"" if reader.exists(signing.SIGNATURE_FILE) else None
-    checked = signing.check(raw, signature, signing_key, required=require_signature, fingerprint_path=fp_path)
-    return store.parse_fingerprint_bytes(raw, str(fp_path)), checked
 
 
 def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
@@ -115,77 +57,6 @@ def _file_changes(saved: Mapping[str, str], now: Mapping[str, str]) -> tuple[lis
     missing = sorted(k for k in saved if k not in now)
     added = sorted(k for k in now if k not in saved)
     return changed, missing, added
-
-
-def _fit_probes(
-    probes: dict[str, np.ndarray], loaded: Any, where: str, by_position: dict[str, str], casts: dict[str, str]
-) -> dict[str, np.ndarray] | None:
-    """The probes keyed by this model's input names and cast to its dtypes, or None when they cannot be matched.
-
-    A single input is matched by position whatever its name: formats rename inputs (a SavedModel
-    or .tflite of the same weights), and there is only one way to feed one array. Casts follow the
-    rule save applied (``probes.CAST_RULE``): a value that would change is a FingerprintError.
-    """
-    from envprint.record.probes import cast_to_inputs
-
-    names = [s.name for s in loaded.inputs]
-    if set(probes) == set(names):
-        fitted = probes
-    elif len(probes) == 1 and len(names) == 1:
-        ((recorded, arr),) = probes.items()
-        by_position[recorded] = names[0]
-        fitted = {names[0]: arr}
-    else:
-        return None
-    return cast_to_inputs(fitted, loaded.inputs, where, casts)
-
-
-def _fit_outputs(
-    reference: Mapping[str, np.ndarray], obtained: dict[str, np.ndarray], by_position: dict[str, str]
-) -> dict[str, np.ndarray]:
-    """A single output is compared with the single reference output whatever its name (formats rename it)."""
-    if set(obtained) != set(reference) and len(obtained) == len(reference) == 1:
-        ((name, arr),) = obtained.items()
-        (recorded,) = reference
-        by_position[recorded] = name
-        return {recorded: arr}
-    return obtained
-
-
-def locate_after_model(
-    model_path: Path | None, fmt: str | None, fingerprint: str | Path | None
-) -> tuple[Path, str | None]:
-    """The model's format, then its record: (fingerprint.json, the format to load, None for the record's).
-
-    The model is checked first, so that a path verify could never load is a ModelError (exit 4)
-    whatever the record: missing, a directory without saved_model.pb, a file whose suffix names
-    no format. The format is the one given, else the one the path says (as for save); a file of
-    an unusual name (``model.bin``) takes the format its first bytes say, else its record's, if it
-    has a record. TensorFlow-free (``detect_format`` reads names and first bytes only), so
-    ``preflight`` may call it.
-    """
-    from envprint._tf import loading
-
-    if model_path is not None:
-        sidecar.require_model(model_path)  # before the record, even with --fingerprint given
-    if model_path is None or fmt is not None:
-        return sidecar.locate_fingerprint(model_path, fingerprint), fmt
-    try:
-        detected: str | None = loading.detect_format(model_path)
-    except ModelError as unknown:
-        if not model_path.is_file():
-            raise
-        try:
-            fp_path = sidecar.locate_fingerprint(model_path, fingerprint)
-        except FingerprintError:  # no record beside it: nothing says what the file is
-            raise unknown from None
-        if not fp_path.exists():
-            raise
-        # An unusual name: the file's first bytes say its format (an HDF5 file called model.bin
-        # is loaded as one, whatever the record's format); failing that, the record's format.
-        content = formats.by_content(model_path)
-        detected = content.id if content is not None else None
-    return sidecar.locate_fingerprint(model_path, fingerprint), detected
 
 
 def _verdict(outputs: list[OutputComparison], identity: IdentityCheck, stochastic_now: bool) -> str:
@@ -221,29 +92,6 @@ def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> 
         hashing = pool.submit(digests.tree_digests, model_path, exclude=exclude)
         loaded = loading.load_model(model_path, **load_options)
         return loaded, hashing.result()
-
-
-def read_checked(fp_path: Path, signing_key: bytes | str | None = None, require_signature: bool = False):
-    """(fingerprint, signature check, probes, reference, edited sidecar files, layer samples or None), from one
-    snapshot of the record."""
-    from envprint.check.locate import read_samples
-
-    def read(reader: sidecar.RecordReader):  # one snapshot, even if a save replaces the record meanwhile
-        saved, trust = read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)
-        probes, reference, changed = sidecar_arrays(saved, fp_path, reader)
-        samples, layers_edited = read_samples(saved, fp_path, reader)
-        if layers_edited:
-            changed.append(saved.layer_trace.arrays.file)
-        return saved, trust, probes, reference, changed, samples
-
-    return sidecar.read_consistent(fp_path.parent, read)
-
-
-def _read_fingerprint_only(fp_path: Path, signing_key: bytes | str | None, require_signature: bool) -> Fingerprint:
-    def read(reader: sidecar.RecordReader) -> Fingerprint:
-        return read_record(fp_path, reader, signing_key=signing_key, require_signature=require_signature)[0]
-
-    return sidecar.read_consistent(fp_path.parent, read)
 
 
 def preflight(
@@ -283,13 +131,9 @@ def _preflight(model: Any, fingerprint: str | Path | None, signing_key: bytes | 
 
     model_path = Path(model) if isinstance(model, (str, Path)) else None
     fp_path, _ = locate_after_model(model_path, None, fingerprint)
-    saved = _read_fingerprint_only(fp_path, signing_key, require_signature)
+    saved = read_fingerprint_only(fp_path, signing_key, require_signature)
     result = expect(saved, capture(), label or str(fp_path), "current host")
     return result.model_copy(update={"passed": not result.expects_change})  # exit 0 of --preflight
-
-
-def _may_be_random(saved: Fingerprint) -> bool:
-    return bool(saved.model.stochastic_layers) or saved.self_check is None or not saved.self_check.deterministic
 
 
 def verify(
@@ -382,17 +226,6 @@ class _Loaded:
         return self.files_changed, self.files_missing, self.files_added
 
 
-@dataclass
-class _Fed:
-    """The probes as fed to the model, and what came out (None when another model could not take them)."""
-
-    feed: dict[str, np.ndarray] | None = None
-    obtained: dict[str, np.ndarray] | None = None
-    inputs_by_position: dict[str, str] = dataclasses.field(default_factory=dict)
-    outputs_by_position: dict[str, str] = dataclasses.field(default_factory=dict)
-    casts: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
 def _verify(model: Any, options: VerifyOptions) -> Report:
     """The checks in their order: the record, the model's load and files, its identity, the probes, the verdict."""
     from envprint.causes.diff import diff_fingerprints
@@ -408,7 +241,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     custom_objects = options.loaded_custom_objects()
     # A random model reproduces its reference only from the same seed, applied before it loads
     # (Keras creates the layers' seed generators then) and predicts, as save did.
-    seed = saved.seeds.declared if _may_be_random(saved) else None
+    seed = saved.seeds.declared if may_be_random(saved) else None
     if seed is not None:
         from envprint._keras import set_random_seed
 
@@ -418,13 +251,13 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     fed = _feed_probes(
         saved, loaded, identity.weights, probes, reference, str(fp_path.parent / saved.probe_arrays.file)
     )
-    outputs, random_outputs = _compare(saved, loaded.model, fed, reference, options)
+    outputs, random_outputs = compare_with_reference(saved, loaded.model, fed, reference, options)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
     stochastic_now = bool(random_outputs)
     digest = None if fed.obtained is None else outputs_digest(fed.obtained)
     variant = match(saved.variants, digest)
     identical = all(o.status == "identical" for o in outputs) and not identity.sidecar_files_changed
-    layers = _locate(saved, samples, loaded.model, fed, options) if options.locate or not identical else None
+    layers = locate_layers(saved, samples, loaded.model, fed, options) if options.locate or not identical else None
     report = Report(
         verdict=_verdict(outputs, identity, stochastic_now),
         record_signature=trust.status,
@@ -442,7 +275,7 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
         explanations=explain(
             saved, environment, identity, outputs, stochastic_now=stochastic_now, variant=variant, layers=layers
         ),
-        precision=_precision(saved, outputs, options) if fed.obtained is not None else None,
+        precision=precision_of(saved, outputs, options) if fed.obtained is not None else None,
         seed_applied=seed,
         outputs_digest=digest,
         variant=variant,
@@ -480,11 +313,11 @@ def _load(model: Any, model_path: Path | None, fp_path: Path, saved: Fingerprint
 
 
 def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict[str, np.ndarray],
-                 reference: Mapping[str, np.ndarray], where: str) -> _Fed:  # fmt: skip
+                 reference: Mapping[str, np.ndarray], where: str) -> Fed:  # fmt: skip
     """The probes fitted to this model's inputs and predicted; for another model that cannot take them, nothing."""
-    fed = _Fed()
+    fed = Fed()
     try:
-        fed.feed = _fit_probes(probes, loaded.model, where, fed.inputs_by_position, fed.casts)
+        fed.feed = fit_probes(probes, loaded.model, where, fed.inputs_by_position, fed.casts)
         if fed.feed is None and weights != "changed":
             raise ModelError(
                 f"{loaded.label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
@@ -492,55 +325,14 @@ def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict
                 f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
             )
         if fed.feed is not None:
-            fed.obtained = _fit_outputs(reference, loaded.model.predict(fed.feed), fed.outputs_by_position)
+            fed.obtained = fit_outputs(reference, loaded.model.predict(fed.feed), fed.outputs_by_position)
     except (ModelError, FingerprintError):
         if weights != "changed":
             raise
         # Another model: that it cannot take the probes is no surprise, and the error's advice
         # (fix the probes) would be wrong; the identity differences say what changed.
-        return _Fed()
+        return Fed()
     return fed
-
-
-def _compare(saved: Fingerprint, model: Any, fed: _Fed, reference: Mapping[str, np.ndarray],
-             options: VerifyOptions) -> tuple[list[OutputComparison], list[str]]:  # fmt: skip
-    """Each output against its reference under the tolerance, and the outputs a second prediction changed."""
-    if fed.obtained is None:
-        return [], []
-    obtained = fed.obtained
-    policy = options.tolerance or saved.tolerance or Tolerance()
-    outputs = histogram.with_histograms(compare.compare_outputs(reference, obtained, policy), reference, obtained)
-    # A second prediction can only disagree if something random runs at inference; a model that
-    # was deterministic at save and has no random layers is not predicted twice.
-    if not (options.check_stochastic and _may_be_random(saved)):
-        return outputs, []
-    again = _fit_outputs(reference, model.predict(fed.feed), {})
-    return outputs, sorted(k for k in obtained if not compare.bit_identical({k: obtained[k]}, {k: again.get(k)}))
-
-
-def _precision(saved: Fingerprint, outputs: list[OutputComparison], options: VerifyOptions) -> PrecisionCheck:
-    """What the outputs did against the model's compute precision, and the tolerances tighter than it holds."""
-    from envprint.causes.precision import precision_check
-
-    return precision_check(outputs, saved, exact=(options.tolerance or saved.tolerance or Tolerance()).exact)
-
-
-def _locate(saved: Fingerprint, samples: np.ndarray | None, model: Any, fed: _Fed,
-            options: VerifyOptions) -> LayerLocation | None:  # fmt: skip
-    """verify --locate, and any verify of a record with layers whose outputs differ: the layers compared.
-
-    None when nothing was asked and the record has no trace: the report then says nothing of layers.
-    """
-    from envprint.check import locate
-
-    budget = locate.budget(saved, options.tolerance)
-    if saved.layer_trace is None or samples is None:
-        return locate.not_traced("not_recorded", budget) if options.locate else None
-    if fed.feed is None:
-        return locate.not_traced("no_probes", budget)
-    if model.keras_model is None:
-        return locate.not_traced("not_keras", budget)
-    return locate.locate(saved.layer_trace, samples, locate.record_trace(model, fed.feed), budget)
 
 
 def _investigate(report: Report, model_path: Path | None, saved: Fingerprint, fp_path: Path, probes: Any,

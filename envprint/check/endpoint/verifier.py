@@ -83,7 +83,7 @@ def verify_endpoint(  # size: the options a user gives, one per line; the body i
     variable holding its value (never recorded or printed). Raises EndpointError (exit 6) when the
     server cannot be verified.
     """
-    from envprint.check.verifier import read_checked
+    from envprint.check.record_read import read_checked
 
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: give 1 or more")
