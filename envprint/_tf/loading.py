@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from envprint import formats
 from envprint._tf import PIP_HINT, import_tensorflow
@@ -162,8 +162,9 @@ def wrap_model(model: Any, fmt: str = "keras") -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
     if callable(getattr(model, "predict", None)) and hasattr(model, "weights") and hasattr(model, "inputs"):
-        keras_file = fmt in formats.IDS and formats.get(fmt).keras_file
-        return KerasModel(Path(f"<in-memory {type(model).__name__}>"), fmt if keras_file else "keras", model)
+        # The record's format when it is a Keras file (the id checked against the registry), else .keras.
+        recorded: Format = cast(Format, fmt) if fmt in formats.IDS and formats.get(fmt).keras_file else "keras"
+        return KerasModel(Path(f"<in-memory {type(model).__name__}>"), recorded, model)
     raise ModelError(
         f"cannot verify an object of type {type(model).__name__}: pass a Keras model, or the model's path "
         "(SavedModel and TFLite models are verified from their path)"

@@ -156,6 +156,8 @@ def _grade(cause: str, e: DiffEntry) -> float:
 def _fit(cause: str, e: DiffEntry, observed: str) -> float:
     """How well this kind of difference explains the observation, before grading."""
     row = next((fit for pattern, fit in REGISTRY[cause].path_fit if matches(e.path, pattern)), REGISTRY[cause].fit)
+    if isinstance(row, str):  # a cause the diff does not score claims no path: the registry's test holds it
+        raise AssertionError(f"causes.REGISTRY[{cause!r}] is not scored from a difference: {row}")
     return row[FIT_KINDS.index(observed)]
 
 
@@ -265,14 +267,14 @@ def explain(
     if observed == "identical":
         return _ranked(list(found.values()))
     seen = "stochastic" if stochastic_now else observed
-    words = OBSERVED_WORDS[seen] if stochastic_now or not own_noise else own_noise
+    observed_words = OBSERVED_WORDS[seen] if stochastic_now or not own_noise else own_noise
     evidence = _evidence(outputs) if outputs and observe(outputs) != "identical" else "outputs identical"
     evidence += f"; first layer to depart: {where(layers)}" if departed and layers is not None else ""
     for cause, entries in _by_cause(env.entries).items():
         score, best = max(
             ((_fit(cause, e, seen) * _grade(cause, e), e) for e in _deciding(cause, entries)), key=lambda t: t[0]
         )
-        why = _reason(cause, best, len(entries), _fit(cause, best, seen), words, evidence)
+        why = _reason(cause, best, len(entries), _fit(cause, best, seen), observed_words, evidence)
         found[cause] = _explanation(cause, score, why, entries, ctx)
     with_layers(found, layers, lambda cause, score, why: _explanation(cause, score, why, [], ctx))
     if max((x.score for x in found.values()), default=0.0) < UNKNOWN_BELOW:
@@ -310,7 +312,10 @@ def _predict(cause: str, e: DiffEntry, ctx: Scoring) -> tuple[float, str, str]:
         "b_onoff": "on" if e.b else "off",
         "format": f".{ctx.saved.model.format if ctx.saved.model else None}",
     }
-    for rule in REGISTRY[cause].preflight:
+    rules = REGISTRY[cause].preflight
+    if isinstance(rules, str):  # a cause that predicts nothing claims no path: the registry's test holds it
+        raise AssertionError(f"causes.REGISTRY[{cause!r}] predicts nothing from a difference: {rules}")
+    for rule in rules:
         if matches(e.path, rule.paths) and WHEN[rule.when](ctx, e):
             return rule.score * (_grade(cause, e) if rule.graded else 1.0), rule.text.format(**words), rule.predicts
     raise AssertionError(f"causes.REGISTRY[{cause!r}].preflight ends with a rule for any path")  # pragma: no cover

@@ -34,7 +34,16 @@ from typing import Any
 
 from envprint.causes.restore import Decided, Restore, Step, plan, remedy_for
 from envprint.check import compare
-from envprint.models import Fingerprint, InvestigationResult, InvestigationStatus, OutputComparison, Report, Tolerance
+from envprint.check.record_read import recorded_model
+from envprint.models import (
+    Fingerprint,
+    InvestigationResult,
+    InvestigationStatus,
+    ModelIdentity,
+    OutputComparison,
+    Report,
+    Tolerance,
+)
 
 # --------------------------------------------------------------------------- numbers and verdicts
 
@@ -210,7 +219,7 @@ def _blocker(report: Report, model_path: str | Path | None) -> str | None:
 
 def _child_base(
     model_path: str | Path,
-    saved: Fingerprint,
+    recorded: ModelIdentity,
     fmt: str | None,
     signature: str | None,
     safe_mode: bool,
@@ -219,8 +228,8 @@ def _child_base(
     """What every child is told about the model: where it is and how to load it (as verify loaded it)."""
     return {
         "model": str(Path(model_path).resolve()),
-        "format": fmt or saved.model.format,
-        "signature": signature or saved.model.signature,
+        "format": fmt or recorded.format,
+        "signature": signature or recorded.signature,
         "safe_mode": safe_mode,
         "custom_objects": custom,
     }
@@ -256,8 +265,11 @@ class _Session:
         return _Numbers.of(compare.compare_outputs(self.reference, arrays, self.policy))
 
     def judge(self, step: Restore, what: str, arrays: dict[str, Any], seconds: float | None) -> InvestigationResult:
+        if self.control is None:
+            raise RuntimeError("investigate: a run was judged before the control ran")
         n = self.numbers(arrays)
         status, why = _judge(what, n, self.control, compare.bit_identical(arrays, self.control_arrays))
+        fix: str | None
         if step is BATCH and status == "confirmed":
             why += ": the difference lies in the kernels this host picks for the full batch"
             fix = "predict one probe per call for reference-exact outputs, or accept the drift (verify --rtol)"
@@ -343,7 +355,8 @@ def investigate(
     restores = [s for s in steps if isinstance(s, Restore)]
     check = saved.self_check
     batch1 = bool(check and check.batch1_max_abs and all(v == 0 for v in check.batch1_max_abs.values()))
-    base = _child_base(model_path, saved, fmt, signature, safe_mode, list(custom_objects_specs))
+    recorded = recorded_model(saved, Path(fp_path))
+    base = _child_base(model_path, recorded, fmt, signature, safe_mode, list(custom_objects_specs))
     with tempfile.TemporaryDirectory(prefix="envprint-investigate-") as tmp:
         base["probes"] = str(Path(tmp) / "probes.npz")  # the arrays verify checked, not the file again
         save_arrays(Path(base["probes"]), dict(probes))

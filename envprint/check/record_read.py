@@ -20,12 +20,25 @@ import numpy as np
 
 from envprint import formats
 from envprint.errors import FingerprintError, ModelError, one_line
-from envprint.models import Fingerprint
+from envprint.models import Fingerprint, ModelIdentity
 from envprint.record import sidecar, signing, store
 
 
 def _describe_arrays(arrays: Mapping[str, Any]) -> str:
     return ", ".join(f"{one_line(str(k), 40)} {tuple(v)}" for k, v in sorted(arrays.items())) or "nothing"
+
+
+_HOST_ONLY = (
+    "{fp_path}: a fingerprint of a host, not of a model (no probes recorded); "
+    "verify needs the fingerprint.json that 'envprint save MODEL' wrote"
+)
+
+
+def recorded_model(fp: Fingerprint, fp_path: Path) -> ModelIdentity:
+    """The model a record was saved from; a fingerprint of a host alone has none to verify."""
+    if fp.model is None:
+        raise FingerprintError(_HOST_ONLY.format(fp_path=fp_path))
+    return fp.model
 
 
 def sidecar_arrays(
@@ -39,11 +52,9 @@ def sidecar_arrays(
     """
     from envprint.record.probes import load_arrays
 
-    if fp.probe_arrays is None or fp.reference_arrays is None or fp.model is None:
-        raise FingerprintError(
-            f"{fp_path}: a fingerprint of a host, not of a model (no probes recorded); "
-            "verify needs the fingerprint.json that 'envprint save MODEL' wrote"
-        )
+    recorded_model(fp, fp_path)
+    if fp.probe_arrays is None or fp.reference_arrays is None:
+        raise FingerprintError(_HOST_ONLY.format(fp_path=fp_path))
     changed, arrays = [], []
     for field, record in (("probe_arrays", fp.probe_arrays), ("reference_arrays", fp.reference_arrays)):
         if not sidecar.plain_file_name(record.file):

@@ -38,12 +38,13 @@ from envprint.check.probe_outputs import (
     may_be_random,
     precision_of,
 )
-from envprint.check.record_read import locate_after_model, read_checked, read_fingerprint_only
+from envprint.check.record_read import locate_after_model, read_checked, read_fingerprint_only, recorded_model
 from envprint.errors import EnvprintError, FingerprintError, ModelError
 from envprint.models import (
     Fingerprint,
     FingerprintDiff,
     IdentityCheck,
+    ModelIdentity,
     OutputComparison,
     Report,
     Tolerance,
@@ -226,6 +227,20 @@ class _Loaded:
         return self.files_changed, self.files_missing, self.files_added
 
 
+def _apply_recorded_seed(saved: Fingerprint) -> int | None:
+    """The seed save declared, applied here when the model may be random; None when nothing was applied.
+
+    A random model reproduces its reference only from the same seed, applied before it loads
+    (Keras creates the layers' seed generators then) and predicts, as save did.
+    """
+    seed = saved.seeds.declared if may_be_random(saved) else None
+    if seed is not None:
+        from envprint._keras import set_random_seed
+
+        set_random_seed(seed)
+    return seed
+
+
 def _verify(model: Any, options: VerifyOptions) -> Report:
     """The checks in their order: the record, the model's load and files, its identity, the probes, the verdict."""
     from envprint.causes.diff import diff_fingerprints
@@ -239,17 +254,12 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
         fp_path, options.signing_key, options.require_signature
     )
     custom_objects = options.loaded_custom_objects()
-    # A random model reproduces its reference only from the same seed, applied before it loads
-    # (Keras creates the layers' seed generators then) and predicts, as save did.
-    seed = saved.seeds.declared if may_be_random(saved) else None
-    if seed is not None:
-        from envprint._keras import set_random_seed
-
-        set_random_seed(seed)
-    loaded = _load(model, model_path, fp_path, saved, fmt, options, custom_objects)
-    identity = identity_check(saved.model, loaded.model, model_path, loaded.file_changes, sidecar_changed)
+    seed = _apply_recorded_seed(saved)
+    recorded = recorded_model(saved, fp_path)
+    loaded = _load(model, model_path, fp_path, recorded, fmt, options, custom_objects)
+    identity = identity_check(recorded, loaded.model, model_path, loaded.file_changes, sidecar_changed)
     fed = _feed_probes(
-        saved, loaded, identity.weights, probes, reference, str(fp_path.parent / saved.probe_arrays.file)
+        recorded, loaded, identity.weights, probes, reference, str(fp_path.parent / saved.probe_arrays.file)
     )
     outputs, random_outputs = compare_with_reference(saved, loaded.model, fed, reference, options)
     environment = diff_fingerprints(saved, capture(), str(fp_path), "current host")
@@ -258,8 +268,10 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     variant = match(saved.variants, digest)
     identical = all(o.status == "identical" for o in outputs) and not identity.sidecar_files_changed
     layers = locate_layers(saved, samples, loaded.model, fed, options) if options.locate or not identical else None
+    verdict = _verdict(outputs, identity, stochastic_now)
     report = Report(
-        verdict=_verdict(outputs, identity, stochastic_now),
+        verdict=verdict,
+        passed=verdict != "mismatch",
         record_signature=trust.status,
         signing_key_id=trust.key_id,
         model=loaded.label,
@@ -287,32 +299,32 @@ def _verify(model: Any, options: VerifyOptions) -> Report:
     return report
 
 
-def _load(model: Any, model_path: Path | None, fp_path: Path, saved: Fingerprint, fmt: str | None,
+def _load(model: Any, model_path: Path | None, fp_path: Path, recorded: ModelIdentity, fmt: str | None,
           options: VerifyOptions, custom_objects: dict[str, Any]) -> _Loaded:  # fmt: skip
     """Load the model from its path (digesting its files meanwhile), or wrap one already in memory."""
     from envprint._tf import loading
 
     if model_path is None:
-        return _Loaded(loading.wrap_model(model, saved.model.format), f"<in-memory {type(model).__name__}>")
-    chosen = fmt or saved.model.format
+        return _Loaded(loading.wrap_model(model, recorded.format), f"<in-memory {type(model).__name__}>")
+    chosen = fmt or recorded.format
     loaded, now = load_and_hash(
         model_path,
         exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
         fmt=chosen,
-        signature=options.signature or (saved.model.signature if formats.get(chosen).signatures else None),
+        signature=options.signature or (recorded.signature if formats.get(chosen).signatures else None),
         custom_objects=custom_objects,
         safe_mode=options.safe_mode,
     )
-    recorded_files = saved.model.files
-    if loaded.format != saved.model.format:
+    recorded_files = recorded.files
+    if loaded.format != recorded.format:
         # Another format: the record's single file ('.') is not this one rewritten but missing,
         # and this model's is added; name each, so that the record's model.keras is named.
-        recorded_files = {saved.model.name if k == "." else k: v for k, v in recorded_files.items()}
+        recorded_files = {recorded.name if k == "." else k: v for k, v in recorded_files.items()}
         now = {model_path.name if k == "." else k: v for k, v in now.items()}
     return _Loaded(loaded, str(model_path), *_file_changes(recorded_files, now))
 
 
-def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict[str, np.ndarray],
+def _feed_probes(recorded: ModelIdentity, loaded: _Loaded, weights: str, probes: dict[str, np.ndarray],
                  reference: Mapping[str, np.ndarray], where: str) -> Fed:  # fmt: skip
     """The probes fitted to this model's inputs and predicted; for another model that cannot take them, nothing."""
     fed = Fed()
@@ -322,7 +334,7 @@ def _feed_probes(saved: Fingerprint, loaded: _Loaded, weights: str, probes: dict
             raise ModelError(
                 f"{loaded.label}: the record's probes are for inputs {sorted(probes)} but this model's inputs are "
                 f"{[s.name for s in loaded.model.inputs]}; verify the model the record was saved from "
-                f"(a {saved.model.format} file named {saved.model.name}), or re-save the record from this one"
+                f"(a {recorded.format} file named {recorded.name}), or re-save the record from this one"
             )
         if fed.feed is not None:
             fed.obtained = fit_outputs(reference, loaded.model.predict(fed.feed), fed.outputs_by_position)
