@@ -193,8 +193,19 @@ TaskResourceOpt = Annotated[
 ]
 
 
-# verify --endpoint: the server's options. The protocols' ids come from the registry at run time
-# (envprint.check.endpoint.registry.PROTOCOLS): importing it here would cost `envprint --help` NumPy.
+# verify --endpoint: the server's options. The protocols' ids are the registry's
+# (envprint.check.endpoint.registry.PROTOCOLS), named here for --help and checked against it by
+# tests/test_cli_misuse.py: importing the registry here would cost `envprint --help` NumPy.
+PROTOCOL_IDS = ("tfserving-rest", "tfserving-grpc", "kserve-v1", "kserve-v2", "kserve-v2-binary", "mlflow",
+                "mlflow-dataframe")  # fmt: skip
+
+
+def _protocol_choice(value: str | None) -> str | None:
+    if value is not None and value not in PROTOCOL_IDS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROTOCOL_IDS)}")
+    return value
+
+
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -207,7 +218,12 @@ EndpointOpt = Annotated[
 ]
 ProtocolOpt = Annotated[
     str | None,
-    typer.Option("--protocol", help="The serving protocol (default: recognised from the URL), e.g. tfserving-rest."),
+    typer.Option(
+        "--protocol",
+        metavar="PROTOCOL",
+        help=f"The serving protocol (default: recognised from the URL): {', '.join(PROTOCOL_IDS)}.",
+        callback=_protocol_choice,
+    ),
 ]
 ModelNameOpt = Annotated[
     str | None, typer.Option("--model-name", help="The served model's name, when the URL does not name it.")

@@ -1,0 +1,57 @@
+"""What a stranger trips over at the command line: options that do nothing where they are given,
+help that does not say what a value may be, one failure told twice. Each is a usage error in one
+line (JSON under --json), found before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from envhelpers import invoke
+
+import envprint
+from envprint.check.endpoint.registry import ids as protocol_ids
+from envprint.cli.options import PROTOCOL_IDS
+from envprint.errors import ExitCode
+from envprint.record.store import canonical_json
+
+
+@pytest.fixture(scope="module")
+def cpu_json(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("fp") / "cpu.json"
+    path.write_text(canonical_json(envprint.capture(tensorflow=False)))
+    return path
+
+
+def _help_of(command: str, option: str) -> str:
+    """The help of one option of ``envprint COMMAND --help``, its lines joined (Click may wrap after a hyphen)."""
+    r = invoke(command, "--help")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(option))
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if line.strip().startswith("-") or not line.strip():
+            break
+        block.append(line)
+    return " ".join(" ".join(block).split()).replace("- ", "-")
+
+
+def test_protocol_help_names_every_protocol_not_a_type():
+    text = _help_of("verify", "--protocol")
+    assert text.startswith("--protocol PROTOCOL "), text
+    assert "<str>" not in text
+    for protocol in protocol_ids():
+        assert protocol in text.replace(",", " ").replace(".", " ").split(), (protocol, text)
+    assert PROTOCOL_IDS == tuple(protocol_ids())  # the command line's list for --help is the registry's
+
+
+def test_an_unknown_protocol_is_a_usage_error_before_the_record_is_read(tmp_path):
+    model = tmp_path / "absent.keras"  # not read: the value is refused first
+    r = invoke("verify", model, "--endpoint", "http://localhost:1/v1/models/m", "--protocol", "kserve-v3")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "Invalid value for '--protocol': 'kserve-v3' is not one of tfserving-rest, " in r.stderr, r.stderr
+    r = invoke("verify", model, "--endpoint", "http://localhost:1/v1/models/m", "--protocol", "kserve-v3", "--json")
+    assert r.exit_code == ExitCode.USAGE
+    assert r.json["error"]["kind"] == "usage"
+    assert "'kserve-v3' is not one of" in r.json["error"]["message"]
