@@ -55,3 +55,20 @@ def test_an_unknown_protocol_is_a_usage_error_before_the_record_is_read(tmp_path
     assert r.exit_code == ExitCode.USAGE
     assert r.json["error"]["kind"] == "usage"
     assert "'kserve-v3' is not one of" in r.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--protocol", "kserve-v1"], ["--model-name", "m"], ["--batch-size", "2"], ["--wait", "5"],
+     ["--timeout", "30"], ["--cacert", "ca.pem"], ["--header-env", "Authorization=TOKEN"]],
+)  # fmt: skip
+def test_an_endpoint_option_without_endpoint_is_refused_not_ignored(tmp_path, option):
+    model = tmp_path / "absent.keras"  # refused before the model is looked for
+    r = invoke("verify", model, *option)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr == (
+        f"envprint: error: {option[0]} applies to a served model only; add --endpoint URL, or drop {option[0]}\n"
+    )
+    r = invoke("verify", model, *option, "--json")
+    assert r.exit_code == ExitCode.USAGE
+    assert r.json["error"]["message"].startswith(f"{option[0]} applies to a served model only")

@@ -248,6 +248,21 @@ HeaderEnvOpt = Annotated[
 ]
 
 
+# The options that only speak to a server: without --endpoint they would do nothing, so they are refused.
+ENDPOINT_ONLY = ("protocol", "model_name", "batch_size", "wait", "timeout", "cacert", "header_env")
+
+
+def refuse_endpoint_options(ctx: typer.Context) -> None:
+    """A UsageError naming the first endpoint-only option given on this command line (verify without --endpoint)."""
+    for param in ctx.command.params:
+        if param.name not in ENDPOINT_ONLY:
+            continue
+        source = ctx.get_parameter_source(param.name)  # Click's ParameterSource (Typer may bundle its own Click)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            flag = max(param.opts, key=len)
+            raise UsageError(f"{flag} applies to a served model only; add --endpoint URL, or drop {flag}")
+
+
 def parse_header_env(items: list[str]) -> dict[str, str]:
     """``["Authorization=TOKEN_VAR"]`` as {header: variable}; a malformed item is a UsageError."""
     out = {}

@@ -38,6 +38,7 @@ from envprint.cli.options import (
     parse_input_shapes,
     parse_tolerance,
     positive,
+    refuse_endpoint_options,
 )
 from envprint.errors import ExitCode, UsageError
 
@@ -198,6 +199,7 @@ def save(  # size: long only by its option declarations; the body is parse, one 
 
 
 def verify(  # size: long only by its option declarations; the body is parse, one library call, emit
+    ctx: typer.Context,
     model: ModelArg,
     fingerprint: Annotated[
         Path | None,
@@ -281,6 +283,8 @@ def verify(  # size: long only by its option declarations; the body is parse, on
     outs = outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
 
     def body() -> int:
+        if endpoint is None:
+            refuse_endpoint_options(ctx)
         if endpoint is not None and preflight:
             raise UsageError("--preflight compares this host with the record; an endpoint's host is not here: drop one")
         if preflight and investigate:
