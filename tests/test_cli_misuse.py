@@ -14,6 +14,7 @@ from envprint.check.endpoint.registry import ids as protocol_ids
 from envprint.cli.options import PROTOCOL_IDS
 from envprint.errors import ExitCode
 from envprint.record.store import canonical_json
+from envprint.render.outputs import OUTPUTS
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,12 @@ def test_an_endpoint_option_without_endpoint_is_refused_not_ignored(tmp_path, op
     r = invoke("verify", model, *option, "--json")
     assert r.exit_code == ExitCode.USAGE
     assert r.json["error"]["message"].startswith(f"{option[0]} applies to a served model only")
+
+
+def test_output_help_says_where_a_format_without_path_goes():
+    text = _help_of("verify", "-o, --output")
+    for name, output in OUTPUTS.items():
+        if output.default == "-":
+            continue
+        assert f"{name} to {output.default}" in text, (name, text)
+    assert "stdout" in text

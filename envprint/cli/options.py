@@ -23,6 +23,7 @@ OutputOpt = Annotated[
         "-o",
         metavar="FORMAT[=PATH]",
         help="Also write the result as FORMAT (text, json, html, junit, markdown) to PATH ('-': stdout; repeatable). "
+        "FORMAT alone goes to stdout, but html to envprint-report.html and junit to envprint-junit.xml. "
         "Every PATH is checked before any work.",
     ),
 ]
