@@ -82,3 +82,25 @@ def test_output_help_says_where_a_format_without_path_goes():
             continue
         assert f"{name} to {output.default}" in text, (name, text)
     assert "stdout" in text
+
+
+def test_an_output_that_fails_late_is_told_once(cpu_json, tmp_path, monkeypatch):
+    # The path passed the check before any work; writing it failed afterwards (the disk filled, the
+    # directory went away). The error is the command's: one line, not repeated as a warning when the
+    # error document is then written to the outputs.
+    from envprint.record import sidecar
+
+    def full(path, text, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sidecar, "atomic_write_text", full)
+    out = tmp_path / "diff.json"
+    r = invoke("diff", cpu_json, cpu_json, "--output", f"json={out}")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr == (
+        f"envprint: error: {out}: cannot write the json output (No space left on device); give a writable path\n"
+    )
+    r = invoke("diff", cpu_json, cpu_json, "--output", f"json={out}", "--json")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert r.json["error"]["message"].startswith(f"{out}: cannot write the json output (No space left on device)")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -43,6 +44,29 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+class _Unrepeated:
+    """stderr, less one line already said (whole writes only: every diagnostic is one write)."""
+
+    def __init__(self, stream: Any, line: str) -> None:
+        self._stream, self._line = stream, line
+
+    def write(self, text: str) -> int:
+        return len(text) if text == self._line else self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _said_once(line: str) -> Iterator[None]:
+    stream = sys.stderr
+    sys.stderr = _Unrepeated(stream, line)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = stream
+
+
 def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70.
 
@@ -53,7 +77,11 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     def fail(code: int, message: str) -> typer.Exit:
         sys.stderr.write(f"envprint: {message}\n")
         if hasattr(json_out, "write_error"):
-            json_out.write_error(code, message.removeprefix("error: "))
+            detail = message.removeprefix("error: ")
+            # An output that could not be written (the error itself) warns again when it is given
+            # the error document: the line is on stderr already.
+            with _said_once(f"envprint: WARNING: {detail}\n"):
+                json_out.write_error(code, detail)
         elif json_out:
             _print_json_error(code, message.removeprefix("error: "))
         return typer.Exit(code)
