@@ -104,3 +104,19 @@ def test_an_output_that_fails_late_is_told_once(cpu_json, tmp_path, monkeypatch)
     assert r.exit_code == ExitCode.USAGE, r.output
     assert r.stderr.count("\n") == 1, r.stderr
     assert r.json["error"]["message"].startswith(f"{out}: cannot write the json output (No space left on device)")
+
+
+def test_report_takes_json_as_every_command_does_and_its_errors_print_json(mlp_recorded, tmp_path):
+    saved = tmp_path / "report.json"
+    r = invoke("verify", mlp_recorded, "--json")
+    assert r.exit_code == 0, r.output
+    saved.write_text(r.stdout)
+    r = invoke("report", saved, "--json")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == saved.read_text()  # the document again, as verify --json printed it
+    missing = tmp_path / "nope.json"
+    for asked in (["--json"], ["--output", "json"], ["--output", "json=-"]):
+        r = invoke("report", missing, *asked)
+        assert r.exit_code == ExitCode.FINGERPRINT, (asked, r.output)
+        assert r.json["error"]["kind"] == "fingerprint", asked
+        assert r.stderr.count("\n") == 1, r.stderr

@@ -341,14 +341,17 @@ def report_command(
     report_json: Annotated[
         Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
     ],
+    json_out: JsonOpt = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write the report as one self-contained HTML page here.")
     ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Draw a saved verify report (or verify's error document) again: an HTML page with plots
-    (pip install 'envprint[html]'), Markdown, JUnit XML, or text."""
-    outs = outputs(output, html=html, text_unless_files=True)
+    (pip install 'envprint[html]'), Markdown, JUnit XML, JSON, or text."""
+    outs = outputs(output, json=json_out, html=html, text_unless_files=True)
+    # A report that cannot be read leaves no page behind, but JSON asked on stdout gets the error document.
+    json_stdout = json_out or any(spec.strip().lower() in ("json", "json=-") for spec in output or [])
 
     def body() -> None:
         from envprint.record.store import read_report_or_error
@@ -358,4 +361,4 @@ def report_command(
         outs.context.kind = "error" if result.verdict == "error" else "report"
         outs.write(result)
 
-    _guard(body)
+    _guard(body, json_stdout)
