@@ -75,13 +75,20 @@ def test_an_endpoint_option_without_endpoint_is_refused_not_ignored(tmp_path, op
     assert r.json["error"]["message"].startswith(f"{option[0]} applies to a served model only")
 
 
-def test_output_help_says_where_a_format_without_path_goes():
-    text = _help_of("verify", "-o, --output")
-    for name, output in OUTPUTS.items():
-        if output.default == "-":
-            continue
-        assert f"{name} to {output.default}" in text, (name, text)
-    assert "stdout" in text
+# Each command, and the kind of result its --output draws (render.outputs.OUTPUTS[...].kinds).
+RESULT_KINDS = {"verify": "report", "report": "report", "show": "fingerprint", "save": "save", "diff": "diff",
+                "sweep": "sweep", "fleet": "fleet", "aggregate": "aggregate"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "kind"), RESULT_KINDS.items())
+def test_output_help_names_the_formats_that_command_draws_and_where_one_without_path_goes(command, kind):
+    text = _help_of(command, "-o, --output")
+    drawn = [name for name, output in OUTPUTS.items() if kind in output.kinds]
+    assert f"Also write the result as FORMAT ({', '.join(drawn)}) to PATH" in text, text
+    for name in drawn:
+        if OUTPUTS[name].default != "-":
+            assert f"{name} to {OUTPUTS[name].default}" in text, (name, text)
+    assert "FORMAT alone goes to stdout" in text
 
 
 def test_an_output_that_fails_late_is_told_once(cpu_json, tmp_path, monkeypatch):

@@ -11,22 +11,37 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.models import OptionInfo
 
 from envprint import formats
 from envprint.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
-OutputOpt = Annotated[
-    list[str] | None,
-    typer.Option(
+# Where FORMAT without a path goes, when it is not stdout (render.outputs.OUTPUTS: the defaults).
+_OUTPUT_FILES = {"html": "envprint-report.html", "junit": "envprint-junit.xml"}
+
+
+def _output_option(*formats: str) -> OptionInfo:
+    """--output for a command whose result these formats draw (render.outputs.OUTPUTS says which; tests check it)."""
+    files = [f"{name} to {path}" for name, path in _OUTPUT_FILES.items() if name in formats]
+    alone = f"FORMAT alone goes to stdout, but {' and '.join(files)}. " if files else "FORMAT alone goes to stdout. "
+    return typer.Option(
         "--output",
         "-o",
         metavar="FORMAT[=PATH]",
-        help="Also write the result as FORMAT (text, json, html, junit, markdown) to PATH ('-': stdout; repeatable). "
-        "FORMAT alone goes to stdout, but html to envprint-report.html and junit to envprint-junit.xml. "
-        "Every PATH is checked before any work.",
-    ),
-]
+        help=f"Also write the result as FORMAT ({', '.join(formats)}) to PATH ('-': stdout; repeatable). "
+        f"{alone}Every PATH is checked before any work.",
+    )
+
+
+# verify, report: a verify report (or the error that stopped it)
+OutputOpt = Annotated[list[str] | None, _output_option("text", "json", "html", "junit", "markdown")]
+# show, save: a fingerprint, a save's summary
+RecordOutputOpt = Annotated[list[str] | None, _output_option("text", "json")]
+# diff, fleet, aggregate: a diff or the classes of hosts
+DiffOutputOpt = Annotated[list[str] | None, _output_option("text", "json", "markdown")]
+# sweep: one verdict per model
+SweepOutputOpt = Annotated[list[str] | None, _output_option("text", "json", "junit", "markdown")]
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
 
 

@@ -27,6 +27,7 @@ from envprint.cli.options import (
     ModelNameOpt,
     OutputOpt,
     ProtocolOpt,
+    RecordOutputOpt,
     RtolOpt,
     SignatureOpt,
     TimeoutOpt,
@@ -153,7 +154,7 @@ def save(  # size: long only by its option declarations; the body is parse, one 
         ),
     ] = False,
     json_out: JsonOpt = False,
-    output: OutputOpt = None,
+    output: RecordOutputOpt = None,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
     outs = outputs(output, json=json_out)
