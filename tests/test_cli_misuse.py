@@ -127,3 +127,27 @@ def test_report_takes_json_as_every_command_does_and_its_errors_print_json(mlp_r
         assert r.exit_code == ExitCode.FINGERPRINT, (asked, r.output)
         assert r.json["error"]["kind"] == "fingerprint", asked
         assert r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["verify", "--nope"], ExitCode.USAGE), (["verify", "--nope", "--json"], ExitCode.USAGE),
+     (["diff", "missing.json", "missing.json"], ExitCode.FINGERPRINT),
+     (["diff", "missing.json", "missing.json", "--json"], ExitCode.FINGERPRINT),
+     (["--debug", "diff", "missing.json", "missing.json", "--json"], ExitCode.FINGERPRINT)],
+)  # fmt: skip
+def test_a_closed_stderr_does_not_change_the_exit_code(tmp_path, argv, code):
+    # `envprint ... 2>&1 | head -1`, a supervisor that closed its end: the error cannot be told, but its
+    # code stands (it was 120, Python's failed flush at exit, or 1, a "mismatch").
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "envprint", *argv], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stderr.close()  # the reader is gone before the error is told
+    stdout = proc.stdout.read()
+    assert proc.wait(timeout=60) == code, stdout
+    if "--json" in argv:
+        assert b'"exit_code": ' + str(int(code)).encode() in stdout

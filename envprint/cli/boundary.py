@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from envprint.cli.streams import discard_stdout, emit
+from envprint.cli.streams import discard_stderr, discard_stdout, emit
 from envprint.errors import KINDS, EnvprintError, ExitCode, one_line
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: stdout closed before the command had a result (the shell's convention)
@@ -67,6 +67,14 @@ def _said_once(line: str) -> Iterator[None]:
         sys.stderr = stream
 
 
+def _traceback_under_debug() -> None:
+    if _state["debug"]:
+        try:
+            traceback.print_exc()
+        except OSError:  # stderr's reader is gone: the exit code still says what happened
+            discard_stderr()
+
+
 def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70.
 
@@ -75,7 +83,11 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     """
 
     def fail(code: int, message: str) -> typer.Exit:
-        sys.stderr.write(f"envprint: {message}\n")
+        try:
+            sys.stderr.write(f"envprint: {message}\n")
+            sys.stderr.flush()
+        except OSError:  # stderr's reader is gone (2>&1 | head): the code still says what happened
+            discard_stderr()
         if hasattr(json_out, "write_error"):
             detail = message.removeprefix("error: ")
             # An output that could not be written (the error itself) warns again when it is given
@@ -91,8 +103,7 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     except typer.Exit:
         raise
     except EnvprintError as exc:
-        if _state["debug"]:
-            traceback.print_exc()
+        _traceback_under_debug()
         raise fail(int(exc.exit_code), f"error: {exc}") from None
     except KeyboardInterrupt:
         raise fail(130, "interrupted") from None
@@ -100,8 +111,7 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
         discard_stdout()
         raise typer.Exit(SIGPIPE_EXIT) from None
     except Exception as exc:
-        if _state["debug"]:
-            traceback.print_exc()
+        _traceback_under_debug()
         message = f"internal error: {type(exc).__name__}: {one_line(exc)} (rerun with --debug for the traceback and report it)"
         raise fail(int(ExitCode.INTERNAL), message) from None
 
