@@ -151,3 +151,23 @@ def test_a_closed_stderr_does_not_change_the_exit_code(tmp_path, argv, code):
     assert proc.wait(timeout=60) == code, stdout
     if "--json" in argv:
         assert b'"exit_code": ' + str(int(code)).encode() in stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["save", "--probes", "p.npy", "--num-probes", "3"], "--num-probes applies to generated probes; --probes gives them: drop one of the two"),
+     (["save", "--probes", "p.npy", "--probe-seed", "3"], "--probe-seed applies to generated probes; --probes gives them: drop one of the two"),
+     (["save", "--probes", "p.npy", "--input-shape", "4"], "--input-shape applies to generated probes; --probes gives them: drop one of the two"),
+     (["save", "--margin", "3"], "--margin is the factor on a measured drift: add --tolerance-from REPORT.json or "
+                                 "--tolerance-from-variants, or drop --margin"),
+     (["verify", "--investigate-timeout", "5"], "--investigate-timeout applies to --investigate: add --investigate, "
+                                                "or drop --investigate-timeout")],
+)  # fmt: skip
+def test_an_option_whose_companion_is_missing_is_refused_not_ignored(tmp_path, argv, message):
+    model = tmp_path / "absent.keras"  # refused before the model is looked for
+    r = invoke(argv[0], model, *argv[1:])
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr == f"envprint: error: {message}\n"
+    r = invoke(argv[0], model, *argv[1:], "--json")
+    assert r.exit_code == ExitCode.USAGE
+    assert r.json["error"]["message"] == message

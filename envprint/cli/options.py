@@ -268,15 +268,20 @@ HeaderEnvOpt = Annotated[
 ENDPOINT_ONLY = ("protocol", "model_name", "batch_size", "wait", "timeout", "cacert", "header_env")
 
 
-def refuse_endpoint_options(ctx: typer.Context) -> None:
-    """A UsageError naming the first endpoint-only option given on this command line (verify without --endpoint)."""
+def refuse_given(ctx: typer.Context, names: tuple[str, ...], why: str) -> None:
+    """A UsageError for the first of these options typed on the command line: ``why`` (with ``{flag}``) says
+    what it needs. For an option that would otherwise do nothing, silently."""
     for param in ctx.command.params:
-        if param.name not in ENDPOINT_ONLY:
+        if param.name not in names:
             continue
         source = ctx.get_parameter_source(param.name)  # Click's ParameterSource (Typer may bundle its own Click)
         if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
-            flag = max(param.opts, key=len)
-            raise UsageError(f"{flag} applies to a served model only; add --endpoint URL, or drop {flag}")
+            raise UsageError(why.format(flag=max(param.opts, key=len)))
+
+
+def refuse_endpoint_options(ctx: typer.Context) -> None:
+    """A UsageError naming the first endpoint-only option given on this command line (verify without --endpoint)."""
+    refuse_given(ctx, ENDPOINT_ONLY, "{flag} applies to a served model only; add --endpoint URL, or drop {flag}")
 
 
 def parse_header_env(items: list[str]) -> dict[str, str]:

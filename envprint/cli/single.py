@@ -40,11 +40,13 @@ from envprint.cli.options import (
     parse_tolerance,
     positive,
     refuse_endpoint_options,
+    refuse_given,
 )
 from envprint.errors import ExitCode, UsageError
 
 
 def save(  # size: long only by its option declarations; the body is parse, one library call, emit
+    ctx: typer.Context,
     model: ModelArg,
     out: Annotated[
         Path | None,
@@ -160,6 +162,12 @@ def save(  # size: long only by its option declarations; the body is parse, one 
     outs = outputs(output, json=json_out)
 
     def body() -> None:
+        if probes is not None:
+            refuse_given(ctx, ("num_probes", "probe_seed", "input_shape"),
+                         "{flag} applies to generated probes; --probes gives them: drop one of the two")  # fmt: skip
+        if tolerance_from is None and not tolerance_from_variants:
+            refuse_given(ctx, ("margin",), "--margin is the factor on a measured drift: add --tolerance-from "
+                         "REPORT.json or --tolerance-from-variants, or drop --margin")  # fmt: skip
         outs.check("save")
         if tf_serving_warmup:
             from envprint.integrations.tfserving import save_with_warmup as do_save
@@ -286,6 +294,9 @@ def verify(  # size: long only by its option declarations; the body is parse, on
     def body() -> int:
         if endpoint is None:
             refuse_endpoint_options(ctx)
+        if not investigate:
+            refuse_given(ctx, ("investigate_timeout",),
+                         "{flag} applies to --investigate: add --investigate, or drop {flag}")  # fmt: skip
         if endpoint is not None and preflight:
             raise UsageError("--preflight compares this host with the record; an endpoint's host is not here: drop one")
         if preflight and investigate:
