@@ -31,6 +31,8 @@ def schema_for(argv: list[str], document: Any) -> str:
     command = next(a for a in argv if not a.startswith("-"))
     if command == "verify":
         return "diff" if "--preflight" in argv else "report"
+    if command == "report":  # a saved verify report drawn again
+        return "report"
     if command == "sweep":  # JSON Lines: what verify --json prints per model, then the summary
         return "sweep-summary" if document.get("kind") == "sweep_summary" else "report"
     return {"show": "fingerprint", "diff": "diff", "save": "save", "fleet": "fleet-report",

@@ -20,7 +20,14 @@ from typer.core import TyperCommand, TyperGroup
 
 from envprint._version import __version__
 from envprint.cli.boundary import SIGPIPE_EXIT, _guard, _print_json_error, _state  # noqa: F401 (_guard, SIGPIPE_EXIT: re-exported)
-from envprint.cli.streams import CppLogFilter, min_log_level, one_line_warnings
+from envprint.cli.streams import (
+    CppLogFilter,
+    discard_stderr,
+    discard_stdout,
+    exit_code_told,
+    min_log_level,
+    one_line_warnings,
+)
 from envprint.errors import one_line
 
 EXIT_CODES_HELP = """\b
@@ -138,6 +145,14 @@ def main() -> None:
     one_line_warnings()
     try:
         app()
+    except BrokenPipeError as exc:  # stderr's reader left while Click told a usage error (2>&1 | head -1)
+        discard_stderr()
+        try:
+            sys.stdout.flush()
+        except OSError:  # or stdout's, both one pipe
+            discard_stdout()
+        told = exit_code_told(exc)
+        raise SystemExit(SIGPIPE_EXIT if told is None else told) from None
     finally:
         if log_filter is not None:
             log_filter.close()

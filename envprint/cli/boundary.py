@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 
-from envprint.cli.streams import discard_stdout, emit
+from envprint.cli.streams import discard_stderr, discard_stdout, emit
 from envprint.errors import KINDS, EnvprintError, ExitCode, one_line
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: stdout closed before the command had a result (the shell's convention)
@@ -43,6 +44,37 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+class _Unrepeated:
+    """stderr, less one line already said (whole writes only: every diagnostic is one write)."""
+
+    def __init__(self, stream: Any, line: str) -> None:
+        self._stream, self._line = stream, line
+
+    def write(self, text: str) -> int:
+        return len(text) if text == self._line else self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _said_once(line: str) -> Iterator[None]:
+    stream = sys.stderr
+    sys.stderr = _Unrepeated(stream, line)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = stream
+
+
+def _traceback_under_debug() -> None:
+    if _state["debug"]:
+        try:
+            traceback.print_exc()
+        except OSError:  # stderr's reader is gone: the exit code still says what happened
+            discard_stderr()
+
+
 def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     """Run a command body: EnvprintError -> one line on stderr and its exit code; a bug -> 70.
 
@@ -51,9 +83,17 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     """
 
     def fail(code: int, message: str) -> typer.Exit:
-        sys.stderr.write(f"envprint: {message}\n")
+        try:
+            sys.stderr.write(f"envprint: {message}\n")
+            sys.stderr.flush()
+        except OSError:  # stderr's reader is gone (2>&1 | head): the code still says what happened
+            discard_stderr()
         if hasattr(json_out, "write_error"):
-            json_out.write_error(code, message.removeprefix("error: "))
+            detail = message.removeprefix("error: ")
+            # An output that could not be written (the error itself) warns again when it is given
+            # the error document: the line is on stderr already.
+            with _said_once(f"envprint: WARNING: {detail}\n"):
+                json_out.write_error(code, detail)
         elif json_out:
             _print_json_error(code, message.removeprefix("error: "))
         return typer.Exit(code)
@@ -63,8 +103,7 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
     except typer.Exit:
         raise
     except EnvprintError as exc:
-        if _state["debug"]:
-            traceback.print_exc()
+        _traceback_under_debug()
         raise fail(int(exc.exit_code), f"error: {exc}") from None
     except KeyboardInterrupt:
         raise fail(130, "interrupted") from None
@@ -72,8 +111,7 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
         discard_stdout()
         raise typer.Exit(SIGPIPE_EXIT) from None
     except Exception as exc:
-        if _state["debug"]:
-            traceback.print_exc()
+        _traceback_under_debug()
         message = f"internal error: {type(exc).__name__}: {one_line(exc)} (rerun with --debug for the traceback and report it)"
         raise fail(int(ExitCode.INTERNAL), message) from None
 

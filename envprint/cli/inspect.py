@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from envprint.cli.boundary import _guard, outputs, quiet_tensorflow
-from envprint.cli.options import AllOpt, JsonOpt, OutputOpt
+from envprint.cli.options import AllOpt, DiffOutputOpt, JsonOpt, RecordOutputOpt
 from envprint.cli.streams import emit
 from envprint.errors import ExitCode, UsageError
 
@@ -24,7 +24,7 @@ def show(
         bool, typer.Option("--no-tensorflow", help="Do not import TensorFlow; its sections are recorded as absent.")
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Declare the seed your training used.")] = None,
-    output: OutputOpt = None,
+    output: RecordOutputOpt = None,
 ) -> None:
     """Capture this host's fingerprint and print it."""
     outs = outputs(output, json=json_out)
@@ -52,7 +52,7 @@ def diff(
     current: Annotated[bool, typer.Option("--current", help="Compare A with this host, captured now.")] = False,
     json_out: JsonOpt = False,
     show_all: AllOpt = False,
-    output: OutputOpt = None,
+    output: DiffOutputOpt = None,
 ) -> None:
     """Show what differs between two fingerprints, numerics-relevant differences first.
 

@@ -15,12 +15,13 @@ from envprint.cli.boundary import _guard, outputs, quiet_tensorflow, writer
 from envprint.cli.options import (
     AtolOpt,
     CustomOpt,
+    DiffOutputOpt,
     ExactOpt,
     JsonOpt,
     ModelArg,
-    OutputOpt,
     RequireSigOpt,
     RtolOpt,
+    SweepOutputOpt,
     TaskCpusOpt,
     TaskMemoryOpt,
     TaskResourceOpt,
@@ -80,7 +81,7 @@ def sweep(  # size: long only by its option declarations; the body is parse, one
     json_out: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one verify report per model as it finishes, then the summary.")
     ] = False,
-    output: OutputOpt = None,
+    output: SweepOutputOpt = None,
 ) -> None:
     """Verify every model that has a record under the given paths, in this environment.
 
@@ -188,7 +189,7 @@ def fleet(  # size: long only by its option declarations; the body is parse, one
     unsafe: UnsafeOpt = False,
     require_signature: RequireSigOpt = False,
     json_out: JsonOpt = False,
-    output: OutputOpt = None,
+    output: DiffOutputOpt = None,
 ) -> None:
     """Verify one model on every alive node of a Ray cluster and group the nodes into equivalence classes.
 
@@ -226,7 +227,7 @@ def aggregate(
         ),
     ] = None,
     json_out: JsonOpt = False,
-    output: OutputOpt = None,
+    output: DiffOutputOpt = None,
 ) -> None:
     """Group hosts into equivalence classes from their 'envprint verify --json' reports (any engine).
 

@@ -11,21 +11,37 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.models import OptionInfo
 
 from envprint import formats
 from envprint.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (canonical, sorted keys) instead of tables.")]
-OutputOpt = Annotated[
-    list[str] | None,
-    typer.Option(
+# Where FORMAT without a path goes, when it is not stdout (render.outputs.OUTPUTS: the defaults).
+_OUTPUT_FILES = {"html": "envprint-report.html", "junit": "envprint-junit.xml"}
+
+
+def _output_option(*formats: str) -> OptionInfo:
+    """--output for a command whose result these formats draw (render.outputs.OUTPUTS says which; tests check it)."""
+    files = [f"{name} to {path}" for name, path in _OUTPUT_FILES.items() if name in formats]
+    alone = f"FORMAT alone goes to stdout, but {' and '.join(files)}. " if files else "FORMAT alone goes to stdout. "
+    return typer.Option(
         "--output",
         "-o",
         metavar="FORMAT[=PATH]",
-        help="Also write the result as FORMAT (text, json, html, junit, markdown) to PATH ('-': stdout; repeatable). "
-        "Every PATH is checked before any work.",
-    ),
-]
+        help=f"Also write the result as FORMAT ({', '.join(formats)}) to PATH ('-': stdout; repeatable). "
+        f"{alone}Every PATH is checked before any work.",
+    )
+
+
+# verify, report: a verify report (or the error that stopped it)
+OutputOpt = Annotated[list[str] | None, _output_option("text", "json", "html", "junit", "markdown")]
+# show, save: a fingerprint, a save's summary
+RecordOutputOpt = Annotated[list[str] | None, _output_option("text", "json")]
+# diff, fleet, aggregate: a diff or the classes of hosts
+DiffOutputOpt = Annotated[list[str] | None, _output_option("text", "json", "markdown")]
+# sweep: one verdict per model
+SweepOutputOpt = Annotated[list[str] | None, _output_option("text", "json", "junit", "markdown")]
 AllOpt = Annotated[bool, typer.Option("--all", help="List every installed package instead of a count.")]
 
 
@@ -193,8 +209,19 @@ TaskResourceOpt = Annotated[
 ]
 
 
-# verify --endpoint: the server's options. The protocols' ids come from the registry at run time
-# (envprint.check.endpoint.registry.PROTOCOLS): importing it here would cost `envprint --help` NumPy.
+# verify --endpoint: the server's options. The protocols' ids are the registry's
+# (envprint.check.endpoint.registry.PROTOCOLS), named here for --help and checked against it by
+# tests/test_cli_misuse.py: importing the registry here would cost `envprint --help` NumPy.
+PROTOCOL_IDS = ("tfserving-rest", "tfserving-grpc", "kserve-v1", "kserve-v2", "kserve-v2-binary", "mlflow",
+                "mlflow-dataframe")  # fmt: skip
+
+
+def _protocol_choice(value: str | None) -> str | None:
+    if value is not None and value not in PROTOCOL_IDS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROTOCOL_IDS)}")
+    return value
+
+
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -207,7 +234,12 @@ EndpointOpt = Annotated[
 ]
 ProtocolOpt = Annotated[
     str | None,
-    typer.Option("--protocol", help="The serving protocol (default: recognised from the URL), e.g. tfserving-rest."),
+    typer.Option(
+        "--protocol",
+        metavar="PROTOCOL",
+        help=f"The serving protocol (default: recognised from the URL): {', '.join(PROTOCOL_IDS)}.",
+        callback=_protocol_choice,
+    ),
 ]
 ModelNameOpt = Annotated[
     str | None, typer.Option("--model-name", help="The served model's name, when the URL does not name it.")
@@ -230,6 +262,26 @@ HeaderEnvOpt = Annotated[
         help="Send HEADER with the value of the environment variable ENVVAR (repeatable): never printed or recorded.",
     ),
 ]
+
+
+# The options that only speak to a server: without --endpoint they would do nothing, so they are refused.
+ENDPOINT_ONLY = ("protocol", "model_name", "batch_size", "wait", "timeout", "cacert", "header_env")
+
+
+def refuse_given(ctx: typer.Context, names: tuple[str, ...], why: str) -> None:
+    """A UsageError for the first of these options typed on the command line: ``why`` (with ``{flag}``) says
+    what it needs. For an option that would otherwise do nothing, silently."""
+    for param in ctx.command.params:
+        if param.name not in names:
+            continue
+        source = ctx.get_parameter_source(param.name)  # Click's ParameterSource (Typer may bundle its own Click)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            raise UsageError(why.format(flag=max(param.opts, key=len)))
+
+
+def refuse_endpoint_options(ctx: typer.Context) -> None:
+    """A UsageError naming the first endpoint-only option given on this command line (verify without --endpoint)."""
+    refuse_given(ctx, ENDPOINT_ONLY, "{flag} applies to a served model only; add --endpoint URL, or drop {flag}")
 
 
 def parse_header_env(items: list[str]) -> dict[str, str]:

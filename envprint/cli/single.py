@@ -27,6 +27,7 @@ from envprint.cli.options import (
     ModelNameOpt,
     OutputOpt,
     ProtocolOpt,
+    RecordOutputOpt,
     RtolOpt,
     SignatureOpt,
     TimeoutOpt,
@@ -38,11 +39,14 @@ from envprint.cli.options import (
     parse_input_shapes,
     parse_tolerance,
     positive,
+    refuse_endpoint_options,
+    refuse_given,
 )
 from envprint.errors import ExitCode, UsageError
 
 
 def save(  # size: long only by its option declarations; the body is parse, one library call, emit
+    ctx: typer.Context,
     model: ModelArg,
     out: Annotated[
         Path | None,
@@ -152,12 +156,18 @@ def save(  # size: long only by its option declarations; the body is parse, one 
         ),
     ] = False,
     json_out: JsonOpt = False,
-    output: OutputOpt = None,
+    output: RecordOutputOpt = None,
 ) -> None:
     """Record the model's identity, probe inputs, reference predictions and this host's fingerprint beside it."""
     outs = outputs(output, json=json_out)
 
     def body() -> None:
+        if probes is not None:
+            refuse_given(ctx, ("num_probes", "probe_seed", "input_shape"),
+                         "{flag} applies to generated probes; --probes gives them: drop one of the two")  # fmt: skip
+        if tolerance_from is None and not tolerance_from_variants:
+            refuse_given(ctx, ("margin",), "--margin is the factor on a measured drift: add --tolerance-from "
+                         "REPORT.json or --tolerance-from-variants, or drop --margin")  # fmt: skip
         outs.check("save")
         if tf_serving_warmup:
             from envprint.integrations.tfserving import save_with_warmup as do_save
@@ -198,6 +208,7 @@ def save(  # size: long only by its option declarations; the body is parse, one 
 
 
 def verify(  # size: long only by its option declarations; the body is parse, one library call, emit
+    ctx: typer.Context,
     model: ModelArg,
     fingerprint: Annotated[
         Path | None,
@@ -281,6 +292,11 @@ def verify(  # size: long only by its option declarations; the body is parse, on
     outs = outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
 
     def body() -> int:
+        if endpoint is None:
+            refuse_endpoint_options(ctx)
+        if not investigate:
+            refuse_given(ctx, ("investigate_timeout",),
+                         "{flag} applies to --investigate: add --investigate, or drop {flag}")  # fmt: skip
         if endpoint is not None and preflight:
             raise UsageError("--preflight compares this host with the record; an endpoint's host is not here: drop one")
         if preflight and investigate:
@@ -337,14 +353,17 @@ def report_command(
     report_json: Annotated[
         Path, typer.Argument(metavar="REPORT", help="A report saved with: envprint verify MODEL --json > REPORT.json")
     ],
+    json_out: JsonOpt = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write the report as one self-contained HTML page here.")
     ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Draw a saved verify report (or verify's error document) again: an HTML page with plots
-    (pip install 'envprint[html]'), Markdown, JUnit XML, or text."""
-    outs = outputs(output, html=html, text_unless_files=True)
+    (pip install 'envprint[html]'), Markdown, JUnit XML, JSON, or text."""
+    outs = outputs(output, json=json_out, html=html, text_unless_files=True)
+    # A report that cannot be read leaves no page behind, but JSON asked on stdout gets the error document.
+    json_stdout = json_out or any(spec.strip().lower() in ("json", "json=-") for spec in output or [])
 
     def body() -> None:
         from envprint.record.store import read_report_or_error
@@ -354,4 +373,4 @@ def report_command(
         outs.context.kind = "error" if result.verdict == "error" else "report"
         outs.write(result)
 
-    _guard(body)
+    _guard(body, json_stdout)

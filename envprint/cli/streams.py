@@ -93,7 +93,10 @@ class CppLogFilter:
                         pass
 
     def close(self) -> None:
-        sys.stderr.flush()
+        try:
+            sys.stderr.flush()
+        except OSError:  # stderr's reader is gone: what was not told cannot be
+            discard_stderr()
         os.dup2(self._stderr, 2)  # drops the pipe's last writer here: the thread reads to its end
         self._thread.join(timeout=2)
         sys.stderr = self._python_stderr
@@ -102,12 +105,35 @@ class CppLogFilter:
 def discard_stdout() -> None:
     # The reader is gone. As Python's documentation advises (signal, "Note on SIGPIPE"), point
     # stdout at devnull, so that the flush at exit does not fail again with a traceback.
+    _to_devnull(sys.stdout)
+
+
+def discard_stderr() -> None:
+    """stderr's reader is gone (``2>&1 | head -1``): the same, so that the exit code stays the command's
+    (Python's failed flush at exit would make it 120)."""
+    _to_devnull(sys.stderr)
+
+
+def _to_devnull(stream: Any) -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # not a real file (a test runner's buffer)
         pass
+
+
+def exit_code_told(exc: BaseException) -> int | None:
+    """The exit code of the error being told when ``exc`` (a closed pipe) interrupted the telling, if any."""
+    seen: BaseException | None = exc.__context__
+    while seen is not None:
+        if isinstance(seen, SystemExit) and isinstance(seen.code, int):
+            return seen.code
+        code = getattr(seen, "exit_code", None)  # Click's UsageError, BadParameter, ...
+        if isinstance(code, int):
+            return code
+        seen = seen.__context__
+    return None
 
 
 def emit(write: Callable[[], Any]) -> None:
