@@ -60,7 +60,7 @@ class _Unrepeated:
 @contextmanager
 def _said_once(line: str) -> Iterator[None]:
     stream = sys.stderr
-    sys.stderr = _Unrepeated(stream, line)  # type: ignore[assignment]
+    sys.stderr = _Unrepeated(stream, line)
     try:
         yield
     finally:

@@ -69,7 +69,7 @@ def diff(
         if (b is None) == (not current):
             raise UsageError("give either a second fingerprint B or --current, not both and not neither")
         fa = read_fingerprint(a)
-        if current:
+        if b is None:  # --current, as checked above
             from envprint.check.capture import capture
 
             quiet_tensorflow()
@@ -77,7 +77,8 @@ def diff(
         else:
             fb, label_b = read_fingerprint(b), str(b)
         result = expect(fa, fb, str(a), label_b)
-        outs.context.model_name = (fa.model or fb.model).name if (fa.model or fb.model) else None
+        recorded = fa.model or fb.model
+        outs.context.model_name = recorded.name if recorded else None
         outs.write(result)
         return int(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
 

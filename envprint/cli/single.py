@@ -6,8 +6,9 @@ Must not import TensorFlow at module level.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,6 +44,11 @@ from envprint.cli.options import (
     refuse_given,
 )
 from envprint.errors import ExitCode, UsageError
+
+
+def _say(message: str) -> None:
+    """A progress line of a long verify (--investigate), on stderr."""
+    sys.stderr.write(f"envprint: {message}\n")
 
 
 def save(  # size: long only by its option declarations; the body is parse, one library call, emit
@@ -169,6 +175,7 @@ def save(  # size: long only by its option declarations; the body is parse, one 
             refuse_given(ctx, ("margin",), "--margin is the factor on a measured drift: add --tolerance-from "
                          "REPORT.json or --tolerance-from-variants, or drop --margin")  # fmt: skip
         outs.check("save")
+        do_save: Callable[..., Any]
         if tf_serving_warmup:
             from envprint.integrations.tfserving import save_with_warmup as do_save
         else:
@@ -339,7 +346,7 @@ def verify(  # size: long only by its option declarations; the body is parse, on
             investigate=investigate,
             investigate_timeout=investigate_timeout,
             locate=locate,
-            progress=lambda message: sys.stderr.write(f"envprint: {message}\n"),
+            progress=_say,
         )
         # an error that stops it reaches every output through _guard: the CI panel shows "could not verify"
         report = verify_with(model, options)
