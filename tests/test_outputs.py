@@ -296,3 +296,39 @@ def test_a_missing_environment_variable_reads_unset_wherever_its_value_is_record
         "(unset)",
         "(absent)",
     ]
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "handmade_gpu_host_a100.json"
+
+
+def test_an_output_path_that_is_a_fifo_is_written_into_and_stays_a_fifo(tmp_path):
+    """-o json=FIFO (a pipe a collector reads): the document goes into it; the pipe is not replaced by a file."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "collector"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    r = invoke("diff", FIXTURE, FIXTURE, "--output", f"json={fifo}")
+    reader.join(timeout=30)
+    assert r.exit_code == 0, r.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode), "the FIFO was replaced by a regular file"
+    assert json.loads(received[0])["identical"] is True
+
+
+def test_an_output_path_that_is_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
+    """-o json=LINK, a link into another folder (a mounted results volume): the link stays, its target holds the document."""
+    target_dir = tmp_path / "volume"
+    target_dir.mkdir()
+    target = target_dir / "report.json"
+    target.write_text("old")
+    link = tmp_path / "report.json"
+    link.symlink_to(target)
+    r = invoke("diff", FIXTURE, FIXTURE, "--output", f"json={link}")
+    assert r.exit_code == 0, r.output
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert json.loads(target.read_text())["identical"] is True
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -55,6 +56,31 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def destination(path: Path) -> Path:
+    """Where a write to ``path`` lands: a symbolic link's target (the link itself is kept)."""
+    return Path(os.path.realpath(path))
+
+
+def is_stream(path: Path) -> bool:
+    """A character device or a FIFO (/dev/stdout, a collector's pipe): written into, never replaced by a file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def write_output(path: Path, text: str) -> None:
+    """A document a user asked for at ``path``: into a device or a pipe as it is; through a symbolic
+    link to its target, which stays a link; a new or regular file is published whole (atomically)."""
+    real = destination(path)
+    if is_stream(real):
+        with open(real, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        atomic_write_text(real, text)
 
 
 # A staging directory older than this was left by a save that was killed (a live one exists for

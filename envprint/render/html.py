@@ -340,12 +340,12 @@ def _layers_section(report: Report) -> list[str]:
 
 def write_html(report: Report, path: str | Path) -> Path:
     """Write ``report`` as a self-contained HTML page at ``path`` (atomically); returns the path."""
-    from envprint.record.sidecar import atomic_write_text
+    from envprint.record.atomic import write_output
 
     path = Path(path)
     text = render_html(report)
     try:
-        atomic_write_text(path, text)
+        write_output(path, text)
     except OSError as exc:
         from envprint.errors import UsageError
 

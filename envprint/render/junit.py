@@ -23,7 +23,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from envprint.models import ErrorDocument, Fingerprint, Report, SweepItem, SweepSummary
-from envprint.record.sidecar import atomic_write_text
+from envprint.record.atomic import write_output
 from envprint.render.endpoint import fact_rows
 
 # This host's facts worth seeing beside a red test in a CI panel (dotted paths in the fingerprint).
@@ -195,8 +195,9 @@ def junit_xml(reports: Sequence[Report | Suite], host: Fingerprint | None = None
 def write_junit_xml(
     path: str | Path, reports: Sequence[Report | Suite], host: Fingerprint | None = None, *, name: str = "envprint"
 ) -> None:
-    """``junit_xml`` written atomically to ``path`` (a CI step reading it sees the old file or the new)."""
-    atomic_write_text(Path(path), junit_xml(reports, host, name=name))
+    """``junit_xml`` written atomically to ``path`` (a CI step reading it sees the old file or the new);
+    into a device or a pipe as it is, and through a symbolic link to its target."""
+    write_output(Path(path), junit_xml(reports, host, name=name))
 
 
 def render(result: Report | ErrorDocument | SweepSummary, context: Any) -> str:

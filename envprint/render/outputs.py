@@ -137,20 +137,27 @@ def _check_path(target: Target) -> None:
     path = target.path
     assert path is not None
     what = f"{path}: cannot write the {target.output.name} output"
+    from envprint.record.atomic import destination, is_stream
+
+    real = destination(path)
+    if is_stream(real):  # a device or a pipe: written into when the result is ready, never opened before
+        if not os.access(real, os.W_OK):
+            raise UsageError(f"{what} (not writable); give a writable path")
+        return
     if path.is_dir():
         example = path / ("envprint" + target.output.suffix)
         raise UsageError(f"{what} (a directory); give a file path, e.g. {example}")
-    parent = path.parent
+    parent = real.parent
     if not parent.is_dir():
         raise UsageError(f"{what} (directory {parent} does not exist); create it or give another path")
     # Try it, as the write will: a file beside it (written files are published atomically), and the
     # file itself opened for appending when it exists (nothing written). os.access alone says yes to
     # root for a read-only file system or /proc.
     try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".tmp"):
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{real.name}.", suffix=".tmp"):
             pass
-        if path.exists():
-            with open(path, "ab"):
+        if real.exists():
+            with open(real, "ab"):
                 pass
     except OSError as exc:
         raise UsageError(f"{what} ({exc.strerror or exc}); give a writable path") from None
@@ -262,7 +269,7 @@ class Selection:
 
 
 def _write_file(target: Target, text: str) -> None:
-    from envprint.record.sidecar import atomic_write_text
+    from envprint.record.atomic import write_output
 
     assert target.path is not None
     shared = target.output.appends_to and os.environ.get(target.output.appends_to)
@@ -271,7 +278,7 @@ def _write_file(target: Target, text: str) -> None:
             with target.path.open("a", encoding="utf-8") as fh:
                 fh.write(text if not fh.tell() else "\n" + text)
         else:
-            atomic_write_text(target.path, text)
+            write_output(target.path, text)
     except OSError as exc:
         raise UsageError(
             f"{target.path}: cannot write the {target.output.name} output ({exc.strerror or exc}); give a writable path"
