@@ -415,7 +415,7 @@ second = time.perf_counter() - t0
 # Where a warm verify spends its time: its steps one by one, through the public-ish functions
 # (a step whose function changed is reported as missing, not as a crash of the benchmark).
 from envprint.check import compare
-from envprint.record import probes as probe_mod, store
+from envprint.record import npz, store
 from envprint.check.capture import capture
 from envprint.causes.diff import diff_fingerprints
 from envprint.causes.explain import explain
@@ -423,8 +423,8 @@ from envprint.models import IdentityCheck, Tolerance
 from envprint._tf import identity, loading
 fp = sidecar / "fingerprint.json"
 saved = store.read_fingerprint(fp)
-probes = probe_mod.load_arrays(sidecar / saved.probe_arrays.file)
-reference = probe_mod.load_arrays(sidecar / saved.reference_arrays.file)
+probes = npz.load_arrays(sidecar / saved.probe_arrays.file)
+reference = npz.load_arrays(sidecar / saved.reference_arrays.file)
 loaded = loading.wrap_model(model, saved.model.format)
 obtained = loaded.predict(probes)
 outputs = compare.compare_outputs(reference, obtained, Tolerance())
@@ -436,7 +436,7 @@ def timeit(fn, n=5):
     return sorted(ts)[n // 2]
 sections = {
     "read fingerprint.json": lambda: store.read_fingerprint(fp),
-    "load probes + reference .npz": lambda: [probe_mod.load_arrays(sidecar / r.file)
+    "load probes + reference .npz": lambda: [npz.load_arrays(sidecar / r.file)
                                              for r in (saved.probe_arrays, saved.reference_arrays)],
     "model_identity (weights digest)": lambda: identity.model_identity(loading.wrap_model(model, saved.model.format)),
     "predict x2 (check + randomness)": lambda: (loaded.predict(probes), loaded.predict(probes)),

@@ -39,7 +39,7 @@ def case_endpoint(ctx: Any) -> list[dict]:
     import envprint
     from envprint.check.endpoint.base import TransportOptions
     from envprint.check.endpoint.transport import Transport
-    from envprint.record.probes import load_arrays
+    from envprint.record.npz import load_arrays
 
     model = ctx.workdir / "endpoint" / "scorer" / "1"
     if not model.exists():

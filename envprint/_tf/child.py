@@ -53,7 +53,7 @@ def _seed_keras(runtime: dict[str, Any]) -> None:
 def _predict(spec: dict[str, Any], before_load: Any) -> None:
     """Apply the settings (``before_load``), load the model, predict each run's probes and write its outputs."""
     from envprint._tf import loading
-    from envprint.record.probes import load_arrays, save_arrays
+    from envprint.record.npz import load_arrays, save_arrays
 
     before_load()
     loaded = loading.load_model(

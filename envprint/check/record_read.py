@@ -50,7 +50,7 @@ def sidecar_arrays(
     fingerprint records is a FingerprintError: there is nothing to compare against. Bytes that load
     and fit but differ from the recorded sha256 are reported as edited (a mismatch, not an error).
     """
-    from envprint.record.probes import load_arrays
+    from envprint.record.npz import load_arrays
 
     recorded_model(fp, fp_path)
     if fp.probe_arrays is None or fp.reference_arrays is None:

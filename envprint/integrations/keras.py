@@ -33,9 +33,9 @@ from envprint import formats
 from envprint._tf import import_keras, import_tensorflow, keras_flavor
 from envprint.errors import FingerprintError, UsageError
 from envprint.integrations.probe_files import write_probes
+from envprint.record.atomic import make_staging_dir
 from envprint.record.sidecar import (
     default_sidecar,
-    make_staging_dir,
     not_a_record,
     publish_directory,
     refuse_non_record,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from envprint.errors import UsageError
-from envprint.record.sidecar import plain_file_mode
+from envprint.record.atomic import plain_file_mode
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"

@@ -27,11 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from envprint.errors import FingerprintError
-
-# Re-exported: _tf/child.py, check/verifier.py and scripts/bench*.py import these from here.
 from envprint.record.npz import CORRUPT, open_arrays, read_array, short
-from envprint.record.npz import load_arrays as load_arrays
-from envprint.record.npz import save_arrays as save_arrays
 
 CAST_RULE = "value-preserving-v1"  # see the module docstring; recorded with the probes
 STRING_DTYPE = "string"  # tf.string has no NumPy dtype name of its own

@@ -19,11 +19,6 @@ from typing import TypeVar
 from envprint import formats
 from envprint.errors import FingerprintError, ModelError
 from envprint.record import atomic
-
-# Re-exported: render/, integrations/keras.py and integrations/tfserving.py import these from here.
-from envprint.record.atomic import atomic_write_text as atomic_write_text
-from envprint.record.atomic import make_staging_dir as make_staging_dir
-from envprint.record.atomic import plain_file_mode as plain_file_mode
 from envprint.record.signing import SIGNATURE_FILE
 
 T = TypeVar("T")
