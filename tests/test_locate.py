@@ -53,6 +53,14 @@ def cnn_record(tmp_path_factory):
     return d
 
 
+def test_a_record_with_layers_against_this_host_differs_in_nothing_the_host_has(cnn_record):
+    """The trace is the model's, like its probes: `diff --current` and verify do not count it as the host's."""
+    from envhelpers import invoke
+
+    r = invoke("diff", cnn_record / "model.keras.envprint", "--current", "--json")
+    assert "layer_trace" not in {e["path"].split(".")[0] for e in json.loads(r.stdout)["entries"]}, r.stdout
+
+
 def test_save_layers_records_a_bounded_trace_that_verify_checks(cnn_record):
     fp = json.loads((cnn_record / "model.keras.envprint" / "fingerprint.json").read_text())
     trace = fp["layer_trace"]

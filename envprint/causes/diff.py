@@ -92,7 +92,9 @@ def _collapse_missing(a: dict, b: dict) -> tuple[dict, dict]:
 
 # Sections that `envprint save` adds. Compared only when both sides are records of a model:
 # a host captured now has none of them, and that is not a difference.
-MODEL_SECTIONS = ("model", "probes", "probe_arrays", "reference_arrays", "self_check", "tolerance", "variants")
+MODEL_SECTIONS = (
+    "model", "probes", "probe_arrays", "reference_arrays", "self_check", "tolerance", "variants", "layer_trace",
+)  # fmt: skip
 # Fields that describe how a record's reference was produced, not the host: a declared seed.
 # Compared between two model records only, like MODEL_SECTIONS.
 MODEL_FIELDS = (("seeds", "declared"), ("seeds", "source"))
