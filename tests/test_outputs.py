@@ -53,8 +53,11 @@ def test_a_spec_is_format_or_format_equals_path_and_dash_is_stdout(tmp_path, mon
         parse_spec("yaml")
     with pytest.raises(UsageError, match=r"^--output html=-: html cannot go to stdout; write html=PATH$"):
         parse_spec("html=-")
-    with pytest.raises(UsageError, match=r"no path after '='"):
+    with pytest.raises(UsageError, match=r"^--output json=: no path after '='; write json=PATH, or json=- for stdout$"):
         parse_spec("json=")
+    # Not offered stdout where it would then be refused.
+    with pytest.raises(UsageError, match=r"^--output html=: no path after '='; write html=PATH$"):
+        parse_spec("html=")
 
 
 def test_two_outputs_on_stdout_are_refused(tmp_path):

@@ -125,7 +125,8 @@ def parse_spec(spec: str) -> Target:
     if output is None:
         raise UsageError(f"--output {spec}: unknown format {name!r}; choose one of {', '.join(OUTPUTS)}")
     if sep and not where:
-        raise UsageError(f"--output {spec}: no path after '='; write {name}=PATH, or {name}=- for stdout")
+        stdout = f", or {name}=- for stdout" if output.stdout else ""
+        raise UsageError(f"--output {spec}: no path after '='; write {name}=PATH{stdout}")
     where = where if sep else output.default
     if where == STDOUT and not output.stdout:
         raise UsageError(f"--output {spec}: {name} cannot go to stdout; write {name}=PATH")
