@@ -95,12 +95,12 @@ def test_an_output_that_fails_late_is_told_once(cpu_json, tmp_path, monkeypatch)
     # The path passed the check before any work; writing it failed afterwards (the disk filled, the
     # directory went away). The error is the command's: one line, not repeated as a warning when the
     # error document is then written to the outputs.
-    from envprint.record import sidecar
+    from envprint.record import atomic
 
     def full(path, text, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sidecar, "atomic_write_text", full)
+    monkeypatch.setattr(atomic, "write_output", full)
     out = tmp_path / "diff.json"
     r = invoke("diff", cpu_json, cpu_json, "--output", f"json={out}")
     assert r.exit_code == ExitCode.USAGE, r.output

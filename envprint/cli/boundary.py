@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -44,29 +43,6 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-class _Unrepeated:
-    """stderr, less one line already said (whole writes only: every diagnostic is one write)."""
-
-    def __init__(self, stream: Any, line: str) -> None:
-        self._stream, self._line = stream, line
-
-    def write(self, text: str) -> int:
-        return len(text) if text == self._line else self._stream.write(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-@contextmanager
-def _said_once(line: str) -> Iterator[None]:
-    stream = sys.stderr
-    sys.stderr = _Unrepeated(stream, line)
-    try:
-        yield
-    finally:
-        sys.stderr = stream
-
-
 def _traceback_under_debug() -> None:
     if _state["debug"]:
         try:
@@ -89,11 +65,7 @@ def _guard(fn: Callable[[], Any], json_out: Any = False) -> Any:
         except OSError:  # stderr's reader is gone (2>&1 | head): the code still says what happened
             discard_stderr()
         if hasattr(json_out, "write_error"):
-            detail = message.removeprefix("error: ")
-            # An output that could not be written (the error itself) warns again when it is given
-            # the error document: the line is on stderr already.
-            with _said_once(f"envprint: WARNING: {detail}\n"):
-                json_out.write_error(code, detail)
+            json_out.write_error(code, message.removeprefix("error: "))
         elif json_out:
             _print_json_error(code, message.removeprefix("error: "))
         return typer.Exit(code)

@@ -186,6 +186,7 @@ class Selection:
         # The CLI passes its own: a reader that closes the pipe ends the output, not the command.
         self._emit = emit or (lambda text: sys.stdout.write(text))
         self.targets: list[Target] = []
+        self._failed: list[Target] = []  # files that could not be written: the error being reported
         self._checked = False
         self._stdout_taken = json_lines  # sweep --json streams JSON Lines there itself
         self._text_unless_files = text_unless_files  # envprint report: a page asked for is the whole result
@@ -238,8 +239,12 @@ class Selection:
             text = t.output.render(result, self.context)
             if t.path is None:
                 self._emit(text)
-            else:
+                continue
+            try:
                 _write_file(t, text)
+            except UsageError:
+                self._failed.append(t)  # the error names it; its error document is not tried there again
+                raise
 
     def write_error(self, code: int, message: str) -> None:
         """The error that stopped the command, to every output that can draw one (never an empty file).
@@ -257,7 +262,7 @@ class Selection:
             self._emit(canonical_json(document))
         self.context.kind = "error"
         for t in targets:
-            if t.output.name == "text" or "error" not in t.output.kinds:
+            if t.output.name == "text" or "error" not in t.output.kinds or t in self._failed:
                 continue
             try:
                 text = t.output.render(document, self.context)
