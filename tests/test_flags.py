@@ -480,3 +480,15 @@ def test_tf_cpp_min_log_level_is_read_as_tensorflow_reads_it():
         b"envprint: error: model.keras: no such file\n": None,
     }
     assert {line: cpp_log_severity(line) for line in lines} == lines
+
+
+@pytest.mark.subprocess
+def test_show_gives_a_reason_once_and_points_back_to_it():
+    """Without TensorFlow, its reason is the TensorFlow row's; the thread and device rows say so, not again in full."""
+    code = "from envprint.cli.app import app\napp(['show', '--no-tensorflow'])\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    tensorflow = next(line for line in done.stdout.splitlines() if line.startswith("(absent)"))
+    reason = tensorflow.removeprefix("(absent)").strip()
+    assert reason and done.stdout.count(reason) == 1, done.stdout
+    assert "tf_intra_op            (absent: as TensorFlow above)" in done.stdout, done.stdout

@@ -38,11 +38,14 @@ def render_fingerprint(fp: Fingerprint, out: Writer, show_all: bool = False) -> 
         f"envprint fingerprint (schema {fp.schema_version}, envprint {fp.envprint_version}, "
         f"captured {fp.created_at.isoformat()})"
     )
+    said: dict[str, str] = {}  # a reason shown in full -> where; later rows point back to it
     for section, title in SECTION_TITLES.items():
         value = data[section]
         table = Table(title)
         if value is None:
             table.add_row("(absent)", fp.unavailable.get(section, ""))
+            said.setdefault(fp.unavailable.get(section, ""), f"{title} above")
+            out.line()
             out.table(table)
             continue
         installed = value.pop("installed", None) if section == "packages" else None
@@ -54,7 +57,9 @@ def render_fingerprint(fp: Fingerprint, out: Writer, show_all: bool = False) -> 
             if section == "tensorflow" and path == "jit" and leaf in JIT_WORDS:
                 shown = JIT_WORDS[leaf]
             if leaf is None and path in reasons:
-                shown = f"(absent: {reasons[path]})"
+                why = reasons[path]
+                shown = f"(absent: as {said[why]})" if why in said else f"(absent: {why})"
+                said.setdefault(why, path)
             table.add_row(path, shown)
         if not table.rows and installed is None:
             table.add_row("(none)", "")
