@@ -214,6 +214,21 @@ def save(  # size: long only by its option declarations; the body is parse, one 
     _guard(body, outs)
 
 
+def _refuse_mixed_modes(ctx: typer.Context, *, endpoint: bool, preflight: bool, investigate: bool) -> None:
+    """verify runs one of three ways (here, preflight, an endpoint): refuse the options of another."""
+    if not endpoint:
+        refuse_endpoint_options(ctx)
+    if not investigate:
+        refuse_given(ctx, ("investigate_timeout",),
+                     "{flag} applies to --investigate: add --investigate, or drop {flag}")  # fmt: skip
+    if endpoint and preflight:
+        raise UsageError("--preflight compares this host with the record; an endpoint's host is not here: drop one")
+    if endpoint and investigate:
+        raise UsageError("--investigate restores settings of this host; an endpoint's host is not here")
+    if preflight and investigate:
+        raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
+
+
 def verify(  # size: long only by its option declarations; the body is parse, one library call, emit
     ctx: typer.Context,
     model: ModelArg,
@@ -299,15 +314,7 @@ def verify(  # size: long only by its option declarations; the body is parse, on
     outs = outputs(output, json=json_out, html=html, junit_xml=junit_xml, model=model)
 
     def body() -> int:
-        if endpoint is None:
-            refuse_endpoint_options(ctx)
-        if not investigate:
-            refuse_given(ctx, ("investigate_timeout",),
-                         "{flag} applies to --investigate: add --investigate, or drop {flag}")  # fmt: skip
-        if endpoint is not None and preflight:
-            raise UsageError("--preflight compares this host with the record; an endpoint's host is not here: drop one")
-        if preflight and investigate:
-            raise UsageError("--investigate re-runs a verify's probes; --preflight runs none: drop one of them")
+        _refuse_mixed_modes(ctx, endpoint=endpoint is not None, preflight=preflight, investigate=investigate)
         # every path and extra, before any work; JUnit's properties: this host, TensorFlow's facts if imported
         outs.check("preflight" if preflight else "report", host=this_host)
         quiet_tensorflow()
@@ -321,8 +328,6 @@ def verify(  # size: long only by its option declarations; the body is parse, on
         if endpoint is not None:
             from envprint.check.endpoint.verifier import verify_endpoint
 
-            if investigate:
-                raise UsageError("--investigate restores settings of this host; an endpoint's host is not here")
             report = verify_endpoint(
                 endpoint, model, fingerprint=fingerprint, protocol=protocol, model_name=model_name,
                 signature=signature, batch_size=batch_size, wait=wait, timeout=timeout, cacert=cacert,
