@@ -3,7 +3,7 @@
 Owns: the page (verdict, per output the error histograms in ULP and relative terms with the
 tolerance drawn on them, obtained vs expected, the worst elements, the ranked causes with their
 evidence, the environment differences) and reading a saved JSON report back.
-Part of the render layer: the page's own wording lives here; the words it shares with the text report are render/words.py's.
+Part of the render layer: the page's own wording lives here; what it shares with the text report, in text.py.
 
 Plots are matplotlib figures inlined as SVG. Not plotly: its JavaScript, inlined to work offline,
 is 4.8 MB per file (plotly 7.1), while a static SVG needs no script and weighs tens of KiB per output;
