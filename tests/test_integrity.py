@@ -240,6 +240,27 @@ def _verify_error(model: Path) -> str:
     return str(err.value)
 
 
+def test_a_model_cut_short_since_save_says_its_bytes_are_not_the_recorded_ones(unsigned):
+    """An incomplete copy or download: the load fails (exit 4), and the record knows why."""
+    data = unsigned.read_bytes()
+    unsigned.write_bytes(data[: len(data) // 2])
+    r = invoke("verify", unsigned)
+    assert r.exit_code == ExitCode.MODEL, r.output
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "not a .keras archive" in r.stderr, r.stderr
+    assert "its bytes are not the ones save recorded (model.keras changed since save" in r.stderr, r.stderr
+
+
+def test_a_model_refused_for_another_reason_does_not_blame_its_bytes(lambda_model, tmp_path):
+    """The very file save recorded, refused by the load (a Lambda layer in safe mode): nothing is said of its bytes."""
+    model = tmp_path / "lambda.keras"
+    shutil.copy2(lambda_model["keras"], model)
+    envprint.save(model, safe_mode=False)
+    r = invoke("verify", model)
+    assert r.exit_code == ExitCode.MODEL, r.output
+    assert "save recorded" not in r.stderr and "--unsafe" in r.stderr, r.stderr
+
+
 def test_a_truncated_reference_is_exit_3(unsigned):
     ref = sidecar_of(unsigned) / "reference.npz"
     ref.write_bytes(ref.read_bytes()[:100])

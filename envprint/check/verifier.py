@@ -80,19 +80,42 @@ def outputs_digest(outputs: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
-def load_and_hash(model_path: Path, exclude: list[str], **load_options: Any) -> tuple[Any, dict[str, str]]:
+def load_and_hash(
+    model_path: Path, exclude: list[str], recorded: Mapping[str, str] | None = None, **load_options: Any
+) -> tuple[Any, dict[str, str]]:
     """Load the model and digest its files at once: (LoadedModel, {relative path: sha256}).
 
     The files are hashed on a second core while TensorFlow loads the model on the first:
     sha256 releases the GIL and Keras' load is mostly single-threaded, so the check is nearly
-    free (scripts/bench.py measures it against the load alone).
+    free (scripts/bench.py measures it against the load alone). A load that fails on files whose
+    digests differ from ``recorded`` (the record's) says so: the model changed since save.
     """
     from envprint._tf import loading
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="envprint-digest") as pool:
         hashing = pool.submit(digests.tree_digests, model_path, exclude=exclude)
-        loaded = loading.load_model(model_path, **load_options)
+        try:
+            loaded = loading.load_model(model_path, **load_options)
+        except ModelError as exc:
+            changed = _changed_since_save(recorded, hashing, model_path)
+            if not changed:
+                raise
+            what = str(exc).rsplit("; ", 1)[0]  # the loader's fix (re-save it) would be the wrong one
+            raise ModelError(
+                f"{what}; its bytes are not the ones save recorded ({', '.join(changed)} changed since save: an "
+                "incomplete copy or download?): copy the model again from where it was saved"
+            ) from None
         return loaded, hashing.result()
+
+
+def _changed_since_save(recorded: Mapping[str, str] | None, hashing: Any, model_path: Path) -> list[str]:
+    """The recorded files whose bytes differ now (a file named '.' is the model's single file)."""
+    try:
+        now = hashing.result()
+    except Exception:  # unreadable files: the load's own error says enough
+        return []
+    changed = [k for k in sorted(recorded or {}) if k in now and now[k] != (recorded or {})[k]]
+    return [model_path.name if k == "." else k for k in changed]
 
 
 def preflight(
@@ -310,6 +333,7 @@ def _load(model: Any, model_path: Path | None, fp_path: Path, recorded: ModelIde
     loaded, now = load_and_hash(
         model_path,
         exclude=sidecar.sidecar_exclusions(model_path, fp_path.parent),
+        recorded=recorded.files if chosen == recorded.format else None,
         fmt=chosen,
         signature=options.signature or (recorded.signature if formats.get(chosen).signatures else None),
         custom_objects=custom_objects,
