@@ -16,13 +16,9 @@ from hypothesis.extra import numpy as hnp
 
 from envprint.errors import ExitCode, FingerprintError
 from envprint.record import probe_kinds as pk
+from envprint.record.npz import load_arrays, save_arrays
 from envprint.record.probe_kinds import InputHint, generate_probes, probes_from_recipe
-from envprint.record.probes import (
-    TensorSpecInfo,
-    load_arrays,
-    load_probes,
-    save_arrays,
-)
+from envprint.record.probes import TensorSpecInfo, load_probes
 
 FEATURES = TensorSpecInfo("features", (None, 4), "float32")
 TOKENS = TensorSpecInfo("tokens", (None, 5), "int32")
