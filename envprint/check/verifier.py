@@ -110,11 +110,13 @@ def load_and_hash(
 
 def _changed_since_save(recorded: Mapping[str, str] | None, hashing: Any, model_path: Path) -> list[str]:
     """The recorded files whose bytes differ now (a file named '.' is the model's single file)."""
+    if not recorded:
+        return []
     try:
         now = hashing.result()
     except Exception:  # unreadable files: the load's own error says enough
         return []
-    changed = [k for k in sorted(recorded or {}) if k in now and now[k] != (recorded or {})[k]]
+    changed, _, _ = _file_changes(recorded, now)
     return [model_path.name if k == "." else k for k in changed]
 
 

@@ -1,4 +1,7 @@
-"""PROTOCOLS: the one list of serving protocols; ``--protocol``'s choices, URL detection and the docs come from it.
+"""PROTOCOLS: the one list of serving protocols; URL detection, the docs and ``--protocol``'s choices come from it.
+
+The command line names the ids again (``cli/options.PROTOCOL_IDS``) so that ``envprint --help``
+does not import this package's NumPy; ``tests/test_cli_misuse.py`` holds the two equal.
 
 Order matters only for a URL two protocols claim equally (TF Serving REST and KServe V1 share
 ``/v1/models/NAME:predict``): each one's ``confirms()`` asks the server, in this order.
